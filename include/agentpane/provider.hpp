@@ -1,0 +1,80 @@
+// The provider contract: small interfaces (lifecycle, exec, stats) composed into one.
+// Every provider passes the one contract suite in test/contract/.
+//
+// General rules for every method:
+//  - MUST be safe to call concurrently from several threads.
+//  - MUST NOT hang: every engine/cluster call has a bounded timeout; an unreachable
+//    backend is SandboxProviderUnavailable (Docker) or K8sUnreachable (Kubernetes).
+//  - Blocking: callers on network threads MUST move calls to a worker pool.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentpane/exec.hpp"
+#include "agentpane/result.hpp"
+#include "agentpane/sandbox.hpp"
+
+namespace agentpane {
+
+class SandboxLifecycle {
+ public:
+  virtual ~SandboxLifecycle() = default;
+
+  // Starts a sandbox and returns once commands can run in it (state Running).
+  // MUST label it (labels:: in sandbox.hpp) so that list() finds it after a restart.
+  // MUST refuse a missing projectPath (SandboxProjectPathInvalid) and an unknown image
+  // (SandboxImageNotFound) without leaving anything behind; a failed create MUST remove
+  // whatever it made. A second create with the same id is SandboxAlreadyExists.
+  virtual Result<SandboxInfo> create(const SandboxSpec& spec) = 0;
+
+  // Looks a sandbox up by its agentpane id. Unknown id: SandboxNotFound.
+  virtual Result<SandboxInfo> get(const std::string& id) = 0;
+
+  // Lists sandboxes carrying our labels, from the engine/cluster (never from memory).
+  virtual Result<std::vector<SandboxInfo>> list(const ListFilter& filter) = 0;
+
+  // Stops a sandbox. MUST be idempotent: stopping a stopped sandbox succeeds.
+  // Unknown id: SandboxNotFound.
+  virtual Result<void> stop(const std::string& id) = 0;
+
+  // Removes a sandbox and everything made for it (volumes, policies). MUST be idempotent:
+  // removing an unknown or already removed sandbox succeeds.
+  virtual Result<void> remove(const std::string& id) = 0;
+};
+
+class SandboxExecutor {
+ public:
+  virtual ~SandboxExecutor() = default;
+
+  // Starts argv in the sandbox (see exec.hpp for semantics). Sandbox not running:
+  // SandboxNotRunning; unknown: SandboxNotFound; empty argv: ValidationError.
+  virtual Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+                                                        const std::vector<std::string>& argv,
+                                                        const ExecOptions& options) = 0;
+
+  // Buffered form: open, feed stdin, collect, wait. Default uses runToCompletion().
+  virtual Result<ExecResult> exec(const std::string& id, const ExecRequest& req);
+};
+
+class SandboxStats {
+ public:
+  virtual ~SandboxStats() = default;
+  // One sample from the engine's stats / metrics API.
+  virtual Result<SandboxMetrics> metrics(const std::string& id) = 0;
+};
+
+class SandboxProvider : public SandboxLifecycle, public SandboxExecutor, public SandboxStats {
+ public:
+  [[nodiscard]] virtual ProviderType type() const = 0;
+
+  // Reachable? version, counts, warnings. MUST return (reachable=false) rather than fail
+  // when the backend is down.
+  virtual HealthStatus healthCheck() = 0;
+
+  // Removes stopped, failed, idle (createdBefore) or orphaned (not in knownIds) sandboxes.
+  virtual Result<CleanupReport> cleanup(const CleanupFilter& filter) = 0;
+};
+
+}  // namespace agentpane

@@ -1,0 +1,133 @@
+// Value types shared by every provider: what a sandbox is asked to be, and what it is.
+// No library types (Beast, JSON, YAML) appear here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace agentpane {
+
+enum class ProviderType { Docker, Kubernetes };
+const char* toString(ProviderType t);  // "docker" | "kubernetes"
+std::optional<ProviderType> providerTypeFromString(const std::string& s);
+
+// CRI-style explicit states. Unknown MUST be reported when the provider cannot tell
+// (engine unreachable, an object in a state we do not model) rather than guessing.
+enum class SandboxState { Creating, Running, Stopped, Failed, Unknown };
+const char* toString(SandboxState s);  // "creating" | "running" | "stopped" | "failed" | "unknown"
+
+enum class NetworkMode {
+  None,      // no network at all (Docker: NetworkMode "none")
+  Bridge,    // default bridge with egress
+  Internal,  // a provider-managed internal network: sandboxes only, no egress
+};
+const char* toString(NetworkMode m);
+std::optional<NetworkMode> networkModeFromString(const std::string& s);
+
+// Kubernetes-only settings of a config; ignored by Docker.
+struct KubernetesOptions {
+  std::string kubeConfigPath;  // empty: discovery order of SPEC
+  std::string kubeContext;     // empty: current-context
+  std::string kubeNamespace = "agentpane-sandboxes";
+  bool networkPolicyEnabled = true;
+  std::string workspaceVolume = "pvc";  // "pvc" | "emptyDir" | "hostPath"
+  std::string storageClass;             // empty: a PV the provider makes for local clusters
+  int workspaceSizeGi = 10;
+  int startupTimeoutSeconds = 120;
+};
+
+// Labels every provider puts on what it creates (SPEC "Labels").
+namespace labels {
+inline constexpr const char* kSandbox = "agentpane.io/sandbox";        // "true"
+inline constexpr const char* kSandboxId = "agentpane.io/sandbox-id";
+inline constexpr const char* kProjectId = "agentpane.io/project-id";
+inline constexpr const char* kAgentId = "agentpane.io/agent-id";
+inline constexpr const char* kManaged = "agentpane.io/managed";        // "true"
+inline constexpr const char* kWarmPool = "agentpane.io/warm-pool";     // "true"
+inline constexpr const char* kWarmPoolState = "agentpane.io/warm-pool-state";  // warm|allocated
+}  // namespace labels
+
+// What create() is asked for.
+struct SandboxSpec {
+  std::string id;           // assigned by the caller (the service); [a-z0-9-]{1,63}
+  std::string projectId;
+  std::string agentId;
+  std::string projectPath;  // host directory mounted at /workspace; MUST exist
+  std::string image = "agentpane/sandbox:latest";
+  int memoryMb = 2048;
+  double cpu = 2.0;
+  int pidsLimit = 512;
+  std::vector<std::pair<std::string, std::string>> env;
+  NetworkMode network = NetworkMode::None;
+  std::vector<std::string> allowedEgressHosts;  // HOST[:PORT], CIDR or IP
+  std::map<std::string, std::string> extraLabels;  // e.g. warm-pool labels
+  KubernetesOptions kubernetes;
+};
+
+// What a provider reports about one sandbox. Built from the provider (labels), not memory.
+struct SandboxInfo {
+  std::string id;  // agentpane.io/sandbox-id
+  ProviderType provider = ProviderType::Docker;
+  SandboxState state = SandboxState::Unknown;
+  std::string projectId;
+  std::string agentId;
+  std::string projectPath;
+  std::string image;
+  std::string containerId;   // Docker
+  std::string podName;       // Kubernetes
+  std::string podNamespace;  // Kubernetes
+  std::string podUid;        // Kubernetes
+  std::int64_t createdAtUnix = 0;
+  std::map<std::string, std::string> labels;
+  std::string stateDetail;   // engine's words, e.g. "Exited (137) 2 seconds ago"
+};
+
+struct ListFilter {
+  std::optional<std::string> projectId;
+  std::optional<std::string> agentId;
+  std::map<std::string, std::string> labels;  // extra equality selectors
+  bool includeStopped = true;
+};
+
+struct HealthStatus {
+  bool reachable = false;
+  std::string version;     // engine / cluster version
+  std::string apiVersion;  // negotiated API version
+  int running = 0;
+  int total = 0;
+  std::vector<std::string> warnings;
+};
+
+struct CleanupFilter {
+  bool stopped = true;   // remove stopped sandboxes
+  bool failed = true;    // remove failed sandboxes
+  // Remove sandboxes whose id is not in this set (orphans), when set.
+  std::optional<std::vector<std::string>> knownIds;
+  // Remove running sandboxes created before this time (idle by age), when set.
+  std::optional<std::int64_t> createdBeforeUnix;
+};
+
+struct CleanupReport {
+  std::vector<std::string> removedIds;
+  std::vector<std::string> failedIds;
+};
+
+struct SandboxMetrics {
+  double cpuPercent = 0;           // of one core = 100
+  std::uint64_t memoryBytes = 0;
+  std::uint64_t memoryLimitBytes = 0;
+  std::uint64_t networkRxBytes = 0;
+  std::uint64_t networkTxBytes = 0;
+  std::uint64_t pids = 0;
+  std::int64_t uptimeSeconds = 0;
+};
+
+// Validation shared by every layer (ids reach labels, names reach shells).
+bool isValidSandboxId(const std::string& id);   // [a-z0-9][a-z0-9-]{0,62}
+bool isValidLabelValue(const std::string& v);   // Kubernetes label value rules
+
+}  // namespace agentpane

@@ -1,0 +1,62 @@
+#include "agentpane/sandbox.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace agentpane {
+
+const char* toString(ProviderType t) {
+  return t == ProviderType::Docker ? "docker" : "kubernetes";
+}
+
+std::optional<ProviderType> providerTypeFromString(const std::string& s) {
+  if (s == "docker") return ProviderType::Docker;
+  if (s == "kubernetes" || s == "k8s") return ProviderType::Kubernetes;
+  return std::nullopt;
+}
+
+const char* toString(SandboxState s) {
+  switch (s) {
+    case SandboxState::Creating: return "creating";
+    case SandboxState::Running: return "running";
+    case SandboxState::Stopped: return "stopped";
+    case SandboxState::Failed: return "failed";
+    case SandboxState::Unknown: break;
+  }
+  return "unknown";
+}
+
+const char* toString(NetworkMode m) {
+  switch (m) {
+    case NetworkMode::None: return "none";
+    case NetworkMode::Bridge: return "bridge";
+    case NetworkMode::Internal: return "internal";
+  }
+  return "none";
+}
+
+std::optional<NetworkMode> networkModeFromString(const std::string& s) {
+  if (s == "none") return NetworkMode::None;
+  if (s == "bridge") return NetworkMode::Bridge;
+  if (s == "internal") return NetworkMode::Internal;
+  return std::nullopt;
+}
+
+bool isValidSandboxId(const std::string& id) {
+  if (id.empty() || id.size() > 63) return false;
+  auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  if (!std::all_of(id.begin(), id.end(), ok)) return false;
+  return id.front() != '-' && id.back() != '-';
+}
+
+bool isValidLabelValue(const std::string& v) {
+  if (v.empty()) return true;
+  if (v.size() > 63) return false;
+  auto alnum = [](unsigned char c) { return std::isalnum(c) != 0; };
+  if (!alnum(v.front()) || !alnum(v.back())) return false;
+  return std::all_of(v.begin(), v.end(), [&](unsigned char c) {
+    return alnum(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+}  // namespace agentpane
