@@ -49,6 +49,8 @@ class TmuxController {
 namespace tmux_detail {
 // Parses `tmux list-sessions -F` output produced by the format the controller uses.
 std::vector<TmuxSessionInfo> parseListSessions(std::string_view out);
+// The last `lines` lines of a captured pane, without the pane's empty bottom.
+std::string lastLines(std::string_view text, int lines);
 }  // namespace tmux_detail
 
 }  // namespace agentpane

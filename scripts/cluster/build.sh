@@ -37,7 +37,7 @@ build_coredns() {
   [[ -x $K8S_BIN/coredns ]] && { log "coredns $COREDNS_VERSION: cached"; return 0; }
   log "building coredns $COREDNS_VERSION"
   (cd "$HERE/coredns" && CGO_ENABLED=0 go build -mod=mod -p "$JOBS" -trimpath -ldflags "-s -w" \
-      -o "$K8S_BIN/coredns.tmp" github.com/coredns/coredns)
+      -o "$K8S_BIN/coredns.tmp" .)
   mv "$K8S_BIN/coredns.tmp" "$K8S_BIN/coredns"
 }
 
