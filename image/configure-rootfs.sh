@@ -30,6 +30,7 @@ cat >/etc/apt/apt.conf.d/agentpane-slim <<'EOF'
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
 Acquire::Languages "none";
+Dpkg::Use-Pty "0";
 EOF
 
 if [[ -n ${APT_SOURCES:-} ]]; then

@@ -157,7 +157,7 @@ else
   include=$(IFS=,; echo "${PACKAGES[*]}")
 
   log "debootstrap --variant=$VARIANT $SUITE (+ $include), log $DBLOG"
-  # Show one line per debootstrap phase (Retrieving/Validating/Extracting/...), full log to file.
+  # Show one line per debootstrap phase (Retrieving/Extracting/Unpacking/...), full log to file.
   last=""
   if ! debootstrap --variant="$VARIANT" --components=main --include="$include" \
       --cache-dir="$CACHE_DIR/debs" "${keyring[@]}" \
@@ -166,6 +166,7 @@ else
           E:* | W:*) printf '[image]   %s\n' "$line" ;;
           I:*)
             verb=${line#I: }; verb=${verb%% *}
+            [[ $verb == Validating ]] && verb=Retrieving # one phase per download
             if [[ $verb != "$last" ]]; then
               last=$verb
               printf '[image] debootstrap: %s (%ds)\n' "${line#I: }" "$((SECONDS - T0))"

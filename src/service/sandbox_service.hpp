@@ -18,52 +18,17 @@
 #include "agentpane/result.hpp"
 #include "agentpane/sandbox.hpp"
 #include "agentpane/tmux.hpp"
+#include "store/records.hpp"
 
 namespace agentpane {
 
 class Store;  // src/store/store.hpp
 
-// A resource profile (table sandbox_configs). Every Kubernetes field is stored and returned.
-struct SandboxConfig {
-  std::string id;
-  std::string name;
-  std::string description;
-  ProviderType providerType = ProviderType::Docker;
-  std::string image = "agentpane/sandbox:latest";
-  int memoryMb = 2048;         // 512..32768
-  double cpu = 2.0;            // 0.5..16
-  int pidsLimit = 512;         // 32..4096
-  int timeoutMinutes = 60;     // 1..1440, idle stop
-  bool isDefault = false;
-  NetworkMode network = NetworkMode::None;
-  bool allowFallback = true;   // Kubernetes unreachable -> Docker
-  bool enableK8s = false;      // per-config switch of the feature flag
-  // Kubernetes fields
-  std::string kubeConfigPath;
-  std::string kubeContext;
-  std::string kubeNamespace = "agentpane-sandboxes";
-  bool networkPolicyEnabled = true;
-  std::vector<std::string> allowedEgressHosts;
-  std::string workspaceVolume = "pvc";
-  std::string storageClass;
-  int workspaceSizeGi = 10;
-  int startupTimeoutSeconds = 120;
-  std::int64_t createdAtUnix = 0;
-  std::int64_t updatedAtUnix = 0;
-};
+// SandboxConfig, SandboxRecord, TmuxSessionRow, AuditEntry and AuditQuery live in
+// store/records.hpp (the store owns its row types; this header re-exports them).
 
 // Checks ranges and enums; ValidationError names the field in details["field"].
 Result<void> validateConfig(const SandboxConfig& c);
-
-// A row of table sandboxes, joined with what the provider last said.
-struct SandboxRecord {
-  SandboxInfo info;            // id, provider, state, project, container id / pod fields
-  std::string configId;
-  std::string status;          // creating|running|idle|stopping|stopped|error|gone
-  std::string error;           // last error message when status == error
-  std::int64_t createdAtUnix = 0;
-  std::int64_t lastActivityUnix = 0;
-};
 
 struct CreateSandboxRequest {
   std::string projectPath;
@@ -82,22 +47,6 @@ struct CreateSandboxOutcome {
   SandboxRecord sandbox;
   // Set when the request wanted Kubernetes and got Docker: why.
   std::optional<std::string> fallbackReason;
-};
-
-struct AuditEntry {
-  std::int64_t id = 0;
-  std::int64_t atUnixMs = 0;
-  std::string sandboxId;       // may be empty
-  std::string actor;           // "api", "cli", "reconcile", "idle"
-  std::string action;          // "sandbox.create", "exec", "tmux.create", ...
-  std::string detail;          // JSON text
-  bool ok = true;
-};
-
-struct AuditQuery {
-  std::optional<std::string> sandboxId;
-  int limit = 100;
-  std::int64_t beforeId = 0;   // paging; 0 = newest
 };
 
 // Lifecycle events (SPEC): creating, ready, idle, stopping, stopped, error,

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Second command of the README: runs every test, from a fresh machine if need be.
+# Installs what is missing, starts the Docker engine and the test cluster, builds, lints,
+# and runs unit, contract, integration and cluster suites. Ends with "N passed, N failed".
+#   bash scripts/test.sh            # everything
+#   SKIP_CLUSTER=1 bash scripts/test.sh   # without the Kubernetes cluster (local iteration)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGDIR=${TEST_LOG_DIR:-$ROOT/build/test-logs}
+PASSED=0
+FAILED=0
+FAILURES=()
+
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+must() { "$@" || { echo "FATAL: $* failed"; echo "0 passed, 1 failed"; exit 1; }; }
+record() {  # record NAME PASSED FAILED
+  PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
+  ((${3} > 0)) && FAILURES+=("$1")
+  echo "-- $1: $2 passed, $3 failed"
+}
+run_ctest() {  # run_ctest NAME ctest-args...
+  local name=$1; shift
+  local out="$LOGDIR/ctest-$name.log"
+  (cd build && ctest --output-on-failure "$@") >"$out" 2>&1
+  local rc=$?
+  grep -E '^[0-9]+% tests passed|Failed|\*\*\*' "$out" | tail -40
+  local total failed
+  total=$(sed -nE 's/.* tests failed out of ([0-9]+).*/\1/p' "$out" | tail -1)
+  failed=$(sed -nE 's/.*, ([0-9]+) tests failed out of.*/\1/p' "$out" | tail -1)
+  if [[ -z $total ]]; then
+    if grep -q 'No tests were found' "$out"; then record "$name" 0 0; return; fi
+    tail -30 "$out"; record "$name" 0 1; return
+  fi
+  ((rc != 0 && failed == 0)) && failed=1
+  record "$name" $((total - failed)) "$failed"
+}
+
+step "Debian packages";  must bash scripts/install-deps.sh
+step "Docker engine";    must bash scripts/start-docker.sh
+step "Sandbox image";    must bash scripts/build-sandbox-image.sh
+step "Build";            must bash scripts/build.sh all
+mkdir -p "$LOGDIR"
+
+step "clang-format"
+mapfile -t CXX_FILES < <(git ls-files -- 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'test/*.cpp' 'test/*.hpp' 'bench/*.cpp')
+if clang-format --dry-run -Werror "${CXX_FILES[@]}" >"$LOGDIR/clang-format.log" 2>&1; then
+  record clang-format 1 0
+else
+  head -30 "$LOGDIR/clang-format.log"; record clang-format 0 1
+fi
+
+step "clang-tidy"
+mapfile -t TIDY_FILES < <(git ls-files -- 'src/*.cpp')
+if printf '%s\n' "${TIDY_FILES[@]}" | xargs -P2 -n4 clang-tidy -p build --quiet >"$LOGDIR/clang-tidy.log" 2>&1; then
+  record clang-tidy 1 0
+else
+  grep -E 'error:' "$LOGDIR/clang-tidy.log" | head -30; record clang-tidy 0 1
+fi
+
+step "Unit tests";                 run_ctest unit -L unit -j2
+step "Contract suite (Docker)";    run_ctest contract -L contract
+step "Integration tests (Docker)"; run_ctest integration -L integration
+
+if [[ -z ${SKIP_CLUSTER:-} && -x scripts/test-cluster ]]; then
+  step "Kubernetes test cluster"
+  if bash scripts/test-cluster up; then
+    record cluster-up 1 0
+    bash test/cluster/run.sh 2>&1 | tee "$LOGDIR/cluster.log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGDIR/cluster.log" | tail -1)
+    if [[ -n $line ]]; then
+      record cluster "$(cut -d' ' -f1 <<<"$line")" "$(cut -d' ' -f3 <<<"$line")"
+    else
+      record cluster 0 1
+    fi
+  else
+    record cluster-up 0 1
+  fi
+fi
+
+echo
+((${#FAILURES[@]})) && echo "failing suites: ${FAILURES[*]} (logs in $LOGDIR)"
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))

@@ -1,0 +1,320 @@
+#include "cli/api_client.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/websocket.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace agentpane::cli {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto kCallTimeout = std::chrono::minutes(10);  // creates can pull and start
+constexpr std::size_t kMaxResponse = 512u << 20;
+
+Error unreachable(const ServerEndpoint& ep, const std::string& why) {
+  return {ErrorCode::ServerUnreachable,
+          "cannot reach the agentpane server at " + ep.url() + " (" + why +
+              "); start it with `agentpane serve` or set AGENTPANE_URL"};
+}
+
+Error errorFromEnvelope(int status, const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    const auto& e = j["error"];
+    Error err(errorFromName(e.value("code", "INTERNAL_ERROR")), e.value("message", ""));
+    if (e.contains("details") && e["details"].is_object()) {
+      for (auto& [k, v] : e["details"].items()) {
+        err.details[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    }
+    return err;
+  }
+  return {ErrorCode::Internal,
+          "server answered HTTP " + std::to_string(status) + " without an error envelope"};
+}
+
+}  // namespace
+
+std::string urlEncode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+Result<ServerEndpoint> parseServerUrl(const std::string& url) {
+  const std::string prefix = "http://";
+  if (url.rfind("https://", 0) == 0) {
+    return Error(ErrorCode::ValidationError,
+                 "AGENTPANE_URL: https is not supported by the CLI yet; use http:// on loopback");
+  }
+  if (url.rfind(prefix, 0) != 0) {
+    return Error(ErrorCode::ValidationError, "AGENTPANE_URL must look like http://HOST:PORT, got '" + url + "'");
+  }
+  std::string rest = url.substr(prefix.size());
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  ServerEndpoint ep;
+  auto colon = rest.rfind(':');
+  if (rest.empty()) return Error(ErrorCode::ValidationError, "AGENTPANE_URL has no host");
+  if (colon == std::string::npos || rest.back() == ']') {
+    ep.host = rest;
+    ep.port = "80";
+  } else {
+    ep.host = rest.substr(0, colon);
+    ep.port = rest.substr(colon + 1);
+  }
+  if (ep.host.size() > 2 && ep.host.front() == '[' && ep.host.back() == ']') {
+    ep.host = ep.host.substr(1, ep.host.size() - 2);
+  }
+  if (ep.port.empty() || ep.port.find_first_not_of("0123456789") != std::string::npos) {
+    return Error(ErrorCode::ValidationError, "AGENTPANE_URL has a bad port: '" + ep.port + "'");
+  }
+  return ep;
+}
+
+std::string defaultHome() {
+  if (const char* h = std::getenv("AGENTPANE_HOME"); h && *h) return h;
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.agentpane";
+}
+
+Result<std::string> discoverToken(const std::string& home) {
+  if (const char* t = std::getenv("AGENTPANE_TOKEN"); t && *t) return std::string(t);
+  std::ifstream in(home + "/token");
+  if (!in) {
+    return Error(ErrorCode::Unauthorized,
+                 "no token: set AGENTPANE_TOKEN or AGENTPANE_HOME (looked for " + home +
+                     "/token, which `agentpane serve` creates at first start)");
+  }
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  if (token.empty()) return Error(ErrorCode::Unauthorized, "token file " + home + "/token is empty");
+  return token;
+}
+
+Result<ApiClient> ApiClient::fromEnvironment() {
+  const char* url = std::getenv("AGENTPANE_URL");
+  auto ep = parseServerUrl(url && *url ? url : "http://127.0.0.1:7300");
+  if (!ep.ok()) return ep.takeError();
+  auto token = discoverToken(defaultHome());
+  if (!token.ok()) return token.takeError();
+  return ApiClient(ep.value(), token.value());
+}
+
+Result<json> ApiClient::call(const std::string& method, const std::string& target,
+                             const std::optional<json>& body) const {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+  if (ec) return unreachable(endpoint_, ec.message());
+  stream.expires_after(std::chrono::seconds(5));
+  stream.connect(results, ec);
+  if (ec) return unreachable(endpoint_, ec.message());
+
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, endpoint_.host + ":" + endpoint_.port);
+  req.set(http::field::authorization, "Bearer " + token_);
+  req.set(http::field::user_agent, "agentpane-cli");
+  if (body) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = body->dump();
+  }
+  req.prepare_payload();
+  stream.expires_after(kCallTimeout);
+  http::write(stream, req, ec);
+  if (ec) return unreachable(endpoint_, ec.message());
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxResponse);
+  http::read(stream, buffer, parser, ec);
+  if (ec == beast::error::timeout) return Error(ErrorCode::Timeout, "the server did not answer in time");
+  if (ec) return unreachable(endpoint_, ec.message());
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+
+  const auto& res = parser.get();
+  int status = static_cast<int>(res.result_int());
+  auto j = json::parse(res.body(), nullptr, false);
+  if (status >= 400 || !j.is_object() || !j.value("ok", false)) return errorFromEnvelope(status, res.body());
+  return j.contains("data") ? j["data"] : json(nullptr);
+}
+
+namespace {
+
+// One exec over WebSocket, driven on one io_context thread; stdin is read on its own
+// thread and handed over by post(), so that one write is in flight at a time.
+class ExecStreamSession : public std::enable_shared_from_this<ExecStreamSession> {
+ public:
+  ExecStreamSession(const ServerEndpoint& ep, std::string token, const ExecStreamRequest& req)
+      : ep_(ep), token_(std::move(token)), req_(req), ws_(ioc_) {}
+
+  Result<int> run() {
+    beast::error_code ec;
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(ep_.host, ep_.port, ec);
+    if (ec) return unreachable(ep_, ec.message());
+    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(5));
+    beast::get_lowest_layer(ws_).connect(results, ec);
+    if (ec) return unreachable(ep_, ec.message());
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::timeout{std::chrono::seconds(30), std::chrono::seconds(60), true});
+    ws_.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+      r.set(http::field::authorization, "Bearer " + token_);
+      r.set(http::field::user_agent, "agentpane-cli");
+    }));
+    websocket::response_type upgradeRes;
+    ws_.handshake(upgradeRes, ep_.host + ":" + ep_.port,
+                  "/api/sandboxes/" + urlEncode(req_.sandboxId) + "/exec/stream", ec);
+    if (ec) {
+      if (upgradeRes.result_int() >= 400) {
+        return errorFromEnvelope(static_cast<int>(upgradeRes.result_int()), upgradeRes.body());
+      }
+      return unreachable(ep_, ec.message());
+    }
+    json start = {{"argv", req_.argv}, {"root", req_.root}};
+    if (req_.timeoutSeconds > 0) start["timeoutSeconds"] = req_.timeoutSeconds;
+    ws_.text(true);
+    ws_.write(asio::buffer(start.dump()), ec);
+    if (ec) return unreachable(ep_, ec.message());
+
+    if (req_.forwardStdin) {
+      stdinThread_ = std::thread([self = shared_from_this()] { self->pumpStdin(); });
+    } else {
+      enqueue(Outgoing{true, json{{"type", "eof"}}.dump()});
+    }
+    doRead();
+    ioc_.run();
+    if (stdinThread_.joinable()) {
+      // The process may end before our stdin does; the reader thread is blocked in read(2)
+      // on a terminal or pipe we do not own. It holds a reference to this session, so it
+      // stays valid until the CLI exits.
+      stdinThread_.detach();
+    }
+    if (error_) return *error_;
+    if (!exitCode_) return Error(ErrorCode::SandboxExecFailed, "the exec stream ended without an exit code");
+    return *exitCode_;
+  }
+
+ private:
+  struct Outgoing {
+    bool text;
+    std::string data;
+  };
+
+  void pumpStdin() {
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+      ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n > 0) {
+        enqueue(Outgoing{false, std::string(buf.data(), static_cast<std::size_t>(n))});
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    enqueue(Outgoing{true, json{{"type", "eof"}}.dump()});
+  }
+
+  void enqueue(Outgoing o) {
+    asio::post(ioc_, [this, o = std::move(o)]() mutable {
+      if (done_) return;
+      queue_.push_back(std::move(o));
+      if (queue_.size() == 1) doWrite();
+    });
+  }
+
+  void doWrite() {
+    auto& front = queue_.front();
+    ws_.text(front.text);
+    ws_.async_write(asio::buffer(front.data), [this](beast::error_code ec, std::size_t) {
+      if (ec) return;  // the read side reports what went wrong
+      queue_.pop_front();
+      if (!queue_.empty() && !done_) doWrite();
+    });
+  }
+
+  void doRead() {
+    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
+      if (ec) {
+        done_ = true;
+        if (ec != websocket::error::closed && !exitCode_ && !error_) {
+          error_ = Error(ErrorCode::SandboxExecFailed, "exec stream broke: " + ec.message());
+        }
+        return;
+      }
+      handleMessage();
+      buffer_.consume(buffer_.size());
+      doRead();
+    });
+  }
+
+  void handleMessage() {
+    auto data = buffer_.data();
+    const char* p = static_cast<const char*>(data.data());
+    std::size_t n = data.size();
+    if (!ws_.got_text()) {
+      if (n == 0) return;
+      FILE* out = p[0] == 2 ? stderr : stdout;
+      if (n > 1) std::fwrite(p + 1, 1, n - 1, out);
+      std::fflush(out);
+      return;
+    }
+    auto j = json::parse(std::string_view(p, n), nullptr, false);
+    if (!j.is_object()) return;
+    auto type = j.value("type", "");
+    if (type == "exit") {
+      exitCode_ = j.value("exitCode", 1);
+    } else if (type == "error") {
+      error_ = Error(errorFromName(j.value("code", "INTERNAL_ERROR")), j.value("message", ""));
+    }
+  }
+
+  ServerEndpoint ep_;
+  std::string token_;
+  ExecStreamRequest req_;
+  asio::io_context ioc_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::deque<Outgoing> queue_;
+  std::thread stdinThread_;
+  bool done_ = false;
+  std::optional<int> exitCode_;
+  std::optional<Error> error_;
+};
+
+}  // namespace
+
+Result<int> ApiClient::execStream(const ExecStreamRequest& req) const {
+  auto session = std::make_shared<ExecStreamSession>(endpoint_, token_, req);
+  return session->run();
+}
+
+}  // namespace agentpane::cli

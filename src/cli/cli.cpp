@@ -1,0 +1,296 @@
+#include "cli/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/api_client.hpp"
+#include "cli/commands.hpp"
+
+namespace agentpane::cli {
+
+using json = nlohmann::json;
+
+namespace {
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "error: %s\n", e.describe().c_str());
+  return errorInfo(e.code).cliExitCode;
+}
+
+template <typename T>
+int failIf(const Result<T>& r) {
+  return r.ok() ? 0 : fail(r.error());
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "-";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
+
+void printSandbox(const json& s) {
+  for (const char* k : {"id", "status", "provider", "projectId", "agentId", "projectPath", "image",
+                        "containerId", "podName", "podNamespace", "configId", "error"}) {
+    if (s.contains(k) && !s[k].is_null() && !(s[k].is_string() && s[k].get<std::string>().empty())) {
+      std::cout << k << ": " << str(s, k) << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"AgentPane Sandbox: isolated environments for AI coding agents"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "agentpane 0.1.0");
+
+  // serve
+  ServeArgs serveArgs;
+  auto* serve = app.add_subcommand("serve", "Run the server (REST API, WebSockets, metrics)");
+  serve->add_option("--listen", serveArgs.listen, "Address to listen on")->capture_default_str();
+  serve->add_option("--home", serveArgs.home, "State directory (token, database)");
+
+  // sandbox
+  auto* sandbox = app.add_subcommand("sandbox", "Manage sandboxes");
+  sandbox->require_subcommand(1);
+  json createBody = json::object();
+  std::string projectPath, projectId, agentId, provider, image, configId;
+  int memoryMb = 0;
+  double cpu = 0;
+  std::vector<std::string> envs, egress;
+  bool createJson = false;
+  auto* create = sandbox->add_subcommand("create", "Create a sandbox for a project");
+  create->add_option("--project-path", projectPath, "Project directory mounted at /workspace")->required();
+  create->add_option("--project-id", projectId);
+  create->add_option("--agent-id", agentId);
+  create->add_option("--provider", provider)->check(CLI::IsMember({"docker", "kubernetes"}));
+  create->add_option("--image", image);
+  create->add_option("--memory-mb", memoryMb);
+  create->add_option("--cpu", cpu);
+  create->add_option("--config", configId, "Sandbox config id");
+  create->add_option("--env", envs, "K=V, repeatable");
+  create->add_option("--allow-egress", egress, "HOST[:PORT], repeatable");
+  create->add_flag("--json", createJson);
+
+  bool lsJson = false, getJson = false;
+  std::string sandboxId;
+  auto* ls = sandbox->add_subcommand("ls", "List sandboxes");
+  ls->add_flag("--json", lsJson);
+  auto* get = sandbox->add_subcommand("get", "Show one sandbox");
+  get->add_option("id", sandboxId)->required();
+  get->add_flag("--json", getJson);
+  auto* stop = sandbox->add_subcommand("stop", "Stop a sandbox");
+  stop->add_option("id", sandboxId)->required();
+  auto* rm = sandbox->add_subcommand("rm", "Remove a sandbox (idempotent)");
+  rm->add_option("id", sandboxId)->required();
+
+  // exec
+  bool interactive = false, asRoot = false;
+  int timeoutSeconds = 0;
+  std::vector<std::string> command;
+  auto* exec = app.add_subcommand("exec", "Run a command in a sandbox: exec [-i] [--root] ID -- CMD [ARG...]");
+  exec->add_flag("-i,--interactive", interactive, "Forward stdin (EOF included)");
+  exec->add_flag("--root", asRoot, "Run as root (Docker only)");
+  exec->add_option("--timeout", timeoutSeconds, "Seconds before the command is killed");
+  exec->add_option("id", sandboxId)->required();
+  exec->add_option("command", command)->required();
+
+  // tmux
+  auto* tmux = app.add_subcommand("tmux", "tmux sessions inside a sandbox");
+  tmux->require_subcommand(1);
+  std::string tmuxName, tmuxText;
+  int lines = 100;
+  bool tmuxJson = false;
+  auto* tnew = tmux->add_subcommand("new", "tmux new ID NAME [-- CMD...]");
+  tnew->add_option("id", sandboxId)->required();
+  tnew->add_option("name", tmuxName)->required();
+  tnew->add_option("command", command);
+  auto* tls = tmux->add_subcommand("ls", "List sessions");
+  tls->add_option("id", sandboxId)->required();
+  tls->add_flag("--json", tmuxJson);
+  auto* tsend = tmux->add_subcommand("send", "Send text literally, then Enter");
+  tsend->add_option("id", sandboxId)->required();
+  tsend->add_option("name", tmuxName)->required();
+  tsend->add_option("text", tmuxText)->required();
+  bool noEnter = false;
+  tsend->add_flag("--no-enter", noEnter, "Do not press Enter after the text");
+  auto* tcap = tmux->add_subcommand("capture", "Print the last lines of the pane");
+  tcap->add_option("id", sandboxId)->required();
+  tcap->add_option("name", tmuxName)->required();
+  tcap->add_option("--lines", lines)->check(CLI::Range(1, 10000));
+  auto* tkill = tmux->add_subcommand("kill", "Kill a session");
+  tkill->add_option("id", sandboxId)->required();
+  tkill->add_option("name", tmuxName)->required();
+
+  // k8s, pool, manifests, doctor
+  bool k8sJson = false, poolJson = false;
+  auto* k8s = app.add_subcommand("k8s", "Kubernetes cluster information");
+  k8s->require_subcommand(1);
+  auto* k8sStatus = k8s->add_subcommand("status", "Connection, version, namespace, pods");
+  auto* k8sContexts = k8s->add_subcommand("contexts", "Contexts of the merged kubeconfig");
+  auto* k8sNamespaces = k8s->add_subcommand("namespaces", "Namespaces visible to the credentials");
+  for (auto* c : {k8sStatus, k8sContexts, k8sNamespaces}) c->add_flag("--json", k8sJson);
+  auto* pool = app.add_subcommand("pool", "Warm pool");
+  pool->require_subcommand(1);
+  auto* poolStatus = pool->add_subcommand("status", "Warm pool state");
+  poolStatus->add_flag("--json", poolJson);
+  int prewarmCount = 0;
+  auto* prewarm = pool->add_subcommand("prewarm", "Start N warm sandboxes");
+  prewarm->add_option("n", prewarmCount)->required()->check(CLI::Range(1, 100));
+  std::string manifestNs = "agentpane-sandboxes";
+  auto* manifests = app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
+  manifests->add_option("--namespace", manifestNs);
+  auto* doctor = app.add_subcommand("doctor", "Check the engine, image, database and token");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: VALIDATION_ERROR: %s\n", e.what());
+    std::fprintf(stderr, "%s", app.help().c_str());
+    return errorInfo(ErrorCode::ValidationError).cliExitCode;
+  }
+
+  if (serve->parsed()) return runServeCommand(serveArgs);
+  if (doctor->parsed()) return runDoctor();
+  if (manifests->parsed()) {
+    return fail(Error(ErrorCode::K8sDisabled,
+                      "manifests come with the Kubernetes provider, which this build does not have yet"));
+  }
+
+  auto client = ApiClient::fromEnvironment();
+  if (!client.ok()) return fail(client.error());
+  const ApiClient& api = client.value();
+  const std::string sb = "/api/sandboxes/" + urlEncode(sandboxId);
+
+  if (create->parsed()) {
+    json body = {{"projectPath", projectPath}};
+    if (!projectId.empty()) body["projectId"] = projectId;
+    if (!agentId.empty()) body["agentId"] = agentId;
+    if (!provider.empty()) body["provider"] = provider;
+    if (!image.empty()) body["image"] = image;
+    if (!configId.empty()) body["configId"] = configId;
+    if (memoryMb) body["memoryMb"] = memoryMb;
+    if (cpu > 0) body["cpu"] = cpu;
+    if (!envs.empty()) {
+      json env = json::object();
+      for (const auto& kv : envs) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return fail(Error(ErrorCode::ValidationError, "--env takes K=V, got '" + kv + "'"));
+        }
+        env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      body["env"] = env;
+    }
+    if (!egress.empty()) body["allowEgress"] = egress;
+    auto r = api.call("POST", "/api/sandboxes", body);
+    if (!r.ok()) return fail(r.error());
+    const json& s = r->contains("sandbox") ? (*r)["sandbox"] : *r;
+    if (r->contains("fallbackReason") && !(*r)["fallbackReason"].is_null()) {
+      std::fprintf(stderr, "warning: fell back to docker: %s\n", str(*r, "fallbackReason").c_str());
+    }
+    if (createJson) {
+      std::cout << s.dump(2) << "\n";
+    } else {
+      std::cout << str(s, "id") << "\n";
+    }
+    return 0;
+  }
+  if (ls->parsed()) {
+    auto r = api.call("GET", "/api/sandboxes");
+    if (!r.ok()) return fail(r.error());
+    if (lsJson) {
+      std::cout << r->dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : *r) {
+      rows.push_back({str(s, "id"), str(s, "status"), str(s, "provider"), str(s, "projectId"), str(s, "projectPath")});
+    }
+    printTable({"ID", "STATUS", "PROVIDER", "PROJECT", "PATH"}, rows);
+    return 0;
+  }
+  if (get->parsed()) {
+    auto r = api.call("GET", sb);
+    if (!r.ok()) return fail(r.error());
+    if (getJson) {
+      std::cout << r->dump(2) << "\n";
+    } else {
+      printSandbox(*r);
+    }
+    return 0;
+  }
+  if (stop->parsed()) return failIf(api.call("POST", sb + "/stop"));
+  if (rm->parsed()) return failIf(api.call("DELETE", sb));
+
+  if (exec->parsed()) {
+    ExecStreamRequest req{sandboxId, command, asRoot, timeoutSeconds, interactive};
+    auto r = api.execStream(req);
+    if (!r.ok()) return fail(r.error());
+    return r.value();
+  }
+
+  if (tnew->parsed()) {
+    json body = {{"name", tmuxName}};
+    if (!command.empty()) body["command"] = command;
+    return failIf(api.call("POST", sb + "/tmux", body));
+  }
+  if (tls->parsed()) {
+    auto r = api.call("GET", sb + "/tmux");
+    if (!r.ok()) return fail(r.error());
+    if (tmuxJson) {
+      std::cout << r->dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : *r) rows.push_back({str(s, "name"), str(s, "windows"), str(s, "attached")});
+    printTable({"NAME", "WINDOWS", "ATTACHED"}, rows);
+    return 0;
+  }
+  const std::string tm = sb + "/tmux/" + urlEncode(tmuxName);
+  if (tsend->parsed()) return failIf(api.call("POST", tm + "/keys", json{{"text", tmuxText}, {"enter", !noEnter}}));
+  if (tcap->parsed()) {
+    auto r = api.call("GET", tm + "/capture?lines=" + std::to_string(lines));
+    if (!r.ok()) return fail(r.error());
+    std::cout << (r->is_object() ? r->value("content", "") : r->get<std::string>());
+    return 0;
+  }
+  if (tkill->parsed()) return failIf(api.call("DELETE", tm));
+
+  auto printData = [&](const Result<json>& r, bool asJson) {
+    if (!r.ok()) return fail(r.error());
+    std::cout << (asJson ? r->dump(2) : r->dump(2)) << "\n";
+    return 0;
+  };
+  if (k8sStatus->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/status"), k8sJson);
+  if (k8sContexts->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/contexts"), k8sJson);
+  if (k8sNamespaces->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/namespaces"), k8sJson);
+  if (poolStatus->parsed()) return printData(api.call("GET", "/api/sandbox/pool"), poolJson);
+  if (prewarm->parsed()) {
+    return printData(api.call("POST", "/api/sandbox/pool/prewarm", json{{"count", prewarmCount}}), false);
+  }
+  std::fprintf(stderr, "%s", app.help().c_str());
+  return 2;
+}
+
+}  // namespace agentpane::cli

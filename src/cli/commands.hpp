@@ -1,0 +1,20 @@
+// Commands that run locally rather than through the API.
+#pragma once
+
+#include <string>
+
+namespace agentpane::cli {
+
+struct ServeArgs {
+  std::string listen = "127.0.0.1:7300";
+  std::string home;  // empty: AGENTPANE_HOME or ~/.agentpane
+};
+
+// `agentpane serve`: runs until SIGTERM/SIGINT.
+int runServeCommand(const ServeArgs& args);
+
+// `agentpane doctor`: checks the engine, the image, the database, the token and the
+// server; prints what to do about each problem. Exit 0 only when everything is fine.
+int runDoctor();
+
+}  // namespace agentpane::cli

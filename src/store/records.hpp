@@ -1,0 +1,92 @@
+// The rows the store keeps (and the service hands out): configs, sandboxes, tmux sessions,
+// audit entries. Plain values, no SQLite or JSON types.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentpane/sandbox.hpp"
+
+namespace agentpane {
+
+// A resource profile (table sandbox_configs). Every Kubernetes field is stored and returned.
+struct SandboxConfig {
+  std::string id;
+  std::string name;
+  std::string description;
+  ProviderType providerType = ProviderType::Docker;
+  std::string image = "agentpane/sandbox:latest";
+  int memoryMb = 2048;         // 512..32768
+  double cpu = 2.0;            // 0.5..16
+  int pidsLimit = 512;         // 32..4096
+  int timeoutMinutes = 60;     // 1..1440, idle stop
+  bool isDefault = false;
+  NetworkMode network = NetworkMode::None;
+  bool allowFallback = true;   // Kubernetes unreachable -> Docker
+  bool enableK8s = false;      // per-config switch of the feature flag
+  // Kubernetes fields
+  std::string kubeConfigPath;
+  std::string kubeContext;
+  std::string kubeNamespace = "agentpane-sandboxes";
+  bool networkPolicyEnabled = true;
+  std::vector<std::string> allowedEgressHosts;
+  std::string workspaceVolume = "pvc";
+  std::string storageClass;
+  int workspaceSizeGi = 10;
+  int startupTimeoutSeconds = 120;
+  std::int64_t createdAtUnix = 0;
+  std::int64_t updatedAtUnix = 0;
+};
+
+// Row states of table sandboxes. A row is "live" (counts for the one-sandbox-per-project
+// rule) while creating, running or stopping; the rest are settled.
+namespace sandbox_status {
+inline constexpr const char* kCreating = "creating";  // row written, provider.create in flight
+inline constexpr const char* kRunning = "running";
+inline constexpr const char* kStopping = "stopping";
+inline constexpr const char* kStopped = "stopped";
+inline constexpr const char* kError = "error";      // create failed, or the provider reports failure
+inline constexpr const char* kGone = "gone";        // vanished from the provider behind our back
+inline constexpr const char* kRemoved = "removed";  // tombstone: removed through us; hidden from API
+}  // namespace sandbox_status
+
+bool isLiveSandboxStatus(std::string_view status);
+
+// A row of table sandboxes, joined with what the provider last said.
+struct SandboxRecord {
+  SandboxInfo info;            // id, provider, state, project, container id / pod fields
+  std::string configId;        // empty: unknown (adopted)
+  std::string status;          // see sandbox_status
+  std::string error;           // last error message when status == error
+  std::int64_t createdAtUnix = 0;
+  std::int64_t lastActivityUnix = 0;
+};
+
+// A row of table tmux_sessions: what we created; tmux itself is the truth.
+struct TmuxSessionRow {
+  std::string sandboxId;
+  std::string name;
+  std::vector<std::string> command;
+  std::int64_t createdAtUnix = 0;
+};
+
+struct AuditEntry {
+  std::int64_t id = 0;
+  std::int64_t atUnixMs = 0;
+  std::string sandboxId;       // may be empty
+  std::string actor;           // "api", "cli", "reconcile", "idle"
+  std::string action;          // "sandbox.create", "exec", "tmux.create", ...
+  std::string detail;          // JSON text
+  bool ok = true;
+};
+
+struct AuditQuery {
+  std::optional<std::string> sandboxId;
+  int limit = 100;             // clamped to 1..1000
+  std::int64_t beforeId = 0;   // paging; 0 = newest
+};
+
+}  // namespace agentpane
