@@ -68,10 +68,12 @@ pid_alive() { # pidfile expected-comm
 
 fail() {
   log "ERROR: $*"
-  for f in "$CTRD_LOG" "$DOCKERD_LOG"; do
+  local f n
+  for f in "$CTRD_LOG:15" "$DOCKERD_LOG:30"; do
+    n=${f##*:}; f=${f%:*}
     [[ -f $f ]] || continue
-    log "---- tail -n 40 $f ----"
-    tail -n 40 "$f" >&2 || true
+    log "---- tail -n $n $f ----"
+    tail -n "$n" "$f" >&2 || true
   done
   exit 1
 }
@@ -107,8 +109,9 @@ EOF
     rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
     log "starting containerd for docker (socket $CTRD_SOCK, log $CTRD_LOG)"
     # ( exec setsid ... ) &: the subshell is not a process-group leader, so setsid
-    # does not fork and $! is containerd's own pid.
-    ( exec setsid containerd --config "$CTRD_CONF" </dev/null >>"$CTRD_LOG" 2>&1 ) &
+    # does not fork and $! is containerd's own pid. 9>&- : the daemons must not inherit
+    # (and so hold forever) the startup lock.
+    ( exec setsid containerd --config "$CTRD_CONF" </dev/null >>"$CTRD_LOG" 2>&1 9>&- ) &
     echo $! >"$CTRD_PID"
   fi
   until ctrd_ok; do
@@ -132,7 +135,7 @@ else
       --host "unix://$DOCKER_SOCK" \
       --pidfile "$DOCKERD_PID" \
       --containerd "$CTRD_SOCK" \
-      </dev/null >>"$DOCKERD_LOG" 2>&1 ) &
+      </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- ) &
   dockerd_pid=$!
 fi
 

@@ -1,0 +1,105 @@
+#include "server/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace agentpane::server {
+namespace {
+
+std::string formatDouble(double v) { return fmt::format("{}", v); }
+
+std::string label(const char* name, const std::string& value) {
+  return std::string(name) + "=\"" + escapeLabelValue(value) + "\"";
+}
+
+}  // namespace
+
+std::string escapeLabelValue(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void Histogram::observe(double seconds) {
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++counts_[i];
+  }
+  ++count_;
+  sum_ += seconds;
+}
+
+void Histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
+  const std::string sep = labels.empty() ? "" : ",";
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep,
+                       formatDouble(kBuckets[i]), counts_[i]);
+  }
+  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, count_);
+  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, formatDouble(sum_));
+  out += fmt::format("{}_count{{{}}} {}\n", name, labels, count_);
+}
+
+void Metrics::recordRequest(const std::string& route, const std::string& method, int status,
+                            double seconds) {
+  std::lock_guard lock(mu_);
+  ++requests_[{route, method, status}];
+  requestDurations_[route].observe(seconds);
+}
+
+void Metrics::recordExec(const std::string& provider, const std::string& result, double seconds) {
+  std::lock_guard lock(mu_);
+  ++execs_[{provider, result}];
+  execDurations_[provider].observe(seconds);
+}
+
+std::string Metrics::render(const std::map<std::pair<std::string, std::string>, int>& sandboxes) const {
+  std::string out;
+  std::lock_guard lock(mu_);
+
+  out += "# HELP agentpane_http_requests_total HTTP requests by route pattern, method and status.\n";
+  out += "# TYPE agentpane_http_requests_total counter\n";
+  for (const auto& [key, n] : requests_) {
+    const auto& [route, method, status] = key;
+    out += fmt::format("agentpane_http_requests_total{{{},{},{}}} {}\n", label("route", route),
+                       label("method", method), label("status", std::to_string(status)), n);
+  }
+
+  out += "# HELP agentpane_http_request_duration_seconds HTTP request latency by route pattern.\n";
+  out += "# TYPE agentpane_http_request_duration_seconds histogram\n";
+  for (const auto& [route, h] : requestDurations_) {
+    h.render(out, "agentpane_http_request_duration_seconds", label("route", route));
+  }
+
+  out += "# HELP agentpane_sandboxes Sandboxes known to the server by provider and status.\n";
+  out += "# TYPE agentpane_sandboxes gauge\n";
+  for (const auto& [key, n] : sandboxes) {
+    out += fmt::format("agentpane_sandboxes{{{},{}}} {}\n", label("provider", key.first),
+                       label("status", key.second), n);
+  }
+
+  out += "# HELP agentpane_exec_total Commands run in sandboxes by provider and result.\n";
+  out += "# TYPE agentpane_exec_total counter\n";
+  for (const auto& [key, n] : execs_) {
+    out += fmt::format("agentpane_exec_total{{{},{}}} {}\n", label("provider", key.first),
+                       label("result", key.second), n);
+  }
+
+  out += "# HELP agentpane_exec_duration_seconds Duration of commands run in sandboxes.\n";
+  out += "# TYPE agentpane_exec_duration_seconds histogram\n";
+  for (const auto& [provider, h] : execDurations_) {
+    h.render(out, "agentpane_exec_duration_seconds", label("provider", provider));
+  }
+  return out;
+}
+
+}  // namespace agentpane::server

@@ -1,0 +1,101 @@
+// The schema, as numbered migrations. Never edit a released migration: add the next one.
+#include <algorithm>
+
+#include "store/store.hpp"
+
+namespace agentpane {
+
+namespace {
+
+// The settled statuses in sandboxes_one_live_per_project match isLiveSandboxStatus()
+// (store.cpp); a status added later counts as live unless both are changed.
+constexpr const char* kMigration1 = R"sql(
+CREATE TABLE sandbox_configs (
+  id                      TEXT PRIMARY KEY,
+  name                    TEXT NOT NULL UNIQUE,
+  description             TEXT NOT NULL DEFAULT '',
+  provider_type           TEXT NOT NULL DEFAULT 'docker',
+  image                   TEXT NOT NULL,
+  memory_mb               INTEGER NOT NULL,
+  cpu                     REAL NOT NULL,
+  pids_limit              INTEGER NOT NULL,
+  timeout_minutes         INTEGER NOT NULL,
+  is_default              INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+  network                 TEXT NOT NULL DEFAULT 'none',
+  allow_fallback          INTEGER NOT NULL DEFAULT 1,
+  enable_k8s              INTEGER NOT NULL DEFAULT 0,
+  kube_config_path        TEXT NOT NULL DEFAULT '',
+  kube_context            TEXT NOT NULL DEFAULT '',
+  kube_namespace          TEXT NOT NULL DEFAULT 'agentpane-sandboxes',
+  network_policy_enabled  INTEGER NOT NULL DEFAULT 1,
+  allowed_egress_hosts    TEXT NOT NULL DEFAULT '[]',
+  workspace_volume        TEXT NOT NULL DEFAULT 'pvc',
+  storage_class           TEXT NOT NULL DEFAULT '',
+  workspace_size_gi       INTEGER NOT NULL DEFAULT 10,
+  startup_timeout_seconds INTEGER NOT NULL DEFAULT 120,
+  created_at              INTEGER NOT NULL,
+  updated_at              INTEGER NOT NULL
+);
+-- At most one default config.
+CREATE UNIQUE INDEX sandbox_configs_one_default ON sandbox_configs (is_default)
+  WHERE is_default = 1;
+
+CREATE TABLE sandboxes (
+  id               TEXT PRIMARY KEY,
+  config_id        TEXT REFERENCES sandbox_configs (id) ON DELETE SET NULL,
+  provider_type    TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  project_id       TEXT NOT NULL,
+  agent_id         TEXT NOT NULL DEFAULT '',
+  project_path     TEXT NOT NULL DEFAULT '',
+  image            TEXT NOT NULL DEFAULT '',
+  container_id     TEXT NOT NULL DEFAULT '',
+  pod_name         TEXT NOT NULL DEFAULT '',
+  pod_namespace    TEXT NOT NULL DEFAULT '',
+  pod_uid          TEXT NOT NULL DEFAULT '',
+  error            TEXT NOT NULL DEFAULT '',
+  created_at       INTEGER NOT NULL,
+  last_activity_at INTEGER NOT NULL
+);
+-- One live sandbox per project: the database, not the service, settles concurrent creates.
+CREATE UNIQUE INDEX sandboxes_one_live_per_project ON sandboxes (project_id)
+  WHERE status NOT IN ('stopped', 'gone', 'removed', 'error');
+CREATE INDEX sandboxes_status ON sandboxes (status);
+CREATE INDEX sandboxes_config ON sandboxes (config_id);
+
+CREATE TABLE tmux_sessions (
+  sandbox_id TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+  name       TEXT NOT NULL,
+  command    TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (sandbox_id, name)
+);
+
+CREATE TABLE audit_log (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ms      INTEGER NOT NULL,
+  sandbox_id TEXT NOT NULL DEFAULT '',
+  actor      TEXT NOT NULL DEFAULT '',
+  action     TEXT NOT NULL,
+  detail     TEXT NOT NULL DEFAULT '{}',
+  ok         INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX audit_log_sandbox ON audit_log (sandbox_id, id);
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& Store::builtinMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "initial schema", kMigration1},
+  };
+  return kMigrations;
+}
+
+int Store::latestSchemaVersion() {
+  int v = 0;
+  for (const auto& m : builtinMigrations()) v = std::max(v, m.version);
+  return v;
+}
+
+}  // namespace agentpane
