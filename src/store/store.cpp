@@ -162,10 +162,12 @@ struct Store::Impl {
     return sqlite3_changes(db);
   }
 
-  Result<std::int64_t> scalar(const std::string& sql, std::string_view what) {
+  template <typename... Args>
+  Result<std::int64_t> scalar(const std::string& sql, std::string_view what, const Args&... args) {
     auto s = prepare(sql);
     if (!s.ok()) return s.takeError();
     Stmt st(db, s.value());
+    st.bindAll(args...);
     int rc = st.step();
     if (rc == SQLITE_ROW) return st.i64(0);
     if (rc == SQLITE_DONE) return std::int64_t{0};
@@ -352,9 +354,6 @@ struct Store::Impl {
       Txn txn(*this);
       AP_TRY(txn.begin());
       // Another process may have applied it between our read and BEGIN IMMEDIATE.
-      auto applied = run("SELECT 1 FROM schema_migrations WHERE version = ?1",
-                         "read schema_migrations", m->version);
-      if (!applied.ok()) return applied.takeError();
       auto already = scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
                             "read schema version");
       if (!already.ok()) return already.takeError();
@@ -503,32 +502,24 @@ Result<void> Store::deleteConfig(const std::string& id) {
   std::lock_guard lk(impl_->mu);
   Impl::Txn txn(*impl_);
   AP_TRY(txn.begin());
-  auto s = impl_->prepare(
-      "SELECT COUNT(*) FROM sandboxes WHERE config_id = ?1 "
-      "AND status NOT IN ('stopped', 'gone', 'removed', 'error')");
-  if (!s.ok()) return s.takeError();
-  std::int64_t inUse = 0;
-  {
-    Stmt st(impl_->db, s.value());
-    st.bind(1, id);
-    if (st.step() != SQLITE_ROW) return sqlError(impl_->db, "count sandboxes of config");
-    inUse = st.i64(0);
-  }
-  auto exists = impl_->run("SELECT 1 FROM sandbox_configs WHERE id = ?1", "find config", id);
+  auto exists = impl_->scalar("SELECT COUNT(*) FROM sandbox_configs WHERE id = ?1", "find config", id);
   if (!exists.ok()) return exists.takeError();
-  auto r = impl_->run("DELETE FROM sandbox_configs WHERE id = ?1 AND ?2 = 0", "delete sandbox config",
-                      id, inUse);
-  if (!r.ok()) return r.takeError();
-  if (r.value() == 0) {
-    if (inUse > 0) {
-      // Only reachable when the row exists (a missing id has no live sandboxes to count
-      // unless a row names it, and rows are SET NULL on delete).
-      return Error(ErrorCode::SandboxConfigInUse,
-                   "sandbox config " + id + " is used by " + std::to_string(inUse) + " live sandbox(es)",
-                   {{"sandboxes", std::to_string(inUse)}});
-    }
+  if (exists.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + id + " not found");
   }
+  auto inUse = impl_->scalar(
+      "SELECT COUNT(*) FROM sandboxes WHERE config_id = ?1 "
+      "AND status NOT IN ('stopped', 'gone', 'removed', 'error')",
+      "count sandboxes of config", id);
+  if (!inUse.ok()) return inUse.takeError();
+  if (inUse.value() > 0) {
+    return Error(ErrorCode::SandboxConfigInUse,
+                 "sandbox config " + id + " is used by " + std::to_string(inUse.value()) +
+                     " live sandbox(es)",
+                 {{"sandboxes", std::to_string(inUse.value())}});
+  }
+  auto r = impl_->run("DELETE FROM sandbox_configs WHERE id = ?1", "delete sandbox config", id);
+  if (!r.ok()) return r.takeError();
   return txn.commit();
 }
 
@@ -573,14 +564,12 @@ Result<bool> Store::setSandboxStatus(const std::string& id, const std::string& s
       "UPDATE sandboxes SET status = ?2, error = ?3 WHERE id = ?1 AND (?4 IS NULL OR status = ?4)",
       "update sandbox status", id, status, error, expectedStatus);
   if (!res.ok()) {
-    SandboxRecord r;
-    r.info.id = id;
     if (isUniqueViolation(impl_->db)) {
       // Reviving a settled row whose project meanwhile got another live sandbox.
       return Error(ErrorCode::SandboxAlreadyExists,
                    "sandbox " + id + ": its project already has another live sandbox", {{"id", id}});
     }
-    return impl_->sandboxWriteError(r, "update sandbox status");
+    return res.takeError();
   }
   return res.value() > 0;
 }

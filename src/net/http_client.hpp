@@ -1,0 +1,105 @@
+// A small HTTP/1.1 client over Beast for unix sockets, TCP and TLS. It knows nothing of any
+// particular API: the Docker and Kubernetes clients build requests on top of it.
+//
+// Bounds: every call has a deadline (connect to last byte) and a body limit; a streamed
+// body (openStream) is bounded per read instead. One connection per call: the engines we
+// talk to are local or few, and a fresh connection keeps calls independent of each other.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "agentpane/result.hpp"
+#include "net/byte_stream.hpp"
+#include "net/endpoint.hpp"
+#include "net/io_thread.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace agentpane::net {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target = "/";  // path and query, already encoded
+  Headers headers;           // Host, User-Agent and Content-Length are set for you
+  std::string body;
+  std::string contentType;  // sent when non-empty
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  // Case-insensitive header lookup (first match).
+  [[nodiscard]] std::optional<std::string> header(std::string_view name) const;
+};
+
+struct CallOptions {
+  std::chrono::milliseconds timeout{30000};  // connect to last body byte
+  std::size_t maxBodyBytes = 64u << 20;      // larger bodies fail with PayloadTooLarge
+  std::size_t maxHeaderBytes = 64u << 10;
+};
+
+// A response whose body is read piece by piece (event streams, watches, logs).
+// Thread-safety: next() from one thread; close() from any thread unblocks it.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // The next piece of the body (transfer decoding done), std::nullopt at its end.
+  virtual Result<std::optional<std::string>> next(Deadline deadline = kNoDeadline) = 0;
+  virtual void close() = 0;
+};
+
+struct UpgradeResult {
+  HttpResponse response;              // the 101 header, or the whole error response
+  std::unique_ptr<ByteStream> stream;  // set iff the server switched protocols (101)
+};
+
+struct StreamResult {
+  HttpResponse response;             // header; the whole body too when status is not 2xx
+  std::unique_ptr<BodyStream> body;  // set iff status is 2xx
+};
+
+class HttpClient {
+ public:
+  // Fails only on bad TLS material (ValidationError).
+  static Result<std::unique_ptr<HttpClient>> create(Endpoint endpoint, std::shared_ptr<IoThread> io);
+  ~HttpClient();
+
+  [[nodiscard]] const Endpoint& endpoint() const { return endpoint_; }
+  [[nodiscard]] const std::shared_ptr<IoThread>& io() const { return io_; }
+
+  // Blocking forms: MUST NOT be called from the I/O thread.
+  Result<HttpResponse> request(const HttpRequest& req, const CallOptions& opts = {});
+  // Sends req (add Connection: Upgrade and Upgrade: <proto> yourself); on 101 hands back
+  // the raw connection, including any bytes the server sent right after its header. The
+  // deadline covers only the exchange up to the 101.
+  Result<UpgradeResult> upgrade(const HttpRequest& req, const CallOptions& opts = {});
+  // Sends req and returns once the response header is in (within opts.timeout).
+  Result<StreamResult> openStream(const HttpRequest& req, const CallOptions& opts = {});
+
+  // Coroutine form of request(), for callers already on the loop.
+  boost::asio::awaitable<Result<HttpResponse>> asyncRequest(HttpRequest req, CallOptions opts);
+
+ private:
+  HttpClient(Endpoint endpoint, std::shared_ptr<IoThread> io,
+             std::shared_ptr<boost::asio::ssl::context> tls);
+
+  Endpoint endpoint_;
+  std::shared_ptr<IoThread> io_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+};
+
+}  // namespace agentpane::net

@@ -1,0 +1,177 @@
+#include "server/router.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "agentpane/sandbox.hpp"
+#include "agentpane/tmux.hpp"
+
+namespace agentpane::server {
+namespace {
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool hasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+Error badTarget(const std::string& why) {
+  return {ErrorCode::ValidationError, "invalid request target: " + why};
+}
+
+}  // namespace
+
+std::string percentDecode(std::string_view s, bool plusIsSpace, bool& ok) {
+  std::string out;
+  out.reserve(s.size());
+  ok = true;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      int hi = i + 1 < s.size() ? hexValue(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? hexValue(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        ok = false;
+        return {};
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plusIsSpace) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<Target> parseTarget(std::string_view target) {
+  if (target.empty() || target.front() != '/') return badTarget("must start with '/'");
+  Target t;
+  auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  if (auto hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
+
+  path.remove_prefix(1);
+  if (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    auto raw = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+    if (raw.empty()) return badTarget("empty path segment");
+    bool ok = false;
+    std::string seg = percentDecode(raw, false, ok);
+    if (!ok) return badTarget("bad percent escape");
+    if (seg == "." || seg == "..") return badTarget("dot segments are not allowed");
+    if (hasControl(seg)) return badTarget("control characters in the path");
+    t.segments.push_back(std::move(seg));
+    if (t.segments.size() > 16) return badTarget("too many path segments");
+  }
+
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    bool okKey = false;
+    bool okValue = true;
+    std::string key = percentDecode(pair.substr(0, eq), true, okKey);
+    std::string value =
+        eq == std::string_view::npos ? std::string{} : percentDecode(pair.substr(eq + 1), true, okValue);
+    if (!okKey || !okValue) return badTarget("bad percent escape in the query");
+    if (hasControl(key) || hasControl(value)) return badTarget("control characters in the query");
+    if (t.query.count(key)) return badTarget("query parameter '" + key + "' given twice");
+    t.query.emplace(std::move(key), std::move(value));
+    if (t.query.size() > 32) return badTarget("too many query parameters");
+  }
+  return t;
+}
+
+bool isValidConfigId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (!alnum(id.front())) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+RoutePattern::RoutePattern(std::string_view pattern) {
+  std::string_view p = pattern;
+  if (p.empty() || p.front() != '/') throw std::invalid_argument("route pattern must start with '/'");
+  p.remove_prefix(1);
+  while (!p.empty()) {
+    auto slash = p.find('/');
+    auto raw = p.substr(0, slash);
+    p = slash == std::string_view::npos ? std::string_view{} : p.substr(slash + 1);
+    Segment s;
+    if (raw == "{sandbox}") {
+      s.param = true;
+      s.kind = ParamKind::SandboxId;
+      label_ += "/:id";
+    } else if (raw == "{config}") {
+      s.param = true;
+      s.kind = ParamKind::ConfigId;
+      label_ += "/:id";
+    } else if (raw == "{tmux}") {
+      s.param = true;
+      s.kind = ParamKind::TmuxName;
+      label_ += "/:name";
+    } else {
+      s.literal = std::string(raw);
+      label_ += "/" + s.literal;
+    }
+    segments_.push_back(std::move(s));
+  }
+  if (label_.empty()) label_ = "/";
+}
+
+std::optional<Result<PatternMatch>> RoutePattern::match(const std::vector<std::string>& segs) const {
+  if (segs.size() != segments_.size()) return std::nullopt;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    if (!segments_[i].param && segments_[i].literal != segs[i]) return std::nullopt;
+  }
+  PatternMatch m;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    const auto& s = segments_[i];
+    if (!s.param) continue;
+    const std::string& v = segs[i];
+    switch (s.kind) {
+      case ParamKind::SandboxId:
+        if (!isValidSandboxId(v)) {
+          return Result<PatternMatch>(Error(ErrorCode::ValidationError,
+                                            "invalid sandbox id (expected [a-z0-9][a-z0-9-]{0,62})",
+                                            {{"field", "id"}}));
+        }
+        m.params["id"] = v;
+        break;
+      case ParamKind::ConfigId:
+        if (!isValidConfigId(v)) {
+          return Result<PatternMatch>(Error(ErrorCode::ValidationError, "invalid config id",
+                                            {{"field", "id"}}));
+        }
+        m.params["id"] = v;
+        break;
+      case ParamKind::TmuxName:
+        if (!isValidTmuxName(v)) {
+          return Result<PatternMatch>(Error(ErrorCode::TmuxNameInvalid,
+                                            "tmux session names must match [A-Za-z0-9_-]{1,64}",
+                                            {{"field", "name"}}));
+        }
+        m.params["name"] = v;
+        break;
+    }
+  }
+  return Result<PatternMatch>(std::move(m));
+}
+
+}  // namespace agentpane::server

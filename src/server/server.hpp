@@ -1,0 +1,71 @@
+// `agentpane serve`'s HTTP and WebSocket server (Boost.Beast, C++20 coroutines).
+//
+// Threads: one io_context for the network (1-2 threads, a strand per connection) and a
+// separate worker pool for the blocking SandboxService calls, so that no SQLite or provider
+// call ever runs on a network thread. Long-lived exec streams use a pool of their own so
+// that they cannot starve short requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "agentpane/result.hpp"
+
+namespace agentpane {
+class SandboxService;
+}
+
+namespace agentpane::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7300";  // "host:port", "[v6]:port"; port 0 = any free port
+  std::filesystem::path home;             // token file lives here (created 0700)
+  int networkThreads = 1;                 // 1..2 is plenty
+  int workerThreads = 4;                  // blocking service calls
+  int maxStreams = 16;                    // concurrent WebSocket exec/attach sessions
+
+  std::uint64_t maxBodyBytes = 16u << 20;      // 413 beyond
+  std::uint32_t maxHeaderBytes = 16u << 10;
+  std::uint64_t maxWsMessageBytes = 1u << 20;  // client -> server frames
+  std::chrono::seconds idleTimeout{60};        // keep-alive connection waiting for a request
+  std::chrono::seconds ioTimeout{60};          // reading a body / writing a response
+  std::chrono::seconds wsPingInterval{20};     // idle WebSocket: ping, close after 2x silence
+  std::chrono::seconds wsStartTimeout{30};     // first message of an exec stream
+  std::chrono::milliseconds attachPollInterval{200};
+  std::chrono::seconds sessionTtl{12 * 3600};  // browser sessions (POST /api/session)
+  std::chrono::seconds shutdownGrace{10};      // in-flight requests may finish within this
+  std::chrono::seconds defaultExecTimeout{3600};  // POST exec without timeoutSeconds
+};
+
+class Server {
+ public:
+  Server(SandboxService& service, ServerOptions options);
+  ~Server();  // stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Creates the home directory and token, binds, and starts the threads. Errors: a bad
+  // listen address (ValidationError), a port in use or an unusable home (Internal).
+  Result<void> start();
+  // The bound port (the real one when listening on port 0). 0 before start().
+  [[nodiscard]] std::uint16_t port() const;
+  // The bearer token (for tests and for `serve` to print where it lives).
+  [[nodiscard]] const std::string& token() const;
+
+  // Graceful: stop accepting, let in-flight requests finish (shutdownGrace), close
+  // WebSockets with a close frame, then tear down. Idempotent; blocks; never call it from
+  // a handler.
+  void stop();
+
+  // Blocks until SIGINT or SIGTERM (or stop() from another thread), then stops.
+  void runUntilSignal();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agentpane::server
