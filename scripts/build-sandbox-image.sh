@@ -142,6 +142,9 @@ cleanup() {
   ((rc == 0)) || printf '[image] FAILED (exit %d) after %ds; temp dir removed\n' "$rc" "$((SECONDS - T0))" >&2
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 if [[ -f $TARBALL && ${AGENTPANE_IMAGE_FORCE:-0} != 1 ]]; then
   log "using cached rootfs $TARBALL"
@@ -226,8 +229,12 @@ docker import \
   "$TARBALL" "$TAG" >/dev/null
 have_image || die "imported image $TAG lacks label $KEY_LABEL=$KEY"
 docker tag "$TAG" "$IMAGE_REPO:latest"
-# Old keyed tags are left alone (cheap, and running sandboxes may use them);
-# old tarballs are pruned, keeping the newest three.
-ls -1t "$CACHE_DIR"/*.tar 2>/dev/null | tail -n +4 | xargs -r rm -f --
+# Prune: older keyed tags (plain `docker rmi` refuses while a container uses
+# them), and cached tarballs/logs beyond the newest three keys.
+docker image ls --format '{{.Tag}}' "$IMAGE_REPO" | { grep -vxF -e latest -e "$KEY" || true; } |
+  while read -r old; do docker rmi "$IMAGE_REPO:$old" >/dev/null 2>&1 || true; done
+{ ls -1t "$CACHE_DIR"/*.tar 2>/dev/null || true; } | tail -n +4 | while read -r old; do
+  rm -f -- "$old" "${old%.tar}.manifest" "${old%.tar}.debootstrap.log"
+done
 log "done"
 report

@@ -44,7 +44,7 @@ if [[ $EUID -ne 0 ]]; then
   log "docker is not answering on $DOCKER_SOCK and starting dockerd needs root"
   exit 1
 fi
-for bin in dockerd containerd containerd-shim-runc-v2 runc ctr; do
+for bin in docker dockerd containerd containerd-shim-runc-v2 runc ctr; do
   command -v "$bin" >/dev/null || { log "missing $bin (run scripts/install-deps.sh)"; exit 1; }
 done
 
@@ -130,6 +130,7 @@ else
     # See header: keeps dockerd from setting the FORWARD chain policy to DROP.
     sysctl -q -w net.ipv4.ip_forward=1 || log "warning: could not enable net.ipv4.ip_forward"
   fi
+  rm -f "$DOCKERD_PID" # stale (e.g. after a reboot); dockerd refuses to start if its pid got reused
   log "starting dockerd (log $DOCKERD_LOG)"
   ( exec setsid dockerd \
       --host "unix://$DOCKER_SOCK" \

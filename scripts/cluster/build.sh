@@ -16,12 +16,19 @@ build_k8s() {
   ((${#missing[@]})) || { log "kubernetes $K8S_VERSION: cached"; return 0; }
   local v=${K8S_VERSION#v} major minor
   major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
-  local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # buildDate: the release's publication time as the Go proxy records it (reproducible);
+  # the module carries no commit id, so gitCommit is left empty rather than "$Format:%H$".
+  local date
+  local info
+  info=$(cd "$HERE/k8s" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+    sed -n 's/.*"Info": *"\([^"]*\)".*/\1/p')
+  date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$info" 2>/dev/null || true)
+  [[ -n $date ]] || date=1970-01-01T00:00:00Z
   local ld="-s -w"
   local p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date -X $p.gitCommit="
   done
   local tmp="$K8S_BIN/.tmp.$$"; mkdir -p "$tmp"
   for c in "${missing[@]}"; do

@@ -68,8 +68,4 @@ class JsonFields {
 
 Error fieldError(const std::string& field, const std::string& message);
 
-bool isValidUtf8(std::string_view s);
-std::string base64Encode(std::string_view data);
-std::optional<std::string> base64Decode(std::string_view text);
-
 }  // namespace agentpane::server

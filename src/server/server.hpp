@@ -20,6 +20,8 @@ class SandboxService;
 
 namespace agentpane::server {
 
+inline constexpr const char* kServerVersion = "0.1.0";
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:7300";  // "host:port", "[v6]:port"; port 0 = any free port
   std::filesystem::path home;             // token file lives here (created 0700)

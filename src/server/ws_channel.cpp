@@ -1,3 +1,6 @@
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include "server/ws_channel.hpp"
 
 #include <boost/asio/co_spawn.hpp>

@@ -50,7 +50,7 @@ struct CreateSandboxOutcome {
 };
 
 // Lifecycle events (SPEC): creating, ready, idle, stopping, stopped, error,
-// tmux.created, tmux.destroyed.
+// tmux.created, tmux.destroyed; and removed, gone, adopted (reconcile).
 struct SandboxEvent {
   std::string type;
   std::string sandboxId;
@@ -63,6 +63,11 @@ struct ServiceOptions {
   std::chrono::seconds reconcileEvery{30};
   std::chrono::seconds orphanGrace{60};    // unknown labelled sandboxes older than this go
   std::chrono::seconds idleCheckEvery{30};
+  // Hooks for hermetic tests. Empty: the system clock / random ids.
+  std::function<std::int64_t()> nowUnixMs;
+  // Returns a fresh id for `prefix` ("sbx" for sandboxes, "cfg" for configs); the default
+  // is prefix + "-" + 12 random hex digits. Sandbox ids MUST satisfy isValidSandboxId().
+  std::function<std::string(const std::string& prefix)> newId;
 };
 
 class SandboxService {
@@ -80,13 +85,17 @@ class SandboxService {
   Result<SandboxConfig> createConfig(SandboxConfig c);          // 409 on duplicate name
   Result<SandboxConfig> updateConfig(const SandboxConfig& c);   // full replacement of a known id
   Result<void> deleteConfig(const std::string& id);             // 409 while in use
+  // The default config; made at first start ("default") when no config exists.
+  Result<SandboxConfig> defaultConfig();
 
   // Sandboxes
   Result<CreateSandboxOutcome> createSandbox(const CreateSandboxRequest& req, const std::string& actor);
   Result<std::vector<SandboxRecord>> listSandboxes();
   Result<SandboxRecord> getSandbox(const std::string& id);
   Result<void> stopSandbox(const std::string& id, const std::string& actor);
-  Result<void> removeSandbox(const std::string& id, const std::string& actor);  // idempotent
+  // Idempotent. Removes the sandbox from its provider, then keeps the row as a "removed"
+  // tombstone (hidden from list/get, SandboxNotFound) so that reconcile knows it is not ours.
+  Result<void> removeSandbox(const std::string& id, const std::string& actor);
 
   // Exec (audited; touches lastActivity)
   Result<ExecResult> exec(const std::string& id, const ExecRequest& req, const std::string& actor);
@@ -120,7 +129,7 @@ class SandboxService {
   int subscribe(EventSink sink);
   void unsubscribe(int token);
 
-  // Counts for /metrics: sandboxes by provider and status.
+  // Counts for /metrics: sandboxes by (provider, status), tombstones excluded.
   std::map<std::pair<std::string, std::string>, int> sandboxCounts();
 
  private:

@@ -104,9 +104,9 @@ lbl=$(K get ns "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io
 [[ $lbl == restricted ]] && pass "namespace $NS enforces PodSecurity restricted" ||
   fail "namespace $NS enforces PodSecurity restricted" "$lbl"
 until_ok 30 K -n "$NS" get serviceaccount default || true
-a=$(KS auth can-i create pods/exec -n "$NS" 2>&1); b=$(KS auth can-i get pods/exec -n "$NS" 2>&1)
-c=$(KS auth can-i list secrets -n "$NS" 2>&1); d=$(KS auth can-i list namespaces 2>&1)
-e=$(KS auth can-i create pods -n kube-system 2>&1)
+a=$(KS auth can-i create pods/exec -n "$NS" 2>/dev/null); b=$(KS auth can-i get pods/exec -n "$NS" 2>/dev/null)
+c=$(KS auth can-i list secrets -n "$NS" 2>/dev/null); d=$(KS auth can-i list namespaces 2>/dev/null)
+e=$(KS auth can-i create pods -n kube-system 2>/dev/null)
 if [[ $a == yes && $b == yes && $c == no && $d == yes && $e == no ]]; then
   pass "ServiceAccount agentpane: pods/exec get+create, namespaces list; no secrets, nothing in kube-system"
 else
@@ -178,7 +178,7 @@ if wait_ready "$SRV" && wait_ready "$CLI"; then
     fail "DNS from a pod: short name" "$got"
 
   curl_ok() { K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "$1"; }
-  curl_blocked() { ! K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "$1"; }
+  curl_blocked() { ! K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "$1" 2>/dev/null; }
   if until_ok 30 curl_ok "http://$SIP:8080/"; then
     pass "pod-to-pod HTTP before any policy ($SIP:8080)"
   else
@@ -196,7 +196,7 @@ spec:
   policyTypes: [Ingress]
 EOF
   if until_ok 45 curl_blocked "http://$SIP:8080/"; then
-    pass "NetworkPolicy deny-ingress blocks client -> server (curl times out)"
+    pass "NetworkPolicy deny-ingress blocks client -> server (curl refused/timed out)"
     curl_blocked "http://$SVC/" && pass "NetworkPolicy also blocks the Service path" ||
       fail "NetworkPolicy also blocks the Service path"
   else

@@ -1,0 +1,156 @@
+// DockerProvider::openExec and the engine side of an exec session: exit codes from
+// GET /exec/{id}/json, and killing a process tree the engine has no API for.
+//
+// Killing: Docker cannot kill an exec. Every exec we start carries a random marker in its
+// environment (AGENTPANE_EXEC_ID=<hex>), inherited by all its children; on timeout or
+// cancel a second exec, as the same user (with all capabilities dropped, root could not
+// signal uid 1000), SIGKILLs every process whose environment holds the marker. The marker
+// is ours (hex), never user input, and reaches the shell as an argument, not as code.
+#include <openssl/rand.h>
+
+#include <random>
+#include <thread>
+
+#include "docker/docker_provider.hpp"
+#include "docker/exec_session.hpp"
+
+namespace agentpane::docker {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kMarkerVar = "AGENTPANE_EXEC_ID";
+
+// Rescans until a pass finds nothing (children forked while we scan), at most 10 passes.
+constexpr const char* kKillScript =
+    "i=0; while [ $i -lt 10 ]; do i=$((i+1)); n=0; "
+    "for p in /proc/[0-9]*; do "
+    "if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx \"AGENTPANE_EXEC_ID=$1\"; then "
+    "kill -9 ${p#/proc/} 2>/dev/null && n=$((n+1)); fi; done; "
+    "[ $n -eq 0 ] && break; done; exit 0";
+
+std::string randomHex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    std::random_device rd;
+    for (auto& c : raw) c = static_cast<char>(rd());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
+}
+
+Error mapExecError(const Error& e, const std::string& id) {
+  int status = httpStatus(e);
+  if (status == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  if (status == 409) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
+  }
+  if (status != 0) return Error(ErrorCode::SandboxExecFailed, e.message, e.details);
+  return e;
+}
+
+class DockerExecControl final : public ExecControl {
+ public:
+  DockerExecControl(std::shared_ptr<DockerClient> client, std::string container, std::string execId,
+                    std::string marker, std::string user, std::chrono::milliseconds killTimeout)
+      : client_(std::move(client)),
+        container_(std::move(container)),
+        execId_(std::move(execId)),
+        marker_(std::move(marker)),
+        user_(std::move(user)),
+        killTimeout_(killTimeout) {}
+
+  Result<int> exitCode() override {
+    // The stream ends a moment before the engine records the exit: poll with backoff.
+    auto delay = std::chrono::milliseconds(1);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto r = client_->call("GET", "/exec/" + execId_ + "/json");
+      if (!r.ok()) return r.takeError();
+      const json& j = r.value();
+      bool running = j.value("Running", false);
+      auto code = j.find("ExitCode");
+      if (!running && code != j.end() && code->is_number_integer()) return code->get<int>();
+      if (std::chrono::steady_clock::now() > give_up) {
+        return Error(ErrorCode::SandboxExecFailed, "the engine did not report an exit code");
+      }
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(100));
+    }
+  }
+
+  void killProcessTree() override {
+    json body = {{"AttachStdin", false},
+                 {"AttachStdout", true},
+                 {"AttachStderr", true},
+                 {"Tty", false},
+                 {"User", user_},
+                 {"Cmd", {"sh", "-c", kKillScript, "sh", marker_}}};
+    auto made = client_->call("POST", "/containers/" + container_ + "/exec", &body, killTimeout_);
+    if (!made.ok()) return;
+    auto stream = client_->startExec(made->value("Id", std::string()));
+    if (!stream.ok()) return;
+    // Wait for the killer to finish (its stream ends), bounded.
+    const auto deadline = net::Clock::now() + killTimeout_;
+    std::string buf(4096, '\0');
+    for (;;) {
+      auto n = stream.value()->readSome(buf.data(), buf.size(), deadline);
+      if (!n.ok() || n.value() == 0) break;
+    }
+  }
+
+ private:
+  std::shared_ptr<DockerClient> client_;
+  std::string container_;
+  std::string execId_;
+  std::string marker_;
+  std::string user_;
+  std::chrono::milliseconds killTimeout_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const std::string& id,
+                                                              const std::vector<std::string>& argv,
+                                                              const ExecOptions& options) {
+  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
+  const std::string marker = randomHex(16);
+  json env = json::array();
+  for (const auto& [k, v] : options.env) {
+    if (k.empty() || k.find('=') != std::string::npos || k == kMarkerVar) {
+      return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
+    }
+    env.push_back(k + "=" + v);
+  }
+  env.push_back(std::string(kMarkerVar) + "=" + marker);
+  const std::string user = options.root ? "0:0" : "1000:1000";
+  json body = {{"AttachStdin", options.attachStdin},
+               {"AttachStdout", true},
+               {"AttachStderr", true},
+               {"Tty", false},
+               {"Cmd", argv},
+               {"User", user},
+               {"Env", env}};
+  if (!options.workingDir.empty()) body["WorkingDir"] = options.workingDir;
+
+  const std::string container = containerName(id);
+  auto made = client_->call("POST", "/containers/" + container + "/exec", &body);
+  if (!made.ok()) return mapExecError(made.error(), id);
+  std::string execId = made->value("Id", std::string());
+  if (execId.empty()) return Error(ErrorCode::SandboxExecFailed, "the engine returned no exec id");
+
+  auto stream = client_->startExec(execId);
+  if (!stream.ok()) return mapExecError(stream.error(), id);
+  auto control = std::make_unique<DockerExecControl>(client_, container, execId, marker, user, opts_.killTimeout);
+  return std::unique_ptr<ExecSession>(std::make_unique<DockerExecSession>(
+      std::move(stream.value()), std::move(control), options.timeout, options.attachStdin));
+}
+
+}  // namespace agentpane::docker

@@ -1,0 +1,336 @@
+#include "docker/docker_provider.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "docker/container_info.hpp"
+#include "docker/docker_host.hpp"
+#include "docker/engine_json.hpp"
+
+namespace agentpane::docker {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kSandboxUser = "1000:1000";
+
+// An image reference as docker accepts it; anything else never reaches a URL.
+bool isValidImageRef(const std::string& image) {
+  if (image.empty() || image.size() > 255) return false;
+  return std::all_of(image.begin(), image.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '/' || c == ':' || c == '@';
+  });
+}
+
+bool isValidEnvKey(const std::string& k) {
+  return !k.empty() && k.find('=') == std::string::npos && k.find('\0') == std::string::npos;
+}
+
+Error invalidId(const std::string& id) {
+  return Error(ErrorCode::ValidationError, "invalid sandbox id '" + id + "'");
+}
+
+bool isOurs(const SandboxInfo& info) {
+  auto it = info.labels.find(labels::kSandbox);
+  return it != info.labels.end() && it->second == "true" && !info.id.empty();
+}
+
+std::int64_t nowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DockerProvider>> DockerProvider::create(DockerProviderOptions opts) {
+  net::Endpoint ep;
+  if (opts.endpoint) {
+    ep = *opts.endpoint;
+  } else {
+    auto fromEnv = dockerEndpointFromEnv();
+    if (!fromEnv.ok()) return fromEnv.takeError();
+    ep = fromEnv.value();
+  }
+  auto io = opts.io ? opts.io : net::IoThread::create(1);
+  DockerClientOptions co;
+  co.endpoint = ep;
+  co.callTimeout = opts.callTimeout;
+  auto client = DockerClient::create(co, io);
+  if (!client.ok()) return client.takeError();
+  return std::unique_ptr<DockerProvider>(
+      new DockerProvider(std::move(opts), std::move(io), std::shared_ptr<DockerClient>(std::move(client.value()))));
+}
+
+DockerProvider::DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
+                               std::shared_ptr<DockerClient> client)
+    : opts_(std::move(opts)), io_(std::move(io)), client_(std::move(client)) {}
+
+DockerProvider::~DockerProvider() = default;
+
+std::vector<std::pair<std::string, std::string>> DockerProvider::scopeSelector() const {
+  std::vector<std::pair<std::string, std::string>> sel{{labels::kSandbox, "true"}};
+  for (const auto& kv : opts_.scopeLabels) sel.emplace_back(kv);
+  return sel;
+}
+
+Result<void> DockerProvider::ensureInternalNetwork() {
+  const std::string& name = opts_.internalNetwork;
+  auto found = client_->call("GET", "/networks/" + name);
+  if (found.ok()) return {};
+  if (httpStatus(found.error()) != 404) return found.takeError();
+  json body = {{"Name", name},
+               {"Internal", true},
+               {"CheckDuplicate", true},
+               {"Labels", {{labels::kManaged, "true"}}}};
+  auto made = client_->call("POST", "/networks/create", &body);
+  if (!made.ok() && httpStatus(made.error()) != 409) return made.takeError();  // 409: made meanwhile
+  return {};
+}
+
+Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
+  if (!isValidSandboxId(spec.id)) return invalidId(spec.id);
+  if (!isValidImageRef(spec.image)) return Error(ErrorCode::ValidationError, "invalid image '" + spec.image + "'");
+  if (spec.memoryMb <= 0 || spec.cpu <= 0 || spec.pidsLimit <= 0) {
+    return Error(ErrorCode::ValidationError, "memoryMb, cpu and pidsLimit must be positive");
+  }
+  for (const auto& [k, v] : spec.env) {
+    if (!isValidEnvKey(k)) return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
+  }
+  // Checked before the engine is touched: nothing to undo.
+  struct stat st {};
+  if (spec.projectPath.empty() || spec.projectPath.front() != '/' ||
+      ::stat(spec.projectPath.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error(ErrorCode::SandboxProjectPathInvalid,
+                 "project path '" + spec.projectPath + "' is not an existing absolute directory",
+                 {{"projectPath", spec.projectPath}});
+  }
+
+  auto image = client_->call("GET", "/images/" + spec.image + "/json");
+  if (!image.ok()) {
+    if (httpStatus(image.error()) == 404) {
+      return Error(ErrorCode::SandboxImageNotFound, "image '" + spec.image + "' is not present on the engine",
+                   {{"image", spec.image}});
+    }
+    return image.takeError();
+  }
+
+  std::string networkMode = "none";
+  if (spec.network == NetworkMode::Bridge) networkMode = "bridge";
+  if (spec.network == NetworkMode::Internal) {
+    AP_TRY(ensureInternalNetwork());
+    networkMode = opts_.internalNetwork;
+  }
+
+  json lbls = json::object();
+  for (const auto& [k, v] : spec.extraLabels) lbls[k] = v;
+  for (const auto& [k, v] : opts_.scopeLabels) lbls[k] = v;
+  lbls[labels::kSandbox] = "true";
+  lbls[labels::kManaged] = "true";
+  lbls[labels::kSandboxId] = spec.id;
+  lbls[labels::kProjectId] = spec.projectId;
+  lbls[labels::kAgentId] = spec.agentId;
+  lbls[docker_labels::kProjectPath] = spec.projectPath;
+  lbls[docker_labels::kImage] = spec.image;
+
+  json env = json::array();
+  for (const auto& [k, v] : spec.env) env.push_back(k + "=" + v);
+
+  const auto memory = static_cast<std::int64_t>(spec.memoryMb) * 1024 * 1024;
+  json body = {
+      {"Image", spec.image},
+      {"Cmd", {"sleep", "infinity"}},
+      {"User", kSandboxUser},
+      {"WorkingDir", "/workspace"},
+      {"Env", env},
+      {"Labels", lbls},
+      {"HostConfig",
+       {{"Memory", memory},
+        {"MemorySwap", memory},  // no swap beyond the limit
+        {"NanoCpus", static_cast<std::int64_t>(spec.cpu * 1e9)},
+        {"PidsLimit", spec.pidsLimit},
+        {"CapDrop", {"ALL"}},
+        {"SecurityOpt", {"no-new-privileges"}},
+        // Mounts rather than Binds: a path with ':' or ',' cannot be misparsed.
+        {"Mounts", {{{"Type", "bind"}, {"Source", spec.projectPath}, {"Target", "/workspace"}}}},
+        {"Init", true},
+        {"NetworkMode", networkMode}}},
+  };
+  const std::string name = containerName(spec.id);
+  auto made = client_->call("POST", "/containers/create?name=" + name, &body);
+  if (!made.ok()) {
+    int status = httpStatus(made.error());
+    if (status == 409) {
+      return Error(ErrorCode::SandboxAlreadyExists, "sandbox '" + spec.id + "' already exists", {{"id", spec.id}});
+    }
+    if (status == 404) {
+      return Error(ErrorCode::SandboxImageNotFound, made.error().message, {{"image", spec.image}});
+    }
+    return Error(ErrorCode::SandboxCreateFailed, made.error().message, made.error().details);
+  }
+
+  auto fail = [&](const std::string& why) -> Error {
+    auto removed = remove(spec.id);  // a failed create leaves nothing behind
+    auto d = std::map<std::string, std::string>{{"id", spec.id}};
+    if (!removed.ok()) d["cleanup"] = removed.error().message;
+    return Error(ErrorCode::SandboxCreateFailed, why, d);
+  };
+  auto started = client_->call("POST", "/containers/" + name + "/start");
+  if (!started.ok()) return fail("starting the container failed: " + started.error().message);
+
+  auto info = inspect(spec.id);
+  if (!info.ok()) return fail("inspecting the new container failed: " + info.error().message);
+  if (info->state != SandboxState::Running) {
+    return fail("the container is not running after start (" + info->stateDetail + ")");
+  }
+  return info;
+}
+
+Result<SandboxInfo> DockerProvider::inspect(const std::string& id) {
+  auto r = client_->call("GET", "/containers/" + containerName(id) + "/json");
+  if (!r.ok()) {
+    if (httpStatus(r.error()) == 404) {
+      return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+    }
+    return r.takeError();
+  }
+  SandboxInfo info = sandboxFromInspect(r.value());
+  if (!isOurs(info) || info.id != id) {
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  }
+  return info;
+}
+
+Result<SandboxInfo> DockerProvider::get(const std::string& id) {
+  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  return inspect(id);
+}
+
+Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) {
+  auto sel = scopeSelector();
+  if (filter.projectId) sel.emplace_back(labels::kProjectId, *filter.projectId);
+  if (filter.agentId) sel.emplace_back(labels::kAgentId, *filter.agentId);
+  for (const auto& kv : filter.labels) sel.emplace_back(kv);
+  std::string path = "/containers/json?all=" + std::string(filter.includeStopped ? "1" : "0") +
+                     "&filters=" + labelFilterQuery(sel);
+  auto r = client_->call("GET", path);
+  if (!r.ok()) return r.takeError();
+  std::vector<SandboxInfo> out;
+  if (!r->is_array()) return out;
+  for (const auto& entry : r.value()) {
+    SandboxInfo info = sandboxFromListEntry(entry);
+    if (isOurs(info)) out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const SandboxInfo& a, const SandboxInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<void> DockerProvider::stop(const std::string& id) {
+  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  auto timeout = std::chrono::seconds(opts_.stopTimeoutSeconds) + opts_.callTimeout;
+  auto r = client_->call("POST", "/containers/" + containerName(id) + "/stop?t=" + std::to_string(opts_.stopTimeoutSeconds),
+                         nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+  if (r.ok()) return {};
+  int status = httpStatus(r.error());
+  if (status == 304) return {};  // already stopped
+  if (status == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  return r.takeError();
+}
+
+Result<void> DockerProvider::remove(const std::string& id) {
+  if (!isValidSandboxId(id)) return invalidId(id);
+  auto r = client_->call("DELETE", "/containers/" + containerName(id) + "?force=1&v=1");
+  if (r.ok()) return {};
+  int status = httpStatus(r.error());
+  if (status == 404) return {};  // unknown or already gone: idempotent
+  if (status == 409 && r.error().message.find("already in progress") != std::string::npos) return {};
+  return r.takeError();
+}
+
+Result<SandboxMetrics> DockerProvider::metrics(const std::string& id) {
+  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  auto r = client_->call("GET", "/containers/" + containerName(id) + "/json");
+  if (!r.ok()) {
+    if (httpStatus(r.error()) == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+    return r.takeError();
+  }
+  SandboxInfo info = sandboxFromInspect(r.value());
+  if (!isOurs(info)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (info.state != SandboxState::Running) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
+  }
+  // stream=false waits for a second sample so that precpu_stats is filled (about 1 s).
+  auto stats = client_->call("GET", "/containers/" + containerName(id) + "/stats?stream=false");
+  if (!stats.ok()) return stats.takeError();
+  auto m = parseStats(stats->dump());
+  if (!m.ok()) return m.takeError();
+  std::string started = r.value()["State"].value("StartedAt", std::string());
+  if (auto t = parseRfc3339(started)) m->uptimeSeconds = std::max<std::int64_t>(0, nowUnix() - *t);
+  return m;
+}
+
+HealthStatus DockerProvider::healthCheck() {
+  HealthStatus h;
+  auto v = client_->version();
+  if (!v.ok()) {
+    h.warnings.push_back(v.error().message);
+    return h;
+  }
+  h.reachable = true;
+  h.version = v->version;
+  auto api = client_->apiVersion();
+  if (api.ok()) h.apiVersion = api->toString();
+  else h.warnings.push_back(api.error().message);
+
+  auto all = list(ListFilter{});
+  if (all.ok()) {
+    h.total = static_cast<int>(all->size());
+    h.running = static_cast<int>(std::count_if(all->begin(), all->end(), [](const SandboxInfo& i) {
+      return i.state == SandboxState::Running;
+    }));
+  } else {
+    h.warnings.push_back("listing sandboxes failed: " + all.error().message);
+  }
+  if (!opts_.defaultImage.empty()) {
+    auto image = client_->call("GET", "/images/" + opts_.defaultImage + "/json");
+    if (!image.ok() && httpStatus(image.error()) == 404) {
+      h.warnings.push_back("default image " + opts_.defaultImage +
+                           " is missing: build it with `bash scripts/build-sandbox-image.sh`");
+    }
+  }
+  auto info = client_->call("GET", "/info");
+  if (info.ok() && info->contains("Warnings") && (*info)["Warnings"].is_array()) {
+    for (const auto& w : (*info)["Warnings"]) {
+      if (w.is_string()) h.warnings.push_back("engine: " + w.get<std::string>());
+    }
+  }
+  return h;
+}
+
+Result<CleanupReport> DockerProvider::cleanup(const CleanupFilter& filter) {
+  auto all = list(ListFilter{});
+  if (!all.ok()) return all.takeError();
+  std::set<std::string> known;
+  if (filter.knownIds) known.insert(filter.knownIds->begin(), filter.knownIds->end());
+  CleanupReport report;
+  for (const auto& s : all.value()) {
+    bool doomed = (filter.stopped && s.state == SandboxState::Stopped) ||
+                  (filter.failed && s.state == SandboxState::Failed) ||
+                  (filter.knownIds && known.count(s.id) == 0) ||
+                  (filter.createdBeforeUnix && s.createdAtUnix < *filter.createdBeforeUnix);
+    if (!doomed) continue;
+    if (remove(s.id).ok()) report.removedIds.push_back(s.id);
+    else report.failedIds.push_back(s.id);
+  }
+  return report;
+}
+
+Result<std::unique_ptr<EventStream>> DockerProvider::subscribeEvents() {
+  return client_->events(labelFilterQuery(scopeSelector(), {"container"}));
+}
+
+}  // namespace agentpane::docker

@@ -1,0 +1,86 @@
+// SandboxProvider on a Docker engine. One container per sandbox, named agentpane-<id>,
+// labelled so that the engine alone (list by label) is the source of truth: besides the
+// SPEC labels it stores the project path and image, so list() rebuilds SandboxInfo after a
+// restart. Hardened by default: all capabilities dropped, no-new-privileges, uid 1000,
+// memory/CPU/pids limits, tini as PID 1 (reaps zombies; tmux needs it).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agentpane/provider.hpp"
+#include "docker/docker_client.hpp"
+#include "docker/events.hpp"
+#include "net/endpoint.hpp"
+#include "net/io_thread.hpp"
+
+namespace agentpane::docker {
+
+// Labels only this provider sets (the SPEC ones are in agentpane/sandbox.hpp).
+namespace docker_labels {
+inline constexpr const char* kProjectPath = "agentpane.io/project-path";
+inline constexpr const char* kImage = "agentpane.io/image";
+}  // namespace docker_labels
+
+struct DockerProviderOptions {
+  std::optional<net::Endpoint> endpoint;  // default: DOCKER_HOST & co. (docker_host.hpp)
+  std::string defaultImage = "agentpane/sandbox:latest";  // healthCheck warns when missing
+  // Added to every sandbox created, and required by list/cleanup/healthCheck counts: several
+  // servers (or test runs) can share one engine without touching each other's sandboxes.
+  std::map<std::string, std::string> scopeLabels;
+  std::chrono::milliseconds callTimeout{30000};
+  int stopTimeoutSeconds = 5;  // then SIGKILL
+  std::string internalNetwork = "agentpane-internal";  // NetworkMode::Internal, made on demand
+  std::chrono::milliseconds killTimeout{10000};         // bound on the process-tree kill exec
+  std::shared_ptr<net::IoThread> io;                    // default: a loop of our own
+};
+
+class DockerProvider final : public SandboxProvider {
+ public:
+  // Fails only on configuration (unusable DOCKER_HOST, bad TLS files); never calls the engine.
+  static Result<std::unique_ptr<DockerProvider>> create(DockerProviderOptions opts = {});
+  ~DockerProvider() override;
+
+  // agentpane::SandboxLifecycle
+  Result<SandboxInfo> create(const SandboxSpec& spec) override;
+  Result<SandboxInfo> get(const std::string& id) override;
+  Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override;
+  Result<void> stop(const std::string& id) override;
+  Result<void> remove(const std::string& id) override;
+
+  // agentpane::SandboxExecutor
+  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id, const std::vector<std::string>& argv,
+                                                const ExecOptions& options) override;
+
+  // agentpane::SandboxStats
+  Result<SandboxMetrics> metrics(const std::string& id) override;
+
+  // agentpane::SandboxProvider
+  [[nodiscard]] ProviderType type() const override { return ProviderType::Docker; }
+  HealthStatus healthCheck() override;
+  Result<CleanupReport> cleanup(const CleanupFilter& filter) override;
+
+  // Container events (create, start, die, destroy, oom...) of the sandboxes in our scope.
+  Result<std::unique_ptr<EventStream>> subscribeEvents();
+
+  DockerClient& client() { return *client_; }
+  static std::string containerName(const std::string& id) { return "agentpane-" + id; }
+
+ private:
+  DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
+                 std::shared_ptr<DockerClient> client);
+
+  Result<void> ensureInternalNetwork();
+  Result<SandboxInfo> inspect(const std::string& id);
+  std::vector<std::pair<std::string, std::string>> scopeSelector() const;
+
+  DockerProviderOptions opts_;
+  std::shared_ptr<net::IoThread> io_;
+  std::shared_ptr<DockerClient> client_;  // shared with open exec sessions
+};
+
+}  // namespace agentpane::docker

@@ -1,0 +1,69 @@
+// ExecSession over Docker's hijacked exec stream. The session owns the raw stream and asks
+// an ExecControl for what the stream cannot tell (exit code, killing the process tree), so
+// the protocol logic is tested with fake streams and controls, without an engine.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "agentpane/exec.hpp"
+#include "docker/multiplex.hpp"
+#include "net/byte_stream.hpp"
+
+namespace agentpane::docker {
+
+class ExecControl {
+ public:
+  virtual ~ExecControl() = default;
+  // The exit code once the engine reports the exec finished (polls briefly).
+  virtual Result<int> exitCode() = 0;
+  // Kills the exec's process and its children. Best effort, bounded in time.
+  virtual void killProcessTree() = 0;
+};
+
+class DockerExecSession final : public ExecSession {
+ public:
+  static constexpr std::size_t kReadSize = 64u << 10;
+
+  DockerExecSession(std::unique_ptr<net::ByteStream> stream, std::unique_ptr<ExecControl> control,
+                    std::chrono::milliseconds timeout, bool attachStdin);
+  ~DockerExecSession() override;
+
+  // agentpane::ExecSession
+  Result<void> writeStdin(std::string_view data) override;
+  Result<void> closeStdin() override;
+  Result<std::optional<ExecChunk>> read() override;
+  Result<int> wait() override;
+  void cancel() override;
+
+ private:
+  Error timedOut();
+  void killOnce();
+
+  std::unique_ptr<net::ByteStream> stream_;
+  std::unique_ptr<ExecControl> control_;
+  const std::chrono::milliseconds timeout_;
+  const net::Deadline deadline_;
+  const bool attachStdin_;
+
+  std::mutex readMu_;  // read() and wait()
+  MultiplexParser parser_;
+  std::deque<ExecChunk> pending_;
+  std::atomic<bool> eof_{false};  // written under readMu_, read by cancel()
+  std::optional<Error> readError_;  // sticky
+  std::optional<int> exitCode_;
+
+  std::mutex writeMu_;
+  bool stdinClosed_ = false;
+
+  std::atomic<bool> timedOut_{false};
+  std::atomic<bool> canceled_{false};
+  std::atomic<bool> killed_{false};
+};
+
+}  // namespace agentpane::docker

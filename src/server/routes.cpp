@@ -1,0 +1,384 @@
+// The REST routes of SPEC "Server API". Each handler parses and checks its input, runs the
+// blocking service call on the worker pool, and answers with the JSON envelope.
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "agentpane/tmux.hpp"
+#include "server/blocking.hpp"
+#include "server/server_context.hpp"
+#include "service/model_json.hpp"
+#include "service/sandbox_service.hpp"
+
+namespace agentpane::server {
+namespace asio = boost::asio;
+using http_verb = boost::beast::http::verb;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kActor = "api";
+
+template <typename F>
+asio::awaitable<std::invoke_result_t<F&>> blocking(RequestContext& ctx, F fn) {
+  return runBlocking(ctx.server.pool, std::move(fn));
+}
+
+template <typename T>
+json arrayOf(const std::vector<T>& items) {
+  json a = json::array();
+  for (const auto& i : items) a.push_back(toJson(i));
+  return a;
+}
+
+// Query parameters a route does not know are refused rather than silently ignored.
+Result<void> onlyQuery(const RequestContext& ctx, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [k, v] : ctx.query) {
+    bool known = false;
+    for (auto a : allowed) known = known || a == k;
+    if (!known) return fieldError(k, "unknown query parameter '" + k + "'");
+  }
+  return {};
+}
+
+Result<std::optional<std::int64_t>> queryInt(const RequestContext& ctx, const std::string& name,
+                                             std::int64_t min, std::int64_t max) {
+  auto it = ctx.query.find(name);
+  if (it == ctx.query.end()) return std::optional<std::int64_t>{};
+  try {
+    std::size_t used = 0;
+    long long v = std::stoll(it->second, &used);
+    if (used != it->second.size() || v < min || v > max) throw std::out_of_range(name);
+    return std::optional<std::int64_t>(v);
+  } catch (const std::exception&) {
+    return fieldError(name, "'" + name + "' must be an integer " + std::to_string(min) + ".." +
+                                std::to_string(max));
+  }
+}
+
+Result<json> bodyObject(const RequestContext& ctx) { return parseJsonObject(ctx.req.body()); }
+
+Reply deleted(const std::string& key, const std::string& value) {
+  return okReply(json{{key, value}, {"deleted", true}});
+}
+
+// --- health, session, metrics ---------------------------------------------------------------
+
+asio::awaitable<Reply> health(RequestContext&) {
+  co_return okReply(json{{"status", "ok"}, {"version", kServerVersion}});
+}
+
+asio::awaitable<Reply> createSession(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto f = JsonFields::of(body.value(), {"token"});
+  if (!f.ok()) co_return errorReply(f.error());
+  auto token = f->requiredString("token");
+  if (!token.ok()) co_return errorReply(token.error());
+  if (!constantTimeEquals(token.value(), ctx.server.token)) {
+    co_return errorReply(ErrorCode::Unauthorized, "wrong token");
+  }
+  auto ttl = ctx.server.sessions.ttl();
+  std::string id = ctx.server.sessions.create();
+  Reply r = okReply(json{{"expiresInSeconds", ttl.count()}});
+  r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + id +
+                                           "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
+                                           std::to_string(ttl.count()));
+  co_return r;
+}
+
+asio::awaitable<Reply> deleteSession(RequestContext& ctx) {
+  if (auto h = ctx.req.find(boost::beast::http::field::cookie); h != ctx.req.end()) {
+    if (auto id = cookieValue(h->value(), kSessionCookie)) ctx.server.sessions.remove(*id);
+  }
+  Reply r = okReply(json{{"loggedOut", true}});
+  r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) +
+                                           "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+  co_return r;
+}
+
+asio::awaitable<Reply> metrics(RequestContext& ctx) {
+  auto counts = co_await blocking(ctx, [&ctx] { return ctx.server.service.sandboxCounts(); });
+  Reply r;
+  r.body = ctx.server.metrics.render(counts);
+  r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+  co_return r;
+}
+
+// --- routes later issues fill in ------------------------------------------------------------
+
+asio::awaitable<Reply> k8sDisabled(RequestContext&) {
+  co_return errorReply(ErrorCode::K8sDisabled,
+                       "Kubernetes support is not available on this server yet (no Kubernetes provider)");
+}
+
+asio::awaitable<Reply> poolDisabled(RequestContext&) {
+  co_return errorReply(ErrorCode::WarmPoolDisabled, "the warm pool is not available on this server yet");
+}
+
+// --- configs --------------------------------------------------------------------------------
+
+asio::awaitable<Reply> listConfigs(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx] { return ctx.server.service.listConfigs(); });
+  co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
+}
+
+asio::awaitable<Reply> createConfig(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto cfg = configFromCreateJson(body.value());
+  if (!cfg.ok()) co_return errorReply(cfg.error());
+  auto r = co_await blocking(ctx, [&ctx, c = std::move(cfg.value())]() mutable {
+    return ctx.server.service.createConfig(std::move(c));
+  });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+}
+
+asio::awaitable<Reply> getConfig(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getConfig(id); });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
+asio::awaitable<Reply> patchConfig(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), patch = std::move(body.value())]() -> Result<SandboxConfig> {
+    auto& svc = ctx.server.service;
+    auto base = svc.getConfig(id);
+    if (!base.ok()) return base.takeError();
+    auto merged = applyConfigPatch(base.value(), patch);
+    if (!merged.ok()) return merged.takeError();
+    return svc.updateConfig(merged.value());
+  });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
+asio::awaitable<Reply> deleteConfig(RequestContext& ctx) {
+  auto id = ctx.param("id");
+  auto r = co_await blocking(ctx, [&ctx, id] { return ctx.server.service.deleteConfig(id); });
+  if (!r.ok()) co_return errorReply(r.error());
+  co_return deleted("id", id);
+}
+
+// --- sandboxes ------------------------------------------------------------------------------
+
+asio::awaitable<Reply> listSandboxes(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx] { return ctx.server.service.listSandboxes(); });
+  co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
+}
+
+asio::awaitable<Reply> createSandbox(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto req = createSandboxRequestFromJson(body.value());
+  if (!req.ok()) co_return errorReply(req.error());
+  auto r = co_await blocking(ctx, [&ctx, q = std::move(req.value())] {
+    return ctx.server.service.createSandbox(q, kActor);
+  });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+}
+
+asio::awaitable<Reply> getSandbox(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
+asio::awaitable<Reply> deleteSandbox(RequestContext& ctx) {
+  auto id = ctx.param("id");
+  auto r = co_await blocking(ctx, [&ctx, id] { return ctx.server.service.removeSandbox(id, kActor); });
+  if (!r.ok()) co_return errorReply(r.error());
+  co_return deleted("id", id);
+}
+
+asio::awaitable<Reply> stopSandbox(RequestContext& ctx) {
+  auto id = ctx.param("id");
+  auto r = co_await blocking(ctx, [&ctx, id]() -> Result<SandboxRecord> {
+    auto stopped = ctx.server.service.stopSandbox(id, kActor);
+    if (!stopped.ok()) return stopped.takeError();
+    return ctx.server.service.getSandbox(id);
+  });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
+asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  // `"encoding":"base64"` is accepted as another spelling of `"base64":true`.
+  json j = std::move(body.value());
+  if (j.contains("encoding")) {
+    const auto& e = j["encoding"];
+    if (!e.is_string() || (e != "base64" && e != "utf-8")) {
+      co_return errorReply(fieldError("encoding", "'encoding' must be \"base64\" or \"utf-8\""));
+    }
+    if (e == "base64") j["base64"] = true;
+    j.erase("encoding");
+  }
+  auto req = execApiRequestFromJson(j);
+  if (!req.ok()) co_return errorReply(req.error());
+  ExecApiRequest api = std::move(req.value());
+  if (api.request.options.timeout.count() == 0) {
+    api.request.options.timeout = ctx.server.options.defaultExecTimeout;
+  }
+  const auto startedAt = Clock::now();
+  const auto id = ctx.param("id");
+  // Commands can run for long: they use the stream pool so that short calls never queue
+  // behind them.
+  auto r = co_await runBlocking(ctx.server.streamPool, [&ctx, id, q = std::move(api.request)] {
+    return ctx.server.service.exec(id, q, kActor);
+  });
+  auto provider = co_await blocking(ctx, [&ctx, id] { return providerLabel(ctx.server.service, id); });
+  Result<int> code = r.ok() ? Result<int>(r.value().exitCode) : Result<int>(r.error());
+  ctx.server.metrics.recordExec(provider, execResultLabel(code),
+                                std::chrono::duration<double>(Clock::now() - startedAt).count());
+  co_return replyFrom(r, [&](const ExecResult& v) { return toJson(v, api.base64Output); });
+}
+
+// --- tmux -----------------------------------------------------------------------------------
+
+asio::awaitable<Reply> listTmux(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.tmuxList(id); });
+  co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
+}
+
+asio::awaitable<Reply> createTmux(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto f = JsonFields::of(body.value(), {"name", "command"});
+  if (!f.ok()) co_return errorReply(f.error());
+  auto name = f->requiredString("name");
+  if (!name.ok()) co_return errorReply(name.error());
+  if (!isValidTmuxName(name.value())) {
+    co_return errorReply(Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
+                               {{"field", "name"}}));
+  }
+  auto command = f->optionalStringArray("command");
+  if (!command.ok()) co_return errorReply(command.error());
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = name.value(),
+                                   cmd = command.value().value_or(std::vector<std::string>{})] {
+    return ctx.server.service.tmuxCreate(id, n, cmd, kActor);
+  });
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+}
+
+asio::awaitable<Reply> tmuxKeys(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto f = JsonFields::of(body.value(), {"text", "enter"});
+  if (!f.ok()) co_return errorReply(f.error());
+  auto text = f->requiredString("text");
+  if (!text.ok()) co_return errorReply(text.error());
+  auto enter = f->optionalBool("enter");
+  if (!enter.ok()) co_return errorReply(enter.error());
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name"), t = text.value(),
+                                   e = enter.value().value_or(true)] {
+    return ctx.server.service.tmuxSendKeys(id, n, t, e, kActor);
+  });
+  if (!r.ok()) co_return errorReply(r.error());
+  co_return okReply(json{{"name", ctx.param("name")}, {"sent", true}});
+}
+
+asio::awaitable<Reply> tmuxCapture(RequestContext& ctx) {
+  if (auto q = onlyQuery(ctx, {"lines"}); !q.ok()) co_return errorReply(q.error());
+  auto lines = queryInt(ctx, "lines", 1, 10000);
+  if (!lines.ok()) co_return errorReply(lines.error());
+  int n = static_cast<int>(lines.value().value_or(100));
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), name = ctx.param("name"), n] {
+    return ctx.server.service.tmuxCapture(id, name, n);
+  });
+  co_return replyFrom(r, [&](const std::string& content) {
+    return json{{"name", ctx.param("name")}, {"lines", n}, {"content", content}};
+  });
+}
+
+asio::awaitable<Reply> killTmux(RequestContext& ctx) {
+  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name")] {
+    return ctx.server.service.tmuxKill(id, n, kActor);
+  });
+  if (!r.ok()) co_return errorReply(r.error());
+  co_return deleted("name", ctx.param("name"));
+}
+
+// --- audit ----------------------------------------------------------------------------------
+
+asio::awaitable<Reply> audit(RequestContext& ctx) {
+  if (auto q = onlyQuery(ctx, {"sandboxId", "limit", "beforeId"}); !q.ok()) co_return errorReply(q.error());
+  AuditQuery q;
+  if (auto it = ctx.query.find("sandboxId"); it != ctx.query.end() && !it->second.empty()) {
+    if (!isValidSandboxId(it->second)) co_return errorReply(fieldError("sandboxId", "invalid sandbox id"));
+    q.sandboxId = it->second;
+  }
+  auto limit = queryInt(ctx, "limit", 1, 1000);
+  if (!limit.ok()) co_return errorReply(limit.error());
+  q.limit = static_cast<int>(limit.value().value_or(100));
+  auto before = queryInt(ctx, "beforeId", 0, std::numeric_limits<std::int64_t>::max());
+  if (!before.ok()) co_return errorReply(before.error());
+  q.beforeId = before.value().value_or(0);
+  auto r = co_await blocking(ctx, [&ctx, q] { return ctx.server.service.audit(q); });
+  co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
+}
+
+Route http(http_verb m, const char* pattern, HttpHandler h, bool auth = true,
+           std::chrono::seconds ioTimeout = std::chrono::seconds(0)) {
+  return Route{m, RoutePattern(pattern), auth, ioTimeout, std::move(h), {}};
+}
+
+Route ws(const char* pattern, WsHandler h) {
+  return Route{http_verb::get, RoutePattern(pattern), true, std::chrono::seconds(0), {}, std::move(h)};
+}
+
+}  // namespace
+
+std::string providerLabel(SandboxService& service, const std::string& sandboxId) {
+  auto r = service.getSandbox(sandboxId);
+  return r.ok() ? toString(r.value().info.provider) : "unknown";
+}
+
+std::string execResultLabel(const Result<int>& exitCode) {
+  if (exitCode.ok()) return exitCode.value() == 0 ? "ok" : "nonzero";
+  return exitCode.error().code == ErrorCode::ExecTimeout ? "timeout" : "error";
+}
+
+std::vector<Route> buildRoutes() {
+  using V = http_verb;
+  std::vector<Route> r;
+  r.push_back(http(V::get, "/api/health", health, /*auth=*/false));
+  r.push_back(http(V::post, "/api/session", createSession, /*auth=*/false));
+  r.push_back(http(V::delete_, "/api/session", deleteSession, /*auth=*/false));
+  r.push_back(http(V::get, "/metrics", metrics));
+
+  r.push_back(http(V::get, "/api/sandbox/k8s/status", k8sDisabled));
+  r.push_back(http(V::get, "/api/sandbox/k8s/contexts", k8sDisabled));
+  r.push_back(http(V::get, "/api/sandbox/k8s/namespaces", k8sDisabled));
+  r.push_back(http(V::get, "/api/sandbox/pool", poolDisabled));
+  r.push_back(http(V::post, "/api/sandbox/pool/prewarm", poolDisabled));
+
+  r.push_back(http(V::get, "/api/sandbox-configs", listConfigs));
+  r.push_back(http(V::post, "/api/sandbox-configs", createConfig));
+  r.push_back(http(V::get, "/api/sandbox-configs/{config}", getConfig));
+  r.push_back(http(V::patch, "/api/sandbox-configs/{config}", patchConfig));
+  r.push_back(http(V::delete_, "/api/sandbox-configs/{config}", deleteConfig));
+
+  r.push_back(http(V::get, "/api/sandboxes", listSandboxes));
+  r.push_back(http(V::post, "/api/sandboxes", createSandbox));
+  r.push_back(http(V::get, "/api/sandboxes/{sandbox}", getSandbox));
+  r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}", deleteSandbox));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/stop", stopSandbox));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/exec", execSandbox, true, std::chrono::seconds(300)));
+  r.push_back(ws("/api/sandboxes/{sandbox}/exec/stream", runExecStream));
+
+  r.push_back(http(V::get, "/api/sandboxes/{sandbox}/tmux", listTmux));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/tmux", createTmux));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/tmux/{tmux}/keys", tmuxKeys));
+  r.push_back(http(V::get, "/api/sandboxes/{sandbox}/tmux/{tmux}/capture", tmuxCapture));
+  r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}/tmux/{tmux}", killTmux));
+  r.push_back(ws("/api/sandboxes/{sandbox}/tmux/{tmux}/attach", runTmuxAttach));
+
+  r.push_back(http(V::get, "/api/audit", audit));
+  return r;
+}
+
+}  // namespace agentpane::server

@@ -1,0 +1,581 @@
+// The connection side of the server, in the style of Beast's flex-awaitable example: an
+// accept loop and one coroutine per connection, each on its own strand.
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include "server/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "server/server_context.hpp"
+#include "server/ws_channel.hpp"
+
+namespace agentpane::server {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// One live connection, as seen by stop(). Fields are touched only on the connection's strand.
+struct Conn {
+  asio::any_io_executor ex;
+  beast::tcp_stream* stream = nullptr;  // during the HTTP phase
+  std::weak_ptr<WsChannel> ws;          // after an upgrade
+  bool idle = true;                     // waiting for the next request
+  bool stopping = false;
+};
+
+class ConnRegistry {
+ public:
+  void add(const std::shared_ptr<Conn>& c) {
+    std::lock_guard lock(mu_);
+    conns_.insert(c);
+  }
+  void remove(const std::shared_ptr<Conn>& c) {
+    std::lock_guard lock(mu_);
+    conns_.erase(c);
+    if (conns_.empty()) cv_.notify_all();
+  }
+  std::vector<std::shared_ptr<Conn>> snapshot() {
+    std::lock_guard lock(mu_);
+    return {conns_.begin(), conns_.end()};
+  }
+  bool waitEmpty(Clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return conns_.empty(); });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::shared_ptr<Conn>> conns_;
+};
+
+struct ScopeExit {
+  std::function<void()> fn;
+  ~ScopeExit() {
+    if (fn) fn();
+  }
+};
+
+Result<tcp::endpoint> parseListen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Error(ErrorCode::ValidationError, "listen address must be host:port, got '" + listen + "'");
+  }
+  std::string host = listen.substr(0, colon);
+  std::string portText = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned long port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoul(portText, &used);
+    if (used != portText.size() || port > 65535) throw std::out_of_range("port");
+  } catch (const std::exception&) {
+    return Error(ErrorCode::ValidationError, "bad port in listen address '" + listen + "'");
+  }
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) return Error(ErrorCode::ValidationError, "listen host must be an IP address, got '" + host + "'");
+  return tcp::endpoint(addr, static_cast<unsigned short>(port));
+}
+
+http::response<http::string_body> toResponse(const Reply& r, unsigned version, bool keepAlive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "agentpane");
+  res.set(http::field::content_type, r.contentType);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  for (const auto& [k, v] : r.headers) res.insert(k, v);
+  res.keep_alive(keepAlive);
+  res.body() = r.body;
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(SandboxService& service, ServerOptions opts)
+      : options(std::move(opts)),
+        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
+        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))),
+        ctx(service, options, pool, streamPool),
+        routes(buildRoutes()) {}
+
+  // Declaration order is destruction order reversed: the pools go first (their abandoned
+  // work hands coroutine frames back to the io_context), then the io_context (whose frames
+  // still touch ctx and the registry).
+  ServerOptions options;
+  ConnRegistry registry;
+  std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
+  asio::thread_pool pool;
+  asio::thread_pool streamPool;
+  ServerContext ctx;
+  std::vector<Route> routes;
+
+  std::optional<tcp::acceptor> acceptor;
+  asio::any_io_executor acceptorEx;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::uint16_t boundPort = 0;
+  bool started = false;
+
+  std::mutex stopMu;  // serialises stop()
+  bool stopped = false;
+  std::mutex requestMu;
+  std::condition_variable requestCv;
+  bool stopRequested = false;
+
+  Result<void> start();
+  void stop();
+  void requestStop() {
+    std::lock_guard lock(requestMu);
+    stopRequested = true;
+    requestCv.notify_all();
+  }
+
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> session(beast::tcp_stream stream);
+  asio::awaitable<void> lingerClose(beast::tcp_stream& stream);
+  asio::awaitable<void> upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
+                                Request req, const Route& route, PatternMatch match, Target target,
+                                Clock::time_point startedAt);
+
+  struct Dispatch {
+    const Route* route = nullptr;
+    PatternMatch match;
+    Target target;
+    std::string label = "unmatched";
+    std::optional<Reply> early;  // a reply without running a handler
+  };
+  Dispatch dispatch(const Request& req);
+  // Everything decided on the header alone: size, origin, route, auth, upgrade.
+  Dispatch checkHeader(http::request_parser<http::string_body>& parser);
+  bool authorized(const Request& req);
+  Reply payloadTooLarge() const;
+  static Reply headerTooLarge();
+  static Reply internalError();
+};
+
+Result<void> Server::Impl::start() {
+  auto ep = parseListen(options.listen);
+  if (!ep.ok()) return ep.takeError();
+  if (options.home.empty()) return Error(ErrorCode::ValidationError, "the server needs a home directory");
+  auto token = loadOrCreateToken(options.home);
+  if (!token.ok()) return token.takeError();
+  ctx.token = token.value();
+
+  acceptorEx = asio::make_strand(*ioc);
+  acceptor.emplace(acceptorEx);
+  boost::system::error_code ec;
+  acceptor->open(ep->protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep.value(), ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    acceptor.reset();
+    return Error(ErrorCode::Internal, "cannot listen on " + options.listen + ": " + ec.message());
+  }
+  boundPort = acceptor->local_endpoint().port();
+
+  asio::co_spawn(acceptorEx, acceptLoop(), asio::detached);
+  work.emplace(ioc->get_executor());
+  int n = std::clamp(options.networkThreads, 1, 8);
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc->run();
+          break;
+        } catch (const std::exception& e) {
+          spdlog::error("network thread: {}", e.what());
+        }
+      }
+    });
+  }
+  started = true;
+  spdlog::info("agentpane server listening on {}:{}", ep->address().to_string(), boundPort);
+  return {};
+}
+
+asio::awaitable<void> Server::Impl::acceptLoop() {
+  for (;;) {
+    boost::system::error_code ec;
+    asio::any_io_executor connEx = asio::make_strand(*ioc);
+    tcp::socket socket = co_await acceptor->async_accept(connEx, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      // Out of descriptors and the like: back off instead of spinning.
+      asio::steady_timer t(acceptorEx, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (ctx.stopping) {
+      socket.close(ec);
+      continue;
+    }
+    asio::co_spawn(connEx, session(beast::tcp_stream(std::move(socket))), asio::detached);
+  }
+}
+
+bool Server::Impl::authorized(const Request& req) {
+  if (auto h = req.find(http::field::authorization); h != req.end()) {
+    auto token = bearerToken(h->value());
+    if (token && constantTimeEquals(*token, ctx.token)) return true;
+  }
+  if (auto h = req.find(http::field::cookie); h != req.end()) {
+    auto id = cookieValue(h->value(), kSessionCookie);
+    if (id && ctx.sessions.valid(*id)) return true;
+  }
+  return false;
+}
+
+Server::Impl::Dispatch Server::Impl::dispatch(const Request& req) {
+  Dispatch d;
+  auto target = parseTarget(req.target());
+  if (!target.ok()) {
+    d.early = errorReply(target.error());
+    return d;
+  }
+  std::string allowed;
+  for (const auto& route : routes) {
+    auto m = route.pattern.match(target->segments);
+    if (!m) continue;
+    d.label = route.pattern.label();
+    if (route.method != req.method()) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += std::string(http::to_string(route.method));
+      continue;
+    }
+    if (!m->ok()) {
+      d.early = errorReply(m->error());
+      return d;
+    }
+    d.route = &route;
+    d.match = std::move(m->value());
+    d.target = std::move(target.value());
+    return d;
+  }
+  if (!allowed.empty()) {
+    Reply r = errorReply(ErrorCode::MethodNotAllowed,
+                         std::string(req.method_string()) + " is not allowed here (allowed: " + allowed + ")");
+    r.headers.emplace_back("Allow", allowed);
+    d.early = std::move(r);
+    return d;
+  }
+  d.label = "unmatched";
+  d.early = errorReply(ErrorCode::NotFound, "no route for " + std::string(req.target().substr(0, 200)));
+  return d;
+}
+
+Reply Server::Impl::payloadTooLarge() const {
+  const std::string limit = std::to_string(options.maxBodyBytes);
+  return errorReply(Error(ErrorCode::PayloadTooLarge, "request body exceeds " + limit + " bytes", {{"limit", limit}}));
+}
+
+Reply Server::Impl::headerTooLarge() {
+  return errorReply(ErrorCode::ValidationError, "request header too large");
+}
+
+Reply Server::Impl::internalError() { return errorReply(ErrorCode::Internal, "internal error"); }
+
+Server::Impl::Dispatch Server::Impl::checkHeader(http::request_parser<http::string_body>& parser) {
+  const Request& req = parser.get();
+  if (auto len = parser.content_length(); len && *len > options.maxBodyBytes) {
+    Dispatch d;
+    d.early = payloadTooLarge();
+    return d;
+  }
+  std::string origin;
+  if (auto h = req.find(http::field::origin); h != req.end()) origin = std::string(h->value());
+  std::string host;
+  if (auto h = req.find(http::field::host); h != req.end()) host = std::string(h->value());
+  if (!originAllowed(origin, host)) {
+    Dispatch d;
+    d.early = errorReply(ErrorCode::Forbidden, "cross-origin requests are refused");
+    return d;
+  }
+  Dispatch d = dispatch(req);
+  if (d.early) return d;
+  const Route& route = *d.route;
+  if (route.needsAuth && !authorized(req)) {
+    Reply r = errorReply(ErrorCode::Unauthorized, "missing or wrong bearer token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    d.early = std::move(r);
+    return d;
+  }
+  if (route.ws) {
+    if (!websocket::is_upgrade(req)) {
+      d.early = errorReply(ErrorCode::ValidationError, "this route needs a WebSocket upgrade");
+    } else if (ctx.activeStreams.load() >= options.maxStreams) {
+      d.early = errorReply(ErrorCode::SandboxProviderUnavailable, "too many concurrent streams");
+    }
+  }
+  return d;
+}
+
+asio::awaitable<void> Server::Impl::lingerClose(beast::tcp_stream& stream) {
+  // The client may still be sending a body we refused; closing with unread data would send
+  // a reset that can destroy our reply before the client reads it. Half-close, then discard
+  // what arrives for a short while.
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(2));
+  std::vector<char> sink(64 * 1024);
+  std::uint64_t total = 0;
+  while (!ec && total < (64u << 20)) {
+    std::size_t n = co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    total += n;
+  }
+  stream.socket().close(ec);
+}
+
+asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
+  auto conn = std::make_shared<Conn>();
+  conn->ex = stream.get_executor();
+  conn->stream = &stream;
+  registry.add(conn);
+  ScopeExit unregister{[this, conn] { registry.remove(conn); }};
+
+  beast::flat_buffer buffer;
+  bool first = true;
+  try {
+    for (;;) {
+      if (conn->stopping || ctx.stopping) break;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(options.maxHeaderBytes);
+      parser.body_limit(options.maxBodyBytes);
+      conn->idle = true;
+      stream.expires_after(first ? options.ioTimeout : options.idleTimeout);
+      first = false;
+      boost::system::error_code ec;
+      co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      conn->idle = false;
+      if (ec == http::error::header_limit) {
+        Reply tooLarge = headerTooLarge();
+        auto res = toResponse(tooLarge, 11, false);
+        stream.expires_after(options.ioTimeout);
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        co_await lingerClose(stream);
+        co_return;
+      }
+      if (ec) break;  // closed, timed out, cancelled by stop(), or garbage
+
+      const auto startedAt = Clock::now();
+      Request& req = parser.get();
+      const unsigned version = req.version();
+      std::string method(req.method_string());
+
+      auto finish = [&](const Reply& reply, const std::string& label, bool keepAlive)
+          -> asio::awaitable<bool> {
+        auto res = toResponse(reply, version, keepAlive);
+        boost::system::error_code wec;
+        stream.expires_after(options.ioTimeout);
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+        double secs = std::chrono::duration<double>(Clock::now() - startedAt).count();
+        ctx.metrics.recordRequest(label, method, reply.status, secs);
+        co_return !wec;
+      };
+      // A reply sent before the body was read: the connection cannot be reused.
+      auto refuse = [&](const Reply& reply, const std::string& label) -> asio::awaitable<void> {
+        bool bodyPending = !parser.is_done();
+        bool ok = co_await finish(reply, label, !bodyPending && req.keep_alive() && !ctx.stopping);
+        if (!ok || bodyPending || !req.keep_alive() || ctx.stopping) {
+          co_await lingerClose(stream);
+          conn->stopping = true;
+        }
+      };
+
+      Dispatch d = checkHeader(parser);
+      if (d.early) {
+        co_await refuse(*d.early, d.label);
+        if (conn->stopping) co_return;
+        continue;
+      }
+      const Route& route = *d.route;
+      if (route.ws) {
+        ctx.metrics.recordRequest(d.label, method, 101,
+                                  std::chrono::duration<double>(Clock::now() - startedAt).count());
+        co_await upgrade(stream, conn, parser.release(), route, std::move(d.match), std::move(d.target),
+                         startedAt);
+        co_return;
+      }
+
+      if (req[http::field::expect] == "100-continue" && !parser.is_done()) {
+        http::response<http::empty_body> cont{http::status::continue_, version};
+        stream.expires_after(options.ioTimeout);
+        co_await http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+      }
+      if (!parser.is_done()) {
+        stream.expires_after(route.ioTimeout.count() > 0 ? route.ioTimeout : options.ioTimeout);
+        co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == http::error::body_limit) {
+          Reply tooLarge = payloadTooLarge();
+          co_await refuse(tooLarge, d.label);
+          co_return;
+        }
+        if (ec) break;
+      }
+      stream.expires_never();
+
+      RequestContext rc{ctx, req, std::move(d.match.params), std::move(d.target.query), d.label};
+      Reply reply;
+      try {
+        reply = co_await route.http(rc);
+      } catch (const std::exception& e) {
+        spdlog::error("{} {}: {}", method, d.label, e.what());
+        reply = internalError();
+      }
+      bool keepAlive = req.keep_alive() && !ctx.stopping && !conn->stopping;
+      bool ok = co_await finish(reply, d.label, keepAlive);
+      if (!ok || !keepAlive) break;
+    }
+  } catch (const std::exception& e) {
+    spdlog::debug("connection ended: {}", e.what());
+  }
+  boost::system::error_code ec;
+  if (conn->stream) {
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.socket().close(ec);
+  }
+}
+
+asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
+                                            Request req, const Route& route, PatternMatch match,
+                                            Target target, Clock::time_point) {
+  auto ch = std::make_shared<WsChannel>(std::move(stream), options);
+  conn->stream = nullptr;
+  conn->ws = ch;
+  ctx.activeStreams.fetch_add(1);
+  ScopeExit release{[this] { ctx.activeStreams.fetch_sub(1); }};
+  if (!co_await ch->accept(req)) co_return;
+  if (ctx.stopping) {
+    ch->close(websocket::close_code::going_away, "server stopping");
+    co_await ch->finished();
+    co_return;
+  }
+  RequestContext rc{ctx, req, std::move(match.params), std::move(target.query), route.pattern.label()};
+  try {
+    co_await route.ws(rc, ch);
+  } catch (const std::exception& e) {
+    spdlog::error("websocket {}: {}", route.pattern.label(), e.what());
+    ch->abort();
+  }
+  // Let the close handshake finish before the stream goes away.
+  ch->close(websocket::close_code::normal);
+  co_await ch->finished();
+}
+
+void Server::Impl::stop() {
+  std::lock_guard stopLock(stopMu);
+  requestStop();
+  if (stopped) return;
+  stopped = true;
+  if (!started) return;
+  spdlog::info("server stopping: finishing in-flight requests");
+  ctx.stopping = true;
+
+  asio::post(acceptorEx, [this] {
+    boost::system::error_code ec;
+    acceptor->close(ec);
+  });
+  // Idle keep-alive connections go now; busy ones finish their request first; WebSockets
+  // get a close frame.
+  for (const auto& c : registry.snapshot()) {
+    asio::post(c->ex, [c] {
+      c->stopping = true;
+      if (auto ws = c->ws.lock()) {
+        ws->close(websocket::close_code::going_away, "server stopping");
+      } else if (c->stream && c->idle) {
+        c->stream->cancel();
+      }
+    });
+  }
+  if (!registry.waitEmpty(Clock::now() + options.shutdownGrace)) {
+    spdlog::warn("shutdown grace period over: closing the remaining connections");
+    for (const auto& c : registry.snapshot()) {
+      asio::post(c->ex, [c] {
+        if (auto ws = c->ws.lock()) {
+          ws->abort();
+        } else if (c->stream) {
+          boost::system::error_code ec;
+          c->stream->socket().close(ec);
+        }
+      });
+    }
+    registry.waitEmpty(Clock::now() + std::chrono::seconds(2));
+  }
+  work.reset();
+  ioc->stop();
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+  // Calls still running on the pools are bounded by the provider contract; queued ones are
+  // abandoned.
+  pool.stop();
+  streamPool.stop();
+  pool.join();
+  streamPool.join();
+  spdlog::info("server stopped");
+}
+
+Server::Server(SandboxService& service, ServerOptions options)
+    : impl_(std::make_unique<Impl>(service, std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+Result<void> Server::start() {
+  if (impl_->started) return Error(ErrorCode::Internal, "server already started");
+  return impl_->start();
+}
+
+std::uint16_t Server::port() const { return impl_->boundPort; }
+
+const std::string& Server::token() const { return impl_->ctx.token; }
+
+void Server::stop() { impl_->stop(); }
+
+void Server::runUntilSignal() {
+  auto& impl = *impl_;
+  if (!impl.started) return;
+  asio::signal_set signals(*impl.ioc, SIGINT, SIGTERM);
+  signals.async_wait([&impl](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {} received", sig);
+    impl.requestStop();
+  });
+  {
+    std::unique_lock lock(impl.requestMu);
+    impl.requestCv.wait(lock, [&] { return impl.stopRequested; });
+  }
+  stop();
+}
+
+}  // namespace agentpane::server

@@ -1,0 +1,82 @@
+// What route handlers see: the service, the pools, metrics, auth state, and the matched
+// request. Internal to src/server.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/api.hpp"
+#include "server/auth.hpp"
+#include "server/metrics.hpp"
+#include "server/router.hpp"
+#include "server/server.hpp"
+
+namespace agentpane {
+class SandboxService;
+}
+
+namespace agentpane::server {
+
+class WsChannel;
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+struct ServerContext {
+  ServerContext(SandboxService& s, const ServerOptions& o, boost::asio::thread_pool& p,
+                boost::asio::thread_pool& sp)
+      : service(s), options(o), pool(p), streamPool(sp), sessions(o.sessionTtl) {}
+
+  SandboxService& service;
+  const ServerOptions& options;
+  boost::asio::thread_pool& pool;        // short blocking service calls
+  boost::asio::thread_pool& streamPool;  // ExecSession::read()/writeStdin() of WebSocket streams
+  Metrics metrics;
+  SessionStore sessions;
+  std::string token;
+  std::atomic<int> activeStreams{0};
+  std::atomic<bool> stopping{false};
+};
+
+struct RequestContext {
+  ServerContext& server;
+  const Request& req;
+  std::map<std::string, std::string> params;  // "id", "name"
+  std::map<std::string, std::string> query;
+  std::string route;                          // pattern label, e.g. /api/sandboxes/:id
+
+  [[nodiscard]] const std::string& param(const std::string& name) const { return params.at(name); }
+};
+
+using HttpHandler = std::function<boost::asio::awaitable<Reply>(RequestContext&)>;
+// Runs after the upgrade; returns when the WebSocket is finished (closed or failed).
+using WsHandler = std::function<boost::asio::awaitable<void>(RequestContext&, std::shared_ptr<WsChannel>)>;
+
+struct Route {
+  boost::beast::http::verb method;
+  RoutePattern pattern;
+  bool needsAuth = true;
+  std::chrono::seconds ioTimeout{0};  // body read and response write; 0 = options.ioTimeout
+  HttpHandler http;  // exactly one of http / ws
+  WsHandler ws;
+};
+
+// The REST routes (routes.cpp) and the WebSocket routes (ws_exec.cpp, ws_attach.cpp).
+std::vector<Route> buildRoutes();
+boost::asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
+boost::asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
+
+// Counts one exec in the metrics: provider label looked up from the sandbox (blocking).
+std::string providerLabel(SandboxService& service, const std::string& sandboxId);
+std::string execResultLabel(const Result<int>& exitCode);
+
+}  // namespace agentpane::server

@@ -1,0 +1,203 @@
+// GET /api/sandboxes/:id/exec/stream — streaming exec over one WebSocket (docs/api.md).
+//
+//   client -> server  1st message, text: {"argv":[...],"root":bool?,"timeoutSeconds":n?,
+//                                          "workingDir":"..."?,"env":{...}?,"stdin":bool?}
+//                     binary: stdin bytes;  text {"type":"eof"}: close stdin
+//   server -> client  binary: [1|2] + bytes (1 stdout, 2 stderr)
+//                     text {"type":"exit","exitCode":n} | {"type":"error","code","message"}
+//                     then a normal close.
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <nlohmann/json.hpp>
+
+#include "server/blocking.hpp"
+#include "server/server_context.hpp"
+#include "server/ws_channel.hpp"
+#include "service/sandbox_service.hpp"
+
+namespace agentpane::server {
+namespace asio = boost::asio;
+namespace websocket = boost::beast::websocket;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t kOutHighWater = 1u << 20;  // queued output before we stop reading the process
+
+std::string errorFrame(const Error& e) {
+  return dumpJson(json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
+}
+
+struct StartRequest {
+  std::vector<std::string> argv;
+  ExecOptions options;
+};
+
+Result<StartRequest> parseStart(const std::string& text) {
+  auto obj = parseJsonObject(text);
+  if (!obj.ok()) return obj.takeError();
+  auto f = JsonFields::of(obj.value(), {"argv", "root", "timeoutSeconds", "workingDir", "env", "stdin"});
+  if (!f.ok()) return f.takeError();
+  StartRequest s;
+  auto argv = f->optionalStringArray("argv", true);
+  if (!argv.ok()) return argv.takeError();
+  if (!argv.value()) return fieldError("argv", "'argv' is required");
+  s.argv = std::move(*argv.value());
+  auto root = f->optionalBool("root");
+  if (!root.ok()) return root.takeError();
+  s.options.root = root.value().value_or(false);
+  auto timeout = f->optionalInt("timeoutSeconds", 0, 7 * 24 * 3600);
+  if (!timeout.ok()) return timeout.takeError();
+  s.options.timeout = std::chrono::seconds(timeout.value().value_or(0));
+  auto wd = f->optionalString("workingDir");
+  if (!wd.ok()) return wd.takeError();
+  if (wd.value()) {
+    if (wd.value()->empty() || wd.value()->front() != '/') return fieldError("workingDir", "'workingDir' must be absolute");
+    s.options.workingDir = *wd.value();
+  }
+  auto env = f->optionalStringMap("env");
+  if (!env.ok()) return env.takeError();
+  if (env.value()) s.options.env = std::move(*env.value());
+  auto stdinFlag = f->optionalBool("stdin");
+  if (!stdinFlag.ok()) return stdinFlag.takeError();
+  s.options.attachStdin = stdinFlag.value().value_or(true);
+  return s;
+}
+
+// State shared by the reader (handler) and the output pump; both run on the channel's strand.
+struct StreamState {
+  std::shared_ptr<ExecSession> session;
+  bool pumpDone = false;
+  bool stdinClosed = false;
+};
+
+asio::awaitable<void> pumpOutput(ServerContext& server, std::shared_ptr<WsChannel> ch,
+                                 std::shared_ptr<StreamState> st, std::string provider,
+                                 Clock::time_point startedAt, std::shared_ptr<Signal> done) {
+  auto session = st->session;
+  std::string result = "error";
+  for (;;) {
+    auto chunk = co_await runBlocking(server.streamPool, [session] { return session->read(); });
+    if (!chunk.ok()) {
+      result = chunk.error().code == ErrorCode::ExecTimeout ? "timeout" : "error";
+      ch->sendText(errorFrame(chunk.error()));
+      break;
+    }
+    if (!chunk.value()) {
+      auto code = co_await runBlocking(server.streamPool, [session] { return session->wait(); });
+      result = execResultLabel(code);
+      if (code.ok()) {
+        ch->sendText(dumpJson(json{{"type", "exit"}, {"exitCode", code.value()}}));
+      } else {
+        ch->sendText(errorFrame(code.error()));
+      }
+      break;
+    }
+    std::string frame;
+    frame.reserve(chunk.value()->data.size() + 1);
+    frame.push_back(static_cast<char>(chunk.value()->stream == ExecStream::Stdout ? 1 : 2));
+    frame += chunk.value()->data;
+    ch->sendBinary(std::move(frame));
+    // Back-pressure: a slow client slows the process down instead of growing our memory.
+    co_await ch->waitForSpace(kOutHighWater);
+    if (ch->closing()) {
+      session->cancel();
+      result = "error";
+      break;
+    }
+  }
+  server.metrics.recordExec(provider, result,
+                            std::chrono::duration<double>(Clock::now() - startedAt).count());
+  st->pumpDone = true;
+  ch->close(websocket::close_code::normal);
+  done->notify();
+}
+
+}  // namespace
+
+asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChannel> ch) {
+  ServerContext& server = ctx.server;
+  const std::string id = ctx.param("id");
+
+  // The first message says what to run; a client that says nothing is dropped.
+  asio::steady_timer startDeadline(ch->executor());
+  startDeadline.expires_after(server.options.wsStartTimeout);
+  startDeadline.async_wait([weak = std::weak_ptr<WsChannel>(ch)](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto c = weak.lock()) c->abort();
+  });
+  auto first = co_await ch->read();
+  startDeadline.cancel();
+  if (!first) co_return;
+  if (!first->text) {
+    ch->sendText(errorFrame(Error(ErrorCode::ValidationError, "the first message must be a JSON text frame")));
+    co_return;
+  }
+  auto start = parseStart(first->data);
+  if (!start.ok()) {
+    ch->sendText(errorFrame(start.error()));
+    co_return;
+  }
+
+  const auto startedAt = Clock::now();
+  auto opened = co_await runBlocking(server.pool, [&server, id, s = start.value()] {
+    return server.service.openExec(id, s.argv, s.options, "api");
+  });
+  std::string provider = co_await runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
+  if (!opened.ok()) {
+    server.metrics.recordExec(provider, "error", std::chrono::duration<double>(Clock::now() - startedAt).count());
+    ch->sendText(errorFrame(opened.error()));
+    co_return;
+  }
+
+  auto st = std::make_shared<StreamState>();
+  st->session = std::shared_ptr<ExecSession>(std::move(opened.value()));
+  st->stdinClosed = !start->options.attachStdin;
+  auto pumpFinished = std::make_shared<Signal>(ch->executor());
+  asio::co_spawn(ch->executor(), pumpOutput(server, ch, st, provider, startedAt, pumpFinished), asio::detached);
+
+  auto session = st->session;
+  for (;;) {
+    auto msg = co_await ch->read();
+    if (!msg) break;
+    if (st->pumpDone) continue;  // finished: wait for the client's close reply
+    if (!msg->text) {
+      if (st->stdinClosed) continue;  // the process has no stdin any more; drop quietly
+      auto w = co_await runBlocking(server.streamPool, [session, data = std::move(msg->data)] {
+        return session->writeStdin(data);
+      });
+      // A process that exits without reading its stdin makes writes fail; that is the
+      // process's choice and the exit frame will say how it ended.
+      if (!w.ok()) st->stdinClosed = true;
+      continue;
+    }
+    json j = json::parse(msg->data, nullptr, false);
+    if (j.is_object() && j.size() == 1 && j.contains("type") && j["type"] == "eof") {
+      if (!st->stdinClosed) {
+        st->stdinClosed = true;
+        (void)co_await runBlocking(server.streamPool, [session] { return session->closeStdin(); });
+      }
+      continue;
+    }
+    ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
+                                  R"(unknown control message (expected {"type":"eof"}))")));
+    session->cancel();
+    break;
+  }
+  // The client went away (or broke the protocol) before the process ended: kill it rather
+  // than leave it running unobserved. The pump then reports and closes.
+  if (!st->pumpDone) session->cancel();
+  while (!st->pumpDone) co_await pumpFinished->wait();
+}
+
+}  // namespace agentpane::server

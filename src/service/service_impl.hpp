@@ -1,0 +1,102 @@
+// SandboxService internals shared by its implementation files (sandbox_service.cpp,
+// service_exec.cpp, service_reconcile.cpp). Not for other areas.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "service/sandbox_service.hpp"
+#include "store/store.hpp"
+
+namespace agentpane {
+
+// Writes audit entries and activity times. Shared with open exec sessions, which may end
+// after the call that opened them (the Store must outlive them).
+class Auditor {
+ public:
+  Auditor(Store& store, std::function<std::int64_t()> nowMs) : store_(store), nowMs_(std::move(nowMs)) {}
+
+  // Never fails the caller: a failed audit write is logged.
+  void write(const std::string& sandboxId, const std::string& actor, const std::string& action,
+             const nlohmann::json& detail, bool ok);
+  void touch(const std::string& sandboxId);
+  std::int64_t nowMs() const { return nowMs_(); }
+
+ private:
+  Store& store_;
+  std::function<std::int64_t()> nowMs_;
+};
+
+struct SandboxService::Impl {
+  Impl(Store& s, ServiceOptions o);
+
+  Store& store;
+  ServiceOptions opts;
+  std::shared_ptr<Auditor> auditor;
+
+  std::mutex providersMu;
+  std::map<ProviderType, std::shared_ptr<SandboxProvider>> providers;
+
+  std::mutex eventsMu;
+  std::map<int, EventSink> sinks;
+  int nextToken = 1;
+
+  // Sandboxes whose createSandbox is running in this process: reconcile leaves them alone.
+  std::mutex inflightMu;
+  std::set<std::string> inflight;
+
+  // Labelled sandboxes with no row and no creation time: when reconcile first saw them.
+  std::mutex orphansMu;
+  std::map<std::string, std::int64_t> orphanFirstSeen;
+
+  std::mutex reconcileMu;  // one reconcile at a time
+
+  std::mutex bgMu;
+  std::condition_variable bgCv;
+  bool bgStop = false;
+  std::thread bg;
+
+  std::int64_t nowMs() const { return opts.nowUnixMs(); }
+  std::int64_t nowSec() const { return opts.nowUnixMs() / 1000; }
+  std::string newId(const std::string& prefix) const { return opts.newId(prefix); }
+
+  std::shared_ptr<SandboxProvider> providerFor(ProviderType t);
+  std::vector<std::shared_ptr<SandboxProvider>> allProviders();
+
+  void audit(const std::string& sandboxId, const std::string& actor, const std::string& action,
+             const nlohmann::json& detail, bool ok) {
+    auditor->write(sandboxId, actor, action, detail, ok);
+  }
+  void emit(const std::string& type, const std::string& sandboxId, const std::string& detail = {});
+
+  bool isInflight(const std::string& id);
+
+  Result<SandboxConfig> ensureDefaultConfig();
+  // A row that is not a tombstone (removed rows are SandboxNotFound).
+  Result<SandboxRecord> visibleRow(const std::string& id);
+  // The row and its provider, for operations that need a running sandbox.
+  Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> runningSandbox(const std::string& id);
+
+  Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);
+
+  // service_reconcile.cpp
+  Result<void> reconcile();
+  void settleRow(const SandboxRecord& row, const SandboxInfo* found, SandboxProvider& prov);
+  void handleUnknown(const SandboxInfo& info, SandboxProvider& prov);
+  Result<void> stopIdle();
+  void backgroundLoop();
+};
+
+// "error" details for audit entries.
+nlohmann::json errorDetail(const Error& e);
+// The status a provider state maps to; nullopt when it says nothing (Creating, Unknown).
+std::optional<std::string> statusFromState(SandboxState s);
+
+}  // namespace agentpane

@@ -1,0 +1,301 @@
+// SandboxService: reconcile (rows against what the providers report), idle stop, and the
+// background thread that runs both.
+//
+// Reconcile rules, per registered provider whose list() answered (an unreachable provider is
+// skipped: unreachable is not vanished):
+//   row removed (tombstone)  + object exists  -> remove the object (we no longer own it)
+//   row creating, not in flight in this process (a crash mid-create):
+//                             object running  -> running
+//                             object not running -> remove it, row error
+//                             no object, older than orphanGrace -> error
+//   row error + object, never recorded as created (no container/pod) -> remove the leftover
+//   row running/stopping/stopped + no object  -> gone
+//   row running/stopped + object in another state -> status follows the object
+//   row gone + object back   -> status follows the object
+//   object without a row:
+//     warm-pool sandbox still warm            -> left to the pool
+//     labels complete (valid id, project id)  -> adopted (a row is inserted)
+//     otherwise (incomplete labels, a pool leftover, a second live sandbox for a project)
+//                                             -> removed as an orphan once older than orphanGrace
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "service/sandbox_service.hpp"
+#include "service/service_impl.hpp"
+
+namespace agentpane {
+
+using nlohmann::json;
+namespace st = sandbox_status;
+
+namespace {
+
+std::string labelOf(const SandboxInfo& info, const char* key) {
+  auto it = info.labels.find(key);
+  return it == info.labels.end() ? std::string() : it->second;
+}
+
+constexpr const char* kActor = "reconcile";
+
+}  // namespace
+
+Result<void> SandboxService::Impl::reconcile() {
+  std::lock_guard lk(reconcileMu);
+  // Rows are read before the providers are listed: a row that exists now has its object
+  // already made (or is in flight), so "listed without it" really means vanished.
+  auto rows = store.listSandboxes(/*includeRemoved=*/true);
+  if (!rows.ok()) return rows.takeError();
+  std::map<std::string, const SandboxRecord*> rowById;
+  for (const auto& r : rows.value()) rowById[r.info.id] = &r;
+
+  std::set<std::string> listedIds;
+  bool allListed = true;
+  for (const auto& prov : allProviders()) {
+    ListFilter filter;
+    filter.includeStopped = true;
+    auto listed = prov->list(filter);
+    if (!listed.ok()) {
+      spdlog::warn("reconcile: {} provider list failed, skipped: {}", toString(prov->type()),
+                   listed.error().describe());
+      allListed = false;
+      continue;
+    }
+    std::map<std::string, const SandboxInfo*> found;
+    for (const auto& info : listed.value()) {
+      if (info.id.empty()) {
+        spdlog::warn("reconcile: a labelled {} sandbox without a sandbox id ({}{}) is ignored",
+                     toString(prov->type()), info.containerId, info.podName);
+        continue;
+      }
+      found[info.id] = &info;
+      listedIds.insert(info.id);
+    }
+    for (const auto& row : rows.value()) {
+      if (row.info.provider != prov->type() || isInflight(row.info.id)) continue;
+      auto it = found.find(row.info.id);
+      settleRow(row, it == found.end() ? nullptr : it->second, *prov);
+    }
+    for (const auto& [id, info] : found) {
+      if (rowById.count(id) != 0 || isInflight(id)) continue;
+      // Made after our snapshot of the rows (a create that finished meanwhile)?
+      if (store.getSandbox(id).ok()) continue;
+      handleUnknown(*info, *prov);
+    }
+  }
+
+  // Forget first-seen times of orphans that went away by themselves.
+  if (allListed) {
+    std::lock_guard ol(orphansMu);
+    for (auto it = orphanFirstSeen.begin(); it != orphanFirstSeen.end();) {
+      if (listedIds.count(it->first) == 0) it = orphanFirstSeen.erase(it);
+      else ++it;
+    }
+  }
+  return {};
+}
+
+void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo* found,
+                                     SandboxProvider& prov) {
+  const std::string& id = row.info.id;
+  const std::string& status = row.status;
+  const std::int64_t grace = opts.orphanGrace.count();
+  auto setStatus = [&](const std::string& to, const std::string& error, const char* event) {
+    auto r = store.setSandboxStatus(id, to, error, status);
+    if (!r.ok()) {
+      spdlog::warn("reconcile: sandbox {} {} -> {}: {}", id, status, to, r.error().describe());
+      return;
+    }
+    if (!r.value()) return;  // changed meanwhile by a request; it wins
+    audit(id, kActor, "reconcile.status", json{{"from", status}, {"to", to}, {"error", error}}, true);
+    if (event != nullptr) emit(event, id, error);
+  };
+  auto removeObject = [&](const char* why) {
+    auto r = prov.remove(id);
+    audit(id, kActor, "reconcile.remove",
+          r.ok() ? json{{"reason", why}} : json{{"reason", why}, {"error", errorDetail(r.error())}},
+          r.ok());
+    if (!r.ok()) spdlog::warn("reconcile: remove {} ({}): {}", id, why, r.error().describe());
+    return r.ok();
+  };
+
+  if (status == st::kRemoved) {
+    if (found != nullptr) removeObject("removed through the API");
+    return;
+  }
+  if (status == st::kCreating) {
+    if (found != nullptr && found->state == SandboxState::Running) {
+      SandboxRecord updated = row;
+      updated.status = st::kRunning;
+      updated.info.containerId = found->containerId;
+      updated.info.podName = found->podName;
+      updated.info.podNamespace = found->podNamespace;
+      updated.info.podUid = found->podUid;
+      updated.lastActivityUnix = nowSec();
+      auto r = store.updateSandbox(updated, std::string(st::kCreating));
+      if (r.ok() && r.value()) {
+        audit(id, kActor, "reconcile.status", json{{"from", status}, {"to", st::kRunning}}, true);
+        emit("ready", id);
+      }
+    } else if (found != nullptr) {
+      removeObject("create was interrupted");
+      setStatus(st::kError, "create was interrupted", "error");
+    } else if (nowSec() - row.createdAtUnix > grace) {
+      setStatus(st::kError, "create was interrupted; nothing was made on the provider", "error");
+    }
+    return;
+  }
+  if (status == st::kError) {
+    if (found != nullptr && row.info.containerId.empty() && row.info.podName.empty()) {
+      removeObject("leftover of a failed create");
+    }
+    return;
+  }
+  if (found == nullptr) {
+    if (status != st::kGone) setStatus(st::kGone, "vanished from the provider", "gone");
+    return;
+  }
+  if (status == st::kStopping) return;  // a stop is in flight
+  auto follows = statusFromState(found->state);
+  if (!follows || *follows == status) return;
+  const char* event = *follows == st::kRunning ? "ready" : *follows == st::kStopped ? "stopped" : "error";
+  setStatus(*follows, *follows == st::kError ? found->stateDetail : std::string(), event);
+}
+
+void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvider& prov) {
+  const std::string& id = info.id;
+  bool pool = labelOf(info, labels::kWarmPool) == "true";
+  if (pool && labelOf(info, labels::kWarmPoolState) != "allocated") return;  // the pool's
+
+  std::string orphanWhy = pool ? "warm-pool sandbox allocated to nothing" : "incomplete labels";
+  if (!pool && isValidSandboxId(id) && !info.projectId.empty()) {
+    auto status = statusFromState(info.state);
+    if (!status) return;  // creating/unknown: look again next time
+    SandboxRecord row;
+    row.info = info;
+    row.status = *status;
+    row.error = *status == st::kError ? info.stateDetail : std::string();
+    row.createdAtUnix = row.info.createdAtUnix = info.createdAtUnix > 0 ? info.createdAtUnix : nowSec();
+    row.lastActivityUnix = nowSec();  // the idle clock starts at adoption
+    auto r = store.insertSandbox(row);
+    if (r.ok()) {
+      audit(id, kActor, "reconcile.adopt",
+            json{{"provider", toString(prov.type())}, {"projectId", info.projectId}, {"status", *status}},
+            true);
+      emit("adopted", id, *status);
+      return;
+    }
+    if (r.error().code != ErrorCode::SandboxAlreadyExists) {
+      spdlog::warn("reconcile: adopt {}: {}", id, r.error().describe());
+      return;
+    }
+    orphanWhy = "project " + info.projectId + " already has a live sandbox";
+  }
+
+  std::int64_t now = nowSec();
+  std::int64_t since = info.createdAtUnix;
+  if (since <= 0) {
+    std::lock_guard lk(orphansMu);
+    since = orphanFirstSeen.try_emplace(id, now).first->second;
+  }
+  if (now - since < opts.orphanGrace.count()) return;
+  auto r = prov.remove(id);
+  json detail{{"provider", toString(prov.type())}, {"reason", orphanWhy}};
+  if (!r.ok()) detail["error"] = errorDetail(r.error());
+  audit(id, kActor, "reconcile.orphan_remove", detail, r.ok());
+  if (r.ok()) {
+    std::lock_guard lk(orphansMu);
+    orphanFirstSeen.erase(id);
+  } else {
+    spdlog::warn("reconcile: orphan {}: {}", id, r.error().describe());
+  }
+}
+
+Result<void> SandboxService::Impl::stopIdle() {
+  auto rows = store.listSandboxes();
+  if (!rows.ok()) return rows.takeError();
+  auto configs = store.listConfigs();
+  if (!configs.ok()) return configs.takeError();
+  int defaultTimeout = SandboxConfig{}.timeoutMinutes;
+  std::map<std::string, int> timeoutById;
+  for (const auto& c : configs.value()) {
+    timeoutById[c.id] = c.timeoutMinutes;
+    if (c.isDefault) defaultTimeout = c.timeoutMinutes;
+  }
+  const std::int64_t now = nowSec();
+  for (const auto& row : rows.value()) {
+    if (row.status != st::kRunning) continue;
+    auto it = timeoutById.find(row.configId);
+    int minutes = it == timeoutById.end() ? defaultTimeout : it->second;
+    if (now - row.lastActivityUnix <= static_cast<std::int64_t>(minutes) * 60) continue;
+    emit("idle", row.info.id, std::to_string(now - row.lastActivityUnix) + "s");
+    auto r = stop(row.info.id, "idle", "idle for more than " + std::to_string(minutes) + " minutes");
+    if (!r.ok()) spdlog::warn("idle stop {}: {}", row.info.id, r.error().describe());
+  }
+  return {};
+}
+
+void SandboxService::Impl::backgroundLoop() {
+  using clock = std::chrono::steady_clock;
+  auto runGuarded = [](const char* what, auto&& fn) {
+    try {
+      auto r = fn();
+      if (!r.ok()) spdlog::warn("{}: {}", what, r.error().describe());
+    } catch (const std::exception& e) {
+      spdlog::error("{} threw: {}", what, e.what());
+    }
+  };
+  const bool reconcileOn = opts.reconcileEvery.count() > 0;
+  const bool idleOn = opts.idleCheckEvery.count() > 0;
+  auto nextReconcile = clock::now();  // at start, then periodically
+  auto nextIdle = clock::now() + opts.idleCheckEvery;
+  std::unique_lock lk(bgMu);
+  while (!bgStop) {
+    auto now = clock::now();
+    if (reconcileOn && now >= nextReconcile) {
+      lk.unlock();
+      runGuarded("reconcile", [this] { return reconcile(); });
+      lk.lock();
+      nextReconcile = clock::now() + opts.reconcileEvery;
+      continue;
+    }
+    if (idleOn && now >= nextIdle) {
+      lk.unlock();
+      runGuarded("idle stop", [this] { return stopIdle(); });
+      lk.lock();
+      nextIdle = clock::now() + opts.idleCheckEvery;
+      continue;
+    }
+    auto wake = clock::time_point::max();
+    if (reconcileOn) wake = std::min(wake, nextReconcile);
+    if (idleOn) wake = std::min(wake, nextIdle);
+    if (wake == clock::time_point::max()) bgCv.wait(lk, [this] { return bgStop; });
+    else bgCv.wait_until(lk, wake, [this] { return bgStop; });
+  }
+}
+
+// --- public wrappers -------------------------------------------------------------------------
+
+Result<void> SandboxService::reconcile() { return impl_->reconcile(); }
+
+Result<void> SandboxService::stopIdle() { return impl_->stopIdle(); }
+
+void SandboxService::startBackground() {
+  std::lock_guard lk(impl_->bgMu);
+  if (impl_->bg.joinable()) return;
+  impl_->bgStop = false;
+  impl_->bg = std::thread([this] { impl_->backgroundLoop(); });
+}
+
+void SandboxService::stopBackground() {
+  std::thread t;
+  {
+    std::lock_guard lk(impl_->bgMu);
+    impl_->bgStop = true;
+    t = std::move(impl_->bg);
+  }
+  impl_->bgCv.notify_all();
+  if (t.joinable()) t.join();
+}
+
+}  // namespace agentpane
