@@ -68,6 +68,11 @@ int run(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the server (REST API, WebSockets, metrics)");
   serve->add_option("--listen", serveArgs.listen, "Address to listen on")->capture_default_str();
   serve->add_option("--home", serveArgs.home, "State directory (token, database)");
+  serve->add_option("--orphan-grace-seconds", serveArgs.orphanGraceSeconds,
+                    "Age before an unowned labelled sandbox is removed")
+      ->check(CLI::Range(1, 86400));
+  serve->add_option("--reconcile-seconds", serveArgs.reconcileSeconds, "Reconcile period")
+      ->check(CLI::Range(1, 86400));
 
   // sandbox
   auto* sandbox = app.add_subcommand("sandbox", "Manage sandboxes");

@@ -38,7 +38,7 @@ struct ServerOptions {
   std::chrono::seconds wsStartTimeout{30};     // first message of an exec stream
   std::chrono::milliseconds attachPollInterval{200};
   std::chrono::seconds sessionTtl{12 * 3600};  // browser sessions (POST /api/session)
-  std::chrono::seconds shutdownGrace{10};      // in-flight requests may finish within this
+  std::chrono::milliseconds shutdownGrace{10000};  // in-flight requests may finish within this
   std::chrono::seconds defaultExecTimeout{3600};  // POST exec without timeoutSeconds
 };
 

@@ -10,7 +10,8 @@
 //                             no object, older than orphanGrace -> error
 //   row error + object, never recorded as created (no container/pod) -> remove the leftover
 //   row running/stopping/stopped + no object  -> gone
-//   row running/stopped + object in another state -> status follows the object
+//   row running/stopped + object in another state -> status follows the object (a stopped
+//                                                    row does not turn into error)
 //   row gone + object back   -> status follows the object
 //   object without a row:
 //     warm-pool sandbox still warm            -> left to the pool
@@ -158,6 +159,8 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
   if (status == st::kStopping) return;  // a stop is in flight
   auto follows = statusFromState(found->state);
   if (!follows || *follows == status) return;
+  // A sandbox we stopped may exit non-zero (SIGTERM/SIGKILL); that is not a failure.
+  if (status == st::kStopped && *follows == st::kError) return;
   const char* event = *follows == st::kRunning ? "ready" : *follows == st::kStopped ? "stopped" : "error";
   setStatus(*follows, *follows == st::kError ? found->stateDetail : std::string(), event);
 }

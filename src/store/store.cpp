@@ -1,8 +1,12 @@
 #include "store/store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <string_view>
 #include <system_error>
@@ -374,12 +378,22 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& home) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(home, ec);
+  bool made = fs::create_directories(home, ec);
   if (ec) {
     return Error(ErrorCode::Internal, "cannot create home directory " + home.string() + ": " + ec.message());
   }
-  return openFile((home / "state.db").string());
+  if (made) fs::permissions(home, fs::perms::owner_all, fs::perm_options::replace, ec);
+  // The audit log holds every argv: the database is the owner's only. SQLite gives the
+  // -wal and -shm files the mode of the database file.
+  auto db = home / "state.db";
+  int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Error(ErrorCode::Internal, "cannot create " + db.string() + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return openFile(db.string());
 }
 
 Result<std::unique_ptr<Store>> Store::openFile(const std::string& path) {

@@ -195,10 +195,12 @@ spec:
   podSelector: {matchLabels: {app: np-server-$RUN_ID}}
   policyTypes: [Ingress]
 EOF
-  if until_ok 45 curl_blocked "http://$SIP:8080/"; then
-    pass "NetworkPolicy deny-ingress blocks client -> server (curl refused/timed out)"
-    curl_blocked "http://$SVC/" && pass "NetworkPolicy also blocks the Service path" ||
-      fail "NetworkPolicy also blocks the Service path"
+  # Blocked = refused/timed out on both paths, twice in a row (a rule reload must not pass
+  # for enforcement).
+  blocked_both() { curl_blocked "http://$SIP:8080/" && curl_blocked "http://$SVC/"; }
+  blocked_stable() { blocked_both && sleep 1 && blocked_both; }
+  if until_ok 45 blocked_stable; then
+    pass "NetworkPolicy deny-ingress blocks client -> server, pod IP and Service (curl refused/timed out)"
   else
     fail "NetworkPolicy deny-ingress blocks client -> server" "traffic still flows after 45s (is kube-router running?)"
   fi

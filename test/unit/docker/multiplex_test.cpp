@@ -157,7 +157,8 @@ TEST(MultiplexParser, MalformedHeadersFailAndStayFailed) {
 TEST(MultiplexParser, SystemAndStdinFramesAreReported) {
   MultiplexParser p;
   std::vector<MuxPiece> pieces;
-  ASSERT_TRUE(p.feed(frame(3, "oci runtime error") + frame(0, "in"), pieces).ok());
+  const std::string bytes = frame(3, "oci runtime error") + frame(0, "in");
+  ASSERT_TRUE(p.feed(bytes, pieces).ok());
   ASSERT_EQ(pieces.size(), 2u);
   EXPECT_EQ(pieces[0].stream, MuxStream::System);
   EXPECT_EQ(pieces[0].data, "oci runtime error");

@@ -155,7 +155,8 @@ TEST_F(ServiceTest, TmuxListTrustsTmuxOverTheTable) {
   for (const auto& t : list.value()) names.push_back(t.name);
   EXPECT_EQ(names, (std::vector<std::string>{"manual", "ours"}));
   std::vector<std::string> rowNames;
-  for (const auto& r : store->listTmuxSessions(s.info.id).value()) rowNames.push_back(r.name);
+  auto rows = store->listTmuxSessions(s.info.id).value();
+  for (const auto& r : rows) rowNames.push_back(r.name);
   EXPECT_EQ(rowNames, (std::vector<std::string>{"manual", "ours"}));
 }
 

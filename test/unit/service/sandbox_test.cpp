@@ -80,11 +80,9 @@ TEST_F(ServiceTest, ProjectPathMustBeAnExistingAbsoluteDirectory) {
   std::ofstream(dir.path() / "file.txt") << "x";
   for (const std::string& bad : {std::string("relative/dir"), std::string(""),
                                  (dir.path() / "missing").string(), (dir.path() / "file.txt").string()}) {
-    auto r = svc->createSandbox(request(bad.empty() ? "" : bad), "api");
-    if (bad.empty()) {
-      CreateSandboxRequest empty;
-      r = svc->createSandbox(empty, "api");
-    }
+    CreateSandboxRequest req;
+    req.projectPath = bad;
+    auto r = svc->createSandbox(req, "api");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::SandboxProjectPathInvalid) << bad;
     EXPECT_EQ(r.error().details.at("field"), "projectPath");
@@ -181,7 +179,8 @@ TEST_F(ServiceTest, ManyConcurrentCreatesForOneProjectYieldOneSandbox) {
   EXPECT_EQ(docker->size(), 1u);
   // Refused creates are audited as failures.
   int refused = 0;
-  for (const auto& e : svc->audit({std::nullopt, 1000, 0}).value()) {
+  auto entries = svc->audit({std::nullopt, 1000, 0}).value();
+  for (const auto& e : entries) {
     if (e.action == "sandbox.create" && !e.ok) ++refused;
   }
   EXPECT_EQ(refused, kThreads - 1);
@@ -388,7 +387,9 @@ TEST_F(ServiceTest, RemoveLeavesATombstoneAndIsIdempotent) {
   ASSERT_EQ(audit.size(), 1u);
   EXPECT_TRUE(audit[0].ok);
   EXPECT_EQ(audit[0].actor, "cli");
-  EXPECT_EQ(svc->exec(s.info.id, {{"true"}}, "api").error().code, ErrorCode::SandboxNotFound);
+  ExecRequest exec;
+  exec.argv = {"true"};
+  EXPECT_EQ(svc->exec(s.info.id, exec, "api").error().code, ErrorCode::SandboxNotFound);
 }
 
 TEST_F(ServiceTest, RemoveFailureKeepsTheRow) {

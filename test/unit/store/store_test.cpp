@@ -80,6 +80,8 @@ TEST(StoreOpen, CreatesHomeAndStateDbInWalMode) {
   auto s = Store::open(home);
   ASSERT_TRUE(s.ok()) << s.error().describe();
   EXPECT_TRUE(fs::exists(home / "state.db"));
+  EXPECT_EQ(fs::status(home / "state.db").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(home).permissions() & fs::perms::all, fs::perms::owner_all);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((home / "state.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;

@@ -1,0 +1,169 @@
+// Commands that run in this process: `serve`, and `doctor`'s checks of what the server
+// depends on (so that it can explain a server that will not start).
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "cli/api_client.hpp"
+#include "cli/commands.hpp"
+#include "docker/docker_provider.hpp"
+#include "server/serve_main.hpp"
+#include "store/store.hpp"
+
+namespace agentpane::cli {
+
+namespace fs = std::filesystem;
+
+int runServeCommand(const ServeArgs& args) {
+  server::ServeOptions opts;
+  opts.listen = args.listen;
+  opts.home = args.home;
+  if (args.orphanGraceSeconds > 0) opts.orphanGrace = std::chrono::seconds(args.orphanGraceSeconds);
+  if (args.reconcileSeconds > 0) opts.reconcileEvery = std::chrono::seconds(args.reconcileSeconds);
+  return server::runServe(opts);
+}
+
+namespace {
+
+struct Doctor {
+  int problems = 0;
+  void ok(const std::string& what, const std::string& detail) {
+    std::printf("ok    %-9s %s\n", what.c_str(), detail.c_str());
+  }
+  void problem(const std::string& what, const std::string& detail, const std::string& fix) {
+    ++problems;
+    std::printf("FAIL  %-9s %s\n      fix: %s\n", what.c_str(), detail.c_str(), fix.c_str());
+  }
+  void warn(const std::string& what, const std::string& detail) {
+    std::printf("warn  %-9s %s\n", what.c_str(), detail.c_str());
+  }
+};
+
+void checkEngine(Doctor& d) {
+  auto provider = docker::DockerProvider::create();
+  if (!provider.ok()) {
+    d.problem("engine", provider.error().message, "check DOCKER_HOST / DOCKER_CERT_PATH");
+    return;
+  }
+  auto h = provider.value()->healthCheck();
+  if (!h.reachable) {
+    std::string why = h.warnings.empty() ? "not reachable" : h.warnings.front();
+    d.problem("engine", why, "start Docker: sudo bash scripts/start-docker.sh (or systemctl start docker)");
+    return;
+  }
+  d.ok("engine", "Docker " + h.version + ", API " + h.apiVersion + ", " + std::to_string(h.running) +
+                     " running / " + std::to_string(h.total) + " sandboxes");
+  bool imageMissing = false;
+  for (const auto& w : h.warnings) {
+    if (w.find("image") != std::string::npos) {
+      imageMissing = true;
+      d.problem("image", w, "build it: bash scripts/build-sandbox-image.sh");
+    } else {
+      d.warn("engine", w);
+    }
+  }
+  if (!imageMissing) d.ok("image", "agentpane/sandbox:latest present");
+}
+
+void checkDatabase(Doctor& d, const fs::path& home) {
+  auto path = home / "state.db";
+  if (!fs::exists(path)) {
+    d.warn("database", path.string() + " does not exist yet (`agentpane serve` creates it)");
+    return;
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    d.problem("database", std::string("cannot open ") + path.string() + ": " + sqlite3_errmsg(db),
+              "check the file's permissions, or move it aside to start afresh");
+    sqlite3_close(db);
+    return;
+  }
+  auto scalar = [&](const char* sql) -> std::string {
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(st, 0);
+      out = t ? reinterpret_cast<const char*>(t) : "";
+    } else {
+      out = std::string("error: ") + sqlite3_errmsg(db);
+    }
+    sqlite3_finalize(st);
+    return out;
+  };
+  auto integrity = scalar("PRAGMA integrity_check");
+  auto mode = scalar("PRAGMA journal_mode");
+  auto version = scalar("SELECT MAX(version) FROM schema_migrations");
+  sqlite3_close(db);
+  if (integrity != "ok") {
+    d.problem("database", "integrity check: " + integrity, "restore a backup or move the file aside");
+    return;
+  }
+  int latest = Store::latestSchemaVersion();
+  if (version.rfind("error", 0) == 0 || version.empty()) {
+    d.problem("database", "no schema version (" + version + ")", "move " + path.string() + " aside");
+    return;
+  }
+  if (std::stoi(version) > latest) {
+    d.problem("database", "schema " + version + " is newer than this build (" + std::to_string(latest) + ")",
+              "run the newer agentpane that wrote it");
+    return;
+  }
+  d.ok("database", path.string() + " (schema " + version + ", " + mode + ", integrity ok)");
+}
+
+void checkToken(Doctor& d, const fs::path& home) {
+  auto path = home / "token";
+  struct stat st {};
+  if (std::getenv("AGENTPANE_TOKEN")) {
+    d.ok("token", "from AGENTPANE_TOKEN");
+    return;
+  }
+  if (::stat(path.c_str(), &st) != 0) {
+    d.problem("token", path.string() + " does not exist", "start the server once: agentpane serve");
+    return;
+  }
+  if ((st.st_mode & 077) != 0) {
+    d.problem("token", path.string() + " is readable by others", "chmod 600 " + path.string());
+    return;
+  }
+  d.ok("token", path.string() + " (mode 0600)");
+}
+
+void checkServer(Doctor& d) {
+  auto client = ApiClient::fromEnvironment();
+  if (!client.ok()) {
+    d.problem("server", client.error().describe(), "start it: agentpane serve");
+    return;
+  }
+  auto r = client->call("GET", "/api/sandboxes");
+  if (!r.ok()) {
+    std::string fix = r.error().code == ErrorCode::Unauthorized
+                          ? "the token does not match this server: check AGENTPANE_HOME / AGENTPANE_TOKEN"
+                          : "start it: agentpane serve (or set AGENTPANE_URL)";
+    d.problem("server", r.error().describe(), fix);
+    return;
+  }
+  d.ok("server", client->endpoint().url() + " answers, " + std::to_string(r->size()) + " sandboxes");
+}
+
+}  // namespace
+
+int runDoctor() {
+  Doctor d;
+  fs::path home = defaultHome();
+  checkEngine(d);
+  checkDatabase(d, home);
+  checkToken(d, home);
+  checkServer(d);
+  if (d.problems == 0) {
+    std::printf("\neverything looks fine\n");
+    return 0;
+  }
+  std::printf("\n%d problem%s found\n", d.problems, d.problems == 1 ? "" : "s");
+  return 1;
+}
+
+}  // namespace agentpane::cli

@@ -1,0 +1,203 @@
+// Who gets in: the token file, bearer tokens, browser sessions, the same-origin rule.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "server/auth.hpp"
+#include "unit/server/server_fake.hpp"
+#include "unit/server/test_server.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake = std::make_shared<ServerFake>(ProviderType::Docker);
+    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
+  }
+
+  std::shared_ptr<ServerFake> fake;
+  std::unique_ptr<TestServer> ts;
+};
+
+TEST_F(AuthTest, TokenFileIsCreatedPrivateAndReused) {
+  const fs::path token = ts->home() / "token";
+  struct stat st {};
+  ASSERT_EQ(::stat(token.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(ts->home().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  std::ifstream in(token);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, ts->token());
+  EXPECT_EQ(line.size(), 64u);
+  // A second start over the same home finds the same token.
+  auto again = server::loadOrCreateToken(ts->home());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value(), ts->token());
+}
+
+TEST_F(AuthTest, TokenFileReadableByOthersIsNarrowed) {
+  TempDir dir;
+  const fs::path home = dir.path() / "h";
+  auto first = server::loadOrCreateToken(home);
+  ASSERT_TRUE(first.ok());
+  ::chmod((home / "token").c_str(), 0644);
+  auto second = server::loadOrCreateToken(home);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second.value(), first.value());
+  struct stat st {};
+  ASSERT_EQ(::stat((home / "token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // Garbage in the token file is an error, not an empty token.
+  { std::ofstream(home / "token", std::ios::trunc) << "\n"; }
+  EXPECT_FALSE(server::loadOrCreateToken(home).ok());
+}
+
+TEST_F(AuthTest, EveryRouteButHealthNeedsTheToken) {
+  auto c = ts->client();
+  c.sendToken = false;
+  EXPECT_EQ(c.get("/api/health").status, 200);
+  const std::vector<std::pair<http::verb, std::string>> routes = {
+      {http::verb::get, "/api/sandboxes"},
+      {http::verb::post, "/api/sandboxes"},
+      {http::verb::get, "/api/sandboxes/sbx-1"},
+      {http::verb::delete_, "/api/sandboxes/sbx-1"},
+      {http::verb::post, "/api/sandboxes/sbx-1/stop"},
+      {http::verb::post, "/api/sandboxes/sbx-1/exec"},
+      {http::verb::get, "/api/sandboxes/sbx-1/tmux"},
+      {http::verb::post, "/api/sandboxes/sbx-1/tmux"},
+      {http::verb::post, "/api/sandboxes/sbx-1/tmux/main/keys"},
+      {http::verb::get, "/api/sandboxes/sbx-1/tmux/main/capture"},
+      {http::verb::delete_, "/api/sandboxes/sbx-1/tmux/main"},
+      {http::verb::get, "/api/sandbox-configs"},
+      {http::verb::post, "/api/sandbox-configs"},
+      {http::verb::get, "/api/sandbox-configs/cfg-1"},
+      {http::verb::patch, "/api/sandbox-configs/cfg-1"},
+      {http::verb::delete_, "/api/sandbox-configs/cfg-1"},
+      {http::verb::get, "/api/audit"},
+      {http::verb::get, "/metrics"},
+      {http::verb::get, "/api/sandbox/pool"},
+  };
+  for (const auto& [verb, path] : routes) {
+    auto r = c.request(verb, path, "{}");
+    EXPECT_EQ(r.status, 401) << path;
+    EXPECT_EQ(r.code(), "UNAUTHORIZED") << path;
+    EXPECT_EQ(r.header("www-authenticate"), "Bearer") << path;
+  }
+  EXPECT_EQ(fake->calls().size(), 0u);
+}
+
+TEST_F(AuthTest, WrongTokensAreRefused) {
+  auto c = ts->client();
+  for (const std::string& value : std::vector<std::string>{"Bearer nope", "Bearer " + ts->token() + "x", "Bearer " + ts->token().substr(1),
+                                  "Basic " + ts->token(), ts->token(), "Bearer"}) {
+    c.headers = {{"Authorization", value}};
+    auto r = c.get("/api/sandboxes");
+    EXPECT_EQ(r.status, 401) << value;
+    EXPECT_EQ(r.code(), "UNAUTHORIZED") << value;
+  }
+  c.headers = {{"Authorization", "bearer " + ts->token()}};
+  EXPECT_EQ(c.get("/api/sandboxes").status, 200);
+}
+
+TEST_F(AuthTest, TokenOfAnotherHomeIsRefused) {
+  auto other = std::make_shared<ServerFake>(ProviderType::Docker);
+  TestServer second({other});
+  ASSERT_NE(second.token(), ts->token());
+  TestClient c(ts->port(), second.token());
+  auto r = c.get("/api/sandboxes");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.code(), "UNAUTHORIZED");
+  EXPECT_EQ(second.client().get("/api/sandboxes").status, 200);
+}
+
+TEST_F(AuthTest, SessionCookieAuthorisesAndLogsOut) {
+  auto c = ts->client();
+  c.sendToken = false;
+  auto wrong = c.post("/api/session", {{"token", "nope"}});
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(wrong.code(), "UNAUTHORIZED");
+  EXPECT_EQ(c.post("/api/session", {{"token", 5}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.post("/api/session", {{"token", ts->token()}, {"x", 1}}).code(), "VALIDATION_ERROR");
+
+  auto ok = c.post("/api/session", {{"token", ts->token()}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  const std::string cookie = ok.header("set-cookie");
+  EXPECT_EQ(cookie.rfind("agentpane_session=", 0), 0u) << cookie;
+  EXPECT_NE(cookie.find("; HttpOnly"), std::string::npos);
+  EXPECT_NE(cookie.find("; SameSite=Strict"), std::string::npos);
+  EXPECT_NE(cookie.find("; Path=/"), std::string::npos);
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+
+  c.headers = {{"Cookie", "theme=dark; " + pair}};
+  EXPECT_EQ(c.get("/api/sandboxes").status, 200);
+  c.headers = {{"Cookie", pair}, {"Origin", c.origin()}};
+  EXPECT_EQ(c.get("/api/sandboxes").status, 200);
+  c.headers = {{"Cookie", "agentpane_session=forged"}};
+  EXPECT_EQ(c.get("/api/sandboxes").status, 401);
+
+  c.headers = {{"Cookie", pair}};
+  auto out = c.del("/api/session");
+  ASSERT_EQ(out.status, 200);
+  EXPECT_NE(out.header("set-cookie").find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(c.get("/api/sandboxes").status, 401);
+}
+
+TEST_F(AuthTest, CrossOriginRequestsAreForbidden) {
+  auto c = ts->client();
+  for (const std::string& origin : std::vector<std::string>{"http://evil.example", "https://" + c.host(), "null", "http://localhost:1"}) {
+    c.headers = {{"Origin", origin}};
+    auto r = c.get("/api/sandboxes");
+    EXPECT_EQ(r.status, 403) << origin;
+    EXPECT_EQ(r.code(), "FORBIDDEN") << origin;
+    // Even logging in from another origin.
+    EXPECT_EQ(c.post("/api/session", {{"token", ts->token()}}).status, 403) << origin;
+    EXPECT_EQ(c.get("/api/health").status, 403) << origin;
+  }
+  c.headers = {{"Origin", c.origin()}};
+  EXPECT_EQ(c.get("/api/sandboxes").status, 200);
+}
+
+TEST_F(AuthTest, WebSocketUpgradesNeedAuthAndTheSameOrigin) {
+  const std::string id = ts->createSandbox();
+  const std::string target = "/api/sandboxes/" + id + "/exec/stream";
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect(target, {}));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 401u);
+  }
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect(target, {{"Authorization", "Bearer wrong"}}));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 401u);
+  }
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect(target, {{"Authorization", "Bearer " + ts->token()}, {"Origin", "http://evil.example"}}));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 403u);
+  }
+  // A browser session from the page's own origin may upgrade.
+  auto c = ts->client();
+  auto login = c.post("/api/session", {{"token", ts->token()}});
+  const std::string cookie = login.header("set-cookie").substr(0, login.header("set-cookie").find(';'));
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect(target, {{"Cookie", cookie}, {"Origin", "http://127.0.0.1:" + std::to_string(ts->port())}}));
+    ws.close();
+  }
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect(target, {{"Cookie", cookie}, {"Origin", "http://evil.example"}}));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 403u);
+  }
+}
+
+}  // namespace
+}  // namespace agentpane::testing

@@ -1,0 +1,103 @@
+// Bounds: body and header size, and what the connection does after a refusal.
+#include <gtest/gtest.h>
+
+#include "unit/server/server_fake.hpp"
+#include "unit/server/test_server.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake = std::make_shared<ServerFake>(ProviderType::Docker);
+    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
+  }
+
+  std::shared_ptr<ServerFake> fake;
+  std::unique_ptr<TestServer> ts;
+};
+
+TEST_F(LimitsTest, TwentyMegabyteBodyIs413) {
+  auto c = ts->client();
+  std::string big(20u << 20, 'x');
+  auto r = c.postRaw("/api/sandboxes", big);
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_EQ(r.code(), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_EQ(fake->calls().size(), 0u);
+}
+
+TEST_F(LimitsTest, OversizedContentLengthIsRefusedBeforeTheBodyIsSent) {
+  auto c = ts->client();
+  HttpConnection conn(c.port());
+  ASSERT_TRUE(conn.connect());
+  ASSERT_TRUE(conn.sendRaw("POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\nAuthorization: Bearer " +
+                           ts->token() + "\r\nContent-Type: application/json\r\nContent-Length: 20971520\r\n\r\n"));
+  // No body byte was sent: the reply comes from the header alone.
+  auto r = conn.readResponse();
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_EQ(r.code(), "PAYLOAD_TOO_LARGE");
+}
+
+TEST_F(LimitsTest, OversizedChunkedBodyIs413) {
+  auto c = ts->client();
+  HttpConnection conn(c.port());
+  ASSERT_TRUE(conn.connect());
+  std::string req = "POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\nAuthorization: Bearer " +
+                    ts->token() + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string chunk(1u << 20, 'y');
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  ASSERT_TRUE(conn.sendRaw(req));
+  for (int i = 0; i < 17; ++i) {
+    if (!conn.sendRaw(std::string(size) + chunk + "\r\n")) break;  // the server may stop reading
+  }
+  conn.sendRaw("0\r\n\r\n");
+  auto r = conn.readResponse();
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_EQ(r.code(), "PAYLOAD_TOO_LARGE");
+}
+
+TEST_F(LimitsTest, BodyJustUnderTheLimitIsRead) {
+  auto c = ts->client();
+  // Valid JSON of ~15 MiB: parsed, then refused for its content, not its size.
+  std::string body = "{\"projectPath\":\"" + std::string(15u << 20, 'a') + "\"}";
+  auto r = c.postRaw("/api/sandboxes", body);
+  EXPECT_EQ(r.status, 400) << r.error;
+  EXPECT_EQ(r.code(), "SANDBOX_PROJECT_PATH_INVALID");
+}
+
+TEST_F(LimitsTest, HugeHeaderIsRefused) {
+  auto c = ts->client();
+  c.headers = {{"X-Padding", std::string(64u << 10, 'p')}};
+  auto r = c.get("/api/health");
+  EXPECT_EQ(r.status, 400) << r.error;
+  EXPECT_EQ(r.code(), "VALIDATION_ERROR");
+}
+
+TEST_F(LimitsTest, RefusalWithAnUnreadBodyClosesTheConnection) {
+  auto c = ts->client();
+  HttpConnection conn(c.port());
+  c.sendToken = false;
+  auto r = conn.send(c.make(http::verb::post, "/api/sandboxes", std::string("{\"projectPath\":\"/x\"}")));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_FALSE(conn.connected());
+  // Without a body the connection stays usable.
+  HttpConnection conn2(c.port());
+  EXPECT_EQ(conn2.send(c.make(http::verb::get, "/api/sandboxes")).status, 401);
+  EXPECT_TRUE(conn2.connected());
+  EXPECT_EQ(conn2.send(c.make(http::verb::get, "/api/health")).status, 200);
+}
+
+TEST_F(LimitsTest, GarbageIsDroppedWithoutCrashing) {
+  auto c = ts->client();
+  HttpConnection conn(c.port());
+  ASSERT_TRUE(conn.connect());
+  conn.sendRaw("NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_TRUE(conn.closedByPeer());
+  EXPECT_EQ(c.get("/api/health").status, 200);
+}
+
+}  // namespace
+}  // namespace agentpane::testing

@@ -1,0 +1,232 @@
+// The WebSocket routes: streaming exec (stdin, EOF, exit, errors, client going away) and
+// the polled tmux attach.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "unit/server/server_fake.hpp"
+#include "unit/server/test_server.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+using nlohmann::json;
+
+class WebSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake = std::make_shared<ServerFake>(ProviderType::Docker);
+    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
+    id = ts->createSandbox();
+  }
+
+  std::string execTarget() const { return "/api/sandboxes/" + id + "/exec/stream"; }
+
+  // Splits what the server sent into stdout, stderr and the final control message.
+  struct Transcript {
+    std::string out, err;
+    json last;  // the last text message
+    int textMessages = 0;
+  };
+  static Transcript collect(const std::vector<WsClient::Message>& msgs) {
+    Transcript t;
+    for (const auto& m : msgs) {
+      if (m.text) {
+        t.last = json::parse(m.data);
+        ++t.textMessages;
+        continue;
+      }
+      EXPECT_FALSE(m.data.empty());
+      if (m.data[0] == 1) t.out += m.data.substr(1);
+      else if (m.data[0] == 2) t.err += m.data.substr(1);
+      else ADD_FAILURE() << "unknown stream byte " << int(m.data[0]);
+    }
+    return t;
+  }
+
+  std::shared_ptr<ServerFake> fake;
+  std::unique_ptr<TestServer> ts;
+  std::string id;
+};
+
+TEST_F(WebSocketTest, ExecStreamsStdinThroughToEof) {
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, json{{"argv", {"cat"}}}.dump()));
+  ASSERT_TRUE(ws.write(false, "hello "));
+  std::string binary("\x00\xff\x10world", 8);
+  ASSERT_TRUE(ws.write(false, binary));
+  ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
+  auto t = collect(ws.readAll());
+  EXPECT_EQ(t.out, "hello " + binary);
+  EXPECT_EQ(t.err, "");
+  EXPECT_EQ(t.last, (json{{"type", "exit"}, {"exitCode", 0}}));
+  EXPECT_TRUE(ws.closedNormally()) << ws.lastError.message();
+  EXPECT_EQ(ws.closeCode(), 1000);
+  EXPECT_EQ(fake->lastAttachStdin.load(), 1);
+}
+
+TEST_F(WebSocketTest, ExecSeparatesStreamsAndReportsTheExitCode) {
+  fake->execHandler = [](auto&, auto&, auto&) { return Result<ExecResult>(ExecResult{7, "to out", "to err"}); };
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, json{{"argv", {"sh", "-c", "x"}}, {"root", true}, {"timeoutSeconds", 30}}.dump()));
+  ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
+  auto t = collect(ws.readAll());
+  EXPECT_EQ(t.out, "to out");
+  EXPECT_EQ(t.err, "to err");
+  EXPECT_EQ(t.last["type"], "exit");
+  EXPECT_EQ(t.last["exitCode"], 7);
+  EXPECT_TRUE(ws.closedNormally());
+}
+
+TEST_F(WebSocketTest, ExecErrorsArriveAsAnErrorMessageThenAClose) {
+  struct Case {
+    std::string first;
+    bool text;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"not json", true, "VALIDATION_ERROR"},
+      {R"({"argv":[]})", true, "VALIDATION_ERROR"},
+      {R"({"argv":"ls"})", true, "VALIDATION_ERROR"},
+      {R"({"argv":["ls"],"shell":true})", true, "VALIDATION_ERROR"},
+      {R"({"argv":["ls"],"timeoutSeconds":"x"})", true, "VALIDATION_ERROR"},
+      {"binary first", false, "VALIDATION_ERROR"},
+  };
+  for (const auto& c : cases) {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+    ASSERT_TRUE(ws.write(c.text, c.first));
+    auto t = collect(ws.readAll());
+    EXPECT_EQ(t.last["type"], "error") << c.first;
+    EXPECT_EQ(t.last["code"], c.code) << c.first;
+    EXPECT_TRUE(ws.closedNormally()) << c.first;
+  }
+  // Unknown sandbox, and a provider failure.
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect("/api/sandboxes/sbx-000000000000/exec/stream", ts->wsAuth()));
+    ASSERT_TRUE(ws.write(true, R"({"argv":["ls"]})"));
+    auto t = collect(ws.readAll());
+    EXPECT_EQ(t.last["code"], "SANDBOX_NOT_FOUND");
+  }
+  {
+    fake->failNext("openExec", Error(ErrorCode::SandboxProviderUnavailable, "engine down"));
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+    ASSERT_TRUE(ws.write(true, R"({"argv":["ls"]})"));
+    auto t = collect(ws.readAll());
+    EXPECT_EQ(t.last["code"], "SANDBOX_PROVIDER_UNAVAILABLE");
+  }
+  // A hostile id never upgrades.
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect("/api/sandboxes/a;id/exec/stream", ts->wsAuth()));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 400u);
+  }
+}
+
+TEST_F(WebSocketTest, ExecTimeoutIsReported) {
+  fake->failNext("openExec", Error(ErrorCode::ExecTimeout, "timed out after 1s"));
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, R"({"argv":["sleep","10"],"timeoutSeconds":1})"));
+  auto t = collect(ws.readAll());
+  EXPECT_EQ(t.last["type"], "error");
+  EXPECT_EQ(t.last["code"], "EXEC_TIMEOUT");
+}
+
+TEST_F(WebSocketTest, UnknownControlMessageEndsTheCommand) {
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, R"({"argv":["block"]})"));
+  ASSERT_TRUE(ws.write(true, R"({"type":"resize"})"));
+  auto t = collect(ws.readAll());
+  EXPECT_EQ(t.textMessages, 1);
+  EXPECT_EQ(t.last["code"], "VALIDATION_ERROR");
+  EXPECT_EQ(fake->cancels.load(), 1);
+}
+
+TEST_F(WebSocketTest, ClientGoingAwayCancelsTheCommand) {
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+    ASSERT_TRUE(ws.write(true, R"({"argv":["block"]})"));
+    ws.close();
+  }
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+    ASSERT_TRUE(ws.write(true, R"({"argv":["block"]})"));
+    ws.drop();
+  }
+  for (int i = 0; i < 500 && fake->cancels.load() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(fake->cancels.load(), 2);
+  // The server is still fine.
+  EXPECT_EQ(ts->client().get("/api/health").status, 200);
+}
+
+TEST_F(WebSocketTest, ExecCountsInMetrics) {
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, R"({"argv":["cat"]})"));
+  ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
+  ws.readAll();
+  auto m = ts->client().get("/metrics");
+  EXPECT_NE(m.body.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id/exec/stream\",method=\"GET\",status=\"101\"} 1"),
+            std::string::npos)
+      << m.body;
+}
+
+TEST_F(WebSocketTest, TmuxAttachSendsScreensAndTakesKeys) {
+  auto c = ts->client();
+  ASSERT_EQ(c.post("/api/sandboxes/" + id + "/tmux", {{"name", "main"}}).status, 201);
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach?lines=20", ts->wsAuth()));
+  auto first = ws.read();
+  ASSERT_TRUE(first && first->text);
+  auto screen = json::parse(first->data);
+  EXPECT_EQ(screen["type"], "screen");
+  EXPECT_EQ(screen["data"], "");
+  ASSERT_TRUE(ws.write(true, "ls -la\r"));
+  // The next screen carries the keys (sent literally, no Enter added).
+  auto next = ws.read();
+  ASSERT_TRUE(next && next->text);
+  screen = json::parse(next->data);
+  EXPECT_EQ(screen["type"], "screen");
+  EXPECT_EQ(screen["data"], "ls -la\r");
+  // A session that ends ends the attach with an error message.
+  ASSERT_EQ(c.del("/api/sandboxes/" + id + "/tmux/main").status, 200);
+  std::optional<WsClient::Message> last;
+  while (auto m = ws.read()) last = m;
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(json::parse(last->data)["code"], "SANDBOX_TMUX_SESSION_NOT_FOUND");
+  EXPECT_TRUE(ws.closedNormally());
+}
+
+TEST_F(WebSocketTest, TmuxAttachRefusesBadInput) {
+  {
+    WsClient ws(ts->port());
+    EXPECT_FALSE(ws.connect("/api/sandboxes/" + id + "/tmux/a;b/attach", ts->wsAuth()));
+    EXPECT_EQ(ws.upgradeResponse.result_int(), 400u);
+  }
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach?lines=0", ts->wsAuth()));
+    auto msgs = ws.readAll();
+    ASSERT_FALSE(msgs.empty());
+    EXPECT_EQ(json::parse(msgs.back().data)["code"], "VALIDATION_ERROR");
+  }
+  {
+    WsClient ws(ts->port());
+    ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/nosuch/attach", ts->wsAuth()));
+    auto msgs = ws.readAll();
+    ASSERT_FALSE(msgs.empty());
+    EXPECT_EQ(json::parse(msgs.back().data)["code"], "SANDBOX_TMUX_SESSION_NOT_FOUND");
+  }
+}
+
+}  // namespace
+}  // namespace agentpane::testing
