@@ -1,0 +1,215 @@
+// Docker-specific behaviour on the real engine, beyond the shared contract suite:
+// negotiation, events, network modes, health warnings, exec edge cases.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "docker/docker_provider.hpp"
+
+namespace agentpane::docker {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string rnd() {
+  std::random_device rd;
+  return std::to_string(rd() % 1000000);
+}
+
+class DockerIt : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    run_ = "it" + rnd();
+    DockerProviderOptions o;
+    o.scopeLabels = {{"agentpane.io/test-run", run_}};
+    o.stopTimeoutSeconds = 1;
+    auto p = DockerProvider::create(o);
+    ASSERT_TRUE(p.ok());
+    provider_ = std::move(p.value());
+    auto v = provider_->client().version();
+    if (!v.ok()) GTEST_SKIP() << "no Docker engine: " << v.error().describe();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ap-it-XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    std::filesystem::permissions(dir_, std::filesystem::perms::all);
+  }
+  void TearDown() override {
+    if (!provider_) return;
+    auto left = provider_->list(ListFilter{});
+    if (left.ok()) {
+      for (const auto& s : *left) (void)provider_->remove(s.id);
+    }
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  SandboxSpec spec(const std::string& suffix) {
+    SandboxSpec s;
+    s.id = run_ + "-" + suffix;
+    s.projectId = run_;
+    s.agentId = "it";
+    s.projectPath = dir_;
+    s.memoryMb = 512;
+    s.cpu = 1;
+    return s;
+  }
+  std::string run_;
+  std::string dir_;
+  std::unique_ptr<DockerProvider> provider_;
+};
+
+TEST_F(DockerIt, NegotiatesWithTheRealEngine) {
+  auto v = provider_->client().version();
+  ASSERT_TRUE(v.ok());
+  auto api = provider_->client().apiVersion();
+  ASSERT_TRUE(api.ok());
+  auto serverMax = ApiVersion::parse(v->apiVersion);
+  ASSERT_TRUE(serverMax.has_value());
+  EXPECT_EQ(*api, std::min(kMaxApiVersion, *serverMax));
+}
+
+TEST_F(DockerIt, EventsOfOurSandboxes) {
+  auto events = provider_->subscribeEvents();
+  ASSERT_TRUE(events.ok()) << events.error().describe();
+  auto made = provider_->create(spec("ev"));
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  ASSERT_TRUE(provider_->remove(made->id).ok());
+  std::vector<std::string> actions;
+  std::thread guard([&] {
+    std::this_thread::sleep_for(20s);  // never hang the suite
+    events.value()->close();
+  });
+  while (true) {
+    auto ev = events.value()->next();
+    if (!ev.ok() || !ev.value()) break;
+    EXPECT_EQ(ev.value()->sandboxId, made->id);
+    actions.push_back(ev.value()->action);
+    if (ev.value()->action == "destroy") break;
+  }
+  events.value()->close();
+  guard.detach();  // it only closes an already closed stream
+  ASSERT_FALSE(actions.empty());
+  EXPECT_EQ(actions.front(), "create");
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "start"), actions.end());
+  EXPECT_EQ(actions.back(), "destroy");
+}
+
+TEST_F(DockerIt, NetworkModes) {
+  SandboxSpec none = spec("none");
+  auto a = provider_->create(none);
+  ASSERT_TRUE(a.ok()) << a.error().describe();
+  ExecRequest req;
+  req.argv = {"sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"};
+  auto ifs = provider_->exec(none.id, req);
+  ASSERT_TRUE(ifs.ok());
+  EXPECT_EQ(ifs->stdoutData, "lo ");
+
+  SandboxSpec internal = spec("internal");
+  internal.network = NetworkMode::Internal;
+  auto b = provider_->create(internal);
+  ASSERT_TRUE(b.ok()) << b.error().describe();
+  auto net = provider_->client().call("GET", "/networks/agentpane-internal");
+  ASSERT_TRUE(net.ok());
+  EXPECT_EQ((*net)["Internal"], true);
+  auto ifs2 = provider_->exec(internal.id, req);
+  ASSERT_TRUE(ifs2.ok());
+  EXPECT_EQ(ifs2->stdoutData, "eth0 lo ");
+  // Internal: no default route out of the host.
+  req.argv = {"sh", "-c", "grep -c '^eth0\\s*00000000' /proc/net/route || true"};
+  auto route = provider_->exec(internal.id, req);
+  ASSERT_TRUE(route.ok());
+  EXPECT_EQ(route->stdoutData, "0\n");
+
+  SandboxSpec bridge = spec("bridge");
+  bridge.network = NetworkMode::Bridge;
+  auto c = provider_->create(bridge);
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  auto route2 = provider_->exec(bridge.id, req);
+  ASSERT_TRUE(route2.ok());
+  EXPECT_EQ(route2->stdoutData, "1\n");
+}
+
+TEST_F(DockerIt, HardeningIsInPlace) {
+  auto made = provider_->create(spec("hard"));
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  ExecRequest req;
+  req.argv = {"sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t ' ' '; cat /proc/1/comm"};
+  auto r = provider_->exec(made->id, req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->stdoutData.find("CapEff: 0000000000000000"), std::string::npos) << r->stdoutData;
+  EXPECT_NE(r->stdoutData.find("NoNewPrivs: 1"), std::string::npos) << r->stdoutData;
+  EXPECT_NE(r->stdoutData.find("init"), std::string::npos) << r->stdoutData;  // docker-init (tini)
+  req.argv = {"sh", "-c", "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"};
+  auto pids = provider_->exec(made->id, req);
+  ASSERT_TRUE(pids.ok());
+  EXPECT_EQ(pids->stdoutData, "512\n");
+}
+
+TEST_F(DockerIt, ExecEdgeCases) {
+  auto made = provider_->create(spec("edge"));
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  ExecRequest req;
+  req.argv = {"/no/such/binary"};
+  auto missing = provider_->exec(made->id, req);
+  ASSERT_TRUE(missing.ok()) << missing.error().describe();
+  EXPECT_TRUE(missing->exitCode == 126 || missing->exitCode == 127) << missing->exitCode;
+
+  // 16 MiB through cat while its output is read: no deadlock on full pipes.
+  std::string data(16u << 20, '\0');
+  std::mt19937 rng(1);
+  for (auto& c : data) c = static_cast<char>(rng());
+  req.argv = {"cat"};
+  req.stdinData = data;
+  auto tq = std::chrono::steady_clock::now();
+  auto echoed = provider_->exec(made->id, req);
+  fprintf(stderr, "cat %ld ms\n", (long)std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()-tq).count()); tq = std::chrono::steady_clock::now();
+  ASSERT_TRUE(echoed.ok()) << echoed.error().describe();
+  EXPECT_TRUE(echoed->stdoutData == data);
+
+  // A process that never reads stdin still finishes; the write error is not the exec's.
+  req.argv = {"sh", "-c", "exit 7"};
+  auto ignored = provider_->exec(made->id, req);
+  fprintf(stderr, "exit7 %ld ms\n", (long)std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()-tq).count()); tq = std::chrono::steady_clock::now();
+  ASSERT_TRUE(ignored.ok()) << ignored.error().describe();
+  EXPECT_EQ(ignored->exitCode, 7);
+
+  // Output limit.
+  req.stdinData.reset();
+  req.argv = {"head", "-c", "2000000", "/dev/zero"};
+  req.maxOutputBytes = 1000000;
+  auto capped = provider_->exec(made->id, req);
+  fprintf(stderr, "capped %ld ms\n", (long)std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()-tq).count());
+  ASSERT_FALSE(capped.ok());
+  EXPECT_EQ(capped.error().code, ErrorCode::SandboxExecFailed);
+}
+
+TEST_F(DockerIt, HealthWarnsAboutAMissingDefaultImage) {
+  DockerProviderOptions o;
+  o.defaultImage = "agentpane/missing:" + rnd();
+  auto p = DockerProvider::create(o);
+  ASSERT_TRUE(p.ok());
+  auto h = p.value()->healthCheck();
+  EXPECT_TRUE(h.reachable);
+  bool warned = false;
+  for (const auto& w : h.warnings) warned = warned || w.find(o.defaultImage) != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+TEST_F(DockerIt, CleanupStoppedAndByAge) {
+  auto a = provider_->create(spec("stopped"));
+  auto b = provider_->create(spec("running"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(provider_->stop(a->id).ok());
+  CleanupFilter f;  // defaults: stopped and failed
+  auto r = provider_->cleanup(f);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removedIds, std::vector<std::string>{a->id});
+  CleanupFilter age;
+  age.createdBeforeUnix = b->createdAtUnix + 1;
+  auto r2 = provider_->cleanup(age);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->removedIds, std::vector<std::string>{b->id});
+}
+
+}  // namespace
+}  // namespace agentpane::docker
