@@ -11,6 +11,10 @@ net::Deadline deadlineFor(std::chrono::milliseconds timeout) {
   return timeout.count() > 0 ? net::Clock::now() + timeout : net::kNoDeadline;
 }
 
+Error exitedError() {
+  return Error(ErrorCode::SandboxExecFailed, "stdin: the process has exited", {{"reason", "exited"}});
+}
+
 Error canceledError() {
   return Error(ErrorCode::SandboxExecFailed, "exec canceled", {{"reason", "canceled"}});
 }
@@ -44,6 +48,7 @@ Result<void> DockerExecSession::writeStdin(std::string_view data) {
   if (stdinClosed_) return Error(ErrorCode::ValidationError, "stdin already closed");
   if (canceled_) return canceledError();
   if (timedOut_) return timedOut();
+  if (eof_) return exitedError();
   auto r = stream_->writeAll(data, deadline_);
   if (r.ok()) return r;
   if (net::netKind(r.error()) == net::kTimeout) {
@@ -55,6 +60,7 @@ Result<void> DockerExecSession::writeStdin(std::string_view data) {
   }
   if (canceled_) return canceledError();
   if (timedOut_) return timedOut();
+  if (eof_) return exitedError();
   return Error(ErrorCode::SandboxExecFailed, "writing stdin: " + r.error().message);
 }
 
@@ -63,7 +69,7 @@ Result<void> DockerExecSession::closeStdin() {
   if (stdinClosed_ || !attachStdin_) return {};
   stdinClosed_ = true;
   auto r = stream_->shutdownWrite();
-  if (r.ok() || canceled_ || timedOut_) return {};
+  if (r.ok() || canceled_ || timedOut_ || eof_) return {};
   return Error(ErrorCode::SandboxExecFailed, "closing stdin: " + r.error().message);
 }
 
@@ -95,6 +101,9 @@ Result<std::optional<ExecChunk>> DockerExecSession::read() {
         return *(readError_ = Error(ErrorCode::SandboxExecFailed, "exec stream ended inside a frame"));
       }
       eof_ = true;
+      // Both output streams ended: the process is gone. The engine keeps our stdin side
+      // open (unread) for minutes, so a pending stdin write would block: end it now.
+      stream_->close();
       continue;
     }
     pieces.clear();

@@ -5,6 +5,12 @@
 // completion back to the handler's associated executor, so the coroutine would never leave
 // the network thread. Here the work itself goes to the pool and only the result is posted
 // back.
+//
+// GCC 12 (Debian 12's compiler) destroys non-trivial temporaries of a co_await expression
+// twice. So never write `co_await runBlocking(pool, [s = std::string()] {...})`; build the
+// awaitable first and await it by name:
+//   auto call = runBlocking(pool, [id] { return service.getSandbox(id); });
+//   auto r = co_await std::move(call);
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>

@@ -102,7 +102,8 @@ asio::awaitable<Reply> deleteSession(RequestContext& ctx) {
 }
 
 asio::awaitable<Reply> metrics(RequestContext& ctx) {
-  auto counts = co_await blocking(ctx, [&ctx] { return ctx.server.service.sandboxCounts(); });
+  auto countsCall = blocking(ctx, [&ctx] { return ctx.server.service.sandboxCounts(); });
+  auto counts = co_await std::move(countsCall);
   Reply r;
   r.body = ctx.server.metrics.render(counts);
   r.contentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -123,7 +124,8 @@ asio::awaitable<Reply> poolDisabled(RequestContext&) {
 // --- configs --------------------------------------------------------------------------------
 
 asio::awaitable<Reply> listConfigs(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx] { return ctx.server.service.listConfigs(); });
+  auto rCall = blocking(ctx, [&ctx] { return ctx.server.service.listConfigs(); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
 }
 
@@ -132,21 +134,23 @@ asio::awaitable<Reply> createConfig(RequestContext& ctx) {
   if (!body.ok()) co_return errorReply(body.error());
   auto cfg = configFromCreateJson(body.value());
   if (!cfg.ok()) co_return errorReply(cfg.error());
-  auto r = co_await blocking(ctx, [&ctx, c = std::move(cfg.value())]() mutable {
+  auto rCall = blocking(ctx, [&ctx, c = std::move(cfg.value())]() mutable {
     return ctx.server.service.createConfig(std::move(c));
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
 }
 
 asio::awaitable<Reply> getConfig(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getConfig(id); });
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getConfig(id); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
 asio::awaitable<Reply> patchConfig(RequestContext& ctx) {
   auto body = bodyObject(ctx);
   if (!body.ok()) co_return errorReply(body.error());
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), patch = std::move(body.value())]() -> Result<SandboxConfig> {
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), patch = std::move(body.value())]() -> Result<SandboxConfig> {
     auto& svc = ctx.server.service;
     auto base = svc.getConfig(id);
     if (!base.ok()) return base.takeError();
@@ -154,12 +158,14 @@ asio::awaitable<Reply> patchConfig(RequestContext& ctx) {
     if (!merged.ok()) return merged.takeError();
     return svc.updateConfig(merged.value());
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
 asio::awaitable<Reply> deleteConfig(RequestContext& ctx) {
   auto id = ctx.param("id");
-  auto r = co_await blocking(ctx, [&ctx, id] { return ctx.server.service.deleteConfig(id); });
+  auto rCall = blocking(ctx, [&ctx, id] { return ctx.server.service.deleteConfig(id); });
+  auto r = co_await std::move(rCall);
   if (!r.ok()) co_return errorReply(r.error());
   co_return deleted("id", id);
 }
@@ -167,7 +173,8 @@ asio::awaitable<Reply> deleteConfig(RequestContext& ctx) {
 // --- sandboxes ------------------------------------------------------------------------------
 
 asio::awaitable<Reply> listSandboxes(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx] { return ctx.server.service.listSandboxes(); });
+  auto rCall = blocking(ctx, [&ctx] { return ctx.server.service.listSandboxes(); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
 }
 
@@ -176,31 +183,35 @@ asio::awaitable<Reply> createSandbox(RequestContext& ctx) {
   if (!body.ok()) co_return errorReply(body.error());
   auto req = createSandboxRequestFromJson(body.value());
   if (!req.ok()) co_return errorReply(req.error());
-  auto r = co_await blocking(ctx, [&ctx, q = std::move(req.value())] {
+  auto rCall = blocking(ctx, [&ctx, q = std::move(req.value())] {
     return ctx.server.service.createSandbox(q, kActor);
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
 }
 
 asio::awaitable<Reply> getSandbox(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
 asio::awaitable<Reply> deleteSandbox(RequestContext& ctx) {
   auto id = ctx.param("id");
-  auto r = co_await blocking(ctx, [&ctx, id] { return ctx.server.service.removeSandbox(id, kActor); });
+  auto rCall = blocking(ctx, [&ctx, id] { return ctx.server.service.removeSandbox(id, kActor); });
+  auto r = co_await std::move(rCall);
   if (!r.ok()) co_return errorReply(r.error());
   co_return deleted("id", id);
 }
 
 asio::awaitable<Reply> stopSandbox(RequestContext& ctx) {
   auto id = ctx.param("id");
-  auto r = co_await blocking(ctx, [&ctx, id]() -> Result<SandboxRecord> {
+  auto rCall = blocking(ctx, [&ctx, id]() -> Result<SandboxRecord> {
     auto stopped = ctx.server.service.stopSandbox(id, kActor);
     if (!stopped.ok()) return stopped.takeError();
     return ctx.server.service.getSandbox(id);
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
@@ -227,10 +238,12 @@ asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
   const auto id = ctx.param("id");
   // Commands can run for long: they use the stream pool so that short calls never queue
   // behind them.
-  auto r = co_await runBlocking(ctx.server.streamPool, [&ctx, id, q = std::move(api.request)] {
+  auto rCall = runBlocking(ctx.server.streamPool, [&ctx, id, q = std::move(api.request)] {
     return ctx.server.service.exec(id, q, kActor);
   });
-  auto provider = co_await blocking(ctx, [&ctx, id] { return providerLabel(ctx.server.service, id); });
+  auto r = co_await std::move(rCall);
+  auto providerCall = blocking(ctx, [&ctx, id] { return providerLabel(ctx.server.service, id); });
+  auto provider = co_await std::move(providerCall);
   Result<int> code = r.ok() ? Result<int>(r.value().exitCode) : Result<int>(r.error());
   ctx.server.metrics.recordExec(provider, execResultLabel(code),
                                 std::chrono::duration<double>(Clock::now() - startedAt).count());
@@ -240,7 +253,8 @@ asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
 // --- tmux -----------------------------------------------------------------------------------
 
 asio::awaitable<Reply> listTmux(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.tmuxList(id); });
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.tmuxList(id); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
 }
 
@@ -257,10 +271,11 @@ asio::awaitable<Reply> createTmux(RequestContext& ctx) {
   }
   auto command = f->optionalStringArray("command");
   if (!command.ok()) co_return errorReply(command.error());
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = name.value(),
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), n = name.value(),
                                    cmd = command.value().value_or(std::vector<std::string>{})] {
     return ctx.server.service.tmuxCreate(id, n, cmd, kActor);
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
 }
 
@@ -273,10 +288,11 @@ asio::awaitable<Reply> tmuxKeys(RequestContext& ctx) {
   if (!text.ok()) co_return errorReply(text.error());
   auto enter = f->optionalBool("enter");
   if (!enter.ok()) co_return errorReply(enter.error());
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name"), t = text.value(),
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name"), t = text.value(),
                                    e = enter.value().value_or(true)] {
     return ctx.server.service.tmuxSendKeys(id, n, t, e, kActor);
   });
+  auto r = co_await std::move(rCall);
   if (!r.ok()) co_return errorReply(r.error());
   co_return okReply(json{{"name", ctx.param("name")}, {"sent", true}});
 }
@@ -286,18 +302,20 @@ asio::awaitable<Reply> tmuxCapture(RequestContext& ctx) {
   auto lines = queryInt(ctx, "lines", 1, 10000);
   if (!lines.ok()) co_return errorReply(lines.error());
   int n = static_cast<int>(lines.value().value_or(100));
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), name = ctx.param("name"), n] {
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), name = ctx.param("name"), n] {
     return ctx.server.service.tmuxCapture(id, name, n);
   });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [&](const std::string& content) {
     return json{{"name", ctx.param("name")}, {"lines", n}, {"content", content}};
   });
 }
 
 asio::awaitable<Reply> killTmux(RequestContext& ctx) {
-  auto r = co_await blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name")] {
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name")] {
     return ctx.server.service.tmuxKill(id, n, kActor);
   });
+  auto r = co_await std::move(rCall);
   if (!r.ok()) co_return errorReply(r.error());
   co_return deleted("name", ctx.param("name"));
 }
@@ -317,7 +335,8 @@ asio::awaitable<Reply> audit(RequestContext& ctx) {
   auto before = queryInt(ctx, "beforeId", 0, std::numeric_limits<std::int64_t>::max());
   if (!before.ok()) co_return errorReply(before.error());
   q.beforeId = before.value().value_or(0);
-  auto r = co_await blocking(ctx, [&ctx, q] { return ctx.server.service.audit(q); });
+  auto rCall = blocking(ctx, [&ctx, q] { return ctx.server.service.audit(q); });
+  auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
 }
 

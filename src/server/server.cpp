@@ -385,6 +385,17 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         co_await lingerClose(stream);
         co_return;
       }
+      if (ec == http::error::body_limit) {
+        // Beast checks Content-Length against the body limit while parsing the header: the
+        // reply goes out before a single body byte is read.
+        Reply tooLarge = payloadTooLarge();
+        auto res = toResponse(tooLarge, parser.get().version(), false);
+        stream.expires_after(options.ioTimeout);
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        ctx.metrics.recordRequest("unmatched", std::string(parser.get().method_string()), tooLarge.status, 0);
+        co_await lingerClose(stream);
+        co_return;
+      }
       if (ec) break;  // closed, timed out, cancelled by stop(), or garbage
 
       const auto startedAt = Clock::now();
@@ -422,8 +433,11 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       if (route.ws) {
         ctx.metrics.recordRequest(d.label, method, 101,
                                   std::chrono::duration<double>(Clock::now() - startedAt).count());
-        co_await upgrade(stream, conn, parser.release(), route, std::move(d.match), std::move(d.target),
-                         startedAt);
+        // GCC 12 destroys non-trivial temporaries of a co_await expression twice: awaitables
+        // are built first, then awaited (see blocking.hpp).
+        auto op = upgrade(stream, conn, parser.release(), route, std::move(d.match), std::move(d.target),
+                          startedAt);
+        co_await std::move(op);
         co_return;
       }
 
@@ -448,7 +462,8 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       RequestContext rc{ctx, req, std::move(d.match.params), std::move(d.target.query), d.label};
       Reply reply;
       try {
-        reply = co_await route.http(rc);
+        auto op = route.http(rc);
+        reply = co_await std::move(op);
       } catch (const std::exception& e) {
         spdlog::error("{} {}: {}", method, d.label, e.what());
         reply = internalError();
@@ -483,7 +498,8 @@ asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream, const std
   }
   RequestContext rc{ctx, req, std::move(match.params), std::move(target.query), route.pattern.label()};
   try {
-    co_await route.ws(rc, ch);
+    auto op = route.ws(rc, ch);
+    co_await std::move(op);
   } catch (const std::exception& e) {
     spdlog::error("websocket {}: {}", route.pattern.label(), e.what());
     ch->abort();

@@ -44,9 +44,10 @@ asio::awaitable<void> pollScreen(ServerContext& server, std::shared_ptr<WsChanne
   asio::steady_timer tick(ch->executor());
   std::optional<std::string> last;
   while (!ch->closing() && !st->done) {
-    auto screen = co_await runBlocking(server.pool, [&server, id, name, lines] {
+    auto screenCall = runBlocking(server.pool, [&server, id, name, lines] {
       return server.service.tmuxCapture(id, name, lines);
     });
+    auto screen = co_await std::move(screenCall);
     if (ch->closing() || st->done) break;
     if (!screen.ok()) {
       ch->sendText(errorFrame(screen.error()));
@@ -96,9 +97,10 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
       continue;
     }
     if (msg->data.empty()) continue;
-    auto sent = co_await runBlocking(server.pool, [&server, id, name, text = msg->data] {
+    auto sentCall = runBlocking(server.pool, [&server, id, name, text = msg->data] {
       return server.service.tmuxSendKeys(id, name, text, /*enter=*/false, "api");
     });
+    auto sent = co_await std::move(sentCall);
     if (!sent.ok()) ch->sendText(errorFrame(sent.error()));
   }
   // The poller may be inside a capture; it sees `done` and exits on its own, holding what

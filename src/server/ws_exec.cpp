@@ -87,14 +87,16 @@ asio::awaitable<void> pumpOutput(ServerContext& server, std::shared_ptr<WsChanne
   auto session = st->session;
   std::string result = "error";
   for (;;) {
-    auto chunk = co_await runBlocking(server.streamPool, [session] { return session->read(); });
+    auto chunkCall = runBlocking(server.streamPool, [session] { return session->read(); });
+    auto chunk = co_await std::move(chunkCall);
     if (!chunk.ok()) {
       result = chunk.error().code == ErrorCode::ExecTimeout ? "timeout" : "error";
       ch->sendText(errorFrame(chunk.error()));
       break;
     }
     if (!chunk.value()) {
-      auto code = co_await runBlocking(server.streamPool, [session] { return session->wait(); });
+      auto codeCall = runBlocking(server.streamPool, [session] { return session->wait(); });
+      auto code = co_await std::move(codeCall);
       result = execResultLabel(code);
       if (code.ok()) {
         ch->sendText(dumpJson(json{{"type", "exit"}, {"exitCode", code.value()}}));
@@ -150,10 +152,12 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   }
 
   const auto startedAt = Clock::now();
-  auto opened = co_await runBlocking(server.pool, [&server, id, s = start.value()] {
+  auto openedCall = runBlocking(server.pool, [&server, id, s = start.value()] {
     return server.service.openExec(id, s.argv, s.options, "api");
   });
-  std::string provider = co_await runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
+  auto opened = co_await std::move(openedCall);
+  auto providerCall = runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
+  std::string provider = co_await std::move(providerCall);
   if (!opened.ok()) {
     server.metrics.recordExec(provider, "error", std::chrono::duration<double>(Clock::now() - startedAt).count());
     ch->sendText(errorFrame(opened.error()));
@@ -173,9 +177,10 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     if (st->pumpDone) continue;  // finished: wait for the client's close reply
     if (!msg->text) {
       if (st->stdinClosed) continue;  // the process has no stdin any more; drop quietly
-      auto w = co_await runBlocking(server.streamPool, [session, data = std::move(msg->data)] {
+      auto wCall = runBlocking(server.streamPool, [session, data = std::move(msg->data)] {
         return session->writeStdin(data);
       });
+      auto w = co_await std::move(wCall);
       // A process that exits without reading its stdin makes writes fail; that is the
       // process's choice and the exit frame will say how it ended.
       if (!w.ok()) st->stdinClosed = true;
@@ -185,12 +190,15 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     if (j.is_object() && j.size() == 1 && j.contains("type") && j["type"] == "eof") {
       if (!st->stdinClosed) {
         st->stdinClosed = true;
-        (void)co_await runBlocking(server.streamPool, [session] { return session->closeStdin(); });
+        auto closeCall = runBlocking(server.streamPool, [session] { return session->closeStdin(); });
+        (void)co_await std::move(closeCall);
       }
       continue;
     }
     ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
                                   R"(unknown control message (expected {"type":"eof"}))")));
+    // Closing now keeps the error the last word: the pump's exit report is dropped.
+    ch->close(websocket::close_code::normal);
     session->cancel();
     break;
   }

@@ -15,9 +15,10 @@
 //   row gone + object back   -> status follows the object
 //   object without a row:
 //     warm-pool sandbox still warm            -> left to the pool
-//     labels complete (valid id, project id)  -> adopted (a row is inserted)
-//     otherwise (incomplete labels, a pool leftover, a second live sandbox for a project)
-//                                             -> removed as an orphan once older than orphanGrace
+//     state unknown                           -> looked at again next time
+//     labels complete (valid id, project id), running/stopped/failed -> adopted (row inserted)
+//     otherwise (incomplete labels, never started, a pool leftover, a second live sandbox
+//     for a project)                          -> removed as an orphan once older than orphanGrace
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -171,11 +172,16 @@ void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvide
   if (pool && labelOf(info, labels::kWarmPoolState) != "allocated") return;  // the pool's
 
   std::string orphanWhy = pool ? "warm-pool sandbox allocated to nothing" : "incomplete labels";
-  if (!pool && isValidSandboxId(id) && !info.projectId.empty()) {
-    auto status = statusFromState(info.state);
-    if (!status) return;  // creating/unknown: look again next time
+  auto status = statusFromState(info.state);
+  if (!pool && !status) {
+    // Made but never started, with no row: a create that died before writing anything we
+    // know of. Unknown (paused, restarting...) is not ours to judge: look again next time.
+    if (info.state != SandboxState::Creating) return;
+    orphanWhy = "a create that never finished";
+  } else if (!pool && isValidSandboxId(id) && !info.projectId.empty()) {
     SandboxRecord row;
     row.info = info;
+    row.info.provider = prov.type();
     row.status = *status;
     row.error = *status == st::kError ? info.stateDetail : std::string();
     row.createdAtUnix = row.info.createdAtUnix = info.createdAtUnix > 0 ? info.createdAtUnix : nowSec();

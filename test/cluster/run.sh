@@ -87,7 +87,7 @@ if ! "$TC" import-image "$IMAGE" >/dev/null 2>&1; then
     "$TC" import-image "$IMAGE" >/dev/null 2>&1
 fi
 if timeout 20 ctr -a /run/agentpane-cluster/containerd/containerd.sock -n k8s.io images ls -q 2>/dev/null |
-    grep -qx "docker.io/$IMAGE"; then
+    grep -x "docker.io/$IMAGE" >/dev/null; then
   pass "sandbox image $IMAGE is in the cluster's containerd"
 else
   fail "sandbox image $IMAGE is in the cluster's containerd" "build it: scripts/build-sandbox-image.sh"

@@ -33,6 +33,7 @@ struct FakeState {
   int failReadAt = -1;   // this readSome (0-based) fails
   int failWriteAt = -1;  // this writeAll fails
   bool blockAtEnd = false;  // after the scripted reads: block until close/deadline, not EOF
+  bool eofAfterStdinClose = false;  // after the scripted reads: EOF once stdin is closed (cat)
   int readCalls = 0;
   int writeCalls = 0;
   std::string written;
@@ -57,6 +58,11 @@ class FakeStream final : public net::ByteStream {
       else r.erase(0, n);
       return n;
     }
+    if (st_->eofAfterStdinClose) {
+      st_->cv.wait(lock, [&] { return st_->closed || st_->shutdowns > 0; });
+      if (st_->closed) return net::netError(net::kClosed, "closed");
+      return std::size_t{0};
+    }
     if (!st_->blockAtEnd) return std::size_t{0};
     auto woke = [&] { return st_->closed; };
     if (deadline == net::kNoDeadline) {
@@ -80,6 +86,7 @@ class FakeStream final : public net::ByteStream {
   Result<void> shutdownWrite() override {
     std::lock_guard lock(st_->mu);
     ++st_->shutdowns;
+    st_->cv.notify_all();
     return {};
   }
 
@@ -323,6 +330,19 @@ TEST(DockerExecSession, StdinRulesAndWriteFailures) {
   }
 }
 
+TEST(DockerExecSession, OutputEndMeansStdinIsRefusedAtOnce) {
+  Rig rig;
+  rig.stream->reads = {frame(1, "bye")};
+  auto s = rig.make(0ms, true);
+  Drained d = drain(*s);
+  ASSERT_FALSE(d.error);
+  auto w = s->writeStdin("too late");
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().details.at("reason"), "exited");
+  EXPECT_TRUE(s->closeStdin().ok());
+  EXPECT_TRUE(rig.stream->closed);  // a blocked writer would have been woken
+}
+
 TEST(DockerExecSession, WaitBeforeTheEndIsRefused) {
   Rig rig;
   rig.stream->reads = {frame(1, "x")};
@@ -336,6 +356,7 @@ TEST(DockerExecSession, WaitBeforeTheEndIsRefused) {
 TEST(DockerExecSession, RunToCompletionFeedsStdinAndCollects) {
   Rig rig;
   rig.stream->reads = {frame(1, "5\n")};
+  rig.stream->eofAfterStdinClose = true;
   rig.control->exit = 0;
   auto s = rig.make(0ms, true);
   ExecRequest req;

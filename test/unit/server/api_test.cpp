@@ -208,7 +208,7 @@ TEST_F(ApiTest, TmuxRoutes) {
   ASSERT_EQ(noEnter.status, 200);
   auto cap = c.get(base + "/main/capture?lines=10");
   ASSERT_EQ(cap.status, 200) << cap.body;
-  EXPECT_EQ(cap.data()["content"], "echo hi\nx");
+  EXPECT_EQ(cap.data()["content"], "echo hi\nx\n");
   EXPECT_EQ(cap.data()["lines"], 10);
   EXPECT_EQ(c.get(base + "/main/capture").status, 200);  // default lines
 

@@ -196,7 +196,7 @@ TEST_F(WebSocketTest, TmuxAttachSendsScreensAndTakesKeys) {
   ASSERT_TRUE(next && next->text);
   screen = json::parse(next->data);
   EXPECT_EQ(screen["type"], "screen");
-  EXPECT_EQ(screen["data"], "ls -la\r");
+  EXPECT_EQ(screen["data"], "ls -la\r\n");  // capture ends the pane with a newline
   // A session that ends ends the attach with an error message.
   ASSERT_EQ(c.del("/api/sandboxes/" + id + "/tmux/main").status, 200);
   std::optional<WsClient::Message> last;

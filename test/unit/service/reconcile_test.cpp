@@ -115,6 +115,20 @@ TEST_F(ServiceTest, ReconcileRemovesOrphansOnlyAfterTheGracePeriod) {
   EXPECT_EQ(svc->getSandbox(orphan.id).error().code, ErrorCode::SandboxNotFound);
 }
 
+TEST_F(ServiceTest, ReconcileRemovesNeverStartedSandboxesWithoutARowAfterGrace) {
+  auto created = FakeProvider::makeInfo("sbx-created0001", "p-c", SandboxState::Creating, nowSec());
+  auto unknown = FakeProvider::makeInfo("sbx-unknown0001", "p-u", SandboxState::Unknown, nowSec());
+  docker->seed(created);
+  docker->seed(unknown);
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_TRUE(docker->exists(created.id));
+  advance(std::chrono::seconds(61));
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_FALSE(docker->exists(created.id));
+  EXPECT_TRUE(docker->exists(unknown.id));  // not ours to judge
+  EXPECT_EQ(store->getSandbox(unknown.id).error().code, ErrorCode::SandboxNotFound);
+}
+
 TEST_F(ServiceTest, ReconcileLeavesWarmPoolSandboxesToThePool) {
   auto warm = FakeProvider::makeInfo("sbx-warm0000001", "p-pool", SandboxState::Running, nowSec() - 3600);
   warm.labels[labels::kWarmPool] = "true";
