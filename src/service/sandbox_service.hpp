@@ -60,9 +60,11 @@ struct SandboxEvent {
 
 struct ServiceOptions {
   bool enableK8s = false;                  // ENABLE_K8S_SANDBOX
-  std::chrono::seconds reconcileEvery{30};
-  std::chrono::seconds orphanGrace{60};    // unknown labelled sandboxes older than this go
-  std::chrono::seconds idleCheckEvery{30};
+  std::chrono::seconds reconcileEvery{30};  // 0: no periodic reconcile
+  // Orphans (labelled, no row, not adoptable) older than this are removed; rows stuck in
+  // "creating" with nothing on the provider for this long become "error".
+  std::chrono::seconds orphanGrace{60};
+  std::chrono::seconds idleCheckEvery{30};  // 0: no idle stop
   // Hooks for hermetic tests. Empty: the system clock / random ids.
   std::function<std::int64_t()> nowUnixMs;
   // Returns a fresh id for `prefix` ("sbx" for sandboxes, "cfg" for configs); the default
@@ -97,7 +99,9 @@ class SandboxService {
   // tombstone (hidden from list/get, SandboxNotFound) so that reconcile knows it is not ours.
   Result<void> removeSandbox(const std::string& id, const std::string& actor);
 
-  // Exec (audited; touches lastActivity)
+  // Exec (audited with argv, exit code, duration and actor; touches lastActivity). The sandbox
+  // must be running (SandboxNotRunning otherwise). An openExec session is audited when it
+  // ends (wait() or destruction) and MUST NOT outlive the Store.
   Result<ExecResult> exec(const std::string& id, const ExecRequest& req, const std::string& actor);
   Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
                                                 const std::vector<std::string>& argv,

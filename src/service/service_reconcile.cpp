@@ -10,6 +10,7 @@
 //                             no object, older than orphanGrace -> error
 //   row error + object, never recorded as created (no container/pod) -> remove the leftover
 //   row running/stopping/stopped + no object  -> gone
+//   row stopping + object no longer running   -> stopped
 //   row running/stopped + object in another state -> status follows the object (a stopped
 //                                                    row does not turn into error)
 //   row gone + object back   -> status follows the object
@@ -157,8 +158,12 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
     if (status != st::kGone) setStatus(st::kGone, "vanished from the provider", "gone");
     return;
   }
-  if (status == st::kStopping) return;  // a stop is in flight
   auto follows = statusFromState(found->state);
+  if (status == st::kStopping) {
+    // A stop in flight, or one a crash interrupted: settled once the object has stopped.
+    if (follows && *follows != st::kRunning) setStatus(st::kStopped, "", "stopped");
+    return;
+  }
   if (!follows || *follows == status) return;
   // A sandbox we stopped may exit non-zero (SIGTERM/SIGKILL); that is not a failure.
   if (status == st::kStopped && *follows == st::kError) return;

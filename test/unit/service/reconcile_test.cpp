@@ -92,6 +92,16 @@ TEST_F(ServiceTest, ReconcileFollowsTheProviderState) {
   EXPECT_EQ(svc->getSandbox(s.info.id).value().status, "error");
 }
 
+TEST_F(ServiceTest, ReconcileSettlesAStopThatACrashInterrupted) {
+  auto s = createOk();
+  ASSERT_TRUE(store->setSandboxStatus(s.info.id, sandbox_status::kStopping).value());
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_EQ(svc->getSandbox(s.info.id).value().status, "stopping");  // still running: maybe in flight
+  docker->setState(s.info.id, SandboxState::Stopped);
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_EQ(svc->getSandbox(s.info.id).value().status, "stopped");
+}
+
 TEST_F(ServiceTest, ReconcileRemovesOrphansOnlyAfterTheGracePeriod) {
   // Labels incomplete (no project id): not adoptable.
   auto orphan = FakeProvider::makeInfo("sbx-orphan00001", "", SandboxState::Running, nowSec() - 30);
