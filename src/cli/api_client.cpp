@@ -1,5 +1,8 @@
 #include "cli/api_client.hpp"
 
+#include "net/endpoint.hpp"
+#include "net/http_client.hpp"
+
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -23,7 +26,7 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr auto kCallTimeout = std::chrono::minutes(10);  // creates can pull and start
+constexpr auto kCallTimeout = std::chrono::milliseconds(std::chrono::minutes(10));  // creates can pull and start
 constexpr std::size_t kMaxResponse = 512u << 20;
 
 Error unreachable(const ServerEndpoint& ep, const std::string& why) {
@@ -66,33 +69,18 @@ std::string urlEncode(const std::string& s) {
 }
 
 Result<ServerEndpoint> parseServerUrl(const std::string& url) {
-  const std::string prefix = "http://";
   if (url.rfind("https://", 0) == 0) {
     return Error(ErrorCode::ValidationError,
                  "AGENTPANE_URL: https is not supported by the CLI yet; use http:// on loopback");
   }
-  if (url.rfind(prefix, 0) != 0) {
+  if (url.rfind("http://", 0) != 0) {
     return Error(ErrorCode::ValidationError, "AGENTPANE_URL must look like http://HOST:PORT, got '" + url + "'");
   }
-  std::string rest = url.substr(prefix.size());
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  ServerEndpoint ep;
-  auto colon = rest.rfind(':');
-  if (rest.empty()) return Error(ErrorCode::ValidationError, "AGENTPANE_URL has no host");
-  if (colon == std::string::npos || rest.back() == ']') {
-    ep.host = rest;
-    ep.port = "80";
-  } else {
-    ep.host = rest.substr(0, colon);
-    ep.port = rest.substr(colon + 1);
-  }
-  if (ep.host.size() > 2 && ep.host.front() == '[' && ep.host.back() == ']') {
-    ep.host = ep.host.substr(1, ep.host.size() - 2);
-  }
-  if (ep.port.empty() || ep.port.find_first_not_of("0123456789") != std::string::npos) {
-    return Error(ErrorCode::ValidationError, "AGENTPANE_URL has a bad port: '" + ep.port + "'");
-  }
-  return ep;
+  std::string trimmed = url;
+  while (trimmed.size() > 7 && trimmed.back() == '/') trimmed.pop_back();
+  auto ep = net::parseEndpoint(trimmed, 80);
+  if (!ep.ok()) return Error(ErrorCode::ValidationError, "AGENTPANE_URL: " + ep.error().message);
+  return ServerEndpoint{ep->host, std::to_string(ep->port)};
 }
 
 std::string defaultHome() {
@@ -129,41 +117,33 @@ Result<ApiClient> ApiClient::fromEnvironment() {
 
 Result<json> ApiClient::call(const std::string& method, const std::string& target,
                              const std::optional<json>& body) const {
-  asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
-  if (ec) return unreachable(endpoint_, ec.message());
-  stream.expires_after(std::chrono::seconds(5));
-  stream.connect(results, ec);
-  if (ec) return unreachable(endpoint_, ec.message());
-
-  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, endpoint_.host + ":" + endpoint_.port);
-  req.set(http::field::authorization, "Bearer " + token_);
-  req.set(http::field::user_agent, "agentpane-cli");
-  if (body) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = body->dump();
+  std::uint16_t port = 0;
+  try {
+    port = static_cast<std::uint16_t>(std::stoul(endpoint_.port));
+  } catch (const std::exception&) {
+    return Error(ErrorCode::ValidationError, "bad server port '" + endpoint_.port + "'");
   }
-  req.prepare_payload();
-  stream.expires_after(kCallTimeout);
-  http::write(stream, req, ec);
-  if (ec) return unreachable(endpoint_, ec.message());
-
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kMaxResponse);
-  http::read(stream, buffer, parser, ec);
-  if (ec == beast::error::timeout) return Error(ErrorCode::Timeout, "the server did not answer in time");
-  if (ec) return unreachable(endpoint_, ec.message());
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-
-  const auto& res = parser.get();
-  int status = static_cast<int>(res.result_int());
-  auto j = json::parse(res.body(), nullptr, false);
-  if (status >= 400 || !j.is_object() || !j.value("ok", false)) return errorFromEnvelope(status, res.body());
+  auto http = net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+  if (!http.ok()) return http.takeError();
+  net::HttpRequest req;
+  req.method = method;
+  req.target = target;
+  req.headers = {{"Authorization", "Bearer " + token_}, {"User-Agent", "agentpane-cli"}};
+  if (body) {
+    req.contentType = "application/json";
+    req.body = body->dump();
+  }
+  net::CallOptions opts;
+  opts.timeout = kCallTimeout;
+  opts.maxBodyBytes = kMaxResponse;
+  auto res = http.value()->request(req, opts);
+  if (!res.ok()) {
+    if (res.error().code == ErrorCode::Timeout) return Error(ErrorCode::Timeout, "the server did not answer in time");
+    if (res.error().code == ErrorCode::ServerUnreachable) return unreachable(endpoint_, res.error().message);
+    return res.takeError();
+  }
+  auto j = json::parse(res->body, nullptr, false);
+  if (res->status >= 400 || !j.is_object() || !j.value("ok", false)) return errorFromEnvelope(res->status, res->body);
   return j.contains("data") ? j["data"] : json(nullptr);
 }
 

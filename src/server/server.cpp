@@ -20,6 +20,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -518,10 +519,15 @@ void Server::Impl::stop() {
   spdlog::info("server stopping: finishing in-flight requests");
   ctx.stopping = true;
 
-  asio::post(acceptorEx, [this] {
+  // New connections are refused from here on; wait for the close so that a caller of stop()
+  // can rely on it.
+  auto acceptorClosed = std::make_shared<std::promise<void>>();
+  asio::post(acceptorEx, [this, acceptorClosed] {
     boost::system::error_code ec;
     acceptor->close(ec);
+    acceptorClosed->set_value();
   });
+  acceptorClosed->get_future().wait_for(std::chrono::seconds(2));
   // Idle keep-alive connections go now; busy ones finish their request first; WebSockets
   // get a close frame.
   for (const auto& c : registry.snapshot()) {
@@ -553,6 +559,8 @@ void Server::Impl::stop() {
   for (auto& t : threads) {
     if (t.joinable()) t.join();
   }
+  boost::system::error_code ec;
+  acceptor->close(ec);  // no network thread runs any more
   // Calls still running on the pools are bounded by the provider contract; queued ones are
   // abandoned.
   pool.stop();
