@@ -41,20 +41,26 @@ build_k8s() {
 }
 
 build_coredns() {
-  [[ -x $K8S_BIN/coredns ]] && { log "coredns $COREDNS_VERSION: cached"; return 0; }
+  if [[ -x $K8S_BIN/coredns && $(cat "$K8S_BIN/.coredns.version" 2>/dev/null) == "$COREDNS_VERSION" ]]; then
+    log "coredns $COREDNS_VERSION: cached"; return 0
+  fi
   log "building coredns $COREDNS_VERSION"
   (cd "$HERE/coredns" && CGO_ENABLED=0 go build -mod=mod -p "$JOBS" -trimpath -ldflags "-s -w" \
       -o "$K8S_BIN/coredns.tmp" .)
   mv "$K8S_BIN/coredns.tmp" "$K8S_BIN/coredns"
+  echo "$COREDNS_VERSION" >"$K8S_BIN/.coredns.version"
 }
 
 build_kube_router() {
-  [[ -x $K8S_BIN/kube-router ]] && { log "kube-router $KUBE_ROUTER_VERSION: cached"; return 0; }
+  if [[ -x $K8S_BIN/kube-router && $(cat "$K8S_BIN/.kube-router.version" 2>/dev/null) == "$KUBE_ROUTER_VERSION" ]]; then
+    log "kube-router $KUBE_ROUTER_VERSION: cached"; return 0
+  fi
   log "building kube-router $KUBE_ROUTER_VERSION"
   (cd "$HERE/kube-router" && CGO_ENABLED=0 go build -mod=mod -p "$JOBS" -trimpath \
       -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
       -o "$K8S_BIN/kube-router.tmp" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
   mv "$K8S_BIN/kube-router.tmp" "$K8S_BIN/kube-router"
+  echo "$KUBE_ROUTER_VERSION" >"$K8S_BIN/.kube-router.version"
 }
 
 build_pause() {

@@ -412,6 +412,7 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
         double secs = std::chrono::duration<double>(Clock::now() - startedAt).count();
         ctx.metrics.recordRequest(label, method, reply.status, secs);
+        spdlog::debug("{} {} -> {} in {:.3f}s", method, label, reply.status, secs);
         co_return !wec;
       };
       // A reply sent before the body was read: the connection cannot be reused.
