@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", endpoint.error().describe().c_str());
     return 2;
   }
-  auto io = std::make_shared<net::IoThread>();
+  auto io = net::IoThread::create();
   auto http = net::HttpClient::create(endpoint.value(), io);
   if (!http.ok()) return 2;
   net::HttpRequest req;
