@@ -24,7 +24,9 @@ struct Stats {
 
 Stats summarize(std::vector<double> ms) {
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * ms.size()))]; };
+  auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * ms.size()))];
+  };
   return {at(0.5), at(0.95)};
 }
 
@@ -96,6 +98,7 @@ int main(int argc, char** argv) {
   auto sa = summarize(api), sp = summarize(prov);
   std::printf("%-28s %10s %10s %8s\n", "exec `true`", "median ms", "p95 ms", "ratio");
   std::printf("%-28s %10.2f %10.2f %8.2f\n", "provider (direct)", sp.median, sp.p95, 1.0);
-  std::printf("%-28s %10.2f %10.2f %8.2f\n", "API POST /exec", sa.median, sa.p95, sa.median / sp.median);
+  std::printf("%-28s %10.2f %10.2f %8.2f\n", "API POST /exec", sa.median, sa.p95,
+              sa.median / sp.median);
   return 0;
 }

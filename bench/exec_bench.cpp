@@ -36,7 +36,8 @@ double msSince(Clock::time_point t0) {
 // Runs argv (no shell); returns its exit status and, when capture is set, its stdout.
 int spawnWait(const std::vector<std::string>& argv, std::string* capture) {
   std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   int fds[2] = {-1, -1};
   posix_spawn_file_actions_t fa;
@@ -59,7 +60,8 @@ int spawnWait(const std::vector<std::string>& argv, std::string* capture) {
   if (capture != nullptr) {
     char buf[65536];
     ssize_t n;
-    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) capture->append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+      capture->append(buf, static_cast<std::size_t>(n));
     ::close(fds[0]);
   }
   int status = 0;
@@ -79,7 +81,9 @@ Stats summarize(std::string name, std::vector<double> s) {
   out.runs = s.size();
   if (s.empty()) return out;
   std::sort(s.begin(), s.end());
-  auto at = [&](double q) { return s[std::min(s.size() - 1, static_cast<std::size_t>(q * static_cast<double>(s.size())))]; };
+  auto at = [&](double q) {
+    return s[std::min(s.size() - 1, static_cast<std::size_t>(q * static_cast<double>(s.size())))];
+  };
   out.median = s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
   out.p95 = at(0.95);
   out.min = s.front();
@@ -95,9 +99,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--runs") runs = std::stoi(next());
-    else if (a == "--warmup") warmup = std::stoi(next());
-    else if (a == "--dockerode") dockerodeScript = next();
+    if (a == "--runs")
+      runs = std::stoi(next());
+    else if (a == "--warmup")
+      warmup = std::stoi(next());
+    else if (a == "--dockerode")
+      dockerodeScript = next();
     else {
       std::cerr << "usage: exec_bench [--runs N] [--warmup N] [--dockerode SCRIPT]\n";
       return 2;
@@ -113,7 +120,8 @@ int main(int argc, char** argv) {
   }
   auto& provider = *made.value();
 
-  std::string dirTmpl = (std::filesystem::temp_directory_path() / "agentpane-bench-XXXXXX").string();
+  std::string dirTmpl =
+      (std::filesystem::temp_directory_path() / "agentpane-bench-XXXXXX").string();
   std::string dir = ::mkdtemp(dirTmpl.data());
   std::random_device rd;
   agentpane::SandboxSpec spec;
@@ -143,8 +151,8 @@ int main(int argc, char** argv) {
     auto r = provider.exec(spec.id, req);
     double ms = msSince(s);
     if (!r.ok() || r->exitCode != 0) {
-      std::cerr << "agentpane exec failed: " << (r.ok() ? "exit " + std::to_string(r->exitCode) : r.error().describe())
-                << "\n";
+      std::cerr << "agentpane exec failed: "
+                << (r.ok() ? "exit " + std::to_string(r->exitCode) : r.error().describe()) << "\n";
       rc = 1;
       break;
     }
@@ -169,11 +177,13 @@ int main(int argc, char** argv) {
 
   // 3. dockerode, timed inside node.
   std::string out;
-  int code = spawnWait({"node", dockerodeScript, container, std::to_string(runs), std::to_string(warmup)}, &out);
+  int code = spawnWait(
+      {"node", dockerodeScript, container, std::to_string(runs), std::to_string(warmup)}, &out);
   std::vector<double> node;
   auto j = nlohmann::json::parse(out, nullptr, false);
   if (code == 0 && j.is_object() && j["samples"].is_array()) {
-    for (const auto& v : j["samples"]) node.push_back(v.get<double>());
+    for (const auto& v : j["samples"])
+      node.push_back(v.get<double>());
   } else {
     std::cerr << "dockerode run failed (exit " << code << "); is bench/node_modules installed?\n";
     rc = 1;
@@ -185,14 +195,17 @@ int main(int argc, char** argv) {
   if (!removed.ok()) std::cerr << "warning: " << removed.error().describe() << "\n";
 
   auto version = provider.healthCheck();
-  std::printf("\nexec round-trip of `true`, %d runs each (after %d warm-up), engine %s (API %s)\n\n", runs, warmup,
-              version.version.c_str(), version.apiVersion.c_str());
-  std::printf("| client                   | runs | median ms | p95 ms | min ms | median vs agentpane |\n");
-  std::printf("|--------------------------|-----:|----------:|-------:|-------:|--------------------:|\n");
+  std::printf(
+      "\nexec round-trip of `true`, %d runs each (after %d warm-up), engine %s (API %s)\n\n", runs,
+      warmup, version.version.c_str(), version.apiVersion.c_str());
+  std::printf(
+      "| client                   | runs | median ms | p95 ms | min ms | median vs agentpane |\n");
+  std::printf(
+      "|--------------------------|-----:|----------:|-------:|-------:|--------------------:|\n");
   const double base = results[0].median;
   for (const auto& s : results) {
-    std::printf("| %-24s | %4zu | %9.1f | %6.1f | %6.1f | %18.2fx |\n", s.name.c_str(), s.runs, s.median, s.p95, s.min,
-                base > 0 ? s.median / base : 0.0);
+    std::printf("| %-24s | %4zu | %9.1f | %6.1f | %6.1f | %18.2fx |\n", s.name.c_str(), s.runs,
+                s.median, s.p95, s.min, base > 0 ? s.median / base : 0.0);
   }
   return rc;
 }

@@ -11,34 +11,34 @@ namespace agentpane {
 
 enum class ErrorCode {
   // General
-  ValidationError,     // VALIDATION_ERROR          400
-  Unauthorized,        // UNAUTHORIZED              401
-  Forbidden,           // FORBIDDEN                 403
-  NotFound,            // NOT_FOUND                 404 (route or generic resource)
-  MethodNotAllowed,    // METHOD_NOT_ALLOWED        405
-  PayloadTooLarge,     // PAYLOAD_TOO_LARGE         413
-  Conflict,            // CONFLICT                  409
-  Internal,            // INTERNAL_ERROR            500
-  ServerUnreachable,   // SERVER_UNREACHABLE        (CLI only; 503 if ever sent)
-  Timeout,             // TIMEOUT                   504 (a call to a dependency timed out)
+  ValidationError,    // VALIDATION_ERROR          400
+  Unauthorized,       // UNAUTHORIZED              401
+  Forbidden,          // FORBIDDEN                 403
+  NotFound,           // NOT_FOUND                 404 (route or generic resource)
+  MethodNotAllowed,   // METHOD_NOT_ALLOWED        405
+  PayloadTooLarge,    // PAYLOAD_TOO_LARGE         413
+  Conflict,           // CONFLICT                  409
+  Internal,           // INTERNAL_ERROR            500
+  ServerUnreachable,  // SERVER_UNREACHABLE        (CLI only; 503 if ever sent)
+  Timeout,            // TIMEOUT                   504 (a call to a dependency timed out)
   // Sandboxes
-  SandboxNotFound,           // SANDBOX_NOT_FOUND            404
-  SandboxAlreadyExists,      // SANDBOX_ALREADY_EXISTS       409
-  SandboxNotRunning,         // SANDBOX_NOT_RUNNING          409
-  SandboxCreateFailed,       // SANDBOX_CREATE_FAILED        500
-  SandboxProjectPathInvalid, // SANDBOX_PROJECT_PATH_INVALID 400
-  SandboxImageNotFound,      // SANDBOX_IMAGE_NOT_FOUND      400
-  SandboxProviderUnavailable,// SANDBOX_PROVIDER_UNAVAILABLE 503
-  SandboxProviderError,      // SANDBOX_PROVIDER_ERROR       502 (engine answered with an error)
-  SandboxExecFailed,         // SANDBOX_EXEC_FAILED          500
-  ExecTimeout,               // EXEC_TIMEOUT                 504
-  SandboxConfigNotFound,     // SANDBOX_CONFIG_NOT_FOUND     404
-  SandboxConfigInUse,        // SANDBOX_CONFIG_IN_USE        409
-  SandboxConfigNameConflict, // SANDBOX_CONFIG_NAME_CONFLICT 409
-  TmuxNameInvalid,           // SANDBOX_TMUX_NAME_INVALID    400
-  TmuxSessionExists,         // SANDBOX_TMUX_SESSION_EXISTS  409
-  TmuxSessionNotFound,       // SANDBOX_TMUX_SESSION_NOT_FOUND 404
-  TmuxFailed,                // SANDBOX_TMUX_FAILED          500
+  SandboxNotFound,             // SANDBOX_NOT_FOUND            404
+  SandboxAlreadyExists,        // SANDBOX_ALREADY_EXISTS       409
+  SandboxNotRunning,           // SANDBOX_NOT_RUNNING          409
+  SandboxCreateFailed,         // SANDBOX_CREATE_FAILED        500
+  SandboxProjectPathInvalid,   // SANDBOX_PROJECT_PATH_INVALID 400
+  SandboxImageNotFound,        // SANDBOX_IMAGE_NOT_FOUND      400
+  SandboxProviderUnavailable,  // SANDBOX_PROVIDER_UNAVAILABLE 503
+  SandboxProviderError,        // SANDBOX_PROVIDER_ERROR       502 (engine answered with an error)
+  SandboxExecFailed,           // SANDBOX_EXEC_FAILED          500
+  ExecTimeout,                 // EXEC_TIMEOUT                 504
+  SandboxConfigNotFound,       // SANDBOX_CONFIG_NOT_FOUND     404
+  SandboxConfigInUse,          // SANDBOX_CONFIG_IN_USE        409
+  SandboxConfigNameConflict,   // SANDBOX_CONFIG_NAME_CONFLICT 409
+  TmuxNameInvalid,             // SANDBOX_TMUX_NAME_INVALID    400
+  TmuxSessionExists,           // SANDBOX_TMUX_SESSION_EXISTS  409
+  TmuxSessionNotFound,         // SANDBOX_TMUX_SESSION_NOT_FOUND 404
+  TmuxFailed,                  // SANDBOX_TMUX_FAILED          500
   // Kubernetes
   K8sDisabled,               // K8S_DISABLED                 400
   K8sUnreachable,            // K8S_UNREACHABLE              503
@@ -54,9 +54,9 @@ enum class ErrorCode {
   K8sImagePullBackoff,       // K8S_IMAGE_PULL_BACKOFF       502
   K8sInsufficientResources,  // K8S_INSUFFICIENT_RESOURCES   503
   // Warm pool
-  WarmPoolDisabled,          // WARM_POOL_DISABLED           400
-  WarmPoolExhausted,         // WARM_POOL_EXHAUSTED          503
-  WarmPoolPrewarmFailed,     // WARM_POOL_PREWARM_FAILED     500
+  WarmPoolDisabled,       // WARM_POOL_DISABLED           400
+  WarmPoolExhausted,      // WARM_POOL_EXHAUSTED          503
+  WarmPoolPrewarmFailed,  // WARM_POOL_PREWARM_FAILED     500
 };
 
 struct ErrorInfo {

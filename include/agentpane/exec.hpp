@@ -65,7 +65,7 @@ struct ExecResult {
 struct ExecRequest {
   std::vector<std::string> argv;  // never interpreted by a shell unless argv asks for one
   ExecOptions options;
-  std::optional<std::string> stdinData;  // written then closed (EOF) when set
+  std::optional<std::string> stdinData;     // written then closed (EOF) when set
   std::size_t maxOutputBytes = 256u << 20;  // per stream; beyond it the exec fails
 };
 

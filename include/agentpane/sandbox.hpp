@@ -42,18 +42,18 @@ struct KubernetesOptions {
 
 // Labels every provider puts on what it creates (SPEC "Labels").
 namespace labels {
-inline constexpr const char* kSandbox = "agentpane.io/sandbox";        // "true"
+inline constexpr const char* kSandbox = "agentpane.io/sandbox";  // "true"
 inline constexpr const char* kSandboxId = "agentpane.io/sandbox-id";
 inline constexpr const char* kProjectId = "agentpane.io/project-id";
 inline constexpr const char* kAgentId = "agentpane.io/agent-id";
-inline constexpr const char* kManaged = "agentpane.io/managed";        // "true"
-inline constexpr const char* kWarmPool = "agentpane.io/warm-pool";     // "true"
+inline constexpr const char* kManaged = "agentpane.io/managed";                // "true"
+inline constexpr const char* kWarmPool = "agentpane.io/warm-pool";             // "true"
 inline constexpr const char* kWarmPoolState = "agentpane.io/warm-pool-state";  // warm|allocated
 }  // namespace labels
 
 // What create() is asked for.
 struct SandboxSpec {
-  std::string id;           // assigned by the caller (the service); [a-z0-9-]{1,63}
+  std::string id;  // assigned by the caller (the service); [a-z0-9-]{1,63}
   std::string projectId;
   std::string agentId;
   std::string projectPath;  // host directory mounted at /workspace; MUST exist
@@ -63,7 +63,7 @@ struct SandboxSpec {
   int pidsLimit = 512;
   std::vector<std::pair<std::string, std::string>> env;
   NetworkMode network = NetworkMode::None;
-  std::vector<std::string> allowedEgressHosts;  // HOST[:PORT], CIDR or IP
+  std::vector<std::string> allowedEgressHosts;     // HOST[:PORT], CIDR or IP
   std::map<std::string, std::string> extraLabels;  // e.g. warm-pool labels
   KubernetesOptions kubernetes;
 };
@@ -83,7 +83,7 @@ struct SandboxInfo {
   std::string podUid;        // Kubernetes
   std::int64_t createdAtUnix = 0;
   std::map<std::string, std::string> labels;
-  std::string stateDetail;   // engine's words, e.g. "Exited (137) 2 seconds ago"
+  std::string stateDetail;  // engine's words, e.g. "Exited (137) 2 seconds ago"
 };
 
 struct ListFilter {
@@ -103,8 +103,8 @@ struct HealthStatus {
 };
 
 struct CleanupFilter {
-  bool stopped = true;   // remove stopped sandboxes
-  bool failed = true;    // remove failed sandboxes
+  bool stopped = true;  // remove stopped sandboxes
+  bool failed = true;   // remove failed sandboxes
   // Remove sandboxes whose id is not in this set (orphans), when set.
   std::optional<std::vector<std::string>> knownIds;
   // Remove running sandboxes created before this time (idle by age), when set.
@@ -117,7 +117,7 @@ struct CleanupReport {
 };
 
 struct SandboxMetrics {
-  double cpuPercent = 0;           // of one core = 100
+  double cpuPercent = 0;  // of one core = 100
   std::uint64_t memoryBytes = 0;
   std::uint64_t memoryLimitBytes = 0;
   std::uint64_t networkRxBytes = 0;
@@ -127,7 +127,7 @@ struct SandboxMetrics {
 };
 
 // Validation shared by every layer (ids reach labels, names reach shells).
-bool isValidSandboxId(const std::string& id);   // [a-z0-9][a-z0-9-]{0,62}
-bool isValidLabelValue(const std::string& v);   // Kubernetes label value rules
+bool isValidSandboxId(const std::string& id);  // [a-z0-9][a-z0-9-]{0,62}
+bool isValidLabelValue(const std::string& v);  // Kubernetes label value rules
 
 }  // namespace agentpane

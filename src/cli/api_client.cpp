@@ -26,7 +26,8 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr auto kCallTimeout = std::chrono::milliseconds(std::chrono::minutes(10));  // creates can pull and start
+constexpr auto kCallTimeout =
+    std::chrono::milliseconds(std::chrono::minutes(10));  // creates can pull and start
 constexpr std::size_t kMaxResponse = 512u << 20;
 
 Error unreachable(const ServerEndpoint& ep, const std::string& why) {
@@ -74,10 +75,12 @@ Result<ServerEndpoint> parseServerUrl(const std::string& url) {
                  "AGENTPANE_URL: https is not supported by the CLI yet; use http:// on loopback");
   }
   if (url.rfind("http://", 0) != 0) {
-    return Error(ErrorCode::ValidationError, "AGENTPANE_URL must look like http://HOST:PORT, got '" + url + "'");
+    return Error(ErrorCode::ValidationError,
+                 "AGENTPANE_URL must look like http://HOST:PORT, got '" + url + "'");
   }
   std::string trimmed = url;
-  while (trimmed.size() > 7 && trimmed.back() == '/') trimmed.pop_back();
+  while (trimmed.size() > 7 && trimmed.back() == '/')
+    trimmed.pop_back();
   auto ep = net::parseEndpoint(trimmed, 80);
   if (!ep.ok()) return Error(ErrorCode::ValidationError, "AGENTPANE_URL: " + ep.error().message);
   return ServerEndpoint{ep->host, std::to_string(ep->port)};
@@ -102,7 +105,8 @@ Result<std::string> discoverToken(const std::string& home) {
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
     token.pop_back();
   }
-  if (token.empty()) return Error(ErrorCode::Unauthorized, "token file " + home + "/token is empty");
+  if (token.empty())
+    return Error(ErrorCode::Unauthorized, "token file " + home + "/token is empty");
   return token;
 }
 
@@ -123,7 +127,8 @@ Result<json> ApiClient::call(const std::string& method, const std::string& targe
   } catch (const std::exception&) {
     return Error(ErrorCode::ValidationError, "bad server port '" + endpoint_.port + "'");
   }
-  auto http = net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+  auto http =
+      net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
   if (!http.ok()) return http.takeError();
   net::HttpRequest req;
   req.method = method;
@@ -138,12 +143,15 @@ Result<json> ApiClient::call(const std::string& method, const std::string& targe
   opts.maxBodyBytes = kMaxResponse;
   auto res = http.value()->request(req, opts);
   if (!res.ok()) {
-    if (res.error().code == ErrorCode::Timeout) return Error(ErrorCode::Timeout, "the server did not answer in time");
-    if (res.error().code == ErrorCode::ServerUnreachable) return unreachable(endpoint_, res.error().message);
+    if (res.error().code == ErrorCode::Timeout)
+      return Error(ErrorCode::Timeout, "the server did not answer in time");
+    if (res.error().code == ErrorCode::ServerUnreachable)
+      return unreachable(endpoint_, res.error().message);
     return res.takeError();
   }
   auto j = json::parse(res->body, nullptr, false);
-  if (res->status >= 400 || !j.is_object() || !j.value("ok", false)) return errorFromEnvelope(res->status, res->body);
+  if (res->status >= 400 || !j.is_object() || !j.value("ok", false))
+    return errorFromEnvelope(res->status, res->body);
   return j.contains("data") ? j["data"] : json(nullptr);
 }
 
@@ -165,7 +173,8 @@ class ExecStreamSession : public std::enable_shared_from_this<ExecStreamSession>
     beast::get_lowest_layer(ws_).connect(results, ec);
     if (ec) return unreachable(ep_, ec.message());
     beast::get_lowest_layer(ws_).expires_never();
-    ws_.set_option(websocket::stream_base::timeout{std::chrono::seconds(30), std::chrono::seconds(60), true});
+    ws_.set_option(
+        websocket::stream_base::timeout{std::chrono::seconds(30), std::chrono::seconds(60), true});
     ws_.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
       r.set(http::field::authorization, "Bearer " + token_);
       r.set(http::field::user_agent, "agentpane-cli");
@@ -199,7 +208,8 @@ class ExecStreamSession : public std::enable_shared_from_this<ExecStreamSession>
       stdinThread_.detach();
     }
     if (error_) return *error_;
-    if (!exitCode_) return Error(ErrorCode::SandboxExecFailed, "the exec stream ended without an exit code");
+    if (!exitCode_)
+      return Error(ErrorCode::SandboxExecFailed, "the exec stream ended without an exit code");
     return *exitCode_;
   }
 

@@ -29,11 +29,14 @@ std::string str(const json& j, const char* key) {
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
-void printTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+void printTable(const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width(headers.size());
-  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (std::size_t i = 0; i < headers.size(); ++i)
+    width[i] = headers[i].size();
   for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
@@ -44,13 +47,15 @@ void printTable(const std::vector<std::string>& headers, const std::vector<std::
     std::cout << out << "\n";
   };
   line(headers);
-  for (const auto& r : rows) line(r);
+  for (const auto& r : rows)
+    line(r);
 }
 
 void printSandbox(const json& s) {
   for (const char* k : {"id", "status", "provider", "projectId", "agentId", "projectPath", "image",
                         "containerId", "podName", "podNamespace", "configId", "error"}) {
-    if (s.contains(k) && !s[k].is_null() && !(s[k].is_string() && s[k].get<std::string>().empty())) {
+    if (s.contains(k) && !s[k].is_null() &&
+        !(s[k].is_string() && s[k].get<std::string>().empty())) {
       std::cout << k << ": " << str(s, k) << "\n";
     }
   }
@@ -68,8 +73,9 @@ int run(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the server (REST API, WebSockets, metrics)");
   serve->add_option("--listen", serveArgs.listen, "Address to listen on")->capture_default_str();
   serve->add_option("--home", serveArgs.home, "State directory (token, database)");
-  serve->add_option("--orphan-grace-seconds", serveArgs.orphanGraceSeconds,
-                    "Age before an unowned labelled sandbox is removed")
+  serve
+      ->add_option("--orphan-grace-seconds", serveArgs.orphanGraceSeconds,
+                   "Age before an unowned labelled sandbox is removed")
       ->check(CLI::Range(1, 86400));
   serve->add_option("--reconcile-seconds", serveArgs.reconcileSeconds, "Reconcile period")
       ->check(CLI::Range(1, 86400));
@@ -84,7 +90,8 @@ int run(int argc, char** argv) {
   std::vector<std::string> envs, egress;
   bool createJson = false;
   auto* create = sandbox->add_subcommand("create", "Create a sandbox for a project");
-  create->add_option("--project-path", projectPath, "Project directory mounted at /workspace")->required();
+  create->add_option("--project-path", projectPath, "Project directory mounted at /workspace")
+      ->required();
   create->add_option("--project-id", projectId);
   create->add_option("--agent-id", agentId);
   create->add_option("--provider", provider)->check(CLI::IsMember({"docker", "kubernetes"}));
@@ -112,7 +119,8 @@ int run(int argc, char** argv) {
   bool interactive = false, asRoot = false;
   int timeoutSeconds = 0;
   std::vector<std::string> command;
-  auto* exec = app.add_subcommand("exec", "Run a command in a sandbox: exec [-i] [--root] ID -- CMD [ARG...]");
+  auto* exec = app.add_subcommand(
+      "exec", "Run a command in a sandbox: exec [-i] [--root] ID -- CMD [ARG...]");
   exec->add_flag("-i,--interactive", interactive, "Forward stdin (EOF included)");
   exec->add_flag("--root", asRoot, "Run as root (Docker only)");
   exec->add_option("--timeout", timeoutSeconds, "Seconds before the command is killed");
@@ -153,7 +161,8 @@ int run(int argc, char** argv) {
   auto* k8sStatus = k8s->add_subcommand("status", "Connection, version, namespace, pods");
   auto* k8sContexts = k8s->add_subcommand("contexts", "Contexts of the merged kubeconfig");
   auto* k8sNamespaces = k8s->add_subcommand("namespaces", "Namespaces visible to the credentials");
-  for (auto* c : {k8sStatus, k8sContexts, k8sNamespaces}) c->add_flag("--json", k8sJson);
+  for (auto* c : {k8sStatus, k8sContexts, k8sNamespaces})
+    c->add_flag("--json", k8sJson);
   auto* pool = app.add_subcommand("pool", "Warm pool");
   pool->require_subcommand(1);
   auto* poolStatus = pool->add_subcommand("status", "Warm pool state");
@@ -162,7 +171,8 @@ int run(int argc, char** argv) {
   auto* prewarm = pool->add_subcommand("prewarm", "Start N warm sandboxes");
   prewarm->add_option("n", prewarmCount)->required()->check(CLI::Range(1, 100));
   std::string manifestNs = "agentpane-sandboxes";
-  auto* manifests = app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
+  auto* manifests =
+      app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
   manifests->add_option("--namespace", manifestNs);
   auto* doctor = app.add_subcommand("doctor", "Check the engine, image, database and token");
 
@@ -178,8 +188,9 @@ int run(int argc, char** argv) {
   if (serve->parsed()) return runServeCommand(serveArgs);
   if (doctor->parsed()) return runDoctor();
   if (manifests->parsed()) {
-    return fail(Error(ErrorCode::K8sDisabled,
-                      "manifests come with the Kubernetes provider, which this build does not have yet"));
+    return fail(
+        Error(ErrorCode::K8sDisabled,
+              "manifests come with the Kubernetes provider, which this build does not have yet"));
   }
 
   auto client = ApiClient::fromEnvironment();
@@ -230,7 +241,8 @@ int run(int argc, char** argv) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : *r) {
-      rows.push_back({str(s, "id"), str(s, "status"), str(s, "provider"), str(s, "projectId"), str(s, "projectPath")});
+      rows.push_back({str(s, "id"), str(s, "status"), str(s, "provider"), str(s, "projectId"),
+                      str(s, "projectPath")});
     }
     printTable({"ID", "STATUS", "PROVIDER", "PROJECT", "PATH"}, rows);
     return 0;
@@ -268,12 +280,14 @@ int run(int argc, char** argv) {
       return 0;
     }
     std::vector<std::vector<std::string>> rows;
-    for (const auto& s : *r) rows.push_back({str(s, "name"), str(s, "windows"), str(s, "attached")});
+    for (const auto& s : *r)
+      rows.push_back({str(s, "name"), str(s, "windows"), str(s, "attached")});
     printTable({"NAME", "WINDOWS", "ATTACHED"}, rows);
     return 0;
   }
   const std::string tm = sb + "/tmux/" + urlEncode(tmuxName);
-  if (tsend->parsed()) return failIf(api.call("POST", tm + "/keys", json{{"text", tmuxText}, {"enter", !noEnter}}));
+  if (tsend->parsed())
+    return failIf(api.call("POST", tm + "/keys", json{{"text", tmuxText}, {"enter", !noEnter}}));
   if (tcap->parsed()) {
     auto r = api.call("GET", tm + "/capture?lines=" + std::to_string(lines));
     if (!r.ok()) return fail(r.error());
@@ -288,11 +302,14 @@ int run(int argc, char** argv) {
     return 0;
   };
   if (k8sStatus->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/status"), k8sJson);
-  if (k8sContexts->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/contexts"), k8sJson);
-  if (k8sNamespaces->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/namespaces"), k8sJson);
+  if (k8sContexts->parsed())
+    return printData(api.call("GET", "/api/sandbox/k8s/contexts"), k8sJson);
+  if (k8sNamespaces->parsed())
+    return printData(api.call("GET", "/api/sandbox/k8s/namespaces"), k8sJson);
   if (poolStatus->parsed()) return printData(api.call("GET", "/api/sandbox/pool"), poolJson);
   if (prewarm->parsed()) {
-    return printData(api.call("POST", "/api/sandbox/pool/prewarm", json{{"count", prewarmCount}}), false);
+    return printData(api.call("POST", "/api/sandbox/pool/prewarm", json{{"count", prewarmCount}}),
+                     false);
   }
   std::fprintf(stderr, "%s", app.help().c_str());
   return 2;

@@ -7,7 +7,7 @@ namespace agentpane::cli {
 
 struct ServeArgs {
   std::string listen = "127.0.0.1:7300";
-  std::string home;  // empty: AGENTPANE_HOME or ~/.agentpane
+  std::string home;            // empty: AGENTPANE_HOME or ~/.agentpane
   int orphanGraceSeconds = 0;  // 0: the service default
   int reconcileSeconds = 0;    // 0: the service default
 };

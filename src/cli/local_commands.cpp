@@ -51,11 +51,13 @@ void checkEngine(Doctor& d) {
   auto h = provider.value()->healthCheck();
   if (!h.reachable) {
     std::string why = h.warnings.empty() ? "not reachable" : h.warnings.front();
-    d.problem("engine", why, "start Docker: sudo bash scripts/start-docker.sh (or systemctl start docker)");
+    d.problem("engine", why,
+              "start Docker: sudo bash scripts/start-docker.sh (or systemctl start docker)");
     return;
   }
-  d.ok("engine", "Docker " + h.version + ", API " + h.apiVersion + ", " + std::to_string(h.running) +
-                     " running / " + std::to_string(h.total) + " sandboxes");
+  d.ok("engine", "Docker " + h.version + ", API " + h.apiVersion + ", " +
+                     std::to_string(h.running) + " running / " + std::to_string(h.total) +
+                     " sandboxes");
   bool imageMissing = false;
   for (const auto& w : h.warnings) {
     if (w.find("image") != std::string::npos) {
@@ -84,7 +86,8 @@ void checkDatabase(Doctor& d, const fs::path& home) {
   auto scalar = [&](const char* sql) -> std::string {
     sqlite3_stmt* st = nullptr;
     std::string out;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
       const unsigned char* t = sqlite3_column_text(st, 0);
       out = t ? reinterpret_cast<const char*>(t) : "";
     } else {
@@ -98,16 +101,19 @@ void checkDatabase(Doctor& d, const fs::path& home) {
   auto version = scalar("SELECT MAX(version) FROM schema_migrations");
   sqlite3_close(db);
   if (integrity != "ok") {
-    d.problem("database", "integrity check: " + integrity, "restore a backup or move the file aside");
+    d.problem("database", "integrity check: " + integrity,
+              "restore a backup or move the file aside");
     return;
   }
   int latest = Store::latestSchemaVersion();
   if (version.rfind("error", 0) == 0 || version.empty()) {
-    d.problem("database", "no schema version (" + version + ")", "move " + path.string() + " aside");
+    d.problem("database", "no schema version (" + version + ")",
+              "move " + path.string() + " aside");
     return;
   }
   if (std::stoi(version) > latest) {
-    d.problem("database", "schema " + version + " is newer than this build (" + std::to_string(latest) + ")",
+    d.problem("database",
+              "schema " + version + " is newer than this build (" + std::to_string(latest) + ")",
               "run the newer agentpane that wrote it");
     return;
   }
@@ -140,13 +146,15 @@ void checkServer(Doctor& d) {
   }
   auto r = client->call("GET", "/api/sandboxes");
   if (!r.ok()) {
-    std::string fix = r.error().code == ErrorCode::Unauthorized
-                          ? "the token does not match this server: check AGENTPANE_HOME / AGENTPANE_TOKEN"
-                          : "start it: agentpane serve (or set AGENTPANE_URL)";
+    std::string fix =
+        r.error().code == ErrorCode::Unauthorized
+            ? "the token does not match this server: check AGENTPANE_HOME / AGENTPANE_TOKEN"
+            : "start it: agentpane serve (or set AGENTPANE_URL)";
     d.problem("server", r.error().describe(), fix);
     return;
   }
-  d.ok("server", client->endpoint().url() + " answers, " + std::to_string(r->size()) + " sandboxes");
+  d.ok("server",
+       client->endpoint().url() + " answers, " + std::to_string(r->size()) + " sandboxes");
 }
 
 }  // namespace

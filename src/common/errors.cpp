@@ -67,7 +67,9 @@ const ErrorInfo& errorInfo(ErrorCode code) {
   return kCatalogue[7].info;  // INTERNAL_ERROR; unreachable while the table is complete
 }
 
-std::string_view errorName(ErrorCode code) { return errorInfo(code).name; }
+std::string_view errorName(ErrorCode code) {
+  return errorInfo(code).name;
+}
 
 ErrorCode errorFromName(std::string_view name) {
   for (const auto& e : kCatalogue) {

@@ -17,20 +17,28 @@ std::optional<ProviderType> providerTypeFromString(const std::string& s) {
 
 const char* toString(SandboxState s) {
   switch (s) {
-    case SandboxState::Creating: return "creating";
-    case SandboxState::Running: return "running";
-    case SandboxState::Stopped: return "stopped";
-    case SandboxState::Failed: return "failed";
-    case SandboxState::Unknown: break;
+    case SandboxState::Creating:
+      return "creating";
+    case SandboxState::Running:
+      return "running";
+    case SandboxState::Stopped:
+      return "stopped";
+    case SandboxState::Failed:
+      return "failed";
+    case SandboxState::Unknown:
+      break;
   }
   return "unknown";
 }
 
 const char* toString(NetworkMode m) {
   switch (m) {
-    case NetworkMode::None: return "none";
-    case NetworkMode::Bridge: return "bridge";
-    case NetworkMode::Internal: return "internal";
+    case NetworkMode::None:
+      return "none";
+    case NetworkMode::Bridge:
+      return "bridge";
+    case NetworkMode::Internal:
+      return "internal";
   }
   return "none";
 }
@@ -54,9 +62,8 @@ bool isValidLabelValue(const std::string& v) {
   if (v.size() > 63) return false;
   auto alnum = [](unsigned char c) { return std::isalnum(c) != 0; };
   if (!alnum(v.front()) || !alnum(v.back())) return false;
-  return std::all_of(v.begin(), v.end(), [&](unsigned char c) {
-    return alnum(c) || c == '-' || c == '_' || c == '.';
-  });
+  return std::all_of(v.begin(), v.end(),
+                     [&](unsigned char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 }  // namespace agentpane

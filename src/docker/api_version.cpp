@@ -13,11 +13,14 @@ std::optional<ApiVersion> ApiVersion::parse(std::string_view text) {
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && end == s.data() + s.size() && out >= 0;
   };
-  if (!parseInt(text.substr(0, dot), v.major) || !parseInt(text.substr(dot + 1), v.minor)) return std::nullopt;
+  if (!parseInt(text.substr(0, dot), v.major) || !parseInt(text.substr(dot + 1), v.minor))
+    return std::nullopt;
   return v;
 }
 
-std::string ApiVersion::toString() const { return std::to_string(major) + "." + std::to_string(minor); }
+std::string ApiVersion::toString() const {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
 
 Result<ApiVersion> negotiateApiVersion(ApiVersion ours, std::optional<ApiVersion> serverMax,
                                        std::optional<ApiVersion> serverMin) {

@@ -7,7 +7,8 @@ namespace agentpane::docker {
 
 using nlohmann::json;
 
-SandboxState stateFromDocker(const std::string& status, std::optional<int> exitCode, bool oomKilled) {
+SandboxState stateFromDocker(const std::string& status, std::optional<int> exitCode,
+                             bool oomKilled) {
   if (status == "running") return SandboxState::Running;
   if (status == "created") return SandboxState::Creating;
   if (status == "removing") return SandboxState::Stopped;
@@ -23,7 +24,8 @@ SandboxState stateFromDocker(const std::string& status, std::optional<int> exitC
 std::optional<int> exitCodeFromStatusText(const std::string& text) {
   auto open = text.find('(');
   auto close = text.find(')', open == std::string::npos ? 0 : open);
-  if (text.rfind("Exited", 0) != 0 || open == std::string::npos || close == std::string::npos) return std::nullopt;
+  if (text.rfind("Exited", 0) != 0 || open == std::string::npos || close == std::string::npos)
+    return std::nullopt;
   try {
     return std::stoi(text.substr(open + 1, close - open - 1));
   } catch (const std::exception&) {
@@ -85,7 +87,8 @@ SandboxInfo sandboxFromInspect(const json& inspect) {
   if (auto st = inspect.find("State"); st != inspect.end() && st->is_object()) {
     std::string status = st->value("Status", std::string());
     std::optional<int> code;
-    if (auto c = st->find("ExitCode"); c != st->end() && c->is_number_integer()) code = c->get<int>();
+    if (auto c = st->find("ExitCode"); c != st->end() && c->is_number_integer())
+      code = c->get<int>();
     bool oom = st->value("OOMKilled", false);
     info.state = stateFromDocker(status, code, oom);
     info.stateDetail = status;

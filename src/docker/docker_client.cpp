@@ -17,7 +17,8 @@ DockerClient::DockerClient(DockerClientOptions opts, std::unique_ptr<net::HttpCl
     : opts_(std::move(opts)), http_(std::move(http)) {}
 
 std::string DockerClient::unavailableMessage(const std::string& cause) const {
-  return "the Docker engine is not running or not reachable at " + endpoint().describe() + " (" + cause +
+  return "the Docker engine is not running or not reachable at " + endpoint().describe() + " (" +
+         cause +
          "). Start it (`bash scripts/start-docker.sh`, or `sudo systemctl start docker`) or point "
          "DOCKER_HOST at a running engine.";
 }
@@ -66,7 +67,8 @@ Result<EngineVersion> DockerClient::version() {
   if (!r.ok()) return mapNetError(r.error(), "GET /version");
   if (r->status != 200) return engineError(r.value(), "GET /version");
   json j = json::parse(r->body, nullptr, false);
-  if (!j.is_object()) return Error(ErrorCode::SandboxProviderError, "docker GET /version: not JSON");
+  if (!j.is_object())
+    return Error(ErrorCode::SandboxProviderError, "docker GET /version: not JSON");
   EngineVersion v;
   v.version = j.value("Version", std::string());
   v.apiVersion = j.value("ApiVersion", std::string());
@@ -105,8 +107,8 @@ Result<ApiVersion> DockerClient::apiVersion() {
   return *api_;
 }
 
-Result<json> DockerClient::call(std::string_view method, const std::string& pathAndQuery, const json* body,
-                                std::chrono::milliseconds timeout) {
+Result<json> DockerClient::call(std::string_view method, const std::string& pathAndQuery,
+                                const json* body, std::chrono::milliseconds timeout) {
   auto api = apiVersion();
   if (!api.ok()) return api.takeError();
   net::HttpRequest req;
@@ -125,7 +127,8 @@ Result<json> DockerClient::call(std::string_view method, const std::string& path
   if (r->status < 200 || r->status >= 300) return engineError(r.value(), what);
   if (r->body.empty()) return json();
   json j = json::parse(r->body, nullptr, false);
-  if (j.is_discarded()) return Error(ErrorCode::SandboxProviderError, "docker " + what + ": answer is not JSON");
+  if (j.is_discarded())
+    return Error(ErrorCode::SandboxProviderError, "docker " + what + ": answer is not JSON");
   return j;
 }
 

@@ -34,7 +34,8 @@ std::string randomHex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
     std::random_device rd;
-    for (auto& c : raw) c = static_cast<char>(rd());
+    for (auto& c : raw)
+      c = static_cast<char>(rd());
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -47,7 +48,8 @@ std::string randomHex(std::size_t bytes) {
 
 Error mapExecError(const Error& e, const std::string& id) {
   int status = httpStatus(e);
-  if (status == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  if (status == 404)
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
   if (status == 409) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
   }
@@ -86,12 +88,9 @@ class DockerExecControl final : public ExecControl {
   }
 
   void killProcessTree() override {
-    json body = {{"AttachStdin", false},
-                 {"AttachStdout", true},
-                 {"AttachStderr", true},
-                 {"Tty", false},
-                 {"User", user_},
-                 {"Cmd", {"sh", "-c", kKillScript, "sh", marker_}}};
+    json body = {{"AttachStdin", false}, {"AttachStdout", true},
+                 {"AttachStderr", true}, {"Tty", false},
+                 {"User", user_},        {"Cmd", {"sh", "-c", kKillScript, "sh", marker_}}};
     auto made = client_->call("POST", "/containers/" + container_ + "/exec", &body, killTimeout_);
     if (!made.ok()) return;
     auto stream = client_->startExec(made->value("Id", std::string()));
@@ -119,7 +118,8 @@ class DockerExecControl final : public ExecControl {
 Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const std::string& id,
                                                               const std::vector<std::string>& argv,
                                                               const ExecOptions& options) {
-  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (!isValidSandboxId(id))
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
   if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
   const std::string marker = randomHex(16);
   json env = json::array();
@@ -148,7 +148,8 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const std::string&
 
   auto stream = client_->startExec(execId);
   if (!stream.ok()) return mapExecError(stream.error(), id);
-  auto control = std::make_unique<DockerExecControl>(client_, container, execId, marker, user, opts_.killTimeout);
+  auto control = std::make_unique<DockerExecControl>(client_, container, execId, marker, user,
+                                                     opts_.killTimeout);
   return std::unique_ptr<ExecSession>(std::make_unique<DockerExecSession>(
       std::move(stream.value()), std::move(control), options.timeout, options.attachStdin));
 }

@@ -24,8 +24,9 @@ Result<net::Endpoint> dockerEndpointFromEnv(const GetEnv& env) {
     return ep;
   }
   if (host.rfind("tcp://", 0) != 0) {
-    return Error(ErrorCode::ValidationError,
-                 "DOCKER_HOST '" + host + "' is not supported (use unix:///path or tcp://host:port)");
+    return Error(
+        ErrorCode::ValidationError,
+        "DOCKER_HOST '" + host + "' is not supported (use unix:///path or tcp://host:port)");
   }
   auto ep = net::parseEndpoint(host, tls ? 2376 : 2375);
   if (!ep.ok()) return Error(ErrorCode::ValidationError, "DOCKER_HOST: " + ep.error().message);

@@ -41,7 +41,8 @@ bool isOurs(const SandboxInfo& info) {
 }
 
 std::int64_t nowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -62,8 +63,8 @@ Result<std::unique_ptr<DockerProvider>> DockerProvider::create(DockerProviderOpt
   co.callTimeout = opts.callTimeout;
   auto client = DockerClient::create(co, io);
   if (!client.ok()) return client.takeError();
-  return std::unique_ptr<DockerProvider>(
-      new DockerProvider(std::move(opts), std::move(io), std::shared_ptr<DockerClient>(std::move(client.value()))));
+  return std::unique_ptr<DockerProvider>(new DockerProvider(
+      std::move(opts), std::move(io), std::shared_ptr<DockerClient>(std::move(client.value()))));
 }
 
 DockerProvider::DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
@@ -74,7 +75,8 @@ DockerProvider::~DockerProvider() = default;
 
 std::vector<std::pair<std::string, std::string>> DockerProvider::scopeSelector() const {
   std::vector<std::pair<std::string, std::string>> sel{{labels::kSandbox, "true"}};
-  for (const auto& kv : opts_.scopeLabels) sel.emplace_back(kv);
+  for (const auto& kv : opts_.scopeLabels)
+    sel.emplace_back(kv);
   return sel;
 }
 
@@ -88,18 +90,21 @@ Result<void> DockerProvider::ensureInternalNetwork() {
                {"CheckDuplicate", true},
                {"Labels", {{labels::kManaged, "true"}}}};
   auto made = client_->call("POST", "/networks/create", &body);
-  if (!made.ok() && httpStatus(made.error()) != 409) return made.takeError();  // 409: made meanwhile
+  if (!made.ok() && httpStatus(made.error()) != 409)
+    return made.takeError();  // 409: made meanwhile
   return {};
 }
 
 Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   if (!isValidSandboxId(spec.id)) return invalidId(spec.id);
-  if (!isValidImageRef(spec.image)) return Error(ErrorCode::ValidationError, "invalid image '" + spec.image + "'");
+  if (!isValidImageRef(spec.image))
+    return Error(ErrorCode::ValidationError, "invalid image '" + spec.image + "'");
   if (spec.memoryMb <= 0 || spec.cpu <= 0 || spec.pidsLimit <= 0) {
     return Error(ErrorCode::ValidationError, "memoryMb, cpu and pidsLimit must be positive");
   }
   for (const auto& [k, v] : spec.env) {
-    if (!isValidEnvKey(k)) return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
+    if (!isValidEnvKey(k))
+      return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
   }
   // Checked before the engine is touched: nothing to undo.
   struct stat st {};
@@ -113,7 +118,8 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   auto image = client_->call("GET", "/images/" + spec.image + "/json");
   if (!image.ok()) {
     if (httpStatus(image.error()) == 404) {
-      return Error(ErrorCode::SandboxImageNotFound, "image '" + spec.image + "' is not present on the engine",
+      return Error(ErrorCode::SandboxImageNotFound,
+                   "image '" + spec.image + "' is not present on the engine",
                    {{"image", spec.image}});
     }
     return image.takeError();
@@ -127,8 +133,10 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   }
 
   json lbls = json::object();
-  for (const auto& [k, v] : spec.extraLabels) lbls[k] = v;
-  for (const auto& [k, v] : opts_.scopeLabels) lbls[k] = v;
+  for (const auto& [k, v] : spec.extraLabels)
+    lbls[k] = v;
+  for (const auto& [k, v] : opts_.scopeLabels)
+    lbls[k] = v;
   lbls[labels::kSandbox] = "true";
   lbls[labels::kManaged] = "true";
   lbls[labels::kSandboxId] = spec.id;
@@ -138,7 +146,8 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   lbls[docker_labels::kImage] = spec.image;
 
   json env = json::array();
-  for (const auto& [k, v] : spec.env) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : spec.env)
+    env.push_back(k + "=" + v);
 
   const auto memory = static_cast<std::int64_t>(spec.memoryMb) * 1024 * 1024;
   json body = {
@@ -165,7 +174,8 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   if (!made.ok()) {
     int status = httpStatus(made.error());
     if (status == 409) {
-      return Error(ErrorCode::SandboxAlreadyExists, "sandbox '" + spec.id + "' already exists", {{"id", spec.id}});
+      return Error(ErrorCode::SandboxAlreadyExists, "sandbox '" + spec.id + "' already exists",
+                   {{"id", spec.id}});
     }
     if (status == 404) {
       return Error(ErrorCode::SandboxImageNotFound, made.error().message, {{"image", spec.image}});
@@ -206,7 +216,8 @@ Result<SandboxInfo> DockerProvider::inspect(const std::string& id) {
 }
 
 Result<SandboxInfo> DockerProvider::get(const std::string& id) {
-  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (!isValidSandboxId(id))
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
   return inspect(id);
 }
 
@@ -214,7 +225,8 @@ Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) 
   auto sel = scopeSelector();
   if (filter.projectId) sel.emplace_back(labels::kProjectId, *filter.projectId);
   if (filter.agentId) sel.emplace_back(labels::kAgentId, *filter.agentId);
-  for (const auto& kv : filter.labels) sel.emplace_back(kv);
+  for (const auto& kv : filter.labels)
+    sel.emplace_back(kv);
   std::string path = "/containers/json?all=" + std::string(filter.includeStopped ? "1" : "0") +
                      "&filters=" + labelFilterQuery(sel);
   auto r = client_->call("GET", path);
@@ -225,19 +237,24 @@ Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) 
     SandboxInfo info = sandboxFromListEntry(entry);
     if (isOurs(info)) out.push_back(std::move(info));
   }
-  std::sort(out.begin(), out.end(), [](const SandboxInfo& a, const SandboxInfo& b) { return a.id < b.id; });
+  std::sort(out.begin(), out.end(),
+            [](const SandboxInfo& a, const SandboxInfo& b) { return a.id < b.id; });
   return out;
 }
 
 Result<void> DockerProvider::stop(const std::string& id) {
-  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (!isValidSandboxId(id))
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
   auto timeout = std::chrono::seconds(opts_.stopTimeoutSeconds) + opts_.callTimeout;
-  auto r = client_->call("POST", "/containers/" + containerName(id) + "/stop?t=" + std::to_string(opts_.stopTimeoutSeconds),
-                         nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+  auto r = client_->call(
+      "POST",
+      "/containers/" + containerName(id) + "/stop?t=" + std::to_string(opts_.stopTimeoutSeconds),
+      nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   if (r.ok()) return {};
   int status = httpStatus(r.error());
   if (status == 304) return {};  // already stopped
-  if (status == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  if (status == 404)
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
   return r.takeError();
 }
 
@@ -247,15 +264,18 @@ Result<void> DockerProvider::remove(const std::string& id) {
   if (r.ok()) return {};
   int status = httpStatus(r.error());
   if (status == 404) return {};  // unknown or already gone: idempotent
-  if (status == 409 && r.error().message.find("already in progress") != std::string::npos) return {};
+  if (status == 409 && r.error().message.find("already in progress") != std::string::npos)
+    return {};
   return r.takeError();
 }
 
 Result<SandboxMetrics> DockerProvider::metrics(const std::string& id) {
-  if (!isValidSandboxId(id)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  if (!isValidSandboxId(id))
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
   auto r = client_->call("GET", "/containers/" + containerName(id) + "/json");
   if (!r.ok()) {
-    if (httpStatus(r.error()) == 404) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+    if (httpStatus(r.error()) == 404)
+      return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
     return r.takeError();
   }
   SandboxInfo info = sandboxFromInspect(r.value());
@@ -283,8 +303,10 @@ HealthStatus DockerProvider::healthCheck() {
   h.reachable = true;
   h.version = v->version;
   auto api = client_->apiVersion();
-  if (api.ok()) h.apiVersion = api->toString();
-  else h.warnings.push_back(api.error().message);
+  if (api.ok())
+    h.apiVersion = api->toString();
+  else
+    h.warnings.push_back(api.error().message);
 
   auto all = list(ListFilter{});
   if (all.ok()) {
@@ -323,8 +345,10 @@ Result<CleanupReport> DockerProvider::cleanup(const CleanupFilter& filter) {
                   (filter.knownIds && known.count(s.id) == 0) ||
                   (filter.createdBeforeUnix && s.createdAtUnix < *filter.createdBeforeUnix);
     if (!doomed) continue;
-    if (remove(s.id).ok()) report.removedIds.push_back(s.id);
-    else report.failedIds.push_back(s.id);
+    if (remove(s.id).ok())
+      report.removedIds.push_back(s.id);
+    else
+      report.failedIds.push_back(s.id);
   }
   return report;
 }

@@ -33,10 +33,10 @@ struct DockerProviderOptions {
   // servers (or test runs) can share one engine without touching each other's sandboxes.
   std::map<std::string, std::string> scopeLabels;
   std::chrono::milliseconds callTimeout{30000};
-  int stopTimeoutSeconds = 5;  // then SIGKILL
+  int stopTimeoutSeconds = 5;                          // then SIGKILL
   std::string internalNetwork = "agentpane-internal";  // NetworkMode::Internal, made on demand
-  std::chrono::milliseconds killTimeout{10000};         // bound on the process-tree kill exec
-  std::shared_ptr<net::IoThread> io;                    // default: a loop of our own
+  std::chrono::milliseconds killTimeout{10000};        // bound on the process-tree kill exec
+  std::shared_ptr<net::IoThread> io;                   // default: a loop of our own
 };
 
 class DockerProvider final : public SandboxProvider {
@@ -53,7 +53,8 @@ class DockerProvider final : public SandboxProvider {
   Result<void> remove(const std::string& id) override;
 
   // agentpane::SandboxExecutor
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id, const std::vector<std::string>& argv,
+  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+                                                const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override;
 
   // agentpane::SandboxStats

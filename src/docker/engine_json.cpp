@@ -15,7 +15,8 @@ std::string labelFilterQuery(const std::vector<std::pair<std::string, std::strin
                              const std::vector<std::string>& types) {
   json f = json::object();
   json arr = json::array();
-  for (const auto& [k, v] : labels) arr.push_back(k + "=" + v);
+  for (const auto& [k, v] : labels)
+    arr.push_back(k + "=" + v);
   f["label"] = std::move(arr);
   if (!types.empty()) f["type"] = types;
   return net::percentEncode(f.dump());
@@ -72,9 +73,12 @@ Result<SandboxMetrics> parseStats(std::string_view text) {
   const json& memStats = sub(mem, "stats");
   std::uint64_t cache = 0;
   if (memStats.is_object()) {
-    if (memStats.contains("total_inactive_file")) cache = u64(memStats, "total_inactive_file");  // v1
-    else if (memStats.contains("inactive_file")) cache = u64(memStats, "inactive_file");       // v2
-    else cache = u64(memStats, "cache");
+    if (memStats.contains("total_inactive_file"))
+      cache = u64(memStats, "total_inactive_file");  // v1
+    else if (memStats.contains("inactive_file"))
+      cache = u64(memStats, "inactive_file");  // v2
+    else
+      cache = u64(memStats, "cache");
   }
   m.memoryBytes = usage > cache ? usage - cache : usage;
   m.memoryLimitBytes = u64(mem, "limit");
@@ -94,21 +98,24 @@ std::optional<std::int64_t> parseRfc3339(std::string_view text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
   std::string buf(text);
   int consumed = 0;
-  if (std::sscanf(buf.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) {
+  if (std::sscanf(buf.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+      6) {
     return std::nullopt;
   }
   if (y < 1970) return std::nullopt;  // Docker's zero time is year 1
   std::string_view rest = std::string_view(buf).substr(static_cast<std::size_t>(consumed));
   if (!rest.empty() && rest.front() == '.') {
     rest.remove_prefix(1);
-    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
+    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9')
+      rest.remove_prefix(1);
   }
   std::int64_t offset = 0;
   if (rest == "Z" || rest == "z") {
     offset = 0;
   } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
     int oh = 0, om = 0;
-    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2)
+      return std::nullopt;
     offset = (oh * 3600 + om * 60) * (rest[0] == '+' ? 1 : -1);
   } else {
     return std::nullopt;

@@ -25,14 +25,16 @@ Result<std::optional<ContainerEvent>> parseEvent(std::string_view text) {
       }
     }
   }
-  if (auto it = ev.attributes.find(labels::kSandboxId); it != ev.attributes.end()) ev.sandboxId = it->second;
+  if (auto it = ev.attributes.find(labels::kSandboxId); it != ev.attributes.end())
+    ev.sandboxId = it->second;
   if (auto it = ev.attributes.find("exitCode"); it != ev.attributes.end()) {
     try {
       ev.exitCode = std::stoi(it->second);
     } catch (const std::exception&) {  // a non-number is simply no exit code
     }
   }
-  if (auto t = j.find("timeNano"); t != j.end() && t->is_number_integer()) ev.timeNano = t->get<std::int64_t>();
+  if (auto t = j.find("timeNano"); t != j.end() && t->is_number_integer())
+    ev.timeNano = t->get<std::int64_t>();
   return std::optional<ContainerEvent>(std::move(ev));
 }
 

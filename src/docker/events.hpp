@@ -17,9 +17,9 @@
 namespace agentpane::docker {
 
 struct ContainerEvent {
-  std::string action;       // create, start, die, stop, kill, destroy, oom, exec_create: ...
-  std::string containerId;  // Actor.ID
-  std::string sandboxId;    // label agentpane.io/sandbox-id, when present
+  std::string action;           // create, start, die, stop, kill, destroy, oom, exec_create: ...
+  std::string containerId;      // Actor.ID
+  std::string sandboxId;        // label agentpane.io/sandbox-id, when present
   std::optional<int> exitCode;  // "die" events
   std::int64_t timeNano = 0;
   std::map<std::string, std::string> attributes;  // labels, name, image, ...

@@ -12,7 +12,8 @@ net::Deadline deadlineFor(std::chrono::milliseconds timeout) {
 }
 
 Error exitedError() {
-  return Error(ErrorCode::SandboxExecFailed, "stdin: the process has exited", {{"reason", "exited"}});
+  return Error(ErrorCode::SandboxExecFailed, "stdin: the process has exited",
+               {{"reason", "exited"}});
 }
 
 Error canceledError() {
@@ -29,7 +30,9 @@ DockerExecSession::DockerExecSession(std::unique_ptr<net::ByteStream> stream,
       deadline_(deadlineFor(timeout)),
       attachStdin_(attachStdin) {}
 
-DockerExecSession::~DockerExecSession() { stream_->close(); }
+DockerExecSession::~DockerExecSession() {
+  stream_->close();
+}
 
 void DockerExecSession::killOnce() {
   if (killed_.exchange(true)) return;
@@ -37,9 +40,10 @@ void DockerExecSession::killOnce() {
 }
 
 Error DockerExecSession::timedOut() {
-  return Error(ErrorCode::ExecTimeout,
-               "command exceeded its timeout of " + std::to_string(timeout_.count()) + " ms and was killed",
-               {{"timeoutMs", std::to_string(timeout_.count())}});
+  return Error(
+      ErrorCode::ExecTimeout,
+      "command exceeded its timeout of " + std::to_string(timeout_.count()) + " ms and was killed",
+      {{"timeoutMs", std::to_string(timeout_.count())}});
 }
 
 Result<void> DockerExecSession::writeStdin(std::string_view data) {
@@ -94,11 +98,13 @@ Result<std::optional<ExecChunk>> DockerExecSession::read() {
         return *(readError_ = timedOut());
       }
       if (canceled_) return *(readError_ = canceledError());
-      return *(readError_ = Error(ErrorCode::SandboxExecFailed, "exec stream: " + n.error().message));
+      return *(readError_ =
+                   Error(ErrorCode::SandboxExecFailed, "exec stream: " + n.error().message));
     }
     if (n.value() == 0) {
       if (!parser_.atFrameBoundary()) {
-        return *(readError_ = Error(ErrorCode::SandboxExecFailed, "exec stream ended inside a frame"));
+        return *(readError_ =
+                     Error(ErrorCode::SandboxExecFailed, "exec stream ended inside a frame"));
       }
       eof_ = true;
       // Both output streams ended: the process is gone. The engine keeps our stdin side
@@ -111,7 +117,8 @@ Result<std::optional<ExecChunk>> DockerExecSession::read() {
     if (!fed.ok()) return *(readError_ = fed.takeError());
     for (const auto& p : pieces) {
       if (p.stream == MuxStream::System) {
-        return *(readError_ = Error(ErrorCode::SandboxExecFailed, "engine: " + std::string(p.data)));
+        return *(readError_ =
+                     Error(ErrorCode::SandboxExecFailed, "engine: " + std::string(p.data)));
       }
       if (p.stream == MuxStream::Stdin) continue;  // only echoed with a TTY; never expected here
       ExecStream s = p.stream == MuxStream::Stdout ? ExecStream::Stdout : ExecStream::Stderr;

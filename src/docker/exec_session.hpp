@@ -54,7 +54,7 @@ class DockerExecSession final : public ExecSession {
   std::mutex readMu_;  // read() and wait()
   MultiplexParser parser_;
   std::deque<ExecChunk> pending_;
-  std::atomic<bool> eof_{false};  // written under readMu_, read by cancel()
+  std::atomic<bool> eof_{false};    // written under readMu_, read by cancel()
   std::optional<Error> readError_;  // sticky
   std::optional<int> exitCode_;
 

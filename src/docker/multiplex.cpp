@@ -24,7 +24,8 @@ Result<void> MultiplexParser::feed(std::string_view bytes, std::vector<MuxPiece>
     if (header_[0] > 3 || header_[1] != 0 || header_[2] != 0 || header_[3] != 0) {
       failed_ = true;
       char hex[64];
-      std::snprintf(hex, sizeof hex, "%02x %02x %02x %02x", header_[0], header_[1], header_[2], header_[3]);
+      std::snprintf(hex, sizeof hex, "%02x %02x %02x %02x", header_[0], header_[1], header_[2],
+                    header_[3]);
       return Error(ErrorCode::SandboxExecFailed,
                    std::string("exec stream: malformed frame header (") + hex + ")");
     }

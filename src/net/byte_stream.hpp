@@ -23,7 +23,8 @@ class ByteStream {
   virtual ~ByteStream() = default;
 
   // Blocks until at least one byte is available; returns 0 at a clean end of stream.
-  virtual Result<std::size_t> readSome(char* buf, std::size_t size, Deadline deadline = kNoDeadline) = 0;
+  virtual Result<std::size_t> readSome(char* buf, std::size_t size,
+                                       Deadline deadline = kNoDeadline) = 0;
   // Writes all of data or fails.
   virtual Result<void> writeAll(std::string_view data, Deadline deadline = kNoDeadline) = 0;
   // Half-close: the peer reads end-of-stream while we can still read its replies.

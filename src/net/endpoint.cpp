@@ -45,16 +45,20 @@ std::string Endpoint::hostHeader() const {
 
 std::string Endpoint::describe() const {
   switch (kind) {
-    case Kind::Unix: return "unix://" + path;
-    case Kind::Tcp: return "tcp://" + hostPort(host, port);
-    case Kind::Tls: return "https://" + hostPort(host, port);
+    case Kind::Unix:
+      return "unix://" + path;
+    case Kind::Tcp:
+      return "tcp://" + hostPort(host, port);
+    case Kind::Tls:
+      return "https://" + hostPort(host, port);
   }
   return {};
 }
 
 Result<Endpoint> parseEndpoint(std::string_view url, std::uint16_t defaultPort) {
   auto sep = url.find("://");
-  if (sep == std::string_view::npos) return invalid(url, "missing scheme (unix://, tcp://, https://)");
+  if (sep == std::string_view::npos)
+    return invalid(url, "missing scheme (unix://, tcp://, https://)");
   std::string_view scheme = url.substr(0, sep);
   std::string_view rest = url.substr(sep + 3);
 
@@ -99,15 +103,19 @@ Result<Endpoint> parseEndpoint(std::string_view url, std::uint16_t defaultPort) 
   if (!portText.empty()) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
-    if (ec != std::errc() || end != portText.data() + portText.size() || value == 0 || value > 65535) {
+    if (ec != std::errc() || end != portText.data() + portText.size() || value == 0 ||
+        value > 65535) {
       return invalid(url, "bad port '" + std::string(portText) + "'");
     }
     port = static_cast<std::uint16_t>(value);
   }
   if (port == 0) {
-    if (scheme == "http") port = 80;
-    else if (scheme == "https") port = 443;
-    else return invalid(url, "missing port");
+    if (scheme == "http")
+      port = 80;
+    else if (scheme == "https")
+      port = 443;
+    else
+      return invalid(url, "missing port");
   }
   Endpoint e = Endpoint::tcp(std::move(host), port);
   e.kind = kind;

@@ -63,7 +63,7 @@ class BodyStream {
 };
 
 struct UpgradeResult {
-  HttpResponse response;              // the 101 header, or the whole error response
+  HttpResponse response;               // the 101 header, or the whole error response
   std::unique_ptr<ByteStream> stream;  // set iff the server switched protocols (101)
 };
 
@@ -75,7 +75,8 @@ struct StreamResult {
 class HttpClient {
  public:
   // Fails only on bad TLS material (ValidationError).
-  static Result<std::unique_ptr<HttpClient>> create(Endpoint endpoint, std::shared_ptr<IoThread> io);
+  static Result<std::unique_ptr<HttpClient>> create(Endpoint endpoint,
+                                                    std::shared_ptr<IoThread> io);
   ~HttpClient();
 
   [[nodiscard]] const Endpoint& endpoint() const { return endpoint_; }

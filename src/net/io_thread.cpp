@@ -9,7 +9,8 @@ std::shared_ptr<IoThread> IoThread::create(int threads) {
 IoThread::IoThread(int threads) : ctx_(threads), guard_(asio::make_work_guard(ctx_)) {
   if (threads < 1) threads = 1;
   threads_.reserve(static_cast<std::size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { ctx_.run(); });
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { ctx_.run(); });
 }
 
 IoThread::~IoThread() {

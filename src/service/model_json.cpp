@@ -35,7 +35,8 @@ Result<void> read(const json& v, const std::string& f, bool& out) {
 
 Result<void> read(const json& v, const std::string& f, std::int64_t& out) {
   if (v.is_number_unsigned()) {
-    if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    if (v.get<std::uint64_t>() >
+        static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return typeError(f, "an integer in range");
     }
     out = static_cast<std::int64_t>(v.get<std::uint64_t>());
@@ -271,7 +272,8 @@ Result<SandboxConfig> configFromCreateJson(const json& j) {
   SandboxConfig c;
   AP_TRY(applyFields(j, configFields(), c, /*nullIsAbsent=*/true, {"id", "createdAt", "updatedAt"},
                      "is assigned by the server"));
-  if (!j.contains("name") || j["name"].is_null()) return validationError("name", "'name' is required");
+  if (!j.contains("name") || j["name"].is_null())
+    return validationError("name", "'name' is required");
   return c;
 }
 
@@ -388,7 +390,8 @@ json toJson(const CreateSandboxRequest& r) {
   if (r.cpu) j["cpu"] = *r.cpu;
   if (!r.env.empty()) {
     json env = json::object();
-    for (const auto& [k, v] : r.env) env[k] = v;
+    for (const auto& [k, v] : r.env)
+      env[k] = v;
     j["env"] = env;
   }
   if (!r.allowEgress.empty()) j["allowEgress"] = r.allowEgress;
@@ -401,10 +404,13 @@ Result<CreateSandboxRequest> createSandboxRequestFromJson(const json& j) {
       {"projectPath", member(&Q::projectPath)},
       {"projectId", member(&Q::projectId)},
       {"agentId", member(&Q::agentId)},
-      {"configId", [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.configId); }},
-      {"provider", [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.provider); }},
+      {"configId",
+       [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.configId); }},
+      {"provider",
+       [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.provider); }},
       {"image", [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.image); }},
-      {"memoryMb", [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.memoryMb); }},
+      {"memoryMb",
+       [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.memoryMb); }},
       {"cpu", [](const json& v, const std::string& f, Q& q) { return readOpt(v, f, q.cpu); }},
       {"env", [](const json& v, const std::string& f, Q& q) { return readEnv(v, f, q.env); }},
       {"allowEgress", member(&Q::allowEgress)},
@@ -443,10 +449,8 @@ Result<ExecResult> execResultFromJson(const json& j) {
     };
   };
   static const std::map<std::string, Setter<E>> kFields = {
-      {"exitCode", member(&E::exitCode)},
-      {"stdout", member(&E::stdoutData)},
-      {"stderr", member(&E::stderrData)},
-      {"stdoutBase64", b64(&E::stdoutData)},
+      {"exitCode", member(&E::exitCode)},    {"stdout", member(&E::stdoutData)},
+      {"stderr", member(&E::stderrData)},    {"stdoutBase64", b64(&E::stdoutData)},
       {"stderrBase64", b64(&E::stderrData)},
   };
   E e;
@@ -468,12 +472,15 @@ json toJson(const ExecApiRequest& r) {
   if (q.options.workingDir != ExecOptions{}.workingDir) j["workingDir"] = q.options.workingDir;
   if (!q.options.env.empty()) {
     json env = json::object();
-    for (const auto& [k, v] : q.options.env) env[k] = v;
+    for (const auto& [k, v] : q.options.env)
+      env[k] = v;
     j["env"] = env;
   }
   if (q.stdinData) {
-    if (isValidUtf8(*q.stdinData)) j["stdin"] = *q.stdinData;
-    else j["stdinBase64"] = base64Encode(*q.stdinData);
+    if (isValidUtf8(*q.stdinData))
+      j["stdin"] = *q.stdinData;
+    else
+      j["stdinBase64"] = base64Encode(*q.stdinData);
   }
   if (r.base64Output) j["base64"] = true;
   return j;
@@ -482,23 +489,24 @@ json toJson(const ExecApiRequest& r) {
 Result<ExecApiRequest> execApiRequestFromJson(const json& j) {
   using A = ExecApiRequest;
   static const std::map<std::string, Setter<A>> kFields = {
-      {"argv", [](const json& v, const std::string& f, A& a) { return read(v, f, a.request.argv); }},
-      {"root",
-       [](const json& v, const std::string& f, A& a) { return read(v, f, a.request.options.root); }},
+      {"argv",
+       [](const json& v, const std::string& f, A& a) { return read(v, f, a.request.argv); }},
+      {"root", [](const json& v, const std::string& f,
+                  A& a) { return read(v, f, a.request.options.root); }},
       {"timeoutSeconds",
        [](const json& v, const std::string& f, A& a) -> Result<void> {
          double s = 0;
          AP_TRY(read(v, f, s));
-         if (!(s >= 0 && s <= 86400)) return validationError(f, "'timeoutSeconds' must be 0..86400");
-         a.request.options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
+         if (!(s >= 0 && s <= 86400))
+           return validationError(f, "'timeoutSeconds' must be 0..86400");
+         a.request.options.timeout =
+             std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
          return {};
        }},
-      {"workingDir",
-       [](const json& v, const std::string& f, A& a) {
-         return read(v, f, a.request.options.workingDir);
-       }},
-      {"env",
-       [](const json& v, const std::string& f, A& a) { return readEnv(v, f, a.request.options.env); }},
+      {"workingDir", [](const json& v, const std::string& f,
+                        A& a) { return read(v, f, a.request.options.workingDir); }},
+      {"env", [](const json& v, const std::string& f,
+                 A& a) { return readEnv(v, f, a.request.options.env); }},
       {"stdin",
        [](const json& v, const std::string& f, A& a) -> Result<void> {
          std::string s;
@@ -515,17 +523,20 @@ Result<ExecApiRequest> execApiRequestFromJson(const json& j) {
          a.request.stdinData = std::move(*bytes);
          return {};
        }},
-      {"base64", [](const json& v, const std::string& f, A& a) { return read(v, f, a.base64Output); }},
+      {"base64",
+       [](const json& v, const std::string& f, A& a) { return read(v, f, a.base64Output); }},
   };
   A a;
   AP_TRY(applyFields(j, kFields, a, /*nullIsAbsent=*/true));
-  if (a.request.argv.empty()) return validationError("argv", "'argv' must be a non-empty array of strings");
+  if (a.request.argv.empty())
+    return validationError("argv", "'argv' must be a non-empty array of strings");
   if (j.contains("stdin") && j.contains("stdinBase64") && !j["stdin"].is_null() &&
       !j["stdinBase64"].is_null()) {
     return validationError("stdinBase64", "give stdin or stdinBase64, not both");
   }
   for (const auto& [k, v] : a.request.options.env) {
-    if (!isValidEnvKey(k)) return validationError("env", "environment variable name '" + k + "' is invalid");
+    if (!isValidEnvKey(k))
+      return validationError("env", "environment variable name '" + k + "' is invalid");
   }
   if (a.request.stdinData) a.request.options.attachStdin = true;
   return a;
@@ -536,8 +547,8 @@ Result<ExecApiRequest> execApiRequestFromJson(const json& j) {
 json toJson(const AuditEntry& e) {
   json detail = json::parse(e.detail, nullptr, false);
   if (detail.is_discarded()) detail = e.detail;
-  return json{{"id", e.id},         {"atMs", e.atUnixMs}, {"sandboxId", e.sandboxId},
-              {"actor", e.actor},   {"action", e.action}, {"detail", detail},
+  return json{{"id", e.id},       {"atMs", e.atUnixMs}, {"sandboxId", e.sandboxId},
+              {"actor", e.actor}, {"action", e.action}, {"detail", detail},
               {"ok", e.ok}};
 }
 
@@ -562,7 +573,9 @@ Result<AuditEntry> auditEntryFromJson(const json& j) {
 }
 
 json toJson(const TmuxSessionInfo& s) {
-  return json{{"name", s.name}, {"windows", s.windows}, {"createdAt", s.createdUnix},
+  return json{{"name", s.name},
+              {"windows", s.windows},
+              {"createdAt", s.createdUnix},
               {"attached", s.attached}};
 }
 
@@ -580,7 +593,8 @@ Result<TmuxSessionInfo> tmuxSessionFromJson(const json& j) {
 }
 
 json toJson(const SandboxEvent& e) {
-  return json{{"type", e.type}, {"sandboxId", e.sandboxId}, {"detail", e.detail}, {"atMs", e.atUnixMs}};
+  return json{
+      {"type", e.type}, {"sandboxId", e.sandboxId}, {"detail", e.detail}, {"atMs", e.atUnixMs}};
 }
 
 }  // namespace agentpane

@@ -36,7 +36,8 @@ std::string randomHex12() {
   if (RAND_bytes(buf, sizeof buf) != 1) {
     // The CSPRNG failing is near impossible; ids need uniqueness, not secrecy.
     static thread_local std::mt19937_64 rng{std::random_device{}()};
-    for (auto& b : buf) b = static_cast<unsigned char>(rng());
+    for (auto& b : buf)
+      b = static_cast<unsigned char>(rng());
   }
   return toHex(buf, sizeof buf);
 }
@@ -68,19 +69,23 @@ json errorDetail(const Error& e) {
 
 std::optional<std::string> statusFromState(SandboxState s) {
   switch (s) {
-    case SandboxState::Running: return std::string(st::kRunning);
-    case SandboxState::Stopped: return std::string(st::kStopped);
-    case SandboxState::Failed: return std::string(st::kError);
+    case SandboxState::Running:
+      return std::string(st::kRunning);
+    case SandboxState::Stopped:
+      return std::string(st::kStopped);
+    case SandboxState::Failed:
+      return std::string(st::kError);
     case SandboxState::Creating:
-    case SandboxState::Unknown: break;
+    case SandboxState::Unknown:
+      break;
   }
   return std::nullopt;
 }
 
 // --- Auditor --------------------------------------------------------------------------------
 
-void Auditor::write(const std::string& sandboxId, const std::string& actor, const std::string& action,
-                    const json& detail, bool ok) {
+void Auditor::write(const std::string& sandboxId, const std::string& actor,
+                    const std::string& action, const json& detail, bool ok) {
   AuditEntry e;
   e.atUnixMs = nowMs_();
   e.sandboxId = sandboxId;
@@ -103,7 +108,8 @@ void Auditor::touch(const std::string& sandboxId) {
 // --- Impl -----------------------------------------------------------------------------------
 
 SandboxService::Impl::Impl(Store& s, ServiceOptions o)
-    : store(s), opts(withDefaults(std::move(o))),
+    : store(s),
+      opts(withDefaults(std::move(o))),
       auditor(std::make_shared<Auditor>(s, opts.nowUnixMs)) {}
 
 std::shared_ptr<SandboxProvider> SandboxService::Impl::providerFor(ProviderType t) {
@@ -115,7 +121,8 @@ std::shared_ptr<SandboxProvider> SandboxService::Impl::providerFor(ProviderType 
 std::vector<std::shared_ptr<SandboxProvider>> SandboxService::Impl::allProviders() {
   std::lock_guard lk(providersMu);
   std::vector<std::shared_ptr<SandboxProvider>> out;
-  for (auto& [t, p] : providers) out.push_back(p);
+  for (auto& [t, p] : providers)
+    out.push_back(p);
   return out;
 }
 
@@ -125,7 +132,8 @@ void SandboxService::Impl::emit(const std::string& type, const std::string& sand
   std::vector<EventSink> targets;
   {
     std::lock_guard lk(eventsMu);
-    for (auto& [token, sink] : sinks) targets.push_back(sink);
+    for (auto& [token, sink] : sinks)
+      targets.push_back(sink);
   }
   // Sinks run outside the lock so that one may unsubscribe itself.
   for (auto& sink : targets) {
@@ -171,19 +179,21 @@ Result<SandboxConfig> SandboxService::Impl::ensureDefaultConfig() {
     if (again.ok()) return again;
     return r.takeError();
   }
-  audit("", "system", "config.create", json{{"id", c.id}, {"name", c.name}, {"default", true}}, true);
+  audit("", "system", "config.create", json{{"id", c.id}, {"name", c.name}, {"default", true}},
+        true);
   return c;
 }
 
 Result<SandboxRecord> SandboxService::Impl::visibleRow(const std::string& id) {
   auto row = store.getSandbox(id);
   if (!row.ok()) return row.takeError();
-  if (row->status == st::kRemoved) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+  if (row->status == st::kRemoved)
+    return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
   return row;
 }
 
-Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> SandboxService::Impl::runningSandbox(
-    const std::string& id) {
+Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>>
+SandboxService::Impl::runningSandbox(const std::string& id) {
   auto row = visibleRow(id);
   if (!row.ok()) return row.takeError();
   if (row->status != st::kRunning) {
@@ -223,7 +233,8 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
   auto r = prov->stop(id);
   json detail{{"reason", reason}};
   if (!r.ok() && r.error().code == ErrorCode::SandboxNotFound) {
-    (void)store.setSandboxStatus(id, st::kGone, "vanished from the provider", std::string(st::kStopping));
+    (void)store.setSandboxStatus(id, st::kGone, "vanished from the provider",
+                                 std::string(st::kStopping));
     detail["vanished"] = true;
     audit(id, actor, "sandbox.stop", detail, true);
     emit("gone", id);
@@ -248,10 +259,13 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
 SandboxService::SandboxService(Store& store, ServiceOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {
   auto def = impl_->ensureDefaultConfig();
-  if (!def.ok()) spdlog::error("cannot create the default sandbox config: {}", def.error().describe());
+  if (!def.ok())
+    spdlog::error("cannot create the default sandbox config: {}", def.error().describe());
 }
 
-SandboxService::~SandboxService() { stopBackground(); }
+SandboxService::~SandboxService() {
+  stopBackground();
+}
 
 void SandboxService::registerProvider(std::shared_ptr<SandboxProvider> provider) {
   if (!provider) return;
@@ -259,13 +273,21 @@ void SandboxService::registerProvider(std::shared_ptr<SandboxProvider> provider)
   impl_->providers[provider->type()] = std::move(provider);
 }
 
-SandboxProvider* SandboxService::provider(ProviderType t) { return impl_->providerFor(t).get(); }
+SandboxProvider* SandboxService::provider(ProviderType t) {
+  return impl_->providerFor(t).get();
+}
 
-Result<std::vector<SandboxConfig>> SandboxService::listConfigs() { return impl_->store.listConfigs(); }
+Result<std::vector<SandboxConfig>> SandboxService::listConfigs() {
+  return impl_->store.listConfigs();
+}
 
-Result<SandboxConfig> SandboxService::getConfig(const std::string& id) { return impl_->store.getConfig(id); }
+Result<SandboxConfig> SandboxService::getConfig(const std::string& id) {
+  return impl_->store.getConfig(id);
+}
 
-Result<SandboxConfig> SandboxService::defaultConfig() { return impl_->ensureDefaultConfig(); }
+Result<SandboxConfig> SandboxService::defaultConfig() {
+  return impl_->ensureDefaultConfig();
+}
 
 Result<SandboxConfig> SandboxService::createConfig(SandboxConfig c) {
   c.id = impl_->newId("cfg");
@@ -285,8 +307,9 @@ Result<SandboxConfig> SandboxService::updateConfig(const SandboxConfig& in) {
   auto existing = impl_->store.getConfig(in.id);
   if (!existing.ok()) return existing.takeError();
   if (existing->isDefault && !in.isDefault) {
-    return validationError("isDefault",
-                           "the default config stays the default until another config is made the default");
+    return validationError(
+        "isDefault",
+        "the default config stays the default until another config is made the default");
   }
   SandboxConfig c = in;
   c.createdAtUnix = existing->createdAtUnix;
@@ -337,25 +360,29 @@ Result<ValidatedCreate> validateCreate(const CreateSandboxRequest& req) {
   auto canon = fs::canonical(p, ec);
   if (ec) {
     return Error(ErrorCode::SandboxProjectPathInvalid,
-                 "projectPath " + req.projectPath + ": " + ec.message(), {{"field", "projectPath"}});
+                 "projectPath " + req.projectPath + ": " + ec.message(),
+                 {{"field", "projectPath"}});
   }
   v.projectPath = canon.string();
   if (req.projectId.empty()) {
     v.projectId = "p-" + sha256Hex(v.projectPath).substr(0, 12);
   } else {
     if (!isValidLabelValue(req.projectId)) {
-      return validationError("projectId",
-                             "projectId must be 1-63 letters, digits, '-', '_' or '.', starting and "
-                             "ending with a letter or digit");
+      return validationError(
+          "projectId",
+          "projectId must be 1-63 letters, digits, '-', '_' or '.', starting and "
+          "ending with a letter or digit");
     }
     v.projectId = req.projectId;
   }
   if (!isValidLabelValue(req.agentId)) {
-    return validationError("agentId",
-                           "agentId must be at most 63 letters, digits, '-', '_' or '.', starting and "
-                           "ending with a letter or digit");
+    return validationError(
+        "agentId",
+        "agentId must be at most 63 letters, digits, '-', '_' or '.', starting and "
+        "ending with a letter or digit");
   }
-  if (req.configId && req.configId->empty()) return validationError("configId", "configId is empty");
+  if (req.configId && req.configId->empty())
+    return validationError("configId", "configId is empty");
   if (req.image && !isValidImageRef(*req.image)) {
     return validationError("image", "image must be a non-empty image reference without spaces");
   }
@@ -374,7 +401,8 @@ Result<ValidatedCreate> validateCreate(const CreateSandboxRequest& req) {
                    {{"field", "env"}, {"key", k}});
     }
     if (val.find('\0') != std::string::npos || val.size() > 32768) {
-      return Error(ErrorCode::ValidationError, "environment variable " + k + " has an invalid value",
+      return Error(ErrorCode::ValidationError,
+                   "environment variable " + k + " has an invalid value",
                    {{"field", "env"}, {"key", k}});
     }
   }
@@ -383,9 +411,10 @@ Result<ValidatedCreate> validateCreate(const CreateSandboxRequest& req) {
   }
   for (const auto& h : req.allowEgress) {
     if (!isValidEgressHost(h)) {
-      return Error(ErrorCode::ValidationError,
-                   "allowEgress: '" + h + "' is not a host name, IP address or CIDR (optionally :PORT)",
-                   {{"field", "allowEgress"}, {"value", h}});
+      return Error(
+          ErrorCode::ValidationError,
+          "allowEgress: '" + h + "' is not a host name, IP address or CIDR (optionally :PORT)",
+          {{"field", "allowEgress"}, {"value", h}});
     }
   }
   return v;
@@ -420,7 +449,8 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   auto valid = validateCreate(req);
   if (!valid.ok()) return valid.takeError();
 
-  Result<SandboxConfig> cfgR = req.configId ? I.store.getConfig(*req.configId) : I.ensureDefaultConfig();
+  Result<SandboxConfig> cfgR =
+      req.configId ? I.store.getConfig(*req.configId) : I.ensureDefaultConfig();
   if (!cfgR.ok()) {
     Error e = cfgR.takeError();
     if (req.configId) e.details["field"] = "configId";
@@ -436,7 +466,8 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   if (want == ProviderType::Kubernetes) {
     if (!I.opts.enableK8s && !cfg.enableK8s) {
       return Error(ErrorCode::K8sDisabled,
-                   "Kubernetes sandboxes are disabled: set ENABLE_K8S_SANDBOX=true or enableK8s in the config",
+                   "Kubernetes sandboxes are disabled: set ENABLE_K8S_SANDBOX=true or enableK8s in "
+                   "the config",
                    {{"field", "provider"}});
     }
     std::string why;
@@ -463,7 +494,8 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     }
   } else {
     prov = I.providerFor(ProviderType::Docker);
-    if (!prov) return Error(ErrorCode::SandboxProviderUnavailable, "the Docker provider is not available");
+    if (!prov)
+      return Error(ErrorCode::SandboxProviderUnavailable, "the Docker provider is not available");
   }
 
   SandboxSpec spec;
@@ -496,9 +528,12 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   spec.kubernetes.workspaceSizeGi = cfg.workspaceSizeGi;
   spec.kubernetes.startupTimeoutSeconds = cfg.startupTimeoutSeconds;
 
-  json detail{{"provider", toString(prov->type())}, {"projectId", spec.projectId},
-              {"configId", cfg.id},                 {"image", spec.image},
-              {"memoryMb", spec.memoryMb},          {"cpu", spec.cpu}};
+  json detail{{"provider", toString(prov->type())},
+              {"projectId", spec.projectId},
+              {"configId", cfg.id},
+              {"image", spec.image},
+              {"memoryMb", spec.memoryMb},
+              {"cpu", spec.cpu}};
   if (fallbackReason) detail["fallbackReason"] = *fallbackReason;
 
   SandboxRecord row;
@@ -531,7 +566,9 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     row.status = st::kError;
     row.error = err.message;
     auto upd = I.store.updateSandbox(row, std::string(st::kCreating));
-    if (!upd.ok()) spdlog::error("sandbox {}: cannot record the failed create: {}", spec.id, upd.error().describe());
+    if (!upd.ok())
+      spdlog::error("sandbox {}: cannot record the failed create: {}", spec.id,
+                    upd.error().describe());
     // The provider contract says a failed create cleans up; remove anyway so nothing leaks.
     auto rm = prov->remove(spec.id);
     if (!rm.ok()) {
@@ -576,7 +613,9 @@ Result<std::vector<SandboxRecord>> SandboxService::listSandboxes() {
   return impl_->store.listSandboxes(/*includeRemoved=*/false);
 }
 
-Result<SandboxRecord> SandboxService::getSandbox(const std::string& id) { return impl_->visibleRow(id); }
+Result<SandboxRecord> SandboxService::getSandbox(const std::string& id) {
+  return impl_->visibleRow(id);
+}
 
 Result<void> SandboxService::stopSandbox(const std::string& id, const std::string& actor) {
   return impl_->stop(id, actor, "requested");
@@ -614,7 +653,9 @@ Result<void> SandboxService::removeSandbox(const std::string& id, const std::str
 
 // --- audit, events, counts -------------------------------------------------------------------
 
-Result<std::vector<AuditEntry>> SandboxService::audit(const AuditQuery& q) { return impl_->store.queryAudit(q); }
+Result<std::vector<AuditEntry>> SandboxService::audit(const AuditQuery& q) {
+  return impl_->store.queryAudit(q);
+}
 
 int SandboxService::subscribe(EventSink sink) {
   std::lock_guard lk(impl_->eventsMu);

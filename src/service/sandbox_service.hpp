@@ -32,10 +32,10 @@ Result<void> validateConfig(const SandboxConfig& c);
 
 struct CreateSandboxRequest {
   std::string projectPath;
-  std::string projectId;       // default: derived from projectPath
+  std::string projectId;  // default: derived from projectPath
   std::string agentId;
-  std::optional<std::string> configId;  // default config when absent
-  std::optional<ProviderType> provider; // overrides the config
+  std::optional<std::string> configId;   // default config when absent
+  std::optional<ProviderType> provider;  // overrides the config
   std::optional<std::string> image;
   std::optional<int> memoryMb;
   std::optional<double> cpu;
@@ -59,7 +59,7 @@ struct SandboxEvent {
 };
 
 struct ServiceOptions {
-  bool enableK8s = false;                  // ENABLE_K8S_SANDBOX
+  bool enableK8s = false;                   // ENABLE_K8S_SANDBOX
   std::chrono::seconds reconcileEvery{30};  // 0: no periodic reconcile
   // Orphans (labelled, no row, not adoptable) older than this are removed; rows stuck in
   // "creating" with nothing on the provider for this long become "error".
@@ -84,14 +84,15 @@ class SandboxService {
   // Configs
   Result<std::vector<SandboxConfig>> listConfigs();
   Result<SandboxConfig> getConfig(const std::string& id);
-  Result<SandboxConfig> createConfig(SandboxConfig c);          // 409 on duplicate name
-  Result<SandboxConfig> updateConfig(const SandboxConfig& c);   // full replacement of a known id
-  Result<void> deleteConfig(const std::string& id);             // 409 while in use
+  Result<SandboxConfig> createConfig(SandboxConfig c);         // 409 on duplicate name
+  Result<SandboxConfig> updateConfig(const SandboxConfig& c);  // full replacement of a known id
+  Result<void> deleteConfig(const std::string& id);            // 409 while in use
   // The default config; made at first start ("default") when no config exists.
   Result<SandboxConfig> defaultConfig();
 
   // Sandboxes
-  Result<CreateSandboxOutcome> createSandbox(const CreateSandboxRequest& req, const std::string& actor);
+  Result<CreateSandboxOutcome> createSandbox(const CreateSandboxRequest& req,
+                                             const std::string& actor);
   Result<std::vector<SandboxRecord>> listSandboxes();
   Result<SandboxRecord> getSandbox(const std::string& id);
   Result<void> stopSandbox(const std::string& id, const std::string& actor);
@@ -109,7 +110,8 @@ class SandboxService {
 
   // tmux (audited; sessions mirrored in table tmux_sessions)
   Result<TmuxSessionInfo> tmuxCreate(const std::string& id, const std::string& name,
-                                     const std::vector<std::string>& command, const std::string& actor);
+                                     const std::vector<std::string>& command,
+                                     const std::string& actor);
   Result<std::vector<TmuxSessionInfo>> tmuxList(const std::string& id);
   Result<void> tmuxKill(const std::string& id, const std::string& name, const std::string& actor);
   Result<void> tmuxSendKeys(const std::string& id, const std::string& name, const std::string& text,

@@ -40,7 +40,8 @@ Result<void> validateExec(const std::vector<std::string>& argv, const ExecOption
 }
 
 std::int64_t msSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0)
       .count();
 }
 
@@ -51,14 +52,19 @@ class AuditedExecSession : public ExecSession {
   AuditedExecSession(std::unique_ptr<ExecSession> inner, std::shared_ptr<Auditor> auditor,
                      std::shared_ptr<SandboxProvider> provider, std::string sandboxId,
                      std::string actor, json detail)
-      : inner_(std::move(inner)), auditor_(std::move(auditor)), provider_(std::move(provider)),
-        sandboxId_(std::move(sandboxId)), actor_(std::move(actor)), detail_(std::move(detail)),
+      : inner_(std::move(inner)),
+        auditor_(std::move(auditor)),
+        provider_(std::move(provider)),
+        sandboxId_(std::move(sandboxId)),
+        actor_(std::move(actor)),
+        detail_(std::move(detail)),
         start_(std::chrono::steady_clock::now()) {}
 
   ~AuditedExecSession() override {
     if (!finished_.load()) {
       inner_->cancel();
-      finish(std::nullopt, Error(ErrorCode::SandboxExecFailed, "session closed before the process exited"));
+      finish(std::nullopt,
+             Error(ErrorCode::SandboxExecFailed, "session closed before the process exited"));
     }
   }
 
@@ -74,8 +80,10 @@ class AuditedExecSession : public ExecSession {
   }
   Result<int> wait() override {
     auto r = inner_->wait();
-    if (r.ok()) finish(r.value(), std::nullopt);
-    else finish(std::nullopt, r.error());
+    if (r.ok())
+      finish(r.value(), std::nullopt);
+    else
+      finish(std::nullopt, r.error());
     return r;
   }
   void cancel() override { inner_->cancel(); }
@@ -194,13 +202,15 @@ Result<std::vector<TmuxSessionInfo>> SandboxService::tmuxList(const std::string&
   // tmux is the truth: rows of sessions that ended go, sessions we did not know (made by
   // hand inside the sandbox, or before a restart) are recorded.
   std::map<std::string, const TmuxSessionRow*> known;
-  for (const auto& row : rows.value()) known[row.name] = &row;
+  for (const auto& row : rows.value())
+    known[row.name] = &row;
   std::set<std::string> seen;
   for (auto& s : live.value()) {
     seen.insert(s.name);
     auto it = known.find(s.name);
     if (it == known.end()) {
-      auto up = I.store.upsertTmuxSession({id, s.name, {}, s.createdUnix != 0 ? s.createdUnix : I.nowSec()});
+      auto up = I.store.upsertTmuxSession(
+          {id, s.name, {}, s.createdUnix != 0 ? s.createdUnix : I.nowSec()});
       if (!up.ok()) spdlog::warn("sandbox {}: tmux row {}: {}", id, s.name, up.error().describe());
     } else if (s.createdUnix == 0) {
       s.createdUnix = it->second->createdAtUnix;
@@ -209,7 +219,8 @@ Result<std::vector<TmuxSessionInfo>> SandboxService::tmuxList(const std::string&
   for (const auto& row : rows.value()) {
     if (seen.count(row.name) == 0) {
       auto del = I.store.deleteTmuxSession(id, row.name);
-      if (!del.ok()) spdlog::warn("sandbox {}: tmux row {}: {}", id, row.name, del.error().describe());
+      if (!del.ok())
+        spdlog::warn("sandbox {}: tmux row {}: {}", id, row.name, del.error().describe());
     }
   }
   return live;
@@ -243,7 +254,8 @@ Result<void> SandboxService::tmuxKill(const std::string& id, const std::string& 
 }
 
 Result<void> SandboxService::tmuxSendKeys(const std::string& id, const std::string& name,
-                                          const std::string& text, bool enter, const std::string& actor) {
+                                          const std::string& text, bool enter,
+                                          const std::string& actor) {
   auto& I = *impl_;
   if (!isValidTmuxName(name)) {
     return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
@@ -261,7 +273,8 @@ Result<void> SandboxService::tmuxSendKeys(const std::string& id, const std::stri
   return r;
 }
 
-Result<std::string> SandboxService::tmuxCapture(const std::string& id, const std::string& name, int lines) {
+Result<std::string> SandboxService::tmuxCapture(const std::string& id, const std::string& name,
+                                                int lines) {
   auto& I = *impl_;
   if (!isValidTmuxName(name)) {
     return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",

@@ -21,7 +21,8 @@ namespace agentpane {
 // after the call that opened them (the Store must outlive them).
 class Auditor {
  public:
-  Auditor(Store& store, std::function<std::int64_t()> nowMs) : store_(store), nowMs_(std::move(nowMs)) {}
+  Auditor(Store& store, std::function<std::int64_t()> nowMs)
+      : store_(store), nowMs_(std::move(nowMs)) {}
 
   // Never fails the caller: a failed audit write is logged.
   void write(const std::string& sandboxId, const std::string& actor, const std::string& action,
@@ -82,7 +83,8 @@ struct SandboxService::Impl {
   // A row that is not a tombstone (removed rows are SandboxNotFound).
   Result<SandboxRecord> visibleRow(const std::string& id);
   // The row and its provider, for operations that need a running sandbox.
-  Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> runningSandbox(const std::string& id);
+  Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> runningSandbox(
+      const std::string& id);
 
   Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);
 

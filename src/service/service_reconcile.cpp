@@ -50,7 +50,8 @@ Result<void> SandboxService::Impl::reconcile() {
   auto rows = store.listSandboxes(/*includeRemoved=*/true);
   if (!rows.ok()) return rows.takeError();
   std::map<std::string, const SandboxRecord*> rowById;
-  for (const auto& r : rows.value()) rowById[r.info.id] = &r;
+  for (const auto& r : rows.value())
+    rowById[r.info.id] = &r;
 
   std::set<std::string> listedIds;
   bool allListed = true;
@@ -91,8 +92,10 @@ Result<void> SandboxService::Impl::reconcile() {
   if (allListed) {
     std::lock_guard ol(orphansMu);
     for (auto it = orphanFirstSeen.begin(); it != orphanFirstSeen.end();) {
-      if (listedIds.count(it->first) == 0) it = orphanFirstSeen.erase(it);
-      else ++it;
+      if (listedIds.count(it->first) == 0)
+        it = orphanFirstSeen.erase(it);
+      else
+        ++it;
     }
   }
   return {};
@@ -110,7 +113,8 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
       return;
     }
     if (!r.value()) return;  // changed meanwhile by a request; it wins
-    audit(id, kActor, "reconcile.status", json{{"from", status}, {"to", to}, {"error", error}}, true);
+    audit(id, kActor, "reconcile.status", json{{"from", status}, {"to", to}, {"error", error}},
+          true);
     if (event != nullptr) emit(event, id, error);
   };
   auto removeObject = [&](const char* why) {
@@ -167,7 +171,9 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
   if (!follows || *follows == status) return;
   // A sandbox we stopped may exit non-zero (SIGTERM/SIGKILL); that is not a failure.
   if (status == st::kStopped && *follows == st::kError) return;
-  const char* event = *follows == st::kRunning ? "ready" : *follows == st::kStopped ? "stopped" : "error";
+  const char* event = *follows == st::kRunning   ? "ready"
+                      : *follows == st::kStopped ? "stopped"
+                                                 : "error";
   setStatus(*follows, *follows == st::kError ? found->stateDetail : std::string(), event);
 }
 
@@ -189,12 +195,15 @@ void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvide
     row.info.provider = prov.type();
     row.status = *status;
     row.error = *status == st::kError ? info.stateDetail : std::string();
-    row.createdAtUnix = row.info.createdAtUnix = info.createdAtUnix > 0 ? info.createdAtUnix : nowSec();
+    row.createdAtUnix = row.info.createdAtUnix =
+        info.createdAtUnix > 0 ? info.createdAtUnix : nowSec();
     row.lastActivityUnix = nowSec();  // the idle clock starts at adoption
     auto r = store.insertSandbox(row);
     if (r.ok()) {
       audit(id, kActor, "reconcile.adopt",
-            json{{"provider", toString(prov.type())}, {"projectId", info.projectId}, {"status", *status}},
+            json{{"provider", toString(prov.type())},
+                 {"projectId", info.projectId},
+                 {"status", *status}},
             true);
       emit("adopted", id, *status);
       return;
@@ -243,7 +252,8 @@ Result<void> SandboxService::Impl::stopIdle() {
     int minutes = it == timeoutById.end() ? defaultTimeout : it->second;
     if (now - row.lastActivityUnix <= static_cast<std::int64_t>(minutes) * 60) continue;
     emit("idle", row.info.id, std::to_string(now - row.lastActivityUnix) + "s");
-    auto r = stop(row.info.id, "idle", "idle for more than " + std::to_string(minutes) + " minutes");
+    auto r =
+        stop(row.info.id, "idle", "idle for more than " + std::to_string(minutes) + " minutes");
     if (!r.ok()) spdlog::warn("idle stop {}: {}", row.info.id, r.error().describe());
   }
   return {};
@@ -283,16 +293,22 @@ void SandboxService::Impl::backgroundLoop() {
     auto wake = clock::time_point::max();
     if (reconcileOn) wake = std::min(wake, nextReconcile);
     if (idleOn) wake = std::min(wake, nextIdle);
-    if (wake == clock::time_point::max()) bgCv.wait(lk, [this] { return bgStop; });
-    else bgCv.wait_until(lk, wake, [this] { return bgStop; });
+    if (wake == clock::time_point::max())
+      bgCv.wait(lk, [this] { return bgStop; });
+    else
+      bgCv.wait_until(lk, wake, [this] { return bgStop; });
   }
 }
 
 // --- public wrappers -------------------------------------------------------------------------
 
-Result<void> SandboxService::reconcile() { return impl_->reconcile(); }
+Result<void> SandboxService::reconcile() {
+  return impl_->reconcile();
+}
 
-Result<void> SandboxService::stopIdle() { return impl_->stopIdle(); }
+Result<void> SandboxService::stopIdle() {
+  return impl_->stopIdle();
+}
 
 void SandboxService::startBackground() {
   std::lock_guard lk(impl_->bgMu);

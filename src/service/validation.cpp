@@ -11,9 +11,15 @@
 namespace agentpane {
 namespace {
 
-bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool isAlnum(char c) { return isLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool isAlnum(char c) {
+  return isLowerAlnum(c) || (c >= 'A' && c <= 'Z');
+}
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool hasControlChars(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
@@ -99,7 +105,8 @@ bool isValidHostname(std::string_view s) {
   for (;;) {
     auto dot = s.find('.', start);
     auto label = s.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     if (!std::all_of(label.begin(), label.end(), [](char c) { return isAlnum(c) || c == '-'; })) {
       return false;
     }
@@ -146,13 +153,15 @@ bool isValidEgressHost(std::string_view entry) {
 
 Result<void> validateConfig(const SandboxConfig& c) {
   namespace L = config_limits;
-  auto range = [](const std::string& field, auto v, auto lo, auto hi, const char* unit) -> Result<void> {
+  auto range = [](const std::string& field, auto v, auto lo, auto hi,
+                  const char* unit) -> Result<void> {
     if (!(v >= lo && v <= hi)) {
       std::string lo_s = std::to_string(lo), hi_s = std::to_string(hi);
       if constexpr (std::is_floating_point_v<decltype(lo)>) {
         // "0.500000" reads badly in an error message.
         auto trim = [](std::string s) {
-          while (!s.empty() && s.back() == '0') s.pop_back();
+          while (!s.empty() && s.back() == '0')
+            s.pop_back();
           if (!s.empty() && s.back() == '.') s.pop_back();
           return s;
         };
@@ -164,7 +173,8 @@ Result<void> validateConfig(const SandboxConfig& c) {
     return {};
   };
   if (!isValidConfigName(c.name)) {
-    return validationError("name", "name must be 1-64 characters of letters, digits, space, '_', '.', '-'");
+    return validationError("name",
+                           "name must be 1-64 characters of letters, digits, space, '_', '.', '-'");
   }
   if (c.description.size() > 1024 || hasControlChars(c.description)) {
     return validationError("description", "description must be at most 1024 printable characters");
@@ -185,8 +195,9 @@ Result<void> validateConfig(const SandboxConfig& c) {
     return validationError("kubeContext", "kubeContext must be at most 253 printable characters");
   }
   if (!isValidDns1123Label(c.kubeNamespace)) {
-    return validationError("kubeNamespace",
-                           "kubeNamespace must be a DNS-1123 label ([a-z0-9]([-a-z0-9]*[a-z0-9])?, max 63)");
+    return validationError(
+        "kubeNamespace",
+        "kubeNamespace must be a DNS-1123 label ([a-z0-9]([-a-z0-9]*[a-z0-9])?, max 63)");
   }
   if (c.allowedEgressHosts.size() > L::kMaxEgressHosts) {
     return validationError("allowedEgressHosts", "at most 256 allowed egress hosts");
@@ -194,17 +205,20 @@ Result<void> validateConfig(const SandboxConfig& c) {
   for (const auto& h : c.allowedEgressHosts) {
     if (!isValidEgressHost(h)) {
       return Error(ErrorCode::ValidationError,
-                   "allowedEgressHosts: '" + h + "' is not a host name, IP address or CIDR (optionally :PORT)",
+                   "allowedEgressHosts: '" + h +
+                       "' is not a host name, IP address or CIDR (optionally :PORT)",
                    {{"field", "allowedEgressHosts"}, {"value", h}});
     }
   }
-  if (c.workspaceVolume != "pvc" && c.workspaceVolume != "emptyDir" && c.workspaceVolume != "hostPath") {
+  if (c.workspaceVolume != "pvc" && c.workspaceVolume != "emptyDir" &&
+      c.workspaceVolume != "hostPath") {
     return validationError("workspaceVolume", "workspaceVolume must be pvc, emptyDir or hostPath");
   }
   if (!c.storageClass.empty() && !isValidDns1123Subdomain(c.storageClass)) {
     return validationError("storageClass", "storageClass must be empty or a DNS-1123 subdomain");
   }
-  AP_TRY(range("workspaceSizeGi", c.workspaceSizeGi, L::kWorkspaceSizeGiMin, L::kWorkspaceSizeGiMax, " Gi"));
+  AP_TRY(range("workspaceSizeGi", c.workspaceSizeGi, L::kWorkspaceSizeGiMin, L::kWorkspaceSizeGiMax,
+               " Gi"));
   AP_TRY(range("startupTimeoutSeconds", c.startupTimeoutSeconds, L::kStartupTimeoutMin,
                L::kStartupTimeoutMax, " seconds"));
   return {};

@@ -20,12 +20,12 @@ inline constexpr int kStartupTimeoutMin = 10, kStartupTimeoutMax = 3600;
 inline constexpr std::size_t kMaxEgressHosts = 256;
 }  // namespace config_limits
 
-bool isValidConfigName(std::string_view name);         // [A-Za-z0-9 _.-]{1,64}
-bool isValidEnvKey(std::string_view key);              // [A-Za-z_][A-Za-z0-9_]*, <= 256
-bool isValidDns1123Label(std::string_view s);          // [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
-bool isValidDns1123Subdomain(std::string_view s);      // dot-separated labels, <= 253
-bool isValidHostname(std::string_view s);              // RFC 1123 host name, not all-numeric TLD
-bool isValidImageRef(std::string_view s);              // printable, no spaces, <= 512
+bool isValidConfigName(std::string_view name);     // [A-Za-z0-9 _.-]{1,64}
+bool isValidEnvKey(std::string_view key);          // [A-Za-z_][A-Za-z0-9_]*, <= 256
+bool isValidDns1123Label(std::string_view s);      // [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
+bool isValidDns1123Subdomain(std::string_view s);  // dot-separated labels, <= 253
+bool isValidHostname(std::string_view s);          // RFC 1123 host name, not all-numeric TLD
+bool isValidImageRef(std::string_view s);          // printable, no spaces, <= 512
 // One allowlist entry: host name, IPv4/IPv6 address or CIDR, optionally ":PORT"
 // (IPv6 with a port is written "[addr]:PORT").
 bool isValidEgressHost(std::string_view entry);

@@ -94,7 +94,8 @@ const std::vector<Migration>& Store::builtinMigrations() {
 
 int Store::latestSchemaVersion() {
   int v = 0;
-  for (const auto& m : builtinMigrations()) v = std::max(v, m.version);
+  for (const auto& m : builtinMigrations())
+    v = std::max(v, m.version);
   return v;
 }
 

@@ -19,14 +19,14 @@ struct SandboxConfig {
   std::string description;
   ProviderType providerType = ProviderType::Docker;
   std::string image = "agentpane/sandbox:latest";
-  int memoryMb = 2048;         // 512..32768
-  double cpu = 2.0;            // 0.5..16
-  int pidsLimit = 512;         // 32..4096
-  int timeoutMinutes = 60;     // 1..1440, idle stop
+  int memoryMb = 2048;      // 512..32768
+  double cpu = 2.0;         // 0.5..16
+  int pidsLimit = 512;      // 32..4096
+  int timeoutMinutes = 60;  // 1..1440, idle stop
   bool isDefault = false;
   NetworkMode network = NetworkMode::None;
-  bool allowFallback = true;   // Kubernetes unreachable -> Docker
-  bool enableK8s = false;      // per-config switch of the feature flag
+  bool allowFallback = true;  // Kubernetes unreachable -> Docker
+  bool enableK8s = false;     // per-config switch of the feature flag
   // Kubernetes fields
   std::string kubeConfigPath;
   std::string kubeContext;
@@ -48,19 +48,20 @@ inline constexpr const char* kCreating = "creating";  // row written, provider.c
 inline constexpr const char* kRunning = "running";
 inline constexpr const char* kStopping = "stopping";
 inline constexpr const char* kStopped = "stopped";
-inline constexpr const char* kError = "error";      // create failed, or the provider reports failure
-inline constexpr const char* kGone = "gone";        // vanished from the provider behind our back
-inline constexpr const char* kRemoved = "removed";  // tombstone: removed through us; hidden from API
+inline constexpr const char* kError = "error";  // create failed, or the provider reports failure
+inline constexpr const char* kGone = "gone";    // vanished from the provider behind our back
+inline constexpr const char* kRemoved =
+    "removed";  // tombstone: removed through us; hidden from API
 }  // namespace sandbox_status
 
 bool isLiveSandboxStatus(std::string_view status);
 
 // A row of table sandboxes, joined with what the provider last said.
 struct SandboxRecord {
-  SandboxInfo info;            // id, provider, state, project, container id / pod fields
-  std::string configId;        // empty: unknown (adopted)
-  std::string status;          // see sandbox_status
-  std::string error;           // last error message when status == error
+  SandboxInfo info;      // id, provider, state, project, container id / pod fields
+  std::string configId;  // empty: unknown (adopted)
+  std::string status;    // see sandbox_status
+  std::string error;     // last error message when status == error
   std::int64_t createdAtUnix = 0;
   std::int64_t lastActivityUnix = 0;
 };
@@ -76,17 +77,17 @@ struct TmuxSessionRow {
 struct AuditEntry {
   std::int64_t id = 0;
   std::int64_t atUnixMs = 0;
-  std::string sandboxId;       // may be empty
-  std::string actor;           // "api", "cli", "reconcile", "idle"
-  std::string action;          // "sandbox.create", "exec", "tmux.create", ...
-  std::string detail;          // JSON text
+  std::string sandboxId;  // may be empty
+  std::string actor;      // "api", "cli", "reconcile", "idle"
+  std::string action;     // "sandbox.create", "exec", "tmux.create", ...
+  std::string detail;     // JSON text
   bool ok = true;
 };
 
 struct AuditQuery {
   std::optional<std::string> sandboxId;
-  int limit = 100;             // clamped to 1..1000
-  std::int64_t beforeId = 0;   // paging; 0 = newest
+  int limit = 100;            // clamped to 1..1000
+  std::int64_t beforeId = 0;  // paging; 0 = newest
 };
 
 }  // namespace agentpane

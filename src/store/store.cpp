@@ -61,7 +61,10 @@ class Stmt {
   void bind(int i, double v) { note(sqlite3_bind_double(s_, i, v)); }
   void bind(int i, bool v) { note(sqlite3_bind_int(s_, i, v ? 1 : 0)); }
   void bind(int i, const std::optional<std::string>& v) {
-    if (v) bind(i, *v); else bind(i, nullptr);
+    if (v)
+      bind(i, *v);
+    else
+      bind(i, nullptr);
   }
 
   template <typename... Args>
@@ -124,7 +127,8 @@ struct Store::Impl {
   std::unordered_map<std::string, sqlite3_stmt*> cache;
 
   ~Impl() {
-    for (auto& [sql, s] : cache) sqlite3_finalize(s);
+    for (auto& [sql, s] : cache)
+      sqlite3_finalize(s);
     if (db != nullptr) sqlite3_close_v2(db);
   }
 
@@ -133,8 +137,8 @@ struct Store::Impl {
     auto it = cache.find(sql);
     if (it != cache.end()) return it->second;
     sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()),
-                           SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                           &s, nullptr) != SQLITE_OK) {
       return sqlError(db, "prepare");
     }
     cache.emplace(sql, s);
@@ -227,11 +231,13 @@ struct Store::Impl {
     c.networkPolicyEnabled = st.boolean(16);
     auto hosts = nlohmann::json::parse(st.text(17), nullptr, false);
     if (hosts.is_discarded() || !hosts.is_array()) {
-      return Error(ErrorCode::Internal, "config " + c.id + ": allowed_egress_hosts is not a JSON list");
+      return Error(ErrorCode::Internal,
+                   "config " + c.id + ": allowed_egress_hosts is not a JSON list");
     }
     for (const auto& h : hosts) {
       if (!h.is_string()) {
-        return Error(ErrorCode::Internal, "config " + c.id + ": allowed_egress_hosts holds a non-string");
+        return Error(ErrorCode::Internal,
+                     "config " + c.id + ": allowed_egress_hosts holds a non-string");
       }
       c.allowedEgressHosts.push_back(h.get<std::string>());
     }
@@ -325,32 +331,35 @@ struct Store::Impl {
                    {{"id", r.info.id}});
     }
     if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
-      return Error(ErrorCode::SandboxConfigNotFound,
-                   "sandbox config " + r.configId + " not found", {{"field", "configId"}});
+      return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + r.configId + " not found",
+                   {{"field", "configId"}});
     }
     return sqlError(db, what);
   }
 
   Result<void> migrate(const std::vector<Migration>& migrations) {
-    AP_TRY(execScript(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        "create schema_migrations"));
+    AP_TRY(
+        execScript("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                   "create schema_migrations"));
     int latest = 0;
-    for (const auto& m : migrations) latest = std::max(latest, m.version);
-    auto current = scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                          "read schema version");
+    for (const auto& m : migrations)
+      latest = std::max(latest, m.version);
+    auto current =
+        scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "read schema version");
     if (!current.ok()) return current.takeError();
     if (current.value() > latest) {
-      return Error(ErrorCode::Internal,
-                   "state.db has schema version " + std::to_string(current.value()) +
-                       " but this agentpane knows versions up to " + std::to_string(latest) +
-                       "; it was written by a newer agentpane — upgrade agentpane or use another home",
-                   {{"schemaVersion", std::to_string(current.value())},
-                    {"supportedVersion", std::to_string(latest)}});
+      return Error(
+          ErrorCode::Internal,
+          "state.db has schema version " + std::to_string(current.value()) +
+              " but this agentpane knows versions up to " + std::to_string(latest) +
+              "; it was written by a newer agentpane — upgrade agentpane or use another home",
+          {{"schemaVersion", std::to_string(current.value())},
+           {"supportedVersion", std::to_string(latest)}});
     }
     std::vector<const Migration*> ordered;
-    for (const auto& m : migrations) ordered.push_back(&m);
+    for (const auto& m : migrations)
+      ordered.push_back(&m);
     std::sort(ordered.begin(), ordered.end(),
               [](const Migration* a, const Migration* b) { return a->version < b->version; });
     for (const Migration* m : ordered) {
@@ -358,15 +367,15 @@ struct Store::Impl {
       Txn txn(*this);
       AP_TRY(txn.begin());
       // Another process may have applied it between our read and BEGIN IMMEDIATE.
-      auto already = scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                            "read schema version");
+      auto already =
+          scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "read schema version");
       if (!already.ok()) return already.takeError();
       if (already.value() >= m->version) continue;
       auto r = execScript(m->sql, "migration " + std::to_string(m->version) + " (" + m->name + ")");
       if (!r.ok()) return r.takeError();
-      auto ins = run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-                     "record migration", m->version, m->name,
-                     static_cast<std::int64_t>(std::time(nullptr)));
+      auto ins = run(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+          "record migration", m->version, m->name, static_cast<std::int64_t>(std::time(nullptr)));
       if (!ins.ok()) return ins.takeError();
       AP_TRY(txn.commit());
     }
@@ -382,7 +391,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& home) {
   std::error_code ec;
   bool made = fs::create_directories(home, ec);
   if (ec) {
-    return Error(ErrorCode::Internal, "cannot create home directory " + home.string() + ": " + ec.message());
+    return Error(ErrorCode::Internal,
+                 "cannot create home directory " + home.string() + ": " + ec.message());
   }
   if (made) fs::permissions(home, fs::perms::owner_all, fs::perm_options::replace, ec);
   // The audit log holds every argv: the database is the owner's only. SQLite gives the
@@ -403,8 +413,9 @@ Result<std::unique_ptr<Store>> Store::openFile(const std::string& path) {
 Result<std::unique_ptr<Store>> Store::openFile(const std::string& path,
                                                const std::vector<Migration>& migrations) {
   auto impl = std::make_unique<Impl>();
-  int rc = sqlite3_open_v2(path.c_str(), &impl->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &impl->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return sqlError(impl->db, "open " + path);
   sqlite3_extended_result_codes(impl->db, 1);
   sqlite3_busy_timeout(impl->db, 5000);
@@ -417,7 +428,8 @@ Result<std::unique_ptr<Store>> Store::openFile(const std::string& path,
 
 Result<int> Store::schemaVersion() {
   std::lock_guard lk(impl_->mu);
-  auto v = impl_->scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "read schema version");
+  auto v = impl_->scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                         "read schema version");
   if (!v.ok()) return v.takeError();
   return static_cast<int>(v.value());
 }
@@ -481,9 +493,8 @@ Result<void> Store::insertConfig(const SandboxConfig& c) {
       "insert sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
-      c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume,
-      c.storageClass, c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix,
-      c.updatedAtUnix);
+      c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix);
   if (!r.ok()) return impl_->configWriteError(c, "insert sandbox config");
   return txn.commit();
 }
@@ -503,8 +514,8 @@ Result<void> Store::updateConfig(const SandboxConfig& c) {
       "update sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
-      c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume,
-      c.storageClass, c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix);
+      c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix);
   if (!r.ok()) return impl_->configWriteError(c, "update sandbox config");
   if (r.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + c.id + " not found");
@@ -516,7 +527,8 @@ Result<void> Store::deleteConfig(const std::string& id) {
   std::lock_guard lk(impl_->mu);
   Impl::Txn txn(*impl_);
   AP_TRY(txn.begin());
-  auto exists = impl_->scalar("SELECT COUNT(*) FROM sandbox_configs WHERE id = ?1", "find config", id);
+  auto exists =
+      impl_->scalar("SELECT COUNT(*) FROM sandbox_configs WHERE id = ?1", "find config", id);
   if (!exists.ok()) return exists.takeError();
   if (exists.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + id + " not found");
@@ -581,7 +593,8 @@ Result<bool> Store::setSandboxStatus(const std::string& id, const std::string& s
     if (isUniqueViolation(impl_->db)) {
       // Reviving a settled row whose project meanwhile got another live sandbox.
       return Error(ErrorCode::SandboxAlreadyExists,
-                   "sandbox " + id + ": its project already has another live sandbox", {{"id", id}});
+                   "sandbox " + id + ": its project already has another live sandbox",
+                   {{"id", id}});
     }
     return res.takeError();
   }
@@ -590,9 +603,9 @@ Result<bool> Store::setSandboxStatus(const std::string& id, const std::string& s
 
 Result<void> Store::touchSandbox(const std::string& id, std::int64_t lastActivityUnix) {
   std::lock_guard lk(impl_->mu);
-  auto res = impl_->run(
-      "UPDATE sandboxes SET last_activity_at = MAX(last_activity_at, ?2) WHERE id = ?1",
-      "touch sandbox", id, lastActivityUnix);
+  auto res =
+      impl_->run("UPDATE sandboxes SET last_activity_at = MAX(last_activity_at, ?2) WHERE id = ?1",
+                 "touch sandbox", id, lastActivityUnix);
   if (!res.ok()) return res.takeError();
   if (res.value() == 0) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
   return {};
@@ -600,7 +613,8 @@ Result<void> Store::touchSandbox(const std::string& id, std::int64_t lastActivit
 
 Result<SandboxRecord> Store::getSandbox(const std::string& id) {
   std::lock_guard lk(impl_->mu);
-  auto s = impl_->prepare(std::string("SELECT ") + kSandboxColumns + " FROM sandboxes WHERE id = ?1");
+  auto s =
+      impl_->prepare(std::string("SELECT ") + kSandboxColumns + " FROM sandboxes WHERE id = ?1");
   if (!s.ok()) return s.takeError();
   Stmt st(impl_->db, s.value());
   st.bind(1, id);

@@ -59,7 +59,7 @@ class Store {
   Result<std::vector<SandboxConfig>> listConfigs();  // default first, then by name
   Result<SandboxConfig> getConfig(const std::string& id);
   Result<SandboxConfig> getConfigByName(const std::string& name);
-  Result<SandboxConfig> getDefaultConfig();          // SandboxConfigNotFound when none
+  Result<SandboxConfig> getDefaultConfig();  // SandboxConfigNotFound when none
   Result<int> countConfigs();
   // Inserts c as given (id and timestamps set by the caller). When c.isDefault, the previous
   // default is cleared in the same transaction.
@@ -83,7 +83,7 @@ class Store {
   Result<void> touchSandbox(const std::string& id, std::int64_t lastActivityUnix);
   Result<SandboxRecord> getSandbox(const std::string& id);  // includes tombstones
   Result<std::vector<SandboxRecord>> listSandboxes(bool includeRemoved = false);
-  Result<void> deleteSandbox(const std::string& id);        // hard delete (tmux rows cascade)
+  Result<void> deleteSandbox(const std::string& id);  // hard delete (tmux rows cascade)
   // Rows by (provider type, status), tombstones excluded.
   Result<std::map<std::pair<std::string, std::string>, int>> sandboxCounts();
 
@@ -94,7 +94,7 @@ class Store {
   Result<std::vector<TmuxSessionRow>> listTmuxSessions(const std::string& sandboxId);
 
   // --- audit_log -------------------------------------------------------------------------
-  Result<std::int64_t> appendAudit(const AuditEntry& e);   // returns the new id
+  Result<std::int64_t> appendAudit(const AuditEntry& e);            // returns the new id
   Result<std::vector<AuditEntry>> queryAudit(const AuditQuery& q);  // newest first
 
  private:

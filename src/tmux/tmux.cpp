@@ -12,9 +12,13 @@ constexpr const char* kListFormat =
     "#{session_name}\t#{session_windows}\t#{session_created}\t#{session_attached}";
 
 // "=NAME" makes tmux match the session name exactly (plain names are prefix-matched).
-std::string sessionTarget(const std::string& name) { return "=" + name; }
+std::string sessionTarget(const std::string& name) {
+  return "=" + name;
+}
 // A pane target: the exact session, its current window and pane.
-std::string paneTarget(const std::string& name) { return "=" + name + ":"; }
+std::string paneTarget(const std::string& name) {
+  return "=" + name + ":";
+}
 
 bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
@@ -33,14 +37,15 @@ bool sessionMissing(const std::string& err) {
 Error tmuxError(const std::string& what, const ExecResult& r) {
   std::string msg = what + " failed (exit " + std::to_string(r.exitCode) + ")";
   if (!r.stderrData.empty()) msg += ": " + r.stderrData.substr(0, 512);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r'))
+    msg.pop_back();
   return {ErrorCode::TmuxFailed, msg};
 }
 
 Result<void> checkName(const std::string& name) {
   if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid,
-                 "tmux session names must match [A-Za-z0-9_-]{1,64}", {{"field", "name"}});
+    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
+                 {{"field", "name"}});
   }
   return {};
 }
@@ -50,7 +55,8 @@ Result<ExecResult> runTmux(SandboxExecutor& exec, const std::string& sandboxId,
   ExecRequest req;
   req.argv.reserve(args.size() + 1);
   req.argv.emplace_back("tmux");
-  for (auto& a : args) req.argv.push_back(std::move(a));
+  for (auto& a : args)
+    req.argv.push_back(std::move(a));
   req.options.workingDir = "/workspace";
   req.options.timeout = std::chrono::seconds(30);
   req.maxOutputBytes = 16u << 20;
@@ -68,8 +74,8 @@ bool parseNumber(std::string_view s, T& out) {
 bool isValidTmuxName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -108,7 +114,8 @@ std::vector<TmuxSessionInfo> parseListSessions(std::string_view out) {
 
 std::string lastLines(std::string_view text, int lines) {
   // Trailing blank lines are the unused bottom of the pane, not output.
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.remove_suffix(1);
   if (text.empty()) return {};
   std::size_t pos = text.size();
   int seen = 0;
@@ -127,10 +134,11 @@ Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
                                                const std::string& name,
                                                const std::vector<std::string>& command) {
   AP_TRY(checkName(name));
-  std::vector<std::string> args = {"new-session", "-d", "-s", name, "-c", "/workspace",
-                                   "-x", "200", "-y", "50"};
+  std::vector<std::string> args = {"new-session", "-d", "-s",  name, "-c",
+                                   "/workspace",  "-x", "200", "-y", "50"};
   // Several arguments make tmux exec the command directly, without a shell.
-  for (const auto& c : command) args.push_back(c);
+  for (const auto& c : command)
+    args.push_back(c);
   auto r = runTmux(exec_, sandboxId, std::move(args));
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
@@ -201,16 +209,16 @@ Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::s
   return {};
 }
 
-Result<std::string> TmuxController::capture(const std::string& sandboxId,
-                                            const std::string& name, int lines) {
+Result<std::string> TmuxController::capture(const std::string& sandboxId, const std::string& name,
+                                            int lines) {
   AP_TRY(checkName(name));
   if (lines < 1 || lines > 10000) {
     return Error(ErrorCode::ValidationError, "lines must be between 1 and 10000",
                  {{"field", "lines"}});
   }
-  auto r = runTmux(exec_, sandboxId,
-                   {"capture-pane", "-p", "-J", "-t", paneTarget(name), "-S",
-                    "-" + std::to_string(lines)});
+  auto r = runTmux(
+      exec_, sandboxId,
+      {"capture-pane", "-p", "-J", "-t", paneTarget(name), "-S", "-" + std::to_string(lines)});
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
     if (sessionMissing(r->stderrData)) {

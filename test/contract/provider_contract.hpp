@@ -38,8 +38,8 @@ struct ProviderHarness {
   // A provider pointed at a backend that is not there.
   std::function<std::unique_ptr<SandboxProvider>()> makeUnreachableProvider;
   ErrorCode unreachableCode = ErrorCode::SandboxProviderUnavailable;
-  std::string image;       // an image with sh, coreutils, procps and tmux; uid 1000 exists
-  std::string runId;       // unique per run; used as project id
+  std::string image;        // an image with sh, coreutils, procps and tmux; uid 1000 exists
+  std::string runId;        // unique per run; used as project id
   bool rootAllowed = true;  // false: ExecOptions.root must be refused with ValidationError
   // The project directory is the same directory on this host (bind mount or hostPath PV).
   bool workspaceSharedWithHost = true;
@@ -69,7 +69,8 @@ inline std::string sha256Hex(std::string_view data) {
 }
 
 inline std::string tempProjectDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "agentpane-contract-XXXXXX").string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "agentpane-contract-XXXXXX").string();
   char* made = ::mkdtemp(tmpl.data());
   if (made == nullptr) return {};
   // The sandbox user (uid 1000) writes here.
@@ -81,7 +82,8 @@ inline std::string shortRandom() {
   std::random_device rd;
   std::uniform_int_distribution<int> d(0, 35);
   std::string s;
-  for (int i = 0; i < 6; ++i) s += "abcdefghijklmnopqrstuvwxyz0123456789"[d(rd)];
+  for (int i = 0; i < 6; ++i)
+    s += "abcdefghijklmnopqrstuvwxyz0123456789"[d(rd)];
   return s;
 }
 
@@ -137,7 +139,8 @@ class ProviderContract : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (sharedError_ != nullptr) GTEST_SKIP() << "shared sandbox could not be created: " << *sharedError_;
+    if (sharedError_ != nullptr)
+      GTEST_SKIP() << "shared sandbox could not be created: " << *sharedError_;
   }
 
   static SandboxSpec spec(const std::string& id, const std::string& dir) {
@@ -341,9 +344,10 @@ TEST_F(ProviderContract, ArgvIsNotInterpretedByAShell) {
 
 TEST_F(ProviderContract, SixtyFourMiBOfBinaryOutputArriveWhole) {
   // The sandbox digests what it sends; we digest what we got.
-  auto r = run({"sh", "-c",
-                "f=/tmp/blob.$$; head -c 67108864 /dev/urandom > $f && sha256sum < $f >&2 && cat $f; "
-                "rm -f $f"});
+  auto r =
+      run({"sh", "-c",
+           "f=/tmp/blob.$$; head -c 67108864 /dev/urandom > $f && sha256sum < $f >&2 && cat $f; "
+           "rm -f $f"});
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->exitCode, 0);
   ASSERT_EQ(r->stdoutData.size(), 67108864u);
@@ -354,7 +358,8 @@ TEST_F(ProviderContract, SixtyFourMiBOfBinaryOutputArriveWhole) {
 TEST_F(ProviderContract, StdinIsStreamedAndReachesEof) {
   std::string data(300000, '\0');
   std::mt19937 rng(42);
-  for (auto& c : data) c = static_cast<char>(rng());
+  for (auto& c : data)
+    c = static_cast<char>(rng());
   auto counted = run({"wc", "-c"}, {}, data);
   ASSERT_TRUE(counted.ok()) << counted.error().describe();
   EXPECT_EQ(counted->stdoutData, "300000\n");
@@ -455,14 +460,17 @@ TEST_F(ProviderContract, ConcurrentExecs) {
       }
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(good.load(), 8);
 }
 
 // ---- resources and workspace ---------------------------------------------------------------
 
 TEST_F(ProviderContract, MemoryLimitIsVisibleInTheCgroup) {
-  std::string v = sh("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+  std::string v =
+      sh("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat "
+         "/sys/fs/cgroup/memory/memory.limit_in_bytes");
   EXPECT_EQ(v, std::to_string(static_cast<long long>(kMemoryMb) * 1024 * 1024) + "\n");
   auto m = provider().metrics(sharedId());
   ASSERT_TRUE(m.ok()) << m.error().describe();
@@ -473,7 +481,8 @@ TEST_F(ProviderContract, MemoryLimitIsVisibleInTheCgroup) {
 }
 
 TEST_F(ProviderContract, WorkspaceIsTheProjectDirectory) {
-  if (!detail::harness().workspaceSharedWithHost) GTEST_SKIP() << "workspace not shared with this host";
+  if (!detail::harness().workspaceSharedWithHost)
+    GTEST_SKIP() << "workspace not shared with this host";
   std::string name = "from-sandbox-" + detail::shortRandom() + ".txt";
   EXPECT_EQ(sh("echo written-inside > /workspace/" + name + " && echo ok"), "ok\n");
   std::ifstream in(projectDir() + "/" + name);
@@ -509,7 +518,8 @@ TEST_F(ProviderContract, TmuxSessions) {
   auto listed = tmux.list(sharedId());
   ASSERT_TRUE(listed.ok()) << listed.error().describe();
   bool found = false;
-  for (const auto& s : *listed) found = found || s.name == name;
+  for (const auto& s : *listed)
+    found = found || s.name == name;
   EXPECT_TRUE(found);
 
   ASSERT_TRUE(tmux.sendKeys(sharedId(), name, "echo tmux-$((6*7)) 'a;b' $(echo sub)").ok());
@@ -529,12 +539,14 @@ TEST_F(ProviderContract, TmuxSessions) {
   EXPECT_EQ(again.error().code, ErrorCode::TmuxSessionNotFound);
   auto after = tmux.list(sharedId());
   ASSERT_TRUE(after.ok());
-  for (const auto& s : *after) EXPECT_NE(s.name, name);
+  for (const auto& s : *after)
+    EXPECT_NE(s.name, name);
 }
 
 TEST_F(ProviderContract, HostileTmuxNamesAreRefused) {
   TmuxController tmux(provider());
-  for (const std::string& bad : std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), "", "a b", "../x", "x\ny"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), "", "a b", "../x", "x\ny"}) {
     auto r = tmux.create(sharedId(), bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::TmuxNameInvalid) << bad;

@@ -8,10 +8,14 @@ namespace agentpane::net {
 
 Error netError(std::string_view kind, std::string message) {
   ErrorCode code = ErrorCode::Internal;
-  if (kind == kConnect || kind == kTls) code = ErrorCode::ServerUnreachable;
-  else if (kind == kTimeout) code = ErrorCode::Timeout;
-  else if (kind == kTooLarge) code = ErrorCode::PayloadTooLarge;
-  else if (kind == kConfig) code = ErrorCode::ValidationError;
+  if (kind == kConnect || kind == kTls)
+    code = ErrorCode::ServerUnreachable;
+  else if (kind == kTimeout)
+    code = ErrorCode::Timeout;
+  else if (kind == kTooLarge)
+    code = ErrorCode::PayloadTooLarge;
+  else if (kind == kConfig)
+    code = ErrorCode::ValidationError;
   return Error(code, std::move(message), {{"net", std::string(kind)}});
 }
 
@@ -26,8 +30,10 @@ namespace agentpane::net::detail {
 
 void setDeadline(AnyStream& s, Deadline d) {
   withLowest(s, [&](auto& low) {
-    if (d == kNoDeadline) low.expires_never();
-    else low.expires_at(d);
+    if (d == kNoDeadline)
+      low.expires_never();
+    else
+      low.expires_at(d);
   });
 }
 
@@ -50,8 +56,9 @@ Error ioError(const error_code& ec, const std::string& what) {
   }
   if (ec == asio::error::connection_refused || ec == asio::error::not_found ||
       ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
-      ec == boost::system::errc::no_such_file_or_directory || ec == asio::error::network_unreachable ||
-      ec == asio::error::host_unreachable || ec == asio::error::access_denied) {
+      ec == boost::system::errc::no_such_file_or_directory ||
+      ec == asio::error::network_unreachable || ec == asio::error::host_unreachable ||
+      ec == asio::error::access_denied) {
     return netError(kConnect, what + ": " + ec.message());
   }
   return netError(kIo, what + ": " + ec.message());
@@ -106,7 +113,8 @@ Error connectError(const Endpoint& ep, const error_code& ec) {
   return netError(kConnect, "cannot connect to " + ep.describe() + ": " + ec.message());
 }
 
-asio::awaitable<Result<asio::ip::tcp::resolver::results_type>> resolve(Executor strand, const Endpoint& ep,
+asio::awaitable<Result<asio::ip::tcp::resolver::results_type>> resolve(Executor strand,
+                                                                       const Endpoint& ep,
                                                                        Deadline deadline) {
   asio::ip::tcp::resolver resolver(strand);
   // The resolver has no timeout of its own: a timer cancels it.
@@ -162,7 +170,8 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> connect(Executor strand, co
   auto conn = std::make_unique<Connection>(std::in_place_type<TlsStream>, TcpStream(strand), *tls);
   auto& s = std::get<TlsStream>(conn->stream);
   setDeadline(conn->stream, deadline);
-  co_await beast::get_lowest_layer(s).async_connect(resolved.value(), redirect_error(use_awaitable, ec));
+  co_await beast::get_lowest_layer(s).async_connect(resolved.value(),
+                                                    redirect_error(use_awaitable, ec));
   if (ec) co_return connectError(ep, ec);
   beast::get_lowest_layer(s).socket().set_option(asio::ip::tcp::no_delay(true), ec);
 
@@ -176,7 +185,8 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> connect(Executor strand, co
   if (ep.tls.verifyPeer) s.set_verify_callback(ssl::host_name_verification(name));
   co_await s.async_handshake(ssl::stream_base::client, redirect_error(use_awaitable, ec));
   if (ec == beast::error::timeout) co_return connectError(ep, ec);
-  if (ec) co_return netError(kTls, "TLS handshake with " + ep.describe() + " failed: " + ec.message());
+  if (ec)
+    co_return netError(kTls, "TLS handshake with " + ep.describe() + " failed: " + ec.message());
   co_return conn;
 }
 

@@ -29,7 +29,8 @@ using AnyStream = std::variant<UnixStream, TcpStream, TlsStream>;
 
 struct Connection {
   template <typename S, typename... Args>
-  explicit Connection(std::in_place_type_t<S> t, Args&&... args) : stream(t, std::forward<Args>(args)...) {}
+  explicit Connection(std::in_place_type_t<S> t, Args&&... args)
+      : stream(t, std::forward<Args>(args)...) {}
   AnyStream stream;
   beast::flat_buffer buffer;  // bytes read past the HTTP header land here
 };

@@ -20,8 +20,8 @@ struct OpFlags {
 };
 
 template <typename OnExpire>
-void armDeadline(asio::steady_timer& timer, Deadline deadline, const std::shared_ptr<OpFlags>& flags,
-                 OnExpire onExpire) {
+void armDeadline(asio::steady_timer& timer, Deadline deadline,
+                 const std::shared_ptr<OpFlags>& flags, OnExpire onExpire) {
   if (deadline == kNoDeadline) return;
   timer.expires_at(deadline);
   timer.async_wait([flags, onExpire](const error_code& ec) {
@@ -47,7 +47,9 @@ UpgradedStream::UpgradedStream(std::shared_ptr<IoThread> io, Executor ex,
   setDeadline(st_->conn->stream, kNoDeadline);
 }
 
-UpgradedStream::~UpgradedStream() { close(); }
+UpgradedStream::~UpgradedStream() {
+  close();
+}
 
 Result<std::size_t> UpgradedStream::readSome(char* buf, std::size_t size, Deadline deadline) {
   if (closed_) return netError(kClosed, "read: stream closed");
@@ -59,24 +61,28 @@ Result<std::size_t> UpgradedStream::readSome(char* buf, std::size_t size, Deadli
     return n;
   }
   auto st = st_;
-  return blockOn<std::size_t>(*io_, st->ex, [st, buf, size, deadline]() -> asio::awaitable<Result<std::size_t>> {
-    if (st->closed) co_return netError(kClosed, "read: stream closed");
-    auto flags = std::make_shared<OpFlags>();
-    asio::steady_timer timer(st->ex);
-    armDeadline(timer, deadline, flags, [st] { st->closeOnStrand(); });
-    error_code ec;
-    std::size_t n = co_await std::visit(
-        [&](auto& s) { return s.async_read_some(asio::buffer(buf, size), redirect_error(use_awaitable, ec)); },
-        st->conn->stream);
-    flags->done = true;
-    timer.cancel();
-    if (flags->expired) co_return netError(kTimeout, "read: timed out");
-    // A TLS peer that closes without close_notify ends the stream as well; protocols above
-    // detect truncation themselves (frame boundaries).
-    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return std::size_t{0};
-    if (ec) co_return ioError(ec, "read");
-    co_return n;
-  });
+  return blockOn<std::size_t>(
+      *io_, st->ex, [st, buf, size, deadline]() -> asio::awaitable<Result<std::size_t>> {
+        if (st->closed) co_return netError(kClosed, "read: stream closed");
+        auto flags = std::make_shared<OpFlags>();
+        asio::steady_timer timer(st->ex);
+        armDeadline(timer, deadline, flags, [st] { st->closeOnStrand(); });
+        error_code ec;
+        std::size_t n = co_await std::visit(
+            [&](auto& s) {
+              return s.async_read_some(asio::buffer(buf, size), redirect_error(use_awaitable, ec));
+            },
+            st->conn->stream);
+        flags->done = true;
+        timer.cancel();
+        if (flags->expired) co_return netError(kTimeout, "read: timed out");
+        // A TLS peer that closes without close_notify ends the stream as well; protocols above
+        // detect truncation themselves (frame boundaries).
+        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+          co_return std::size_t{0};
+        if (ec) co_return ioError(ec, "read");
+        co_return n;
+      });
 }
 
 Result<void> UpgradedStream::writeAll(std::string_view data, Deadline deadline) {
@@ -90,7 +96,10 @@ Result<void> UpgradedStream::writeAll(std::string_view data, Deadline deadline) 
     armDeadline(timer, deadline, flags, [st] { st->closeOnStrand(); });
     error_code ec;
     co_await std::visit(
-        [&](auto& s) { return asio::async_write(s, asio::buffer(data.data(), data.size()), redirect_error(use_awaitable, ec)); },
+        [&](auto& s) {
+          return asio::async_write(s, asio::buffer(data.data(), data.size()),
+                                   redirect_error(use_awaitable, ec));
+        },
         st->conn->stream);
     flags->done = true;
     timer.cancel();
@@ -127,7 +136,9 @@ void UpgradedStream::close() {
 StreamedBody::StreamedBody(std::shared_ptr<IoThread> io, std::shared_ptr<State> st)
     : io_(std::move(io)), st_(std::move(st)) {}
 
-StreamedBody::~StreamedBody() { close(); }
+StreamedBody::~StreamedBody() {
+  close();
+}
 
 Result<std::optional<std::string>> StreamedBody::next(Deadline deadline) {
   using Out = std::optional<std::string>;
@@ -144,7 +155,10 @@ Result<std::optional<std::string>> StreamedBody::next(Deadline deadline) {
       body.size = out.size();
       error_code ec;
       co_await std::visit(
-          [&](auto& s) { return http::async_read_some(s, st->conn->buffer, st->parser, redirect_error(use_awaitable, ec)); },
+          [&](auto& s) {
+            return http::async_read_some(s, st->conn->buffer, st->parser,
+                                         redirect_error(use_awaitable, ec));
+          },
           st->conn->stream);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {

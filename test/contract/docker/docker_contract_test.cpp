@@ -24,7 +24,8 @@ ProviderHarness makeHarness() {
   };
   h.makeUnreachableProvider = []() -> std::unique_ptr<SandboxProvider> {
     docker::DockerProviderOptions opts;
-    opts.endpoint = net::Endpoint::unixSocket("/tmp/agentpane-no-such-docker-" + detail::shortRandom() + ".sock");
+    opts.endpoint = net::Endpoint::unixSocket("/tmp/agentpane-no-such-docker-" +
+                                              detail::shortRandom() + ".sock");
     auto p = docker::DockerProvider::create(opts);
     if (!p.ok()) return nullptr;
     return std::move(p.value());

@@ -39,7 +39,8 @@ class DockerIt : public ::testing::Test {
     if (!provider_) return;
     auto left = provider_->list(ListFilter{});
     if (left.ok()) {
-      for (const auto& s : *left) (void)provider_->remove(s.id);
+      for (const auto& s : *left)
+        (void)provider_->remove(s.id);
     }
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
@@ -115,7 +116,8 @@ TEST_F(DockerIt, NetworkModes) {
   ASSERT_TRUE(ifs2.ok());
   EXPECT_EQ(ifs2->stdoutData, "eth0 lo ");
   // Attached to the internal network only (no traffic is sent: isolation is the engine's).
-  auto inspected = provider_->client().call("GET", "/containers/" + DockerProvider::containerName(internal.id) + "/json");
+  auto inspected = provider_->client().call(
+      "GET", "/containers/" + DockerProvider::containerName(internal.id) + "/json");
   ASSERT_TRUE(inspected.ok());
   const auto& nets = (*inspected)["NetworkSettings"]["Networks"];
   ASSERT_EQ(nets.size(), 1u);
@@ -125,7 +127,8 @@ TEST_F(DockerIt, NetworkModes) {
   bridge.network = NetworkMode::Bridge;
   auto c = provider_->create(bridge);
   ASSERT_TRUE(c.ok()) << c.error().describe();
-  auto inspected2 = provider_->client().call("GET", "/containers/" + DockerProvider::containerName(bridge.id) + "/json");
+  auto inspected2 = provider_->client().call(
+      "GET", "/containers/" + DockerProvider::containerName(bridge.id) + "/json");
   ASSERT_TRUE(inspected2.ok());
   EXPECT_TRUE((*inspected2)["NetworkSettings"]["Networks"].contains("bridge"));
 }
@@ -134,13 +137,16 @@ TEST_F(DockerIt, HardeningIsInPlace) {
   auto made = provider_->create(spec("hard"));
   ASSERT_TRUE(made.ok()) << made.error().describe();
   ExecRequest req;
-  req.argv = {"sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t ' ' '; cat /proc/1/comm"};
+  req.argv = {
+      "sh", "-c",
+      "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t ' ' '; cat /proc/1/comm"};
   auto r = provider_->exec(made->id, req);
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->stdoutData.find("CapEff: 0000000000000000"), std::string::npos) << r->stdoutData;
   EXPECT_NE(r->stdoutData.find("NoNewPrivs: 1"), std::string::npos) << r->stdoutData;
   EXPECT_NE(r->stdoutData.find("init"), std::string::npos) << r->stdoutData;  // docker-init (tini)
-  req.argv = {"sh", "-c", "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"};
+  req.argv = {"sh", "-c",
+              "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"};
   auto pids = provider_->exec(made->id, req);
   ASSERT_TRUE(pids.ok());
   EXPECT_EQ(pids->stdoutData, "512\n");
@@ -158,7 +164,8 @@ TEST_F(DockerIt, ExecEdgeCases) {
   // 16 MiB through cat while its output is read: no deadlock on full pipes.
   std::string data(16u << 20, '\0');
   std::mt19937 rng(1);
-  for (auto& c : data) c = static_cast<char>(rng());
+  for (auto& c : data)
+    c = static_cast<char>(rng());
   req.argv = {"cat"};
   req.stdinData = data;
   auto echoed = provider_->exec(made->id, req);
@@ -188,7 +195,8 @@ TEST_F(DockerIt, HealthWarnsAboutAMissingDefaultImage) {
   auto h = p.value()->healthCheck();
   EXPECT_TRUE(h.reachable);
   bool warned = false;
-  for (const auto& w : h.warnings) warned = warned || w.find(o.defaultImage) != std::string::npos;
+  for (const auto& w : h.warnings)
+    warned = warned || w.find(o.defaultImage) != std::string::npos;
   EXPECT_TRUE(warned);
 }
 

@@ -23,7 +23,8 @@ using namespace std::chrono_literals;
 std::string randomHex(int n) {
   static std::mt19937_64 rng(std::random_device{}());
   std::string s;
-  for (int i = 0; i < n; ++i) s += "0123456789abcdef"[rng() % 16];
+  for (int i = 0; i < n; ++i)
+    s += "0123456789abcdef"[rng() % 16];
   return s;
 }
 
@@ -45,7 +46,8 @@ class E2E : public ::testing::Test {
     server_.reset();
     // Nothing carrying this test's project label may survive the test.
     auto ids = containerIds();
-    for (const auto& id : ids) run({"docker", "rm", "-f", id});
+    for (const auto& id : ids)
+      run({"docker", "rm", "-f", id});
     EXPECT_TRUE(ids.empty()) << "leaked containers for " << projectId_;
     std::error_code ec;
     fs::remove_all(root_, ec);
@@ -57,7 +59,8 @@ class E2E : public ::testing::Test {
         std::vector<std::string>{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
                                  home_.string(), "--orphan-grace-seconds", "2"},
         std::map<std::string, std::string>{}, (root_ / "server.log").string());
-    for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i) std::this_thread::sleep_for(50ms);
+    for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
+      std::this_thread::sleep_for(50ms);
     ASSERT_TRUE(fs::exists(home_ / "address")) << serverLog();
     std::ifstream in(home_ / "address");
     std::getline(in, url_);
@@ -77,7 +80,8 @@ class E2E : public ::testing::Test {
                  std::map<std::string, std::string> env = {}) const {
     args.insert(args.begin(), agentpaneBin());
     auto e = cliEnv();
-    for (auto& [k, v] : env) e[k] = v;
+    for (auto& [k, v] : env)
+      e[k] = v;
     return run(std::move(args), e, input);
   }
 
@@ -91,7 +95,8 @@ class E2E : public ::testing::Test {
   }
 
   std::vector<std::string> containerIds() const {
-    auto r = run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
+    auto r =
+        run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
     std::vector<std::string> ids;
     std::istringstream in(r.out);
     for (std::string line; std::getline(in, line);) {
@@ -102,8 +107,12 @@ class E2E : public ::testing::Test {
 
   // sandbox-id labels of this test's containers, running ones only when asked.
   std::set<std::string> labelledSandboxIds(bool runningOnly) const {
-    std::vector<std::string> argv = {"docker", "ps", "-q", "--filter",
-                                     "label=agentpane.io/project-id=" + projectId_, "--format",
+    std::vector<std::string> argv = {"docker",
+                                     "ps",
+                                     "-q",
+                                     "--filter",
+                                     "label=agentpane.io/project-id=" + projectId_,
+                                     "--format",
                                      "{{.Label \"agentpane.io/sandbox-id\"}}"};
     if (!runningOnly) argv.insert(argv.begin() + 2, "-a");
     auto r = run(argv);
@@ -198,7 +207,10 @@ TEST_F(E2E, AuthIsRequired) {
   // A token from another server home is not this server's token.
   auto other = root_ / "other-home";
   fs::create_directories(other);
-  { std::ofstream(other / "token") << "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"; }
+  {
+    std::ofstream(other / "token")
+        << "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
+  }
   auto foreign = cli({"sandbox", "ls"}, "", {{"AGENTPANE_HOME", other.string()}});
   EXPECT_EQ(foreign.exitCode, 3) << foreign.err;
 
@@ -215,10 +227,12 @@ TEST_F(E2E, UnreachableServerIsAClearError) {
 
 TEST_F(E2E, ConcurrentCreatesForOneProjectGiveOneSandboxAndOneConflict) {
   auto a = std::async(std::launch::async, [&] {
-    return cli({"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
+    return cli(
+        {"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
   });
   auto b = std::async(std::launch::async, [&] {
-    return cli({"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
+    return cli(
+        {"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
   });
   auto ra = a.get();
   auto rb = b.get();
@@ -227,7 +241,8 @@ TEST_F(E2E, ConcurrentCreatesForOneProjectGiveOneSandboxAndOneConflict) {
   const auto& loser = ra.exitCode == 5 ? ra : rb;
   EXPECT_NE(loser.err.find("SANDBOX_ALREADY_EXISTS"), std::string::npos) << loser.err;
   EXPECT_EQ(containerIds().size(), 1u);
-  for (const auto& s : listSandboxes()) cli({"sandbox", "rm", s.value("id", "")});
+  for (const auto& s : listSandboxes())
+    cli({"sandbox", "rm", s.value("id", "")});
 }
 
 TEST_F(E2E, RestartAdoptsRunningSandboxes) {
@@ -251,7 +266,8 @@ TEST_F(E2E, RestartAdoptsRunningSandboxes) {
   startServer();
   bool adopted = false;
   for (int i = 0; i < 100 && !adopted; ++i) {
-    for (const auto& s : listSandboxes()) adopted = adopted || s.value("id", "") == id;
+    for (const auto& s : listSandboxes())
+      adopted = adopted || s.value("id", "") == id;
     if (!adopted) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(adopted) << serverLog();
@@ -263,10 +279,12 @@ TEST_F(E2E, RestartAdoptsRunningSandboxes) {
 
 TEST_F(E2E, KillDashNineDuringCreateLeaksNothing) {
   auto pending = std::async(std::launch::async, [&] {
-    return cli({"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
+    return cli(
+        {"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
   });
   // Kill the server the moment the engine has the container: the row says "creating".
-  for (int i = 0; i < 400 && containerIds().empty(); ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 400 && containerIds().empty(); ++i)
+    std::this_thread::sleep_for(10ms);
   server_->signal(SIGKILL);
   auto r = pending.get();
   EXPECT_NE(r.exitCode, 0) << "create finished before the kill; the test did not hit its window";
@@ -291,7 +309,8 @@ TEST_F(E2E, KillDashNineDuringCreateLeaksNothing) {
     if (!consistent) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(consistent) << last << serverLog();
-  for (const auto& s : listSandboxes()) cli({"sandbox", "rm", s.value("id", "")});
+  for (const auto& s : listSandboxes())
+    cli({"sandbox", "rm", s.value("id", "")});
 }
 
 }  // namespace

@@ -43,19 +43,22 @@ inline std::vector<std::string> environmentWith(const std::map<std::string, std:
     auto key = kv.substr(0, kv.find('='));
     if (!extra.count(key)) env.push_back(kv);
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra)
+    env.push_back(k + "=" + v);
   return env;
 }
 
 inline std::vector<char*> cstrs(std::vector<std::string>& v) {
   std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
+  for (auto& s : v)
+    out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
 
 // Runs argv to completion with `input` on stdin; a bounded wait (then SIGKILL).
-inline ProcResult run(std::vector<std::string> argv, const std::map<std::string, std::string>& env = {},
+inline ProcResult run(std::vector<std::string> argv,
+                      const std::map<std::string, std::string>& env = {},
                       const std::string& input = "",
                       std::chrono::seconds limit = std::chrono::seconds(300)) {
   int in[2], out[2], err[2];
@@ -96,7 +99,8 @@ inline ProcResult run(std::vector<std::string> argv, const std::map<std::string,
   int open = 2;
   char buf[65536];
   while (open > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       kill(pid, SIGKILL);
       break;

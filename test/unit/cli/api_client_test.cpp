@@ -20,7 +20,8 @@ TEST(ServerUrl, Forms) {
   auto v6 = parseServerUrl("http://[::1]:9000");
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->host, "::1");
-  for (const char* bad : {"https://x:1", "ftp://x", "127.0.0.1:7300", "http://x:port", "http://x:1/path"}) {
+  for (const char* bad :
+       {"https://x:1", "ftp://x", "127.0.0.1:7300", "http://x:port", "http://x:1/path"}) {
     auto r = parseServerUrl(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::ValidationError);

@@ -17,7 +17,7 @@ TEST(ApiVersion, ParseAndCompare) {
 struct Case {
   const char* serverMax;  // "" = not reported
   const char* serverMin;
-  const char* want;       // "" = refused
+  const char* want;  // "" = refused
 };
 
 TEST(ApiVersion, NegotiationTable) {

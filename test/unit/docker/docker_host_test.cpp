@@ -41,8 +41,9 @@ TEST(DockerHost, UnixAndPlainTcp) {
 }
 
 TEST(DockerHost, TlsFromCertPathAndVerify) {
-  auto v = dockerEndpointFromEnv(
-      envOf({{"DOCKER_HOST", "tcp://docker.example:2376"}, {"DOCKER_TLS_VERIFY", "1"}, {"DOCKER_CERT_PATH", "/certs"}}));
+  auto v = dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "tcp://docker.example:2376"},
+                                        {"DOCKER_TLS_VERIFY", "1"},
+                                        {"DOCKER_CERT_PATH", "/certs"}}));
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->kind, net::Endpoint::Kind::Tls);
   EXPECT_EQ(v->tls.caFile, "/certs/ca.pem");
@@ -51,25 +52,28 @@ TEST(DockerHost, TlsFromCertPathAndVerify) {
   EXPECT_TRUE(v->tls.verifyPeer);
 
   // Cert path without TLS_VERIFY: TLS, but the server is not verified (as the CLI does).
-  auto nv = dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "tcp://d:2376"}, {"DOCKER_CERT_PATH", "/c"}}));
+  auto nv =
+      dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "tcp://d:2376"}, {"DOCKER_CERT_PATH", "/c"}}));
   ASSERT_TRUE(nv.ok());
   EXPECT_EQ(nv->kind, net::Endpoint::Kind::Tls);
   EXPECT_FALSE(nv->tls.verifyPeer);
 
   // TLS_VERIFY without a cert path: ~/.docker, default port 2376.
-  auto home = dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "tcp://d"}, {"DOCKER_TLS_VERIFY", "1"}, {"HOME", "/home/u"}}));
+  auto home = dockerEndpointFromEnv(
+      envOf({{"DOCKER_HOST", "tcp://d"}, {"DOCKER_TLS_VERIFY", "1"}, {"HOME", "/home/u"}}));
   ASSERT_TRUE(home.ok());
   EXPECT_EQ(home->tls.caFile, "/home/u/.docker/ca.pem");
   EXPECT_EQ(home->port, 2376);
 
   // A unix socket ignores the TLS variables.
-  auto u = dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "unix:///s.sock"}, {"DOCKER_TLS_VERIFY", "1"}}));
+  auto u =
+      dockerEndpointFromEnv(envOf({{"DOCKER_HOST", "unix:///s.sock"}, {"DOCKER_TLS_VERIFY", "1"}}));
   EXPECT_EQ(u->kind, net::Endpoint::Kind::Unix);
 }
 
 TEST(DockerHost, RefusesUnsupportedHosts) {
-  for (const char* bad : {"ssh://me@host", "npipe:////./pipe/docker_engine", "fd://", "docker.sock", "tcp://h:99999",
-                          "tcp://h:2375/path", "unix://"}) {
+  for (const char* bad : {"ssh://me@host", "npipe:////./pipe/docker_engine", "fd://", "docker.sock",
+                          "tcp://h:99999", "tcp://h:2375/path", "unix://"}) {
     auto r = dockerEndpointFromEnv(envOf({{"DOCKER_HOST", bad}}));
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::ValidationError) << bad;

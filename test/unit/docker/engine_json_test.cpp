@@ -12,10 +12,12 @@ TEST(LabelFilter, UrlEncodedJson) {
   EXPECT_EQ(labelFilterQuery({{"agentpane.io/sandbox", "true"}}),
             "%7B%22label%22%3A%5B%22agentpane.io%2Fsandbox%3Dtrue%22%5D%7D");
   // Values with spaces, quotes and '&' cannot break out of the parameter or the JSON.
-  std::string q = labelFilterQuery({{"agentpane.io/sandbox", "true"}, {"agentpane.io/project-id", "p 1&x=\"y\""}},
-                                   {"container"});
+  std::string q = labelFilterQuery(
+      {{"agentpane.io/sandbox", "true"}, {"agentpane.io/project-id", "p 1&x=\"y\""}},
+      {"container"});
   EXPECT_EQ(q,
-            "%7B%22label%22%3A%5B%22agentpane.io%2Fsandbox%3Dtrue%22%2C%22agentpane.io%2Fproject-id%3Dp%201%26x%3D%5C%22y"
+            "%7B%22label%22%3A%5B%22agentpane.io%2Fsandbox%3Dtrue%22%2C%22agentpane.io%2Fproject-"
+            "id%3Dp%201%26x%3D%5C%22y"
             "%5C%22%22%5D%2C%22type%22%3A%5B%22container%22%5D%7D");
   EXPECT_EQ(q.find_first_of(" &=\"{}[]"), std::string::npos);
 }

@@ -30,9 +30,9 @@ struct FakeState {
   std::condition_variable cv;
   std::vector<std::string> reads;  // what successive readSome calls return
   std::size_t next = 0;
-  int failReadAt = -1;   // this readSome (0-based) fails
-  int failWriteAt = -1;  // this writeAll fails
-  bool blockAtEnd = false;  // after the scripted reads: block until close/deadline, not EOF
+  int failReadAt = -1;              // this readSome (0-based) fails
+  int failWriteAt = -1;             // this writeAll fails
+  bool blockAtEnd = false;          // after the scripted reads: block until close/deadline, not EOF
   bool eofAfterStdinClose = false;  // after the scripted reads: EOF once stdin is closed (cat)
   int readCalls = 0;
   int writeCalls = 0;
@@ -54,8 +54,10 @@ class FakeStream final : public net::ByteStream {
       std::string& r = st_->reads[st_->next];
       std::size_t n = std::min(size, r.size());
       std::memcpy(buf, r.data(), n);
-      if (n == r.size()) ++st_->next;
-      else r.erase(0, n);
+      if (n == r.size())
+        ++st_->next;
+      else
+        r.erase(0, n);
       return n;
     }
     if (st_->eofAfterStdinClose) {
@@ -122,9 +124,11 @@ class FakeControl final : public ExecControl {
 struct Rig {
   std::shared_ptr<FakeState> stream = std::make_shared<FakeState>();
   std::shared_ptr<ControlState> control = std::make_shared<ControlState>();
-  std::unique_ptr<DockerExecSession> make(std::chrono::milliseconds timeout = 0ms, bool stdin = false) {
+  std::unique_ptr<DockerExecSession> make(std::chrono::milliseconds timeout = 0ms,
+                                          bool stdin = false) {
     return std::make_unique<DockerExecSession>(std::make_unique<FakeStream>(stream),
-                                               std::make_unique<FakeControl>(control), timeout, stdin);
+                                               std::make_unique<FakeControl>(control), timeout,
+                                               stdin);
   }
 };
 
@@ -150,13 +154,16 @@ Drained drain(ExecSession& s, int maxReads = 10000) {
 
 std::string script() {
   std::string bin;
-  for (int i = 0; i < 256; ++i) bin += static_cast<char>(i);
-  return frame(1, "out1 ") + frame(2, "err1") + frame(1, bin) + frame(1, "") + frame(2, "err2") + frame(1, "end");
+  for (int i = 0; i < 256; ++i)
+    bin += static_cast<char>(i);
+  return frame(1, "out1 ") + frame(2, "err1") + frame(1, bin) + frame(1, "") + frame(2, "err2") +
+         frame(1, "end");
 }
 
 std::string expectedOut() {
   std::string bin;
-  for (int i = 0; i < 256; ++i) bin += static_cast<char>(i);
+  for (int i = 0; i < 256; ++i)
+    bin += static_cast<char>(i);
   return "out1 " + bin + "end";
 }
 
@@ -205,7 +212,8 @@ TEST(DockerExecSession, FailureSweepEveryReadFailsInTurn) {
   // Three bytes per read: every header and payload boundary is crossed somewhere.
   const std::string bytes = script();
   std::vector<std::string> reads;
-  for (std::size_t i = 0; i < bytes.size(); i += 3) reads.push_back(bytes.substr(i, 3));
+  for (std::size_t i = 0; i < bytes.size(); i += 3)
+    reads.push_back(bytes.substr(i, 3));
   const int total = static_cast<int>(reads.size()) + 1;  // + the read that sees EOF
   for (int failAt = 0; failAt <= total; ++failAt) {
     Rig rig;

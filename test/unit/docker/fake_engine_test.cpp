@@ -31,7 +31,9 @@ std::string frame(std::uint8_t stream, const std::string& payload) {
   return h + payload;
 }
 
-bool startsWith(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool startsWith(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 
 // Routes by "METHOD /path" (version prefix stripped); unrouted requests get a 500.
 struct FakeEngine {
@@ -41,26 +43,31 @@ struct FakeEngine {
   std::unique_ptr<FakeHttpServer> server;
 
   FakeEngine() {
-    server = std::make_unique<FakeHttpServer>([this](const FakeRequest& r, FakeConn& c) { handle(r, c); });
+    server = std::make_unique<FakeHttpServer>(
+        [this](const FakeRequest& r, FakeConn& c) { handle(r, c); });
   }
   void handle(const FakeRequest& r, FakeConn& c) {
     std::string path = r.target.substr(0, r.target.find('?'));
     if (path == "/version") {
       c.write(FakeHttpServer::response(
-          200, json{{"Version", "fake"}, {"ApiVersion", apiVersion}, {"MinAPIVersion", minApiVersion}}.dump()));
+          200,
+          json{{"Version", "fake"}, {"ApiVersion", apiVersion}, {"MinAPIVersion", minApiVersion}}
+              .dump()));
       return;
     }
     if (startsWith(path, "/v1.")) path = path.substr(path.find('/', 1));
     auto it = routes.find(r.method + " " + path);
     if (it == routes.end()) {
-      c.write(FakeHttpServer::response(500, R"({"message":"unrouted )" + r.method + " " + path + "\"}"));
+      c.write(FakeHttpServer::response(500,
+                                       R"({"message":"unrouted )" + r.method + " " + path + "\"}"));
       return;
     }
     it->second(r, c);
   }
   std::vector<std::string> seen() const {
     std::vector<std::string> out;
-    for (const auto& r : server->requests()) out.push_back(r.method + " " + r.target);
+    for (const auto& r : server->requests())
+      out.push_back(r.method + " " + r.target);
     return out;
   }
   std::unique_ptr<DockerProvider> provider() {
@@ -73,7 +80,9 @@ struct FakeEngine {
   }
 };
 
-void reply(FakeConn& c, int status, const std::string& body) { c.write(FakeHttpServer::response(status, body)); }
+void reply(FakeConn& c, int status, const std::string& body) {
+  c.write(FakeHttpServer::response(status, body));
+}
 
 TEST(FakeEngine, NegotiatedVersionPrefixesEveryCall) {
   struct Case {
@@ -81,7 +90,8 @@ TEST(FakeEngine, NegotiatedVersionPrefixesEveryCall) {
     const char* min;
     const char* prefix;
   };
-  for (const Case& k : {Case{"1.41", "1.12", "/v1.41/"}, Case{"1.51", "1.44", "/v1.47/"}, Case{"1.52", "1.48", "/v1.48/"}}) {
+  for (const Case& k : {Case{"1.41", "1.12", "/v1.41/"}, Case{"1.51", "1.44", "/v1.47/"},
+                        Case{"1.52", "1.48", "/v1.48/"}}) {
     FakeEngine e;
     e.apiVersion = k.max;
     e.minApiVersion = k.min;
@@ -92,7 +102,9 @@ TEST(FakeEngine, NegotiatedVersionPrefixesEveryCall) {
     auto seen = e.seen();
     ASSERT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen[0], "GET /version");
-    EXPECT_TRUE(startsWith(seen[1], "GET " + std::string(k.prefix) + "containers/json?all=1&filters=")) << seen[1];
+    EXPECT_TRUE(
+        startsWith(seen[1], "GET " + std::string(k.prefix) + "containers/json?all=1&filters="))
+        << seen[1];
     ASSERT_TRUE(p->list(ListFilter{}).ok());
     EXPECT_EQ(e.seen().size(), 3u);  // negotiated once
   }
@@ -138,15 +150,19 @@ TEST(FakeEngine, ExecFlowAndExitCode) {
   };
   e.routes["POST /exec/e1/start"] = [](const FakeRequest& r, FakeConn& c) {
     EXPECT_EQ(r.headers.at("upgrade"), "tcp");
-    c.write("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
-            "Upgrade: tcp\r\n\r\n" +
-            frame(1, "hello ") + frame(2, "oops"));
+    c.write(
+        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: "
+        "Upgrade\r\n"
+        "Upgrade: tcp\r\n\r\n" +
+        frame(1, "hello ") + frame(2, "oops"));
     c.write(frame(1, "world"));
   };
   int inspects = 0;
   e.routes["GET /exec/e1/json"] = [&](const FakeRequest&, FakeConn& c) {
     // Still running on the first look: the session must poll.
-    reply(c, 200, ++inspects == 1 ? R"({"Running":true,"ExitCode":null})" : R"({"Running":false,"ExitCode":3})");
+    reply(c, 200,
+          ++inspects == 1 ? R"({"Running":true,"ExitCode":null})"
+                          : R"({"Running":false,"ExitCode":3})");
   };
   auto p = e.provider();
   ExecRequest req;
@@ -203,7 +219,8 @@ TEST(FakeEngine, TimeoutRunsTheMarkerKillAsTheSameUser) {
   };
   e.routes["POST /exec/slow/start"] = [&](const FakeRequest&, FakeConn& c) {
     c.write("HTTP/1.1 101 UPGRADED\r\n\r\n");
-    while (!killed) std::this_thread::sleep_for(5ms);  // a process that never ends by itself
+    while (!killed)
+      std::this_thread::sleep_for(5ms);  // a process that never ends by itself
   };
   e.routes["POST /exec/killer/start"] = [&](const FakeRequest&, FakeConn& c) {
     c.write("HTTP/1.1 101 UPGRADED\r\n\r\n");
@@ -273,14 +290,17 @@ TEST_F(FakeEngineCreate, UnknownImageMakesNothing) {
   auto r = p->create(spec());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::SandboxImageNotFound);
-  for (const auto& s : e.seen()) EXPECT_EQ(s.find("containers/create"), std::string::npos) << s;
+  for (const auto& s : e.seen())
+    EXPECT_EQ(s.find("containers/create"), std::string::npos) << s;
 }
 
 TEST_F(FakeEngineCreate, FailedStartRemovesTheContainer) {
   FakeEngine e;
   json created;
   bool deleted = false;
-  e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) { reply(c, 200, "{}"); };
+  e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) {
+    reply(c, 200, "{}");
+  };
   e.routes["GET /networks/agentpane-internal"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 404, R"({"message":"network not found"})");
   };
@@ -333,10 +353,15 @@ TEST_F(FakeEngineCreate, FailedStartRemovesTheContainer) {
 
 TEST_F(FakeEngineCreate, DuplicateIdAndIdempotentRemove) {
   FakeEngine e;
-  e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) { reply(c, 200, "{}"); };
-  e.routes["GET /networks/agentpane-internal"] = [](const FakeRequest&, FakeConn& c) { reply(c, 200, "{}"); };
+  e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) {
+    reply(c, 200, "{}");
+  };
+  e.routes["GET /networks/agentpane-internal"] = [](const FakeRequest&, FakeConn& c) {
+    reply(c, 200, "{}");
+  };
   e.routes["POST /containers/create"] = [](const FakeRequest&, FakeConn& c) {
-    reply(c, 409, R"({"message":"Conflict. The container name \"/agentpane-s1\" is already in use"})");
+    reply(c, 409,
+          R"({"message":"Conflict. The container name \"/agentpane-s1\" is already in use"})");
   };
   e.routes["DELETE /containers/agentpane-s1"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 404, R"({"message":"No such container: agentpane-s1"})");

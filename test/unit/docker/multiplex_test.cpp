@@ -38,9 +38,10 @@ void collect(const std::vector<MuxPiece>& pieces, Collected& c) {
 
 std::string sample() {
   std::string bin;
-  for (int i = 0; i < 256; ++i) bin += static_cast<char>(i);
-  return frame(1, "hello ") + frame(2, "warn\n") + frame(1, "") + frame(1, bin) + frame(2, std::string(1, '\0')) +
-         frame(1, "end");
+  for (int i = 0; i < 256; ++i)
+    bin += static_cast<char>(i);
+  return frame(1, "hello ") + frame(2, "warn\n") + frame(1, "") + frame(1, bin) +
+         frame(2, std::string(1, '\0')) + frame(1, "end");
 }
 
 TEST(MultiplexParser, WholeFramesInOneFeed) {
@@ -51,7 +52,8 @@ TEST(MultiplexParser, WholeFramesInOneFeed) {
   Collected c;
   collect(pieces, c);
   std::string bin;
-  for (int i = 0; i < 256; ++i) bin += static_cast<char>(i);
+  for (int i = 0; i < 256; ++i)
+    bin += static_cast<char>(i);
   EXPECT_EQ(c.out, "hello " + bin + "end");
   EXPECT_EQ(c.err, std::string("warn\n") + '\0');
   EXPECT_EQ(c.order, "oeoeo");
@@ -143,8 +145,9 @@ TEST(MultiplexParser, LargePayloadIsNotBuffered) {
 }
 
 TEST(MultiplexParser, MalformedHeadersFailAndStayFailed) {
-  for (std::string bad : {std::string("\x04\0\0\0\0\0\0\x01", 8), std::string("\x01\x01\0\0\0\0\0\x01", 8),
-                          std::string("\x01\0\0\x07\0\0\0\x01", 8), std::string("HTTP/1.1 200 OK\r\n")}) {
+  for (std::string bad :
+       {std::string("\x04\0\0\0\0\0\0\x01", 8), std::string("\x01\x01\0\0\0\0\0\x01", 8),
+        std::string("\x01\0\0\x07\0\0\0\x01", 8), std::string("HTTP/1.1 200 OK\r\n")}) {
     MultiplexParser p;
     std::vector<MuxPiece> pieces;
     auto r = p.feed(bad, pieces);

@@ -37,8 +37,9 @@ TEST(Endpoint, ParsesTheForms) {
 }
 
 TEST(Endpoint, RefusesWhatItCannotUse) {
-  for (const char* bad : {"", "docker.sock", "unix://", "tcp://host", "tcp://:80", "tcp://h:0", "tcp://h:70000",
-                          "tcp://h:80/path", "tcp://user@h:80", "ssh://h", "npipe:////./pipe/docker", "tcp://[::1"}) {
+  for (const char* bad :
+       {"", "docker.sock", "unix://", "tcp://host", "tcp://:80", "tcp://h:0", "tcp://h:70000",
+        "tcp://h:80/path", "tcp://user@h:80", "ssh://h", "npipe:////./pipe/docker", "tcp://[::1"}) {
     auto r = parseEndpoint(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::ValidationError) << bad;

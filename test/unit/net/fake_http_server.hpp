@@ -60,7 +60,8 @@ class FakeHttpServer {
 
   static std::string response(int status, const std::string& body,
                               const std::string& extraHeaders = "") {
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(body.size()) +
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\nContent-Type: application/json\r\n" + extraHeaders + "\r\n" + body;
   }
 
@@ -85,7 +86,6 @@ class FakeHttpServer {
 };
 
 // ---- implementation (header-only so that every test binary can use it) ----
-
 
 namespace fake_detail {
 
@@ -135,15 +135,18 @@ inline bool parseFakeRequest(std::string& buffer, FakeRequest& out) {
     auto colon = line.find(':');
     if (colon != std::string::npos) {
       std::string k = line.substr(0, colon);
-      std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(k.begin(), k.end(), k.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       std::string v = line.substr(colon + 1);
-      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      while (!v.empty() && v.front() == ' ')
+        v.erase(0, 1);
       r.headers[k] = v;
     }
     pos = e + 2;
   }
   std::size_t len = 0;
-  if (auto it = r.headers.find("content-length"); it != r.headers.end()) len = std::stoul(it->second);
+  if (auto it = r.headers.find("content-length"); it != r.headers.end())
+    len = std::stoul(it->second);
   if (buffer.size() < end + 4 + len) return false;
   r.body = buffer.substr(end + 4, len);
   r.extra = buffer.substr(end + 4 + len);
@@ -152,7 +155,8 @@ inline bool parseFakeRequest(std::string& buffer, FakeRequest& out) {
   return true;
 }
 
-inline FakeHttpServer::FakeHttpServer(FakeHandler handler, Kind kind) : handler_(std::move(handler)), kind_(kind) {
+inline FakeHttpServer::FakeHttpServer(FakeHandler handler, Kind kind)
+    : handler_(std::move(handler)), kind_(kind) {
   if (kind_ == Kind::Unix) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "ap-fake-XXXXXX").string();
     dir_ = ::mkdtemp(tmpl.data());
@@ -179,7 +183,8 @@ inline FakeHttpServer::~FakeHttpServer() {
     s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
   }
   thread_.join();
-  for (auto& t : connThreads_) t.join();
+  for (auto& t : connThreads_)
+    t.join();
   std::error_code fsEc;
   if (!dir_.empty()) std::filesystem::remove_all(dir_, fsEc);
 }

@@ -18,7 +18,8 @@ using agentpane::testing::FakeHttpServer;
 using agentpane::testing::FakeRequest;
 using namespace std::chrono_literals;
 
-std::unique_ptr<HttpClient> clientFor(const FakeHttpServer& s, FakeHttpServer::Kind kind = FakeHttpServer::Kind::Unix) {
+std::unique_ptr<HttpClient> clientFor(const FakeHttpServer& s,
+                                      FakeHttpServer::Kind kind = FakeHttpServer::Kind::Unix) {
   Endpoint ep = kind == FakeHttpServer::Kind::Unix ? Endpoint::unixSocket(s.socketPath())
                                                    : Endpoint::tcp("127.0.0.1", s.port());
   auto c = HttpClient::create(ep, IoThread::create(1));
@@ -30,7 +31,8 @@ TEST(HttpClient, RequestAndResponseOverUnixAndTcp) {
   for (auto kind : {FakeHttpServer::Kind::Unix, FakeHttpServer::Kind::Tcp}) {
     FakeHttpServer server(
         [](const FakeRequest& r, FakeConn& c) {
-          c.write(FakeHttpServer::response(201, "{\"echo\":\"" + r.body + "\"}", "X-Api: 1.41\r\n"));
+          c.write(
+              FakeHttpServer::response(201, "{\"echo\":\"" + r.body + "\"}", "X-Api: 1.41\r\n"));
         },
         kind);
     auto client = clientFor(server, kind);
@@ -56,7 +58,9 @@ TEST(HttpClient, RequestAndResponseOverUnixAndTcp) {
 
 TEST(HttpClient, ChunkedBody) {
   FakeHttpServer server([](const FakeRequest&, FakeConn& c) {
-    c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    c.write(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+        "world\r\n0\r\n\r\n");
   });
   auto r = clientFor(server)->request({});
   ASSERT_TRUE(r.ok()) << r.error().describe();
@@ -76,7 +80,8 @@ TEST(HttpClient, BodyLimit) {
 
   FakeHttpServer chunked([](const FakeRequest&, FakeConn& c) {
     c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    for (int i = 0; i < 4; ++i) c.write("200\r\n" + std::string(512, 'y') + "\r\n");
+    for (int i = 0; i < 4; ++i)
+      c.write("200\r\n" + std::string(512, 'y') + "\r\n");
     c.write("0\r\n\r\n");
   });
   auto r2 = clientFor(chunked)->request({}, opts);
@@ -87,7 +92,8 @@ TEST(HttpClient, BodyLimit) {
 TEST(HttpClient, TimeoutWhenTheServerNeverAnswers) {
   std::atomic<bool> release{false};
   FakeHttpServer server([&](const FakeRequest&, FakeConn& c) {
-    while (!release) std::this_thread::sleep_for(5ms);
+    while (!release)
+      std::this_thread::sleep_for(5ms);
   });
   CallOptions opts;
   opts.timeout = 200ms;
@@ -204,7 +210,8 @@ TEST(HttpClient, RawStreamDeadlineAndClose) {
   std::atomic<bool> release{false};
   FakeHttpServer server([&](const FakeRequest&, FakeConn& c) {
     c.write("HTTP/1.1 101 UPGRADED\r\n\r\n");
-    while (!release) std::this_thread::sleep_for(5ms);
+    while (!release)
+      std::this_thread::sleep_for(5ms);
   });
   auto client = clientFor(server);
   auto up = client->upgrade({});
@@ -239,7 +246,8 @@ TEST(HttpClient, StreamedBodyPiecesAndClose) {
     c.write("6\r\nfirst\n\r\n");
     std::this_thread::sleep_for(50ms);
     c.write("7\r\nsecond\n\r\n");
-    while (!release) std::this_thread::sleep_for(5ms);
+    while (!release)
+      std::this_thread::sleep_for(5ms);
   });
   auto s = clientFor(server)->openStream({});
   ASSERT_TRUE(s.ok()) << s.error().describe();
@@ -292,7 +300,8 @@ TEST(HttpClient, StreamedBodyEndsAndErrorsCarryTheirBody) {
 }
 
 TEST(HttpClient, BlockingCallFromTheLoopThreadIsRefused) {
-  FakeHttpServer server([](const FakeRequest&, FakeConn& c) { c.write(FakeHttpServer::response(200, "")); });
+  FakeHttpServer server(
+      [](const FakeRequest&, FakeConn& c) { c.write(FakeHttpServer::response(200, "")); });
   auto client = clientFor(server);
   std::promise<Result<HttpResponse>> p;
   boost::asio::post(client->io()->context(), [&] { p.set_value(client->request({})); });

@@ -46,7 +46,8 @@ Pem makeCert(const char* cn) {
   X509_gmtime_adj(X509_getm_notAfter(x), 3600);
   X509_set_pubkey(x, key);
   X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -70,7 +71,8 @@ Pem makeCert(const char* cn) {
 // One connection at a time; the handler gets the TLS stream after the request was read.
 class TlsServer {
  public:
-  using Handler = std::function<void(ssl::stream<asio::ip::tcp::socket>&, const std::string& request)>;
+  using Handler =
+      std::function<void(ssl::stream<asio::ip::tcp::socket>&, const std::string& request)>;
   TlsServer(const Pem& server, const Pem* clientCa, Handler h)
       : ctx_(ssl::context::tls_server),
         acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}),
@@ -178,7 +180,8 @@ TEST_F(Tls, WrongNameUnknownCaAndMissingClientCertFail) {
   tls.certPem = client_.cert;
   tls.keyPem = client_.key;
   tls.serverName = "docker.example.com";  // not in the certificate
-  auto wrongName = HttpClient::create(Endpoint::tlsTcp("127.0.0.1", srv.port(), tls), IoThread::create(1));
+  auto wrongName =
+      HttpClient::create(Endpoint::tlsTcp("127.0.0.1", srv.port(), tls), IoThread::create(1));
   auto r1 = wrongName.value()->request({});
   ASSERT_FALSE(r1.ok());
   EXPECT_EQ(netKind(r1.error()), kTls) << r1.error().describe();
@@ -187,21 +190,24 @@ TEST_F(Tls, WrongNameUnknownCaAndMissingClientCertFail) {
   otherCa.caPem = client_.cert;  // trusts the wrong CA
   otherCa.certPem = client_.cert;
   otherCa.keyPem = client_.key;
-  auto untrusted = HttpClient::create(Endpoint::tlsTcp("localhost", srv.port(), otherCa), IoThread::create(1));
+  auto untrusted =
+      HttpClient::create(Endpoint::tlsTcp("localhost", srv.port(), otherCa), IoThread::create(1));
   auto r2 = untrusted.value()->request({});
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.error().code, ErrorCode::ServerUnreachable);
 
   TlsOptions noClientCert;
   noClientCert.caPem = server_.cert;
-  auto anonymous = HttpClient::create(Endpoint::tlsTcp("localhost", srv.port(), noClientCert), IoThread::create(1));
+  auto anonymous = HttpClient::create(Endpoint::tlsTcp("localhost", srv.port(), noClientCert),
+                                      IoThread::create(1));
   auto r3 = anonymous.value()->request({});
   EXPECT_FALSE(r3.ok());
 
   // Verification off (DOCKER_CERT_PATH without DOCKER_TLS_VERIFY): any certificate will do.
   TlsOptions insecure = otherCa;
   insecure.verifyPeer = false;
-  auto lax = HttpClient::create(Endpoint::tlsTcp("127.0.0.1", srv.port(), insecure), IoThread::create(1));
+  auto lax =
+      HttpClient::create(Endpoint::tlsTcp("127.0.0.1", srv.port(), insecure), IoThread::create(1));
   auto r4 = lax.value()->request({});
   EXPECT_TRUE(r4.ok()) << r4.error().describe();
 }

@@ -84,7 +84,8 @@ TEST_F(ServiceTest, OnlyOneDefaultConfig) {
   EXPECT_FALSE(svc->getConfig(made.id).value().isDefault);
   int defaults = 0;
   auto all = svc->listConfigs().value();
-  for (const auto& cfg : all) defaults += cfg.isDefault ? 1 : 0;
+  for (const auto& cfg : all)
+    defaults += cfg.isDefault ? 1 : 0;
   EXPECT_EQ(defaults, 1);
   EXPECT_TRUE(svc->deleteConfig(made.id).ok());
 }
@@ -153,26 +154,59 @@ std::vector<Case> boundCases() {
       {"volume emptyDir", set(&C::workspaceVolume, std::string("emptyDir")), true, ""},
       {"volume nfs", set(&C::workspaceVolume, std::string("nfs")), false, "workspaceVolume"},
       {"storage class ok", set(&C::storageClass, std::string("local-path")), true, ""},
-      {"storage class bad", set(&C::storageClass, std::string("Local_Path")), false, "storageClass"},
+      {"storage class bad", set(&C::storageClass, std::string("Local_Path")), false,
+       "storageClass"},
       {"size 0", set(&C::workspaceSizeGi, 0), false, "workspaceSizeGi"},
       {"startup 9", set(&C::startupTimeoutSeconds, 9), false, "startupTimeoutSeconds"},
       {"startup 10", set(&C::startupTimeoutSeconds, 10), true, ""},
   };
-  const std::vector<std::string> goodHosts = {
-      "github.com", "github.com:443", "api.github.com.", "localhost", "10.0.0.0/8", "10.1.2.3",
-      "10.1.2.3:8080", "0.0.0.0/0", "::1", "2001:db8::1", "2001:db8::/32", "[2001:db8::1]:443",
-      "[2001:db8::/64]:22", "xn--bcher-kva.example", "a-b.c0"};
-  const std::vector<std::string> badHosts = {
-      "", "github.com:0", "github.com:65536", "github.com:", "github.com:http", "10.0.0.0/33",
-      "10.0.0.1/-1", "300.1.1.1", "1.2.3", "a b", "http://x.com", "-bad.com", "bad-.com", "a..b",
-      "*.github.com", "host/8", "[::1", "[::1]443", "[10.0.0.1]:80", "2001:db8::/129",
-      std::string(64, 'a') + ".com", "a_b.com", "x;rm -rf /"};
+  const std::vector<std::string> goodHosts = {"github.com",
+                                              "github.com:443",
+                                              "api.github.com.",
+                                              "localhost",
+                                              "10.0.0.0/8",
+                                              "10.1.2.3",
+                                              "10.1.2.3:8080",
+                                              "0.0.0.0/0",
+                                              "::1",
+                                              "2001:db8::1",
+                                              "2001:db8::/32",
+                                              "[2001:db8::1]:443",
+                                              "[2001:db8::/64]:22",
+                                              "xn--bcher-kva.example",
+                                              "a-b.c0"};
+  const std::vector<std::string> badHosts = {"",
+                                             "github.com:0",
+                                             "github.com:65536",
+                                             "github.com:",
+                                             "github.com:http",
+                                             "10.0.0.0/33",
+                                             "10.0.0.1/-1",
+                                             "300.1.1.1",
+                                             "1.2.3",
+                                             "a b",
+                                             "http://x.com",
+                                             "-bad.com",
+                                             "bad-.com",
+                                             "a..b",
+                                             "*.github.com",
+                                             "host/8",
+                                             "[::1",
+                                             "[::1]443",
+                                             "[10.0.0.1]:80",
+                                             "2001:db8::/129",
+                                             std::string(64, 'a') + ".com",
+                                             "a_b.com",
+                                             "x;rm -rf /"};
   for (const auto& h : goodHosts) {
     cases.push_back({"egress " + h, [h](C& c) { c.allowedEgressHosts = {h}; }, true, ""});
   }
   for (const auto& h : badHosts) {
-    cases.push_back({"egress '" + h + "'", [h](C& c) { c.allowedEgressHosts = {"ok.com", h}; }, false,
-                     "allowedEgressHosts"});
+    cases.push_back({"egress '" + h + "'",
+                     [h](C& c) {
+                       c.allowedEgressHosts = {"ok.com", h};
+                     },
+                     false, "allowedEgressHosts"});
   }
   return cases;
 }

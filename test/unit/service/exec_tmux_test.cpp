@@ -17,7 +17,8 @@ ExecRequest argv(std::vector<std::string> a) {
 
 TEST_F(ServiceTest, ExecRunsAuditsAndTouchesActivity) {
   auto s = createOk();
-  docker->execHandler = [](const std::string&, const std::vector<std::string>& a, const ExecOptions& o) {
+  docker->execHandler = [](const std::string&, const std::vector<std::string>& a,
+                           const ExecOptions& o) {
     return Result<ExecResult>(ExecResult{a.size() == 2 && a[1] == "fail" ? 3 : 0, "out:" + a.back(),
                                          o.root ? "root" : ""});
   };
@@ -71,7 +72,8 @@ TEST_F(ServiceTest, ExecErrorsAreAuditedAndMapped) {
 
 TEST_F(ServiceTest, OpenExecIsAuditedWhenItEnds) {
   auto s = createOk();
-  docker->execHandler = [](const std::string&, const std::vector<std::string>&, const ExecOptions&) {
+  docker->execHandler = [](const std::string&, const std::vector<std::string>&,
+                           const ExecOptions&) {
     return Result<ExecResult>(ExecResult{7, "abc", "err"});
   };
   auto session = svc->openExec(s.info.id, {"cat"}, ExecOptions{}, "ws");
@@ -152,11 +154,13 @@ TEST_F(ServiceTest, TmuxListTrustsTmuxOverTheTable) {
   auto list = svc->tmuxList(s.info.id);
   ASSERT_TRUE(list.ok()) << list.error().describe();
   std::vector<std::string> names;
-  for (const auto& t : list.value()) names.push_back(t.name);
+  for (const auto& t : list.value())
+    names.push_back(t.name);
   EXPECT_EQ(names, (std::vector<std::string>{"manual", "ours"}));
   std::vector<std::string> rowNames;
   auto rows = store->listTmuxSessions(s.info.id).value();
-  for (const auto& r : rows) rowNames.push_back(r.name);
+  for (const auto& r : rows)
+    rowNames.push_back(r.name);
   EXPECT_EQ(rowNames, (std::vector<std::string>{"manual", "ours"}));
 }
 
@@ -181,10 +185,12 @@ TEST_F(ServiceTest, TmuxKeysAndCapture) {
 TEST_F(ServiceTest, TmuxNamesAreCheckedBeforeAnythingRuns) {
   auto s = createOk();
   int before = docker->callCount("exec");
-  for (const std::string& bad : std::vector<std::string>{"a;b", "", "$(id)", std::string(65, 'x')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a;b", "", "$(id)", std::string(65, 'x')}) {
     EXPECT_EQ(svc->tmuxCreate(s.info.id, bad, {}, "api").error().code, ErrorCode::TmuxNameInvalid);
     EXPECT_EQ(svc->tmuxKill(s.info.id, bad, "api").error().code, ErrorCode::TmuxNameInvalid);
-    EXPECT_EQ(svc->tmuxSendKeys(s.info.id, bad, "x", true, "api").error().code, ErrorCode::TmuxNameInvalid);
+    EXPECT_EQ(svc->tmuxSendKeys(s.info.id, bad, "x", true, "api").error().code,
+              ErrorCode::TmuxNameInvalid);
     EXPECT_EQ(svc->tmuxCapture(s.info.id, bad, 1).error().code, ErrorCode::TmuxNameInvalid);
   }
   EXPECT_EQ(docker->callCount("exec"), before);
@@ -202,7 +208,8 @@ TEST_F(ServiceTest, EveryMutationIsAudited) {
   ASSERT_TRUE(svc->removeSandbox(s.info.id, "api").ok());
   std::vector<std::string> actions;
   auto entries = auditOf(s.info.id);
-  for (auto it = entries.rbegin(); it != entries.rend(); ++it) actions.push_back(it->action);
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+    actions.push_back(it->action);
   EXPECT_EQ(actions, (std::vector<std::string>{"sandbox.create", "exec", "tmux.create", "tmux.keys",
                                                "tmux.kill", "sandbox.stop", "sandbox.remove"}));
   for (const auto& e : entries) {

@@ -30,8 +30,10 @@ class FakeExecSession : public ExecSession {
  public:
   explicit FakeExecSession(Result<ExecResult> result) : result_(std::move(result)) {
     if (result_.ok()) {
-      if (!result_->stdoutData.empty()) chunks_.push_back({ExecStream::Stdout, result_->stdoutData});
-      if (!result_->stderrData.empty()) chunks_.push_back({ExecStream::Stderr, result_->stderrData});
+      if (!result_->stdoutData.empty())
+        chunks_.push_back({ExecStream::Stdout, result_->stdoutData});
+      if (!result_->stderrData.empty())
+        chunks_.push_back({ExecStream::Stderr, result_->stderrData});
     }
   }
 
@@ -76,14 +78,13 @@ class FakeExecSession : public ExecSession {
 
 class FakeProvider : public SandboxProvider {
  public:
-  using ExecHandler = std::function<Result<ExecResult>(const std::string& id,
-                                                       const std::vector<std::string>& argv,
-                                                       const ExecOptions& options)>;
+  using ExecHandler = std::function<Result<ExecResult>(
+      const std::string& id, const std::vector<std::string>& argv, const ExecOptions& options)>;
 
   explicit FakeProvider(ProviderType type = ProviderType::Docker) : type_(type) {}
 
   // --- knobs (set before use, or under your own synchronisation) ---------------------------
-  bool reachable = true;                  // healthCheck().reachable
+  bool reachable = true;  // healthCheck().reachable
   std::vector<std::string> healthWarnings;
   // Answers exec for argv that is not tmux (default: exit 0, no output).
   ExecHandler execHandler;
@@ -169,7 +170,8 @@ class FakeProvider : public SandboxProvider {
     std::map<std::string, std::string> out;
     auto it = tmux_.find(id);
     if (it != tmux_.end()) {
-      for (const auto& [name, s] : it->second) out[name] = s.pane;
+      for (const auto& [name, s] : it->second)
+        out[name] = s.pane;
     }
     return out;
   }
@@ -180,7 +182,8 @@ class FakeProvider : public SandboxProvider {
   }
 
   static SandboxInfo makeInfo(const std::string& id, const std::string& projectId,
-                              SandboxState state = SandboxState::Running, std::int64_t createdAt = 0) {
+                              SandboxState state = SandboxState::Running,
+                              std::int64_t createdAt = 0) {
     SandboxInfo i;
     i.id = id;
     i.projectId = projectId;
@@ -254,7 +257,8 @@ class FakeProvider : public SandboxProvider {
     info.projectPath = spec.projectPath;
     info.image = spec.image;
     info.labels[labels::kAgentId] = spec.agentId;
-    for (const auto& [k, v] : spec.extraLabels) info.labels[k] = v;
+    for (const auto& [k, v] : spec.extraLabels)
+      info.labels[k] = v;
     if (type_ == ProviderType::Kubernetes) {
       info.containerId.clear();
       info.podName = "sbx-pod-" + spec.id;
@@ -270,7 +274,8 @@ class FakeProvider : public SandboxProvider {
     calls_.push_back({"get", id, {}});
     if (auto e = injected("get")) return *e;
     auto it = sandboxes_.find(id);
-    if (it == sandboxes_.end()) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+    if (it == sandboxes_.end())
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
     return it->second;
   }
 
@@ -297,7 +302,8 @@ class FakeProvider : public SandboxProvider {
     calls_.push_back({"stop", id, {}});
     if (auto e = injected("stop")) return *e;
     auto it = sandboxes_.find(id);
-    if (it == sandboxes_.end()) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+    if (it == sandboxes_.end())
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
     it->second.state = SandboxState::Stopped;
     tmux_.erase(id);  // stopping a container ends its processes
     return {};
@@ -330,7 +336,8 @@ class FakeProvider : public SandboxProvider {
     std::lock_guard lk(mu_);
     calls_.push_back({"metrics", id, {}});
     if (auto e = injected("metrics")) return *e;
-    if (sandboxes_.count(id) == 0) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+    if (sandboxes_.count(id) == 0)
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
     SandboxMetrics m;
     m.cpuPercent = 1.5;
     m.memoryBytes = 64u << 20;
@@ -348,9 +355,7 @@ class FakeProvider : public SandboxProvider {
   };
 
   // Errors that come before a session exists.
-  static bool isSetupError(const Error& e) {
-    return e.code != ErrorCode::ExecTimeout;
-  }
+  static bool isSetupError(const Error& e) { return e.code != ErrorCode::ExecTimeout; }
 
   std::optional<Error> injected(const std::string& method) {
     auto it = failures_.find(method);
@@ -368,7 +373,8 @@ class FakeProvider : public SandboxProvider {
       if (auto e = injected(method)) return *e;
       if (argv.empty()) return Error(ErrorCode::ValidationError, "empty argv");
       auto it = sandboxes_.find(id);
-      if (it == sandboxes_.end()) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+      if (it == sandboxes_.end())
+        return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
       if (it->second.state != SandboxState::Running) {
         return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is not running");
       }
@@ -416,8 +422,10 @@ class FakeProvider : public SandboxProvider {
       return {0, "", ""};
     }
     if (cmd == "send-keys") {
-      if (std::find(argv.begin(), argv.end(), "-l") != argv.end()) it->second.pane += argv.back();
-      else if (argv.back() == "Enter") it->second.pane += "\n";
+      if (std::find(argv.begin(), argv.end(), "-l") != argv.end())
+        it->second.pane += argv.back();
+      else if (argv.back() == "Enter")
+        it->second.pane += "\n";
       return {0, "", ""};
     }
     if (cmd == "capture-pane") return {0, it->second.pane, ""};

@@ -52,11 +52,29 @@ SandboxConfig fullConfig() {
 
 TEST(ConfigJson, RoundTripsEveryFieldInCamelCase) {
   json j = toJson(fullConfig());
-  for (const char* key : {"id", "name", "description", "providerType", "image", "memoryMb", "cpu",
-                          "pidsLimit", "timeoutMinutes", "isDefault", "network", "allowFallback",
-                          "enableK8s", "kubeConfigPath", "kubeContext", "kubeNamespace",
-                          "networkPolicyEnabled", "allowedEgressHosts", "workspaceVolume",
-                          "storageClass", "workspaceSizeGi", "startupTimeoutSeconds", "createdAt",
+  for (const char* key : {"id",
+                          "name",
+                          "description",
+                          "providerType",
+                          "image",
+                          "memoryMb",
+                          "cpu",
+                          "pidsLimit",
+                          "timeoutMinutes",
+                          "isDefault",
+                          "network",
+                          "allowFallback",
+                          "enableK8s",
+                          "kubeConfigPath",
+                          "kubeContext",
+                          "kubeNamespace",
+                          "networkPolicyEnabled",
+                          "allowedEgressHosts",
+                          "workspaceVolume",
+                          "storageClass",
+                          "workspaceSizeGi",
+                          "startupTimeoutSeconds",
+                          "createdAt",
                           "updatedAt"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
@@ -75,7 +93,8 @@ TEST(ConfigJson, UnknownFieldsAndWrongTypesNameTheField) {
   expectFieldError(configFromJson(json{{"memoryMb", 1e12}}), "memoryMb");
   expectFieldError(configFromJson(json{{"cpu", "2"}}), "cpu");
   expectFieldError(configFromJson(json{{"isDefault", 1}}), "isDefault");
-  expectFieldError(configFromJson(json{{"allowedEgressHosts", json{"a.com", 1}}}), "allowedEgressHosts");
+  expectFieldError(configFromJson(json{{"allowedEgressHosts", json{"a.com", 1}}}),
+                   "allowedEgressHosts");
   expectFieldError(configFromJson(json{{"allowedEgressHosts", "a.com"}}), "allowedEgressHosts");
   expectFieldError(configFromJson(json{{"providerType", "vm"}}), "providerType");
   expectFieldError(configFromJson(json{{"network", "host"}}), "network");
@@ -101,8 +120,9 @@ TEST(ConfigJson, CreateBodyNeedsANameAndRefusesServerFields) {
 
 TEST(ConfigJson, PatchReplacesPresentFieldsOnly) {
   SandboxConfig base = fullConfig();
-  auto p = applyConfigPatch(base, json{{"memoryMb", 8192}, {"allowedEgressHosts", json::array()},
-                                       {"kubeNamespace", "other"}});
+  auto p = applyConfigPatch(
+      base,
+      json{{"memoryMb", 8192}, {"allowedEgressHosts", json::array()}, {"kubeNamespace", "other"}});
   ASSERT_TRUE(p.ok()) << p.error().describe();
   EXPECT_EQ(p->memoryMb, 8192);
   EXPECT_TRUE(p->allowedEgressHosts.empty());
@@ -177,10 +197,14 @@ TEST(CreateRequestJson, StrictParse) {
 
   expectFieldError(createSandboxRequestFromJson(json::object()), "projectPath");
   expectFieldError(createSandboxRequestFromJson(json{{"projectPath", 5}}), "projectPath");
-  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"provider", "lxc"}}), "provider");
-  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"env", {{"A", 1}}}}), "env.A");
-  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"env", json::array()}}), "env");
-  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"memory", 1}}), "memory");
+  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"provider", "lxc"}}),
+                   "provider");
+  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"env", {{"A", 1}}}}),
+                   "env.A");
+  expectFieldError(
+      createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"env", json::array()}}), "env");
+  expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"memory", 1}}),
+                   "memory");
   expectFieldError(createSandboxRequestFromJson(json{{"projectPath", "/w"}, {"cpu", "1"}}), "cpu");
 }
 
@@ -212,7 +236,8 @@ TEST(ExecJson, TextWhenUtf8AndBase64Otherwise) {
   EXPECT_EQ(backBinary->exitCode, 3);
   EXPECT_EQ(execResultFromJson(forced)->stdoutData, text.stdoutData);
   expectFieldError(execResultFromJson(json{{"stdoutBase64", "***"}}), "stdoutBase64");
-  expectFieldError(execResultFromJson(json{{"stdout", "a"}, {"stdoutBase64", "YQ=="}}), "stdoutBase64");
+  expectFieldError(execResultFromJson(json{{"stdout", "a"}, {"stdoutBase64", "YQ=="}}),
+                   "stdoutBase64");
   expectFieldError(execResultFromJson(json{{"exitCode", "0"}}), "exitCode");
 }
 
@@ -238,10 +263,12 @@ TEST(ExecJson, ApiRequest) {
   expectFieldError(execApiRequestFromJson(json{{"argv", json::array()}}), "argv");
   expectFieldError(execApiRequestFromJson(json::object()), "argv");
   expectFieldError(execApiRequestFromJson(json{{"argv", "ls"}}), "argv");
-  expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"timeoutSeconds", -1}}), "timeoutSeconds");
+  expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"timeoutSeconds", -1}}),
+                   "timeoutSeconds");
   expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"env", {{"1X", "v"}}}}), "env");
-  expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"stdin", "a"}, {"stdinBase64", "YQ=="}}),
-                   "stdinBase64");
+  expectFieldError(
+      execApiRequestFromJson(json{{"argv", {"ls"}}, {"stdin", "a"}, {"stdinBase64", "YQ=="}}),
+      "stdinBase64");
   expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"shell", true}}), "shell");
 }
 
@@ -261,7 +288,8 @@ TEST(AuditJson, DetailIsEmbeddedAsJson) {
 TEST(TmuxJson, RoundTrip) {
   TmuxSessionInfo s{"main", 2, 1700000000, true};
   json j = toJson(s);
-  EXPECT_EQ(j, (json{{"name", "main"}, {"windows", 2}, {"createdAt", 1700000000}, {"attached", true}}));
+  EXPECT_EQ(
+      j, (json{{"name", "main"}, {"windows", 2}, {"createdAt", 1700000000}, {"attached", true}}));
   auto back = tmuxSessionFromJson(j);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->name, "main");
@@ -275,17 +303,21 @@ TEST(Utf8, Validation) {
   EXPECT_TRUE(isValidUtf8("plain"));
   EXPECT_TRUE(isValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
   EXPECT_FALSE(isValidUtf8("\xff"));
-  EXPECT_FALSE(isValidUtf8("\xc3"));               // truncated
-  EXPECT_FALSE(isValidUtf8("\xc0\xaf"));           // overlong
-  EXPECT_FALSE(isValidUtf8("\xed\xa0\x80"));       // surrogate
-  EXPECT_FALSE(isValidUtf8("\xf4\x90\x80\x80"));   // past U+10FFFF
+  EXPECT_FALSE(isValidUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(isValidUtf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(isValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(isValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   EXPECT_TRUE(isValidUtf8(std::string("a\0b", 3)));
 }
 
 TEST(Base64, Rfc4648Vectors) {
-  const std::vector<std::pair<std::string, std::string>> vectors = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"f", "Zg=="},
+                                                                    {"fo", "Zm8="},
+                                                                    {"foo", "Zm9v"},
+                                                                    {"foob", "Zm9vYg=="},
+                                                                    {"fooba", "Zm9vYmE="},
+                                                                    {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(base64Encode(plain), encoded);
     EXPECT_EQ(base64Decode(encoded), std::optional<std::string>(plain)) << encoded;
@@ -294,7 +326,8 @@ TEST(Base64, Rfc4648Vectors) {
 
 TEST(Base64, EveryByteRoundTrips) {
   std::string all;
-  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (int i = 0; i < 256; ++i)
+    all.push_back(static_cast<char>(i));
   for (std::size_t n = 0; n <= all.size(); n += 37) {
     auto part = all.substr(0, n);
     EXPECT_EQ(base64Decode(base64Encode(part)), std::optional<std::string>(part));

@@ -8,7 +8,8 @@ namespace agentpane::fakes {
 namespace {
 
 // A row written by a process that crashed during provider.create.
-SandboxRecord creatingRow(const std::string& id, const std::string& project, std::int64_t createdAt) {
+SandboxRecord creatingRow(const std::string& id, const std::string& project,
+                          std::int64_t createdAt) {
   SandboxRecord r;
   r.info.id = id;
   r.info.projectId = project;
@@ -21,15 +22,18 @@ SandboxRecord creatingRow(const std::string& id, const std::string& project, std
 
 std::vector<std::string> actionsOf(const std::vector<AuditEntry>& entries) {
   std::vector<std::string> out;
-  for (const auto& e : entries) out.push_back(e.action);
+  for (const auto& e : entries)
+    out.push_back(e.action);
   return out;
 }
 
 TEST_F(ServiceTest, ReconcileAdoptsLabelledSandboxesWithoutARow) {
-  auto info = FakeProvider::makeInfo("sbx-adopt000001", "p-adopted", SandboxState::Running, nowSec() - 5);
+  auto info =
+      FakeProvider::makeInfo("sbx-adopt000001", "p-adopted", SandboxState::Running, nowSec() - 5);
   info.image = "img:2";
   docker->seed(info);
-  docker->seed(FakeProvider::makeInfo("sbx-adopt000002", "p-stopped", SandboxState::Stopped, nowSec() - 5));
+  docker->seed(
+      FakeProvider::makeInfo("sbx-adopt000002", "p-stopped", SandboxState::Stopped, nowSec() - 5));
   std::vector<std::string> events;
   svc->subscribe([&](const SandboxEvent& e) { events.push_back(e.type + ":" + e.sandboxId); });
   ASSERT_TRUE(svc->reconcile().ok());
@@ -96,7 +100,8 @@ TEST_F(ServiceTest, ReconcileSettlesAStopThatACrashInterrupted) {
   auto s = createOk();
   ASSERT_TRUE(store->setSandboxStatus(s.info.id, sandbox_status::kStopping).value());
   ASSERT_TRUE(svc->reconcile().ok());
-  EXPECT_EQ(svc->getSandbox(s.info.id).value().status, "stopping");  // still running: maybe in flight
+  EXPECT_EQ(svc->getSandbox(s.info.id).value().status,
+            "stopping");  // still running: maybe in flight
   docker->setState(s.info.id, SandboxState::Stopped);
   ASSERT_TRUE(svc->reconcile().ok());
   EXPECT_EQ(svc->getSandbox(s.info.id).value().status, "stopped");
@@ -140,11 +145,13 @@ TEST_F(ServiceTest, ReconcileRemovesNeverStartedSandboxesWithoutARowAfterGrace) 
 }
 
 TEST_F(ServiceTest, ReconcileLeavesWarmPoolSandboxesToThePool) {
-  auto warm = FakeProvider::makeInfo("sbx-warm0000001", "p-pool", SandboxState::Running, nowSec() - 3600);
+  auto warm =
+      FakeProvider::makeInfo("sbx-warm0000001", "p-pool", SandboxState::Running, nowSec() - 3600);
   warm.labels[labels::kWarmPool] = "true";
   warm.labels[labels::kWarmPoolState] = "warm";
   docker->seed(warm);
-  auto leftover = FakeProvider::makeInfo("sbx-warm0000002", "p-pool2", SandboxState::Running, nowSec() - 3600);
+  auto leftover =
+      FakeProvider::makeInfo("sbx-warm0000002", "p-pool2", SandboxState::Running, nowSec() - 3600);
   leftover.labels[labels::kWarmPool] = "true";
   leftover.labels[labels::kWarmPoolState] = "allocated";
   docker->seed(leftover);
@@ -158,7 +165,8 @@ TEST_F(ServiceTest, ReconcileLeavesWarmPoolSandboxesToThePool) {
 
 TEST_F(ServiceTest, ReconcileRemovesADuplicateForAProjectInsteadOfAdopting) {
   auto s = createOk();
-  auto dup = FakeProvider::makeInfo("sbx-dup00000001", s.info.projectId, SandboxState::Running, nowSec() - 600);
+  auto dup = FakeProvider::makeInfo("sbx-dup00000001", s.info.projectId, SandboxState::Running,
+                                    nowSec() - 600);
   docker->seed(dup);
   ASSERT_TRUE(svc->reconcile().ok());
   EXPECT_FALSE(docker->exists(dup.id));
@@ -169,10 +177,12 @@ TEST_F(ServiceTest, ReconcileRemovesADuplicateForAProjectInsteadOfAdopting) {
 TEST_F(ServiceTest, ReconcileSettlesRowsLeftInCreating) {
   // Crash after the container was made: it runs, so the row becomes running.
   ASSERT_TRUE(store->insertSandbox(creatingRow("sbx-crash0000001", "p-a", nowSec() - 5)).ok());
-  docker->seed(FakeProvider::makeInfo("sbx-crash0000001", "p-a", SandboxState::Running, nowSec() - 5));
+  docker->seed(
+      FakeProvider::makeInfo("sbx-crash0000001", "p-a", SandboxState::Running, nowSec() - 5));
   // Crash after the container was made but before it started: removed, row error.
   ASSERT_TRUE(store->insertSandbox(creatingRow("sbx-crash0000002", "p-b", nowSec() - 5)).ok());
-  docker->seed(FakeProvider::makeInfo("sbx-crash0000002", "p-b", SandboxState::Stopped, nowSec() - 5));
+  docker->seed(
+      FakeProvider::makeInfo("sbx-crash0000002", "p-b", SandboxState::Stopped, nowSec() - 5));
   // Crash before anything was made: error once older than the grace period.
   ASSERT_TRUE(store->insertSandbox(creatingRow("sbx-crash0000003", "p-c", nowSec() - 5)).ok());
 
@@ -229,7 +239,8 @@ TEST_F(ServiceTest, ReconcileRemovesWhatIsTombstoned) {
   ASSERT_FALSE(svc->removeSandbox(s.info.id, "api").ok());
   // Removed through the API, but the object came back (or a partial remove left it).
   ASSERT_TRUE(svc->removeSandbox(s.info.id, "api").ok());
-  docker->seed(FakeProvider::makeInfo(s.info.id, s.info.projectId, SandboxState::Running, nowSec()));
+  docker->seed(
+      FakeProvider::makeInfo(s.info.id, s.info.projectId, SandboxState::Running, nowSec()));
   ASSERT_TRUE(svc->reconcile().ok());
   EXPECT_FALSE(docker->exists(s.info.id));
   EXPECT_EQ(store->getSandbox(s.info.id).value().status, "removed");

@@ -14,7 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-json detailOf(const AuditEntry& e) { return json::parse(e.detail); }
+json detailOf(const AuditEntry& e) {
+  return json::parse(e.detail);
+}
 
 // --- create ---------------------------------------------------------------------------------
 
@@ -31,7 +33,8 @@ TEST_F(ServiceTest, CreateRecordsARunningSandbox) {
   ASSERT_TRUE(out.ok()) << out.error().describe();
   const auto& rec = out->sandbox;
   EXPECT_TRUE(std::regex_match(rec.info.id, std::regex("sbx-[0-9a-f]{12}"))) << rec.info.id;
-  EXPECT_TRUE(std::regex_match(rec.info.projectId, std::regex("p-[0-9a-f]{12}"))) << rec.info.projectId;
+  EXPECT_TRUE(std::regex_match(rec.info.projectId, std::regex("p-[0-9a-f]{12}")))
+      << rec.info.projectId;
   EXPECT_EQ(rec.status, "running");
   EXPECT_EQ(rec.info.state, SandboxState::Running);
   EXPECT_EQ(rec.info.provider, ProviderType::Docker);
@@ -78,8 +81,9 @@ TEST_F(ServiceTest, ProjectIdIsDerivedFromThePathStably) {
 
 TEST_F(ServiceTest, ProjectPathMustBeAnExistingAbsoluteDirectory) {
   std::ofstream(dir.path() / "file.txt") << "x";
-  for (const std::string& bad : {std::string("relative/dir"), std::string(""),
-                                 (dir.path() / "missing").string(), (dir.path() / "file.txt").string()}) {
+  for (const std::string& bad :
+       {std::string("relative/dir"), std::string(""), (dir.path() / "missing").string(),
+        (dir.path() / "file.txt").string()}) {
     CreateSandboxRequest req;
     req.projectPath = bad;
     auto r = svc->createSandbox(req, "api");
@@ -97,10 +101,22 @@ TEST_F(ServiceTest, CreateValidatesEnvIdsImageAndEgress) {
     std::string field;
   };
   std::vector<Bad> cases = {
-      {[](auto& r) { r.env = {{"1BAD", "x"}}; }, "env"},
-      {[](auto& r) { r.env = {{"A-B", "x"}}; }, "env"},
-      {[](auto& r) { r.env = {{"", "x"}}; }, "env"},
-      {[](auto& r) { r.env = {{"OK", std::string("a\0b", 3)}}; }, "env"},
+      {[](auto& r) {
+         r.env = {{"1BAD", "x"}};
+       },
+       "env"},
+      {[](auto& r) {
+         r.env = {{"A-B", "x"}};
+       },
+       "env"},
+      {[](auto& r) {
+         r.env = {{"", "x"}};
+       },
+       "env"},
+      {[](auto& r) {
+         r.env = {{"OK", std::string("a\0b", 3)}};
+       },
+       "env"},
       {[](auto& r) { r.projectId = "bad id"; }, "projectId"},
       {[](auto& r) { r.projectId = std::string(64, 'p'); }, "projectId"},
       {[](auto& r) { r.agentId = "-agent"; }, "agentId"},
@@ -145,7 +161,8 @@ TEST_F(ServiceTest, ConcurrentCreatesForOneProjectLetExactlyOneThrough) {
     std::unique_lock lk(mu);
     ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return firstInProvider; }));
   }
-  docker->onCreate = nullptr;  // only the first create blocks (the fake copies the hook under its lock)
+  docker->onCreate =
+      nullptr;  // only the first create blocks (the fake copies the hook under its lock)
   auto second = svc->createSandbox(request(), "api");
   {
     std::lock_guard lk(mu);
@@ -167,12 +184,16 @@ TEST_F(ServiceTest, ManyConcurrentCreatesForOneProjectYieldOneSandbox) {
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&] {
       auto r = svc->createSandbox(request(), "api");
-      if (r.ok()) ++ok;
-      else if (r.error().code == ErrorCode::SandboxAlreadyExists) ++exists;
-      else ++other;
+      if (r.ok())
+        ++ok;
+      else if (r.error().code == ErrorCode::SandboxAlreadyExists)
+        ++exists;
+      else
+        ++other;
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(ok.load(), 1);
   EXPECT_EQ(exists.load(), kThreads - 1);
   EXPECT_EQ(other.load(), 0);

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <random>
 
-#include "unit/service/fake_provider.hpp"
 #include "service/sandbox_service.hpp"
 #include "store/store.hpp"
+#include "unit/service/fake_provider.hpp"
 
 namespace agentpane::fakes {
 

@@ -17,7 +17,8 @@ class TempDir {
  public:
   TempDir() {
     std::random_device rd;
-    path_ = fs::temp_directory_path() / ("ap-store-test-" + std::to_string(rd()) + std::to_string(rd()));
+    path_ = fs::temp_directory_path() /
+            ("ap-store-test-" + std::to_string(rd()) + std::to_string(rd()));
     fs::create_directories(path_);
   }
   ~TempDir() {
@@ -80,7 +81,8 @@ TEST(StoreOpen, CreatesHomeAndStateDbInWalMode) {
   auto s = Store::open(home);
   ASSERT_TRUE(s.ok()) << s.error().describe();
   EXPECT_TRUE(fs::exists(home / "state.db"));
-  EXPECT_EQ(fs::status(home / "state.db").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(home / "state.db").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_EQ(fs::status(home).permissions() & fs::perms::all, fs::perms::owner_all);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((home / "state.db").c_str(), &db), SQLITE_OK);
@@ -133,8 +135,8 @@ TEST(StoreMigrations, FailingMigrationRollsBackCompletely) {
   TempDir dir;
   auto path = (dir.path() / "state.db").string();
   auto migrations = Store::builtinMigrations();
-  migrations.push_back({2, "broken",
-                        "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
+  migrations.push_back(
+      {2, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
   auto s = Store::openFile(path, migrations);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::Internal);
@@ -152,7 +154,8 @@ TEST(StoreMigrations, RefusesADatabaseFromANewerVersion) {
   TempDir dir;
   auto path = (dir.path() / "state.db").string();
   ASSERT_TRUE(openOrDie(path));
-  rawExec(path, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
+  rawExec(path,
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)");
   auto s = Store::openFile(path);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::Internal);
@@ -263,7 +266,8 @@ TEST(StoreConfigs, NotFoundAndDeleteInUse) {
   EXPECT_EQ(s->getConfig("nope").error().code, ErrorCode::SandboxConfigNotFound);
   EXPECT_EQ(s->getDefaultConfig().error().code, ErrorCode::SandboxConfigNotFound);
   EXPECT_EQ(s->deleteConfig("nope").error().code, ErrorCode::SandboxConfigNotFound);
-  EXPECT_EQ(s->updateConfig(makeConfig("nope", "x")).error().code, ErrorCode::SandboxConfigNotFound);
+  EXPECT_EQ(s->updateConfig(makeConfig("nope", "x")).error().code,
+            ErrorCode::SandboxConfigNotFound);
 
   ASSERT_TRUE(s->insertConfig(makeConfig("c", "c")).ok());
   ASSERT_TRUE(s->insertSandbox(makeSandbox("s1", "p1", sandbox_status::kRunning, "c")).ok());
@@ -317,13 +321,18 @@ TEST(StoreSandboxes, ConcurrentInsertsForOneProjectLetExactlyOneIn) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
-      auto r = s->insertSandbox(makeSandbox("s" + std::to_string(i), "proj", sandbox_status::kCreating));
-      if (r.ok()) ++ok;
-      else if (r.error().code == ErrorCode::SandboxAlreadyExists) ++conflict;
-      else ++other;
+      auto r =
+          s->insertSandbox(makeSandbox("s" + std::to_string(i), "proj", sandbox_status::kCreating));
+      if (r.ok())
+        ++ok;
+      else if (r.error().code == ErrorCode::SandboxAlreadyExists)
+        ++conflict;
+      else
+        ++other;
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(ok.load(), 1);
   EXPECT_EQ(conflict.load(), kThreads - 1);
   EXPECT_EQ(other.load(), 0);

@@ -40,7 +40,8 @@ TEST(TmuxNames, Validation) {
 TEST(TmuxController, HostileNamesNeverReachTheSandbox) {
   RecordingExecutor exec;
   TmuxController tmux(exec);
-  for (const std::string& bad : std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), ""}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), ""}) {
     auto c = tmux.create("sbx", bad);
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.error().code, ErrorCode::TmuxNameInvalid);
@@ -61,8 +62,9 @@ TEST(TmuxController, CreateUsesArgvAndExactTargets) {
   EXPECT_EQ(s->name, "dev");
   EXPECT_EQ(s->createdUnix, 1700000000);
   ASSERT_EQ(exec.calls.size(), 2u);
-  std::vector<std::string> want = {"tmux", "new-session", "-d", "-s", "dev", "-c", "/workspace",
-                                   "-x", "200", "-y", "50", "python3", "-c", "print('a; b')"};
+  std::vector<std::string> want = {"tmux", "new-session", "-d", "-s",           "dev",
+                                   "-c",   "/workspace",  "-x", "200",          "-y",
+                                   "50",   "python3",     "-c", "print('a; b')"};
   EXPECT_EQ(exec.calls[0], want);
 }
 
@@ -89,7 +91,8 @@ TEST(TmuxController, SendKeysIsLiteralThenEnter) {
   TmuxController tmux(exec);
   ASSERT_TRUE(tmux.sendKeys("sbx", "dev", "C-c; echo $(id)").ok());
   ASSERT_EQ(exec.calls.size(), 2u);
-  std::vector<std::string> literal = {"tmux", "send-keys", "-t", "=dev:", "-l", "--", "C-c; echo $(id)"};
+  std::vector<std::string> literal = {"tmux", "send-keys",      "-t", "=dev:", "-l",
+                                      "--",   "C-c; echo $(id)"};
   EXPECT_EQ(exec.calls[0], literal);
   std::vector<std::string> enter = {"tmux", "send-keys", "-t", "=dev:", "Enter"};
   EXPECT_EQ(exec.calls[1], enter);
@@ -116,8 +119,8 @@ TEST(TmuxController, CaptureBoundsLines) {
 }
 
 TEST(TmuxParse, ListSessions) {
-  auto s = tmux_detail::parseListSessions(
-      "a\t1\t100\t0\nweird line\nb\t3\t200\t2\r\n\nc\tx\t1\t0\n");
+  auto s =
+      tmux_detail::parseListSessions("a\t1\t100\t0\nweird line\nb\t3\t200\t2\r\n\nc\tx\t1\t0\n");
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0].name, "a");
   EXPECT_EQ(s[0].windows, 1);
