@@ -52,10 +52,13 @@ fi
 
 step "clang-tidy"
 # A configure-only tree without precompiled headers gives clang-tidy its compile commands.
+# Boost 1.74 only enables asio coroutines for clang with libc++, and its awaitable.hpp
+# relies on <utility> arriving transitively: both are stated explicitly for clang.
 cmake -G Ninja -S . -B build/tidy -DAP_PCH=OFF >/dev/null
 mapfile -t TIDY_FILES < <(git ls-files -- 'src/*.cpp')
 if printf '%s\n' "${TIDY_FILES[@]}" | xargs -P2 -n4 clang-tidy -p build/tidy --quiet \
-    --extra-arg=-DBOOST_ASIO_HAS_CO_AWAIT=1 --extra-arg=-DBOOST_ASIO_HAS_STD_COROUTINE=1 >"$LOGDIR/clang-tidy.log" 2>&1; then
+    --extra-arg=-DBOOST_ASIO_HAS_CO_AWAIT=1 --extra-arg=-DBOOST_ASIO_HAS_STD_COROUTINE=1 \
+    --extra-arg=-include --extra-arg=utility >"$LOGDIR/clang-tidy.log" 2>&1; then
   record clang-tidy 1 0
 else
   grep -E 'error:' "$LOGDIR/clang-tidy.log" | head -30; record clang-tidy 0 1

@@ -5,7 +5,9 @@
 namespace agentpane::server {
 using nlohmann::json;
 
-std::string dumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 Reply okReply(json data, int status) {
   Reply r;
@@ -16,8 +18,10 @@ Reply okReply(json data, int status) {
 
 json errorJson(const Error& e) {
   json details = json::object();
-  for (const auto& [k, v] : e.details) details[k] = v;
-  return json{{"code", std::string(errorName(e.code))}, {"message", e.message}, {"details", details}};
+  for (const auto& [k, v] : e.details)
+    details[k] = v;
+  return json{
+      {"code", std::string(errorName(e.code))}, {"message", e.message}, {"details", details}};
 }
 
 Reply errorReply(const Error& e) {
@@ -27,7 +31,9 @@ Reply errorReply(const Error& e) {
   return r;
 }
 
-Reply errorReply(ErrorCode code, std::string message) { return errorReply(Error(code, std::move(message))); }
+Reply errorReply(ErrorCode code, std::string message) {
+  return errorReply(Error(code, std::move(message)));
+}
 
 Error fieldError(const std::string& field, const std::string& message) {
   return {ErrorCode::ValidationError, message, {{"field", field}}};
@@ -41,11 +47,13 @@ Result<json> parseJsonObject(std::string_view body) {
   return j;
 }
 
-Result<JsonFields> JsonFields::of(const json& obj, std::initializer_list<std::string_view> allowed) {
+Result<JsonFields> JsonFields::of(const json& obj,
+                                  std::initializer_list<std::string_view> allowed) {
   if (!obj.is_object()) return Error(ErrorCode::ValidationError, "expected a JSON object");
   for (const auto& [key, value] : obj.items()) {
     bool known = false;
-    for (auto a : allowed) known = known || a == key;
+    for (auto a : allowed)
+      known = known || a == key;
     if (!known) return fieldError(key, "unknown field '" + key + "'");
   }
   return JsonFields(obj);
@@ -76,7 +84,8 @@ Result<std::optional<bool>> JsonFields::optionalBool(const std::string& name) co
   return std::optional<bool>(v.get<bool>());
 }
 
-Result<std::optional<std::int64_t>> JsonFields::optionalInt(const std::string& name, std::int64_t min,
+Result<std::optional<std::int64_t>> JsonFields::optionalInt(const std::string& name,
+                                                            std::int64_t min,
                                                             std::int64_t max) const {
   if (!has(name)) return std::optional<std::int64_t>{};
   const auto& v = (*obj_)[name];
@@ -109,8 +118,8 @@ Result<std::optional<double>> JsonFields::optionalNumber(const std::string& name
   return std::optional<double>(d);
 }
 
-Result<std::optional<std::vector<std::string>>> JsonFields::optionalStringArray(const std::string& name,
-                                                                               bool nonEmpty) const {
+Result<std::optional<std::vector<std::string>>> JsonFields::optionalStringArray(
+    const std::string& name, bool nonEmpty) const {
   using Out = std::optional<std::vector<std::string>>;
   if (!has(name)) return Out{};
   const auto& v = (*obj_)[name];
@@ -124,8 +133,8 @@ Result<std::optional<std::vector<std::string>>> JsonFields::optionalStringArray(
   return Out(std::move(out));
 }
 
-Result<std::optional<std::vector<std::pair<std::string, std::string>>>> JsonFields::optionalStringMap(
-    const std::string& name) const {
+Result<std::optional<std::vector<std::pair<std::string, std::string>>>>
+JsonFields::optionalStringMap(const std::string& name) const {
   using Out = std::optional<std::vector<std::pair<std::string, std::string>>>;
   if (!has(name)) return Out{};
   const auto& v = (*obj_)[name];

@@ -45,7 +45,8 @@ Result<nlohmann::json> parseJsonObject(std::string_view body);
 class JsonFields {
  public:
   // Fails when `obj` holds a field not in `allowed`.
-  static Result<JsonFields> of(const nlohmann::json& obj, std::initializer_list<std::string_view> allowed);
+  static Result<JsonFields> of(const nlohmann::json& obj,
+                               std::initializer_list<std::string_view> allowed);
 
   [[nodiscard]] bool has(const std::string& name) const;
   Result<std::string> requiredString(const std::string& name) const;
@@ -53,10 +54,11 @@ class JsonFields {
   Result<std::optional<bool>> optionalBool(const std::string& name) const;
   Result<std::optional<std::int64_t>> optionalInt(const std::string& name, std::int64_t min,
                                                   std::int64_t max) const;
-  Result<std::optional<double>> optionalNumber(const std::string& name, double min, double max) const;
+  Result<std::optional<double>> optionalNumber(const std::string& name, double min,
+                                               double max) const;
   // Array of strings; `nonEmpty` refuses [].
   Result<std::optional<std::vector<std::string>>> optionalStringArray(const std::string& name,
-                                                                     bool nonEmpty = false) const;
+                                                                      bool nonEmpty = false) const;
   // Object of string values, in key order.
   Result<std::optional<std::vector<std::pair<std::string, std::string>>>> optionalStringMap(
       const std::string& name) const;

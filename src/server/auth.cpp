@@ -51,7 +51,8 @@ Result<std::string> loadOrCreateToken(const fs::path& home) {
   std::error_code ec;
   if (!fs::exists(home, ec)) {
     fs::create_directories(home.parent_path().empty() ? home : home.parent_path(), ec);
-    if (::mkdir(home.c_str(), 0700) != 0 && errno != EEXIST) return ioError("cannot create", home, errno);
+    if (::mkdir(home.c_str(), 0700) != 0 && errno != EEXIST)
+      return ioError("cannot create", home, errno);
   }
   if (!fs::is_directory(home, ec)) {
     return Error(ErrorCode::Internal, "home " + home.string() + " is not a directory");
@@ -82,7 +83,8 @@ Result<std::string> loadOrCreateToken(const fs::path& home) {
   if (!in) return ioError("cannot read", tokenPath, errno);
   std::string token;
   std::getline(in, token);
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
   if (!isHexToken(token)) {
     return Error(ErrorCode::Internal, "token file " + tokenPath.string() +
                                           " does not hold a token (delete it to make a new one)");
@@ -107,8 +109,10 @@ std::optional<std::string_view> bearerToken(std::string_view authorization) {
     if (c != k) return std::nullopt;
   }
   auto token = authorization.substr(kPrefix.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  while (!token.empty() && token.front() == ' ')
+    token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ')
+    token.remove_suffix(1);
   if (token.empty()) return std::nullopt;
   return token;
 }
@@ -118,12 +122,14 @@ std::optional<std::string_view> cookieValue(std::string_view header, std::string
     auto semi = header.find(';');
     auto part = header.substr(0, semi);
     header = semi == std::string_view::npos ? std::string_view{} : header.substr(semi + 1);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.front() == ' ')
+      part.remove_prefix(1);
     auto eq = part.find('=');
     if (eq == std::string_view::npos) continue;
     if (part.substr(0, eq) == name) {
       auto value = part.substr(eq + 1);
-      while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+      while (!value.empty() && value.back() == ' ')
+        value.remove_suffix(1);
       return value;
     }
   }
@@ -148,8 +154,9 @@ std::string SessionStore::create() {
   pruneLocked(now);
   if (expiry_.size() >= maxSessions_) {
     // Bounded memory: the session closest to expiry makes room.
-    auto oldest = std::min_element(expiry_.begin(), expiry_.end(),
-                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    auto oldest =
+        std::min_element(expiry_.begin(), expiry_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     expiry_.erase(oldest);
   }
   expiry_[id] = now + ttl_;

@@ -46,8 +46,9 @@ class SessionStore {
   using Clock = std::chrono::steady_clock;
   using Now = std::function<Clock::time_point()>;
 
-  explicit SessionStore(std::chrono::seconds ttl, Now now = [] { return Clock::now(); },
-                        std::size_t maxSessions = 1024);
+  explicit SessionStore(
+      std::chrono::seconds ttl, Now now = [] { return Clock::now(); },
+      std::size_t maxSessions = 1024);
 
   // A new session id valid for the ttl.
   std::string create();

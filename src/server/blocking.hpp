@@ -42,16 +42,15 @@ boost::asio::awaitable<std::invoke_result_t<F&>> runBlocking(boost::asio::thread
       } catch (...) {
         failure = std::current_exception();
       }
-      asio::post(resumeOn, [handler = std::move(handler), failure,
-                            value = std::move(value)]() mutable {
-        std::move(handler)(failure, std::move(value));
-      });
+      asio::post(resumeOn,
+                 [handler = std::move(handler), failure, value = std::move(value)]() mutable {
+                   std::move(handler)(failure, std::move(value));
+                 });
     });
   };
-  std::optional<T> out =
-      co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-                                    void(std::exception_ptr, std::optional<T>)>(
-          std::move(initiate), asio::use_awaitable, std::move(fn));
+  std::optional<T> out = co_await asio::async_initiate<const asio::use_awaitable_t<>&,
+                                                       void(std::exception_ptr, std::optional<T>)>(
+      std::move(initiate), asio::use_awaitable, std::move(fn));
   co_return std::move(*out);
 }
 

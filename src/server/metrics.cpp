@@ -5,7 +5,9 @@
 namespace agentpane::server {
 namespace {
 
-std::string formatDouble(double v) { return fmt::format("{}", v); }
+std::string formatDouble(double v) {
+  return fmt::format("{}", v);
+}
 
 std::string label(const char* name, const std::string& value) {
   return std::string(name) + "=\"" + escapeLabelValue(value) + "\"";
@@ -62,11 +64,13 @@ void Metrics::recordExec(const std::string& provider, const std::string& result,
   execDurations_[provider].observe(seconds);
 }
 
-std::string Metrics::render(const std::map<std::pair<std::string, std::string>, int>& sandboxes) const {
+std::string Metrics::render(
+    const std::map<std::pair<std::string, std::string>, int>& sandboxes) const {
   std::string out;
   std::lock_guard lock(mu_);
 
-  out += "# HELP agentpane_http_requests_total HTTP requests by route pattern, method and status.\n";
+  out +=
+      "# HELP agentpane_http_requests_total HTTP requests by route pattern, method and status.\n";
   out += "# TYPE agentpane_http_requests_total counter\n";
   for (const auto& [key, n] : requests_) {
     const auto& [route, method, status] = key;

@@ -84,8 +84,9 @@ Result<Target> parseTarget(std::string_view target) {
     bool okKey = false;
     bool okValue = true;
     std::string key = percentDecode(pair.substr(0, eq), true, okKey);
-    std::string value =
-        eq == std::string_view::npos ? std::string{} : percentDecode(pair.substr(eq + 1), true, okValue);
+    std::string value = eq == std::string_view::npos
+                            ? std::string{}
+                            : percentDecode(pair.substr(eq + 1), true, okValue);
     if (!okKey || !okValue) return badTarget("bad percent escape in the query");
     if (hasControl(key) || hasControl(value)) return badTarget("control characters in the query");
     if (t.query.count(key)) return badTarget("query parameter '" + key + "' given twice");
@@ -107,7 +108,8 @@ bool isValidConfigId(std::string_view id) {
 
 RoutePattern::RoutePattern(std::string_view pattern) {
   std::string_view p = pattern;
-  if (p.empty() || p.front() != '/') throw std::invalid_argument("route pattern must start with '/'");
+  if (p.empty() || p.front() != '/')
+    throw std::invalid_argument("route pattern must start with '/'");
   p.remove_prefix(1);
   while (!p.empty()) {
     auto slash = p.find('/');
@@ -135,7 +137,8 @@ RoutePattern::RoutePattern(std::string_view pattern) {
   if (label_.empty()) label_ = "/";
 }
 
-std::optional<Result<PatternMatch>> RoutePattern::match(const std::vector<std::string>& segs) const {
+std::optional<Result<PatternMatch>> RoutePattern::match(
+    const std::vector<std::string>& segs) const {
   if (segs.size() != segments_.size()) return std::nullopt;
   for (std::size_t i = 0; i < segs.size(); ++i) {
     if (!segments_[i].param && segments_[i].literal != segs[i]) return std::nullopt;
@@ -156,8 +159,8 @@ std::optional<Result<PatternMatch>> RoutePattern::match(const std::vector<std::s
         break;
       case ParamKind::ConfigId:
         if (!isValidConfigId(v)) {
-          return Result<PatternMatch>(Error(ErrorCode::ValidationError, "invalid config id",
-                                            {{"field", "id"}}));
+          return Result<PatternMatch>(
+              Error(ErrorCode::ValidationError, "invalid config id", {{"field", "id"}}));
         }
         m.params["id"] = v;
         break;

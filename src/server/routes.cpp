@@ -31,7 +31,8 @@ asio::awaitable<std::invoke_result_t<F&>> blocking(RequestContext& ctx, F fn) {
 template <typename T>
 json arrayOf(const std::vector<T>& items) {
   json a = json::array();
-  for (const auto& i : items) a.push_back(toJson(i));
+  for (const auto& i : items)
+    a.push_back(toJson(i));
   return a;
 }
 
@@ -39,7 +40,8 @@ json arrayOf(const std::vector<T>& items) {
 Result<void> onlyQuery(const RequestContext& ctx, std::initializer_list<std::string_view> allowed) {
   for (const auto& [k, v] : ctx.query) {
     bool known = false;
-    for (auto a : allowed) known = known || a == k;
+    for (auto a : allowed)
+      known = known || a == k;
     if (!known) return fieldError(k, "unknown query parameter '" + k + "'");
   }
   return {};
@@ -60,7 +62,9 @@ Result<std::optional<std::int64_t>> queryInt(const RequestContext& ctx, const st
   }
 }
 
-Result<json> bodyObject(const RequestContext& ctx) { return parseJsonObject(ctx.req.body()); }
+Result<json> bodyObject(const RequestContext& ctx) {
+  return parseJsonObject(ctx.req.body());
+}
 
 Reply deleted(const std::string& key, const std::string& value) {
   return okReply(json{{key, value}, {"deleted", true}});
@@ -113,12 +117,14 @@ asio::awaitable<Reply> metrics(RequestContext& ctx) {
 // --- routes later issues fill in ------------------------------------------------------------
 
 asio::awaitable<Reply> k8sDisabled(RequestContext&) {
-  co_return errorReply(ErrorCode::K8sDisabled,
-                       "Kubernetes support is not available on this server yet (no Kubernetes provider)");
+  co_return errorReply(
+      ErrorCode::K8sDisabled,
+      "Kubernetes support is not available on this server yet (no Kubernetes provider)");
 }
 
 asio::awaitable<Reply> poolDisabled(RequestContext&) {
-  co_return errorReply(ErrorCode::WarmPoolDisabled, "the warm pool is not available on this server yet");
+  co_return errorReply(ErrorCode::WarmPoolDisabled,
+                       "the warm pool is not available on this server yet");
 }
 
 // --- configs --------------------------------------------------------------------------------
@@ -138,11 +144,13 @@ asio::awaitable<Reply> createConfig(RequestContext& ctx) {
     return ctx.server.service.createConfig(std::move(c));
   });
   auto r = co_await std::move(rCall);
-  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+  co_return replyFrom(
+      r, [](const auto& v) { return toJson(v); }, 201);
 }
 
 asio::awaitable<Reply> getConfig(RequestContext& ctx) {
-  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getConfig(id); });
+  auto rCall =
+      blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getConfig(id); });
   auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
@@ -150,14 +158,16 @@ asio::awaitable<Reply> getConfig(RequestContext& ctx) {
 asio::awaitable<Reply> patchConfig(RequestContext& ctx) {
   auto body = bodyObject(ctx);
   if (!body.ok()) co_return errorReply(body.error());
-  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), patch = std::move(body.value())]() -> Result<SandboxConfig> {
-    auto& svc = ctx.server.service;
-    auto base = svc.getConfig(id);
-    if (!base.ok()) return base.takeError();
-    auto merged = applyConfigPatch(base.value(), patch);
-    if (!merged.ok()) return merged.takeError();
-    return svc.updateConfig(merged.value());
-  });
+  auto rCall = blocking(
+      ctx,
+      [&ctx, id = ctx.param("id"), patch = std::move(body.value())]() -> Result<SandboxConfig> {
+        auto& svc = ctx.server.service;
+        auto base = svc.getConfig(id);
+        if (!base.ok()) return base.takeError();
+        auto merged = applyConfigPatch(base.value(), patch);
+        if (!merged.ok()) return merged.takeError();
+        return svc.updateConfig(merged.value());
+      });
   auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
@@ -187,11 +197,13 @@ asio::awaitable<Reply> createSandbox(RequestContext& ctx) {
     return ctx.server.service.createSandbox(q, kActor);
   });
   auto r = co_await std::move(rCall);
-  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+  co_return replyFrom(
+      r, [](const auto& v) { return toJson(v); }, 201);
 }
 
 asio::awaitable<Reply> getSandbox(RequestContext& ctx) {
-  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
+  auto rCall =
+      blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
   auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
@@ -253,7 +265,8 @@ asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
 // --- tmux -----------------------------------------------------------------------------------
 
 asio::awaitable<Reply> listTmux(RequestContext& ctx) {
-  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.tmuxList(id); });
+  auto rCall =
+      blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.tmuxList(id); });
   auto r = co_await std::move(rCall);
   co_return replyFrom(r, [](const auto& v) { return arrayOf(v); });
 }
@@ -266,17 +279,19 @@ asio::awaitable<Reply> createTmux(RequestContext& ctx) {
   auto name = f->requiredString("name");
   if (!name.ok()) co_return errorReply(name.error());
   if (!isValidTmuxName(name.value())) {
-    co_return errorReply(Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
+    co_return errorReply(Error(ErrorCode::TmuxNameInvalid,
+                               "tmux session names must match [A-Za-z0-9_-]{1,64}",
                                {{"field", "name"}}));
   }
   auto command = f->optionalStringArray("command");
   if (!command.ok()) co_return errorReply(command.error());
   auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), n = name.value(),
-                                   cmd = command.value().value_or(std::vector<std::string>{})] {
+                              cmd = command.value().value_or(std::vector<std::string>{})] {
     return ctx.server.service.tmuxCreate(id, n, cmd, kActor);
   });
   auto r = co_await std::move(rCall);
-  co_return replyFrom(r, [](const auto& v) { return toJson(v); }, 201);
+  co_return replyFrom(
+      r, [](const auto& v) { return toJson(v); }, 201);
 }
 
 asio::awaitable<Reply> tmuxKeys(RequestContext& ctx) {
@@ -289,7 +304,7 @@ asio::awaitable<Reply> tmuxKeys(RequestContext& ctx) {
   auto enter = f->optionalBool("enter");
   if (!enter.ok()) co_return errorReply(enter.error());
   auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), n = ctx.param("name"), t = text.value(),
-                                   e = enter.value().value_or(true)] {
+                              e = enter.value().value_or(true)] {
     return ctx.server.service.tmuxSendKeys(id, n, t, e, kActor);
   });
   auto r = co_await std::move(rCall);
@@ -323,10 +338,12 @@ asio::awaitable<Reply> killTmux(RequestContext& ctx) {
 // --- audit ----------------------------------------------------------------------------------
 
 asio::awaitable<Reply> audit(RequestContext& ctx) {
-  if (auto q = onlyQuery(ctx, {"sandboxId", "limit", "beforeId"}); !q.ok()) co_return errorReply(q.error());
+  if (auto q = onlyQuery(ctx, {"sandboxId", "limit", "beforeId"}); !q.ok())
+    co_return errorReply(q.error());
   AuditQuery q;
   if (auto it = ctx.query.find("sandboxId"); it != ctx.query.end() && !it->second.empty()) {
-    if (!isValidSandboxId(it->second)) co_return errorReply(fieldError("sandboxId", "invalid sandbox id"));
+    if (!isValidSandboxId(it->second))
+      co_return errorReply(fieldError("sandboxId", "invalid sandbox id"));
     q.sandboxId = it->second;
   }
   auto limit = queryInt(ctx, "limit", 1, 1000);
@@ -346,7 +363,8 @@ Route http(http_verb m, const char* pattern, HttpHandler h, bool auth = true,
 }
 
 Route ws(const char* pattern, WsHandler h) {
-  return Route{http_verb::get, RoutePattern(pattern), true, std::chrono::seconds(0), {}, std::move(h)};
+  return Route{http_verb::get, RoutePattern(pattern), true, std::chrono::seconds(0), {},
+               std::move(h)};
 }
 
 }  // namespace
@@ -386,7 +404,8 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}", getSandbox));
   r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}", deleteSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/stop", stopSandbox));
-  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/exec", execSandbox, true, std::chrono::seconds(300)));
+  r.push_back(
+      http(V::post, "/api/sandboxes/{sandbox}/exec", execSandbox, true, std::chrono::seconds(300)));
   r.push_back(ws("/api/sandboxes/{sandbox}/exec/stream", runExecStream));
 
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}/tmux", listTmux));

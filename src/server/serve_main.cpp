@@ -49,7 +49,8 @@ bool writeAddressFile(const fs::path& home, const std::string& url) {
 fs::path resolveHome(const fs::path& home) {
   if (!home.empty()) return home;
   if (const char* h = std::getenv("AGENTPANE_HOME"); h != nullptr && *h != '\0') return h;
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return fs::path(h) / ".agentpane";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0')
+    return fs::path(h) / ".agentpane";
   return fs::path(".agentpane");
 }
 
@@ -64,7 +65,8 @@ int runServe(const ServeOptions& options) {
 
   auto store = Store::open(home);
   if (!store.ok()) {
-    spdlog::error("cannot open the state database in {}: {}", home.string(), store.error().describe());
+    spdlog::error("cannot open the state database in {}: {}", home.string(),
+                  store.error().describe());
     return 1;
   }
 
@@ -85,7 +87,8 @@ int runServe(const ServeOptions& options) {
   } else {
     spdlog::info("docker engine {} (API {})", health.version, health.apiVersion);
   }
-  for (const auto& w : health.warnings) spdlog::warn("docker: {}", w);
+  for (const auto& w : health.warnings)
+    spdlog::warn("docker: {}", w);
   service.registerProvider(std::shared_ptr<SandboxProvider>(std::move(docker.value())));
   // TODO(k8s): register the Kubernetes provider here when so.enableK8s (later issue).
 

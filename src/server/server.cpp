@@ -84,11 +84,13 @@ struct ScopeExit {
 Result<tcp::endpoint> parseListen(const std::string& listen) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
-    return Error(ErrorCode::ValidationError, "listen address must be host:port, got '" + listen + "'");
+    return Error(ErrorCode::ValidationError,
+                 "listen address must be host:port, got '" + listen + "'");
   }
   std::string host = listen.substr(0, colon);
   std::string portText = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "*") host = "0.0.0.0";
   if (host == "localhost") host = "127.0.0.1";
   unsigned long port = 0;
@@ -101,7 +103,9 @@ Result<tcp::endpoint> parseListen(const std::string& listen) {
   }
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
-  if (ec) return Error(ErrorCode::ValidationError, "listen host must be an IP address, got '" + host + "'");
+  if (ec)
+    return Error(ErrorCode::ValidationError,
+                 "listen host must be an IP address, got '" + host + "'");
   return tcp::endpoint(addr, static_cast<unsigned short>(port));
 }
 
@@ -111,7 +115,8 @@ http::response<http::string_body> toResponse(const Reply& r, unsigned version, b
   res.set(http::field::content_type, r.contentType);
   res.set(http::field::cache_control, "no-store");
   res.set("X-Content-Type-Options", "nosniff");
-  for (const auto& [k, v] : r.headers) res.insert(k, v);
+  for (const auto& [k, v] : r.headers)
+    res.insert(k, v);
   res.keep_alive(keepAlive);
   res.body() = r.body;
   res.prepare_payload();
@@ -186,7 +191,8 @@ struct Server::Impl {
 Result<void> Server::Impl::start() {
   auto ep = parseListen(options.listen);
   if (!ep.ok()) return ep.takeError();
-  if (options.home.empty()) return Error(ErrorCode::ValidationError, "the server needs a home directory");
+  if (options.home.empty())
+    return Error(ErrorCode::ValidationError, "the server needs a home directory");
   auto token = loadOrCreateToken(options.home);
   if (!token.ok()) return token.takeError();
   ctx.token = token.value();
@@ -228,7 +234,8 @@ asio::awaitable<void> Server::Impl::acceptLoop() {
   for (;;) {
     boost::system::error_code ec;
     asio::any_io_executor connEx = asio::make_strand(*ioc);
-    tcp::socket socket = co_await acceptor->async_accept(connEx, asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor->async_accept(connEx, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       spdlog::warn("accept: {}", ec.message());
@@ -284,27 +291,32 @@ Server::Impl::Dispatch Server::Impl::dispatch(const Request& req) {
     return d;
   }
   if (!allowed.empty()) {
-    Reply r = errorReply(ErrorCode::MethodNotAllowed,
-                         std::string(req.method_string()) + " is not allowed here (allowed: " + allowed + ")");
+    Reply r = errorReply(
+        ErrorCode::MethodNotAllowed,
+        std::string(req.method_string()) + " is not allowed here (allowed: " + allowed + ")");
     r.headers.emplace_back("Allow", allowed);
     d.early = std::move(r);
     return d;
   }
   d.label = "unmatched";
-  d.early = errorReply(ErrorCode::NotFound, "no route for " + std::string(req.target().substr(0, 200)));
+  d.early =
+      errorReply(ErrorCode::NotFound, "no route for " + std::string(req.target().substr(0, 200)));
   return d;
 }
 
 Reply Server::Impl::payloadTooLarge() const {
   const std::string limit = std::to_string(options.maxBodyBytes);
-  return errorReply(Error(ErrorCode::PayloadTooLarge, "request body exceeds " + limit + " bytes", {{"limit", limit}}));
+  return errorReply(Error(ErrorCode::PayloadTooLarge, "request body exceeds " + limit + " bytes",
+                          {{"limit", limit}}));
 }
 
 Reply Server::Impl::headerTooLarge() {
   return errorReply(ErrorCode::ValidationError, "request header too large");
 }
 
-Reply Server::Impl::internalError() { return errorReply(ErrorCode::Internal, "internal error"); }
+Reply Server::Impl::internalError() {
+  return errorReply(ErrorCode::Internal, "internal error");
+}
 
 Server::Impl::Dispatch Server::Impl::checkHeader(http::request_parser<http::string_body>& parser) {
   const Request& req = parser.get();
@@ -351,7 +363,8 @@ asio::awaitable<void> Server::Impl::lingerClose(beast::tcp_stream& stream) {
   std::vector<char> sink(64 * 1024);
   std::uint64_t total = 0;
   while (!ec && total < (64u << 20)) {
-    std::size_t n = co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = co_await stream.async_read_some(asio::buffer(sink),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
     total += n;
   }
   stream.socket().close(ec);
@@ -376,7 +389,8 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       stream.expires_after(first ? options.ioTimeout : options.idleTimeout);
       first = false;
       boost::system::error_code ec;
-      co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
       conn->idle = false;
       if (ec == http::error::header_limit) {
         Reply tooLarge = headerTooLarge();
@@ -393,7 +407,8 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         auto res = toResponse(tooLarge, parser.get().version(), false);
         stream.expires_after(options.ioTimeout);
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-        ctx.metrics.recordRequest("unmatched", std::string(parser.get().method_string()), tooLarge.status, 0);
+        ctx.metrics.recordRequest("unmatched", std::string(parser.get().method_string()),
+                                  tooLarge.status, 0);
         co_await lingerClose(stream);
         co_return;
       }
@@ -404,15 +419,16 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       const unsigned version = req.version();
       std::string method(req.method_string());
 
-      auto finish = [&](const Reply& reply, const std::string& label, bool keepAlive)
-          -> asio::awaitable<bool> {
+      auto finish = [&](const Reply& reply, const std::string& label,
+                        bool keepAlive) -> asio::awaitable<bool> {
         auto res = toResponse(reply, version, keepAlive);
-        boost::system::error_code wec;
-        stream.expires_after(options.ioTimeout);
-        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+        // Recorded before the write: a client that has its answer must find it counted.
         double secs = std::chrono::duration<double>(Clock::now() - startedAt).count();
         ctx.metrics.recordRequest(label, method, reply.status, secs);
         spdlog::debug("{} {} -> {} in {:.3f}s", method, label, reply.status, secs);
+        boost::system::error_code wec;
+        stream.expires_after(options.ioTimeout);
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
         co_return !wec;
       };
       // A reply sent before the body was read: the connection cannot be reused.
@@ -437,8 +453,8 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
                                   std::chrono::duration<double>(Clock::now() - startedAt).count());
         // GCC 12 destroys non-trivial temporaries of a co_await expression twice: awaitables
         // are built first, then awaited (see blocking.hpp).
-        auto op = upgrade(stream, conn, parser.release(), route, std::move(d.match), std::move(d.target),
-                          startedAt);
+        auto op = upgrade(stream, conn, parser.release(), route, std::move(d.match),
+                          std::move(d.target), startedAt);
         co_await std::move(op);
         co_return;
       }
@@ -451,7 +467,8 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       }
       if (!parser.is_done()) {
         stream.expires_after(route.ioTimeout.count() > 0 ? route.ioTimeout : options.ioTimeout);
-        co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
         if (ec == http::error::body_limit) {
           Reply tooLarge = payloadTooLarge();
           co_await refuse(tooLarge, d.label);
@@ -484,9 +501,10 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
   }
 }
 
-asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
-                                            Request req, const Route& route, PatternMatch match,
-                                            Target target, Clock::time_point) {
+asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream,
+                                            const std::shared_ptr<Conn>& conn, Request req,
+                                            const Route& route, PatternMatch match, Target target,
+                                            Clock::time_point) {
   auto ch = std::make_shared<WsChannel>(std::move(stream), options);
   conn->stream = nullptr;
   conn->ws = ch;
@@ -498,7 +516,8 @@ asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream, const std
     co_await ch->finished();
     co_return;
   }
-  RequestContext rc{ctx, req, std::move(match.params), std::move(target.query), route.pattern.label()};
+  RequestContext rc{ctx, req, std::move(match.params), std::move(target.query),
+                    route.pattern.label()};
   try {
     auto op = route.ws(rc, ch);
     co_await std::move(op);
@@ -574,18 +593,26 @@ void Server::Impl::stop() {
 Server::Server(SandboxService& service, ServerOptions options)
     : impl_(std::make_unique<Impl>(service, std::move(options))) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 Result<void> Server::start() {
   if (impl_->started) return Error(ErrorCode::Internal, "server already started");
   return impl_->start();
 }
 
-std::uint16_t Server::port() const { return impl_->boundPort; }
+std::uint16_t Server::port() const {
+  return impl_->boundPort;
+}
 
-const std::string& Server::token() const { return impl_->ctx.token; }
+const std::string& Server::token() const {
+  return impl_->ctx.token;
+}
 
-void Server::stop() { impl_->stop(); }
+void Server::stop() {
+  impl_->stop();
+}
 
 void Server::runUntilSignal() {
   auto& impl = *impl_;

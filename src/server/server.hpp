@@ -29,7 +29,7 @@ struct ServerOptions {
   int workerThreads = 4;                  // blocking service calls
   int maxStreams = 16;                    // concurrent WebSocket exec/attach sessions
 
-  std::uint64_t maxBodyBytes = 16u << 20;      // 413 beyond
+  std::uint64_t maxBodyBytes = 16u << 20;  // 413 beyond
   std::uint32_t maxHeaderBytes = 16u << 10;
   std::uint64_t maxWsMessageBytes = 1u << 20;  // client -> server frames
   std::chrono::seconds idleTimeout{60};        // keep-alive connection waiting for a request
@@ -37,9 +37,9 @@ struct ServerOptions {
   std::chrono::seconds wsPingInterval{20};     // idle WebSocket: ping, close after 2x silence
   std::chrono::seconds wsStartTimeout{30};     // first message of an exec stream
   std::chrono::milliseconds attachPollInterval{200};
-  std::chrono::seconds sessionTtl{12 * 3600};  // browser sessions (POST /api/session)
+  std::chrono::seconds sessionTtl{12 * 3600};      // browser sessions (POST /api/session)
   std::chrono::milliseconds shutdownGrace{10000};  // in-flight requests may finish within this
-  std::chrono::seconds defaultExecTimeout{3600};  // POST exec without timeoutSeconds
+  std::chrono::seconds defaultExecTimeout{3600};   // POST exec without timeoutSeconds
 };
 
 class Server {

@@ -52,21 +52,22 @@ struct RequestContext {
   const Request& req;
   std::map<std::string, std::string> params;  // "id", "name"
   std::map<std::string, std::string> query;
-  std::string route;                          // pattern label, e.g. /api/sandboxes/:id
+  std::string route;  // pattern label, e.g. /api/sandboxes/:id
 
   [[nodiscard]] const std::string& param(const std::string& name) const { return params.at(name); }
 };
 
 using HttpHandler = std::function<boost::asio::awaitable<Reply>(RequestContext&)>;
 // Runs after the upgrade; returns when the WebSocket is finished (closed or failed).
-using WsHandler = std::function<boost::asio::awaitable<void>(RequestContext&, std::shared_ptr<WsChannel>)>;
+using WsHandler =
+    std::function<boost::asio::awaitable<void>(RequestContext&, std::shared_ptr<WsChannel>)>;
 
 struct Route {
   boost::beast::http::verb method;
   RoutePattern pattern;
   bool needsAuth = true;
   std::chrono::seconds ioTimeout{0};  // body read and response write; 0 = options.ioTimeout
-  HttpHandler http;  // exactly one of http / ws
+  HttpHandler http;                   // exactly one of http / ws
   WsHandler ws;
 };
 

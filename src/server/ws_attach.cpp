@@ -32,15 +32,17 @@ namespace {
 constexpr std::size_t kScreenHighWater = 256u << 10;
 
 std::string errorFrame(const Error& e) {
-  return dumpJson(json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
+  return dumpJson(
+      json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
 }
 
 struct AttachState {
   bool done = false;
 };
 
-asio::awaitable<void> pollScreen(ServerContext& server, std::shared_ptr<WsChannel> ch, std::string id,
-                                 std::string name, int lines, std::shared_ptr<AttachState> st) {
+asio::awaitable<void> pollScreen(ServerContext& server, std::shared_ptr<WsChannel> ch,
+                                 std::string id, std::string name, int lines,
+                                 std::shared_ptr<AttachState> st) {
   asio::steady_timer tick(ch->executor());
   std::optional<std::string> last;
   while (!ch->closing() && !st->done) {
@@ -79,8 +81,8 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
       lines = std::stoi(it->second, &used);
       if (used != it->second.size() || lines < 1 || lines > 10000) throw std::out_of_range("lines");
     } catch (const std::exception&) {
-      ch->sendText(errorFrame(Error(ErrorCode::ValidationError, "'lines' must be an integer 1..10000",
-                                    {{"field", "lines"}})));
+      ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
+                                    "'lines' must be an integer 1..10000", {{"field", "lines"}})));
       co_return;
     }
   }

@@ -23,7 +23,10 @@ asio::awaitable<void> Signal::wait() {
 }
 
 WsChannel::WsChannel(beast::tcp_stream&& stream, const ServerOptions& options)
-    : ws_(std::move(stream)), options_(options), wake_(ws_.get_executor()), drained_(ws_.get_executor()) {}
+    : ws_(std::move(stream)),
+      options_(options),
+      wake_(ws_.get_executor()),
+      drained_(ws_.get_executor()) {}
 
 asio::awaitable<bool> WsChannel::accept(const http::request<http::string_body>& req) {
   // The websocket stream keeps its own timers from here on.
@@ -46,8 +49,9 @@ asio::awaitable<bool> WsChannel::accept(const http::request<http::string_body>& 
     co_return false;
   }
   writerStarted_ = true;
-  asio::co_spawn(ws_.get_executor(), [self = shared_from_this()]() { return self->writerLoop(); },
-                 asio::detached);
+  asio::co_spawn(
+      ws_.get_executor(), [self = shared_from_this()]() { return self->writerLoop(); },
+      asio::detached);
   co_return true;
 }
 
@@ -58,8 +62,12 @@ void WsChannel::enqueue(bool text, std::string data) {
   wake_.notify();
 }
 
-void WsChannel::sendText(std::string data) { enqueue(true, std::move(data)); }
-void WsChannel::sendBinary(std::string data) { enqueue(false, std::move(data)); }
+void WsChannel::sendText(std::string data) {
+  enqueue(true, std::move(data));
+}
+void WsChannel::sendBinary(std::string data) {
+  enqueue(false, std::move(data));
+}
 
 void WsChannel::close(websocket::close_code code, std::string reason) {
   if (closeRequested_) return;
@@ -79,14 +87,16 @@ void WsChannel::abort() {
 
 asio::awaitable<void> WsChannel::writerLoop() {
   for (;;) {
-    while (queue_.empty() && !closeRequested_ && !failed_) co_await wake_.wait();
+    while (queue_.empty() && !closeRequested_ && !failed_)
+      co_await wake_.wait();
     if (failed_) break;
     if (!queue_.empty()) {
       Outgoing out = std::move(queue_.front());
       queue_.pop_front();
       ws_.text(out.text);
       boost::system::error_code ec;
-      co_await ws_.async_write(asio::buffer(out.data), asio::redirect_error(asio::use_awaitable, ec));
+      co_await ws_.async_write(asio::buffer(out.data),
+                               asio::redirect_error(asio::use_awaitable, ec));
       queuedBytes_ -= out.data.size();
       drained_.notify();
       if (ec) {
@@ -107,7 +117,8 @@ asio::awaitable<void> WsChannel::writerLoop() {
 }
 
 asio::awaitable<void> WsChannel::waitForSpace(std::size_t highWater) {
-  while (queuedBytes_ > highWater && !closing() && !writerDone_) co_await drained_.wait();
+  while (queuedBytes_ > highWater && !closing() && !writerDone_)
+    co_await drained_.wait();
 }
 
 asio::awaitable<std::optional<WsChannel::Message>> WsChannel::read() {
@@ -130,7 +141,8 @@ asio::awaitable<std::optional<WsChannel::Message>> WsChannel::read() {
 }
 
 asio::awaitable<void> WsChannel::finished() {
-  while (writerStarted_ && !writerDone_) co_await drained_.wait();
+  while (writerStarted_ && !writerDone_)
+    co_await drained_.wait();
 }
 
 }  // namespace agentpane::server

@@ -49,7 +49,8 @@ class WsChannel : public std::enable_shared_from_this<WsChannel> {
   boost::asio::any_io_executor executor() { return ws_.get_executor(); }
 
   // Completes the upgrade and starts the writer; false when the handshake failed.
-  boost::asio::awaitable<bool> accept(const boost::beast::http::request<boost::beast::http::string_body>& req);
+  boost::asio::awaitable<bool> accept(
+      const boost::beast::http::request<boost::beast::http::string_body>& req);
 
   // Queue a message. Ignored once the channel is closing.
   void sendText(std::string data);

@@ -35,7 +35,8 @@ namespace {
 constexpr std::size_t kOutHighWater = 1u << 20;  // queued output before we stop reading the process
 
 std::string errorFrame(const Error& e) {
-  return dumpJson(json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
+  return dumpJson(
+      json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
 }
 
 struct StartRequest {
@@ -46,7 +47,8 @@ struct StartRequest {
 Result<StartRequest> parseStart(const std::string& text) {
   auto obj = parseJsonObject(text);
   if (!obj.ok()) return obj.takeError();
-  auto f = JsonFields::of(obj.value(), {"argv", "root", "timeoutSeconds", "workingDir", "env", "stdin"});
+  auto f =
+      JsonFields::of(obj.value(), {"argv", "root", "timeoutSeconds", "workingDir", "env", "stdin"});
   if (!f.ok()) return f.takeError();
   StartRequest s;
   auto argv = f->optionalStringArray("argv", true);
@@ -62,7 +64,8 @@ Result<StartRequest> parseStart(const std::string& text) {
   auto wd = f->optionalString("workingDir");
   if (!wd.ok()) return wd.takeError();
   if (wd.value()) {
-    if (wd.value()->empty() || wd.value()->front() != '/') return fieldError("workingDir", "'workingDir' must be absolute");
+    if (wd.value()->empty() || wd.value()->front() != '/')
+      return fieldError("workingDir", "'workingDir' must be absolute");
     s.options.workingDir = *wd.value();
   }
   auto env = f->optionalStringMap("env");
@@ -134,15 +137,17 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   // The first message says what to run; a client that says nothing is dropped.
   asio::steady_timer startDeadline(ch->executor());
   startDeadline.expires_after(server.options.wsStartTimeout);
-  startDeadline.async_wait([weak = std::weak_ptr<WsChannel>(ch)](const boost::system::error_code& ec) {
-    if (ec) return;
-    if (auto c = weak.lock()) c->abort();
-  });
+  startDeadline.async_wait(
+      [weak = std::weak_ptr<WsChannel>(ch)](const boost::system::error_code& ec) {
+        if (ec) return;
+        if (auto c = weak.lock()) c->abort();
+      });
   auto first = co_await ch->read();
   startDeadline.cancel();
   if (!first) co_return;
   if (!first->text) {
-    ch->sendText(errorFrame(Error(ErrorCode::ValidationError, "the first message must be a JSON text frame")));
+    ch->sendText(errorFrame(
+        Error(ErrorCode::ValidationError, "the first message must be a JSON text frame")));
     co_return;
   }
   auto start = parseStart(first->data);
@@ -156,10 +161,12 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     return server.service.openExec(id, s.argv, s.options, "api");
   });
   auto opened = co_await std::move(openedCall);
-  auto providerCall = runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
+  auto providerCall =
+      runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
   std::string provider = co_await std::move(providerCall);
   if (!opened.ok()) {
-    server.metrics.recordExec(provider, "error", std::chrono::duration<double>(Clock::now() - startedAt).count());
+    server.metrics.recordExec(provider, "error",
+                              std::chrono::duration<double>(Clock::now() - startedAt).count());
     ch->sendText(errorFrame(opened.error()));
     co_return;
   }
@@ -168,7 +175,8 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   st->session = std::shared_ptr<ExecSession>(std::move(opened.value()));
   st->stdinClosed = !start->options.attachStdin;
   auto pumpFinished = std::make_shared<Signal>(ch->executor());
-  asio::co_spawn(ch->executor(), pumpOutput(server, ch, st, provider, startedAt, pumpFinished), asio::detached);
+  asio::co_spawn(ch->executor(), pumpOutput(server, ch, st, provider, startedAt, pumpFinished),
+                 asio::detached);
 
   auto session = st->session;
   for (;;) {
@@ -190,13 +198,14 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     if (j.is_object() && j.size() == 1 && j.contains("type") && j["type"] == "eof") {
       if (!st->stdinClosed) {
         st->stdinClosed = true;
-        auto closeCall = runBlocking(server.streamPool, [session] { return session->closeStdin(); });
+        auto closeCall =
+            runBlocking(server.streamPool, [session] { return session->closeStdin(); });
         (void)co_await std::move(closeCall);
       }
       continue;
     }
-    ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
-                                  R"(unknown control message (expected {"type":"eof"}))")));
+    ch->sendText(errorFrame(
+        Error(ErrorCode::ValidationError, R"(unknown control message (expected {"type":"eof"}))")));
     // Closing now keeps the error the last word: the pump's exit report is dropped.
     ch->close(websocket::close_code::normal);
     session->cancel();
@@ -205,7 +214,8 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   // The client went away (or broke the protocol) before the process ended: kill it rather
   // than leave it running unobserved. The pump then reports and closes.
   if (!st->pumpDone) session->cancel();
-  while (!st->pumpDone) co_await pumpFinished->wait();
+  while (!st->pumpDone)
+    co_await pumpFinished->wait();
 }
 
 }  // namespace agentpane::server

@@ -36,7 +36,8 @@ TEST_F(ApiTest, HealthNeedsNoToken) {
 
 TEST_F(ApiTest, ConfigsCrud) {
   auto c = client();
-  auto created = c.post("/api/sandbox-configs", {{"name", "small"}, {"memoryMb", 1024}, {"cpu", 1.0}});
+  auto created =
+      c.post("/api/sandbox-configs", {{"name", "small"}, {"memoryMb", 1024}, {"cpu", 1.0}});
   ASSERT_EQ(created.status, 201) << created.body;
   const std::string id = created.data()["id"];
   EXPECT_EQ(created.data()["memoryMb"], 1024);
@@ -45,14 +46,16 @@ TEST_F(ApiTest, ConfigsCrud) {
   auto list = c.get("/api/sandbox-configs");
   ASSERT_EQ(list.status, 200);
   bool found = false;
-  for (const auto& cfg : list.data()) found = found || cfg["id"] == id;
+  for (const auto& cfg : list.data())
+    found = found || cfg["id"] == id;
   EXPECT_TRUE(found) << list.body;
 
   auto one = c.get("/api/sandbox-configs/" + id);
   ASSERT_EQ(one.status, 200);
   EXPECT_EQ(one.data()["name"], "small");
 
-  auto patched = c.patch("/api/sandbox-configs/" + id, {{"memoryMb", 4096}, {"kubeNamespace", "team-a"}});
+  auto patched =
+      c.patch("/api/sandbox-configs/" + id, {{"memoryMb", 4096}, {"kubeNamespace", "team-a"}});
   ASSERT_EQ(patched.status, 200) << patched.body;
   EXPECT_EQ(patched.data()["memoryMb"], 4096);
   EXPECT_EQ(patched.data()["kubeNamespace"], "team-a");
@@ -61,7 +64,8 @@ TEST_F(ApiTest, ConfigsCrud) {
 
   // Refusals: immutable field, wrong type, out of range, unknown field, duplicate name.
   EXPECT_EQ(c.patch("/api/sandbox-configs/" + id, {{"id", "other"}}).code(), "VALIDATION_ERROR");
-  EXPECT_EQ(c.patch("/api/sandbox-configs/" + id, {{"memoryMb", "lots"}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.patch("/api/sandbox-configs/" + id, {{"memoryMb", "lots"}}).code(),
+            "VALIDATION_ERROR");
   auto range = c.patch("/api/sandbox-configs/" + id, {{"memoryMb", 1}});
   EXPECT_EQ(range.status, 400);
   EXPECT_EQ(range.code(), "VALIDATION_ERROR");
@@ -71,7 +75,8 @@ TEST_F(ApiTest, ConfigsCrud) {
   auto dup = c.post("/api/sandbox-configs", {{"name", "small"}});
   EXPECT_EQ(dup.status, 409);
   EXPECT_EQ(dup.code(), "SANDBOX_CONFIG_NAME_CONFLICT");
-  EXPECT_EQ(c.patch("/api/sandbox-configs/cfg-missing", {{"memoryMb", 4096}}).code(), "SANDBOX_CONFIG_NOT_FOUND");
+  EXPECT_EQ(c.patch("/api/sandbox-configs/cfg-missing", {{"memoryMb", 4096}}).code(),
+            "SANDBOX_CONFIG_NOT_FOUND");
 
   auto del = c.del("/api/sandbox-configs/" + id);
   ASSERT_EQ(del.status, 200) << del.body;
@@ -83,7 +88,8 @@ TEST_F(ApiTest, ConfigsCrud) {
 
 TEST_F(ApiTest, SandboxesLifecycle) {
   auto c = client();
-  auto created = c.post("/api/sandboxes", {{"projectPath", ts->dir().mkdir("p1")}, {"agentId", "agent-7"}});
+  auto created =
+      c.post("/api/sandboxes", {{"projectPath", ts->dir().mkdir("p1")}, {"agentId", "agent-7"}});
   ASSERT_EQ(created.status, 201) << created.body;
   const std::string id = created.data()["id"];
   EXPECT_EQ(created.data()["provider"], "docker");
@@ -124,7 +130,8 @@ TEST_F(ApiTest, SandboxCreateRefusals) {
   auto wrongType = c.post("/api/sandboxes", {{"projectPath", 5}});
   EXPECT_EQ(wrongType.status, 400);
   EXPECT_EQ(wrongType.json()["error"]["details"]["field"], "projectPath");
-  auto unknown = c.post("/api/sandboxes", {{"projectPath", ts->dir().mkdir("p")}, {"privileged", true}});
+  auto unknown =
+      c.post("/api/sandboxes", {{"projectPath", ts->dir().mkdir("p")}, {"privileged", true}});
   EXPECT_EQ(unknown.status, 400);
   EXPECT_EQ(unknown.json()["error"]["details"]["field"], "privileged");
   auto badPath = c.post("/api/sandboxes", {{"projectPath", "/does/not/exist/anywhere"}});
@@ -142,7 +149,8 @@ TEST_F(ApiTest, SandboxCreateRefusals) {
 
 TEST_F(ApiTest, BadJsonBodies) {
   auto c = client();
-  for (const std::string& body : std::vector<std::string>{"{", "[]", "", "\"text\"", "{\"projectPath\": }", "nul"}) {
+  for (const std::string& body :
+       std::vector<std::string>{"{", "[]", "", "\"text\"", "{\"projectPath\": }", "nul"}) {
     auto r = c.postRaw("/api/sandboxes", body);
     EXPECT_EQ(r.status, 400) << body;
     EXPECT_EQ(r.code(), "VALIDATION_ERROR") << body;
@@ -151,12 +159,15 @@ TEST_F(ApiTest, BadJsonBodies) {
 
 TEST_F(ApiTest, ExecBufferedTextBase64AndErrors) {
   const std::string id = ts->createSandbox();
-  fake->execHandler = [](const std::string&, const std::vector<std::string>& argv, const ExecOptions&) {
-    if (argv[0] == "bin") return Result<ExecResult>(ExecResult{0, std::string("\x00\xff\x01", 3), ""});
+  fake->execHandler = [](const std::string&, const std::vector<std::string>& argv,
+                         const ExecOptions&) {
+    if (argv[0] == "bin")
+      return Result<ExecResult>(ExecResult{0, std::string("\x00\xff\x01", 3), ""});
     return Result<ExecResult>(ExecResult{3, "out\n", "err\n"});
   };
   auto c = client();
-  auto r = c.post("/api/sandboxes/" + id + "/exec", {{"argv", {"sh", "-c", "echo out; echo err >&2; exit 3"}}});
+  auto r = c.post("/api/sandboxes/" + id + "/exec",
+                  {{"argv", {"sh", "-c", "echo out; echo err >&2; exit 3"}}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.data()["exitCode"], 3);
   EXPECT_EQ(r.data()["stdout"], "out\n");
@@ -171,17 +182,19 @@ TEST_F(ApiTest, ExecBufferedTextBase64AndErrors) {
   ASSERT_EQ(bin.status, 200) << bin.body;
   EXPECT_EQ(bin.data()["stdoutBase64"], "AP8B");  // not UTF-8: sent byte-exact as base64
 
-  for (const json& bad : {json{{"argv", json::array()}}, json{{"argv", "ls"}}, json::object(),
-                          json{{"argv", {"ls"}}, {"timeoutSeconds", "soon"}},
-                          json{{"argv", {"ls"}}, {"shell", true}}, json{{"argv", {"ls"}}, {"encoding", "hex"}},
-                          json{{"argv", {1, 2}}}}) {
+  for (const json& bad :
+       {json{{"argv", json::array()}}, json{{"argv", "ls"}}, json::object(),
+        json{{"argv", {"ls"}}, {"timeoutSeconds", "soon"}}, json{{"argv", {"ls"}}, {"shell", true}},
+        json{{"argv", {"ls"}}, {"encoding", "hex"}}, json{{"argv", {1, 2}}}}) {
     auto e = c.post("/api/sandboxes/" + id + "/exec", bad);
     EXPECT_EQ(e.status, 400) << bad.dump() << " " << e.body;
     EXPECT_EQ(e.code(), "VALIDATION_ERROR") << bad.dump();
   }
-  EXPECT_EQ(c.post("/api/sandboxes/sbx-000000000000/exec", {{"argv", {"ls"}}}).code(), "SANDBOX_NOT_FOUND");
+  EXPECT_EQ(c.post("/api/sandboxes/sbx-000000000000/exec", {{"argv", {"ls"}}}).code(),
+            "SANDBOX_NOT_FOUND");
   fake->failNext("exec", Error(ErrorCode::ExecTimeout, "timed out"));
-  auto timeout = c.post("/api/sandboxes/" + id + "/exec", {{"argv", {"sleep", "99"}}, {"timeoutSeconds", 1}});
+  auto timeout =
+      c.post("/api/sandboxes/" + id + "/exec", {{"argv", {"sleep", "99"}}, {"timeoutSeconds", 1}});
   EXPECT_EQ(timeout.status, 504);
   EXPECT_EQ(timeout.code(), "EXEC_TIMEOUT");
 }
@@ -216,7 +229,8 @@ TEST_F(ApiTest, TmuxRoutes) {
   EXPECT_EQ(c.get(base + "/main/capture?lines=abc").code(), "VALIDATION_ERROR");
   EXPECT_EQ(c.get(base + "/main/capture?colour=1").code(), "VALIDATION_ERROR");
   EXPECT_EQ(c.post(base + "/main/keys", {{"text", 5}}).code(), "VALIDATION_ERROR");
-  EXPECT_EQ(c.post(base + "/main/keys", {{"text", "a"}, {"enter", "yes"}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.post(base + "/main/keys", {{"text", "a"}, {"enter", "yes"}}).code(),
+            "VALIDATION_ERROR");
   EXPECT_EQ(c.post(base + "/main/keys", json::object()).code(), "VALIDATION_ERROR");
   EXPECT_EQ(c.post(base, {{"name", "x"}, {"command", "bash"}}).code(), "VALIDATION_ERROR");
   EXPECT_EQ(c.get(base + "/other/capture").code(), "SANDBOX_TMUX_SESSION_NOT_FOUND");
@@ -233,15 +247,18 @@ TEST_F(ApiTest, HostileTmuxNamesNeverReachTheProvider) {
   const std::string base = "/api/sandboxes/" + id + "/tmux";
   auto c = client();
   const int execsBefore = fake->callCount("exec");
-  for (const std::string& name : std::vector<std::string>{"a;id", "$(id)", "../x", std::string(65, 'a'), "a b", "x\ny"}) {
+  for (const std::string& name :
+       std::vector<std::string>{"a;id", "$(id)", "../x", std::string(65, 'a'), "a b", "x\ny"}) {
     auto r = c.post(base, {{"name", name}});
     EXPECT_EQ(r.status, 400) << name;
     EXPECT_EQ(r.code(), "SANDBOX_TMUX_NAME_INVALID") << name;
   }
-  for (const std::string& enc : std::vector<std::string>{"a%3Bid", "%24%28id%29", "..%2Fx", std::string(65, 'a'), "a;id"}) {
+  for (const std::string& enc :
+       std::vector<std::string>{"a%3Bid", "%24%28id%29", "..%2Fx", std::string(65, 'a'), "a;id"}) {
     for (const std::string& suffix : std::vector<std::string>{"", "/capture", "/keys"}) {
       auto r = suffix == "/keys" ? c.post(base + "/" + enc + suffix, {{"text", "x"}})
-                                 : (suffix.empty() ? c.del(base + "/" + enc + suffix) : c.get(base + "/" + enc + suffix));
+                                 : (suffix.empty() ? c.del(base + "/" + enc + suffix)
+                                                   : c.get(base + "/" + enc + suffix));
       EXPECT_EQ(r.status, 400) << enc << suffix << " " << r.body;
       EXPECT_EQ(r.code(), "SANDBOX_TMUX_NAME_INVALID") << enc << suffix;
     }
@@ -251,15 +268,18 @@ TEST_F(ApiTest, HostileTmuxNamesNeverReachTheProvider) {
 
 TEST_F(ApiTest, HostileSandboxAndConfigIds) {
   auto c = client();
-  for (const std::string& id : std::vector<std::string>{"a;id", "%24%28id%29", "..%2Fx", "ABC", "-x", std::string(64, 'a'), "a%20b"}) {
+  for (const std::string& id : std::vector<std::string>{"a;id", "%24%28id%29", "..%2Fx", "ABC",
+                                                        "-x", std::string(64, 'a'), "a%20b"}) {
     for (const std::string& suffix : std::vector<std::string>{"", "/stop", "/exec", "/tmux"}) {
-      auto r = suffix.empty() || suffix == "/tmux" ? c.get("/api/sandboxes/" + id + suffix)
-                                                   : c.post("/api/sandboxes/" + id + suffix, {{"argv", {"ls"}}});
+      auto r = suffix.empty() || suffix == "/tmux"
+                   ? c.get("/api/sandboxes/" + id + suffix)
+                   : c.post("/api/sandboxes/" + id + suffix, {{"argv", {"ls"}}});
       EXPECT_EQ(r.status, 400) << id << suffix << " " << r.body;
       EXPECT_EQ(r.code(), "VALIDATION_ERROR") << id << suffix;
     }
   }
-  for (const std::string& id : std::vector<std::string>{"a;id", "%24%28id%29", "..%2Fx", "-x", "a%20b", "a%2Fb"}) {
+  for (const std::string& id :
+       std::vector<std::string>{"a;id", "%24%28id%29", "..%2Fx", "-x", "a%20b", "a%2Fb"}) {
     auto r = c.get("/api/sandbox-configs/" + id);
     EXPECT_EQ(r.status, 400) << id;
     EXPECT_EQ(r.code(), "VALIDATION_ERROR") << id;
@@ -286,7 +306,8 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
   EXPECT_NE(wrong.header("allow").find("GET"), std::string::npos);
   EXPECT_NE(wrong.header("allow").find("POST"), std::string::npos);
   EXPECT_EQ(c.post("/api/health").status, 405);
-  EXPECT_EQ(c.request(http::verb::patch, "/api/sandboxes/sbx-1", "{}").code(), "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(c.request(http::verb::patch, "/api/sandboxes/sbx-1", "{}").code(),
+            "METHOD_NOT_ALLOWED");
   // A WebSocket route asked for without the upgrade.
   auto plain = c.get("/api/sandboxes/sbx-1/exec/stream");
   EXPECT_EQ(plain.status, 400);
@@ -295,7 +316,8 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
 
 TEST_F(ApiTest, KubernetesAndPoolRoutesSayTheyAreDisabled) {
   auto c = client();
-  for (const std::string& path : std::vector<std::string>{"/api/sandbox/k8s/status", "/api/sandbox/k8s/contexts", "/api/sandbox/k8s/namespaces"}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/api/sandbox/k8s/status", "/api/sandbox/k8s/contexts", "/api/sandbox/k8s/namespaces"}) {
     auto r = c.get(path);
     EXPECT_EQ(r.status, 400) << path;
     EXPECT_EQ(r.code(), "K8S_DISABLED") << path;
@@ -343,19 +365,26 @@ TEST_F(ApiTest, MetricsUseRoutePatternsAndNeedTheToken) {
   ASSERT_EQ(m.status, 200);
   EXPECT_EQ(m.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
   const std::string& t = m.body;
-  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id\",method=\"GET\",status=\"200\"} 1"),
+  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/sandboxes/"
+                   ":id\",method=\"GET\",status=\"200\"} 1"),
             std::string::npos)
       << t;
-  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id\",method=\"GET\",status=\"404\"} 1"),
+  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/sandboxes/"
+                   ":id\",method=\"GET\",status=\"404\"} 1"),
             std::string::npos);
-  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/sandboxes\",method=\"POST\",status=\"201\"} 1"),
+  EXPECT_NE(t.find("agentpane_http_requests_total{route=\"/api/"
+                   "sandboxes\",method=\"POST\",status=\"201\"} 1"),
             std::string::npos);
-  EXPECT_NE(t.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id/exec\",le=\"+Inf\"} 2"),
+  EXPECT_NE(t.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id/"
+                   "exec\",le=\"+Inf\"} 2"),
             std::string::npos);
-  EXPECT_NE(t.find("agentpane_sandboxes{provider=\"docker\",status=\"running\"} 1"), std::string::npos);
+  EXPECT_NE(t.find("agentpane_sandboxes{provider=\"docker\",status=\"running\"} 1"),
+            std::string::npos);
   EXPECT_NE(t.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1"), std::string::npos);
-  EXPECT_NE(t.find("agentpane_exec_total{provider=\"docker\",result=\"nonzero\"} 1"), std::string::npos);
-  EXPECT_NE(t.find("agentpane_exec_duration_seconds_count{provider=\"docker\"} 2"), std::string::npos);
+  EXPECT_NE(t.find("agentpane_exec_total{provider=\"docker\",result=\"nonzero\"} 1"),
+            std::string::npos);
+  EXPECT_NE(t.find("agentpane_exec_duration_seconds_count{provider=\"docker\"} 2"),
+            std::string::npos);
   EXPECT_EQ(t.find(id), std::string::npos) << "raw ids never become labels";
   EXPECT_EQ(t.find("sbx-000000000000"), std::string::npos);
 

@@ -96,8 +96,9 @@ TEST_F(AuthTest, EveryRouteButHealthNeedsTheToken) {
 
 TEST_F(AuthTest, WrongTokensAreRefused) {
   auto c = ts->client();
-  for (const std::string& value : std::vector<std::string>{"Bearer nope", "Bearer " + ts->token() + "x", "Bearer " + ts->token().substr(1),
-                                  "Basic " + ts->token(), ts->token(), "Bearer"}) {
+  for (const std::string& value : std::vector<std::string>{
+           "Bearer nope", "Bearer " + ts->token() + "x", "Bearer " + ts->token().substr(1),
+           "Basic " + ts->token(), ts->token(), "Bearer"}) {
     c.headers = {{"Authorization", value}};
     auto r = c.get("/api/sandboxes");
     EXPECT_EQ(r.status, 401) << value;
@@ -152,7 +153,8 @@ TEST_F(AuthTest, SessionCookieAuthorisesAndLogsOut) {
 
 TEST_F(AuthTest, CrossOriginRequestsAreForbidden) {
   auto c = ts->client();
-  for (const std::string& origin : std::vector<std::string>{"http://evil.example", "https://" + c.host(), "null", "http://localhost:1"}) {
+  for (const std::string& origin : std::vector<std::string>{
+           "http://evil.example", "https://" + c.host(), "null", "http://localhost:1"}) {
     c.headers = {{"Origin", origin}};
     auto r = c.get("/api/sandboxes");
     EXPECT_EQ(r.status, 403) << origin;
@@ -180,16 +182,19 @@ TEST_F(AuthTest, WebSocketUpgradesNeedAuthAndTheSameOrigin) {
   }
   {
     WsClient ws(ts->port());
-    EXPECT_FALSE(ws.connect(target, {{"Authorization", "Bearer " + ts->token()}, {"Origin", "http://evil.example"}}));
+    EXPECT_FALSE(ws.connect(
+        target, {{"Authorization", "Bearer " + ts->token()}, {"Origin", "http://evil.example"}}));
     EXPECT_EQ(ws.upgradeResponse.result_int(), 403u);
   }
   // A browser session from the page's own origin may upgrade.
   auto c = ts->client();
   auto login = c.post("/api/session", {{"token", ts->token()}});
-  const std::string cookie = login.header("set-cookie").substr(0, login.header("set-cookie").find(';'));
+  const std::string cookie =
+      login.header("set-cookie").substr(0, login.header("set-cookie").find(';'));
   {
     WsClient ws(ts->port());
-    ASSERT_TRUE(ws.connect(target, {{"Cookie", cookie}, {"Origin", "http://127.0.0.1:" + std::to_string(ts->port())}}));
+    ASSERT_TRUE(ws.connect(target, {{"Cookie", cookie},
+                                    {"Origin", "http://127.0.0.1:" + std::to_string(ts->port())}}));
     ws.close();
   }
   {

@@ -13,7 +13,8 @@ namespace {
 TEST(ParseTarget, SplitsDecodesAndReadsTheQuery) {
   auto t = parseTarget("/api/sandboxes/sbx-1/tmux/main%2Dx/capture?lines=10&a=b+c");
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->segments, (std::vector<std::string>{"api", "sandboxes", "sbx-1", "tmux", "main-x", "capture"}));
+  EXPECT_EQ(t->segments,
+            (std::vector<std::string>{"api", "sandboxes", "sbx-1", "tmux", "main-x", "capture"}));
   EXPECT_EQ(t->query.at("lines"), "10");
   EXPECT_EQ(t->query.at("a"), "b c");
 }
@@ -45,14 +46,16 @@ TEST(RoutePattern, MatchesAndLabelsWithoutIds) {
 
 TEST(RoutePattern, RefusesHostileParameters) {
   RoutePattern sb("/api/sandboxes/{sandbox}");
-  for (const std::string& bad : std::vector<std::string>{"a;id", "$(id)", "../x", "A", "-a", std::string(64, 'a'), "a b"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a;id", "$(id)", "../x", "A", "-a", std::string(64, 'a'), "a b"}) {
     auto m = sb.match({"api", "sandboxes", bad});
     ASSERT_TRUE(m.has_value()) << bad;
     ASSERT_FALSE(m->ok()) << bad;
     EXPECT_EQ(m->error().code, ErrorCode::ValidationError) << bad;
   }
   RoutePattern tm("/api/sandboxes/{sandbox}/tmux/{tmux}");
-  for (const std::string& bad : std::vector<std::string>{"a;id", "$(id)", "../x", std::string(65, 'a'), "a.b", ""}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a;id", "$(id)", "../x", std::string(65, 'a'), "a.b", ""}) {
     auto m = tm.match({"api", "sandboxes", "sbx-1", "tmux", bad});
     ASSERT_TRUE(m.has_value()) << bad;
     ASSERT_FALSE(m->ok()) << bad;
@@ -88,7 +91,8 @@ TEST(Auth, BearerCookieAndOrigin) {
 
 TEST(SessionStore, SessionsExpireOnTheInjectedClock) {
   auto now = SessionStore::Clock::time_point{};
-  SessionStore s(std::chrono::seconds(60), [&] { return now; }, /*maxSessions=*/2);
+  SessionStore s(
+      std::chrono::seconds(60), [&] { return now; }, /*maxSessions=*/2);
   auto a = s.create();
   EXPECT_TRUE(s.valid(a));
   EXPECT_FALSE(s.valid("nope"));
@@ -116,18 +120,24 @@ TEST(Metrics, RendersPrometheusText) {
   m.recordExec("docker", "ok", 0.05);
   auto text = m.render({{{"docker", "running"}, 2}});
   EXPECT_NE(text.find("# TYPE agentpane_http_requests_total counter\n"), std::string::npos);
-  EXPECT_NE(text.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id\",method=\"GET\",status=\"200\"} 2\n"),
+  EXPECT_NE(text.find("agentpane_http_requests_total{route=\"/api/sandboxes/"
+                      ":id\",method=\"GET\",status=\"200\"} 2\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id\",le=\"0.005\"} 2\n"),
+  EXPECT_NE(text.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/"
+                      ":id\",le=\"0.005\"} 2\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id\",le=\"+Inf\"} 3\n"),
+  EXPECT_NE(text.find("agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/"
+                      ":id\",le=\"+Inf\"} 3\n"),
             std::string::npos);
-  EXPECT_NE(text.find("agentpane_http_request_duration_seconds_count{route=\"/api/sandboxes/:id\"} 3\n"),
+  EXPECT_NE(
+      text.find("agentpane_http_request_duration_seconds_count{route=\"/api/sandboxes/:id\"} 3\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("agentpane_sandboxes{provider=\"docker\",status=\"running\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("agentpane_sandboxes{provider=\"docker\",status=\"running\"} 2\n"), std::string::npos);
-  EXPECT_NE(text.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(text.find("# TYPE agentpane_exec_duration_seconds histogram\n"), std::string::npos);
   EXPECT_EQ(escapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }

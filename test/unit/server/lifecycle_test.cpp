@@ -22,7 +22,9 @@ struct Gate {
   std::shared_future<void> released = release.get_future().share();
 };
 
-std::shared_ptr<ServerFake> makeFake() { return std::make_shared<ServerFake>(ProviderType::Docker); }
+std::shared_ptr<ServerFake> makeFake() {
+  return std::make_shared<ServerFake>(ProviderType::Docker);
+}
 
 bool canConnect(std::uint16_t port) {
   HttpConnection c(port);
@@ -40,7 +42,8 @@ TEST(ServerLifecycle, BadListenAddressesFailStart) {
   auto store = Store::openFile((dir.path() / "s.db").string());
   ASSERT_TRUE(store.ok());
   SandboxService svc(*store.value(), {});
-  for (const std::string& listen : std::vector<std::string>{"nonsense", "127.0.0.1:notaport", "127.0.0.1:70000", "example.com:80"}) {
+  for (const std::string& listen : std::vector<std::string>{"nonsense", "127.0.0.1:notaport",
+                                                            "127.0.0.1:70000", "example.com:80"}) {
     auto o = testServerOptions();
     o.listen = listen;
     o.home = dir.path() / "home";
@@ -85,7 +88,8 @@ TEST(ServerLifecycle, GracefulStopLetsAnInFlightRequestFinish) {
     if (!refused) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(refused);
-  EXPECT_EQ(stopped.wait_for(0ms), std::future_status::timeout) << "stop() must wait for the request";
+  EXPECT_EQ(stopped.wait_for(0ms), std::future_status::timeout)
+      << "stop() must wait for the request";
   // ...while the request in flight still gets its answer.
   gate->release.set_value();
   auto r = inFlight.get();

@@ -32,8 +32,9 @@ TEST_F(LimitsTest, OversizedContentLengthIsRefusedBeforeTheBodyIsSent) {
   auto c = ts->client();
   HttpConnection conn(c.port());
   ASSERT_TRUE(conn.connect());
-  ASSERT_TRUE(conn.sendRaw("POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\nAuthorization: Bearer " +
-                           ts->token() + "\r\nContent-Type: application/json\r\nContent-Length: 20971520\r\n\r\n"));
+  ASSERT_TRUE(conn.sendRaw(
+      "POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\nAuthorization: Bearer " +
+      ts->token() + "\r\nContent-Type: application/json\r\nContent-Length: 20971520\r\n\r\n"));
   // No body byte was sent: the reply comes from the header alone.
   auto r = conn.readResponse();
   EXPECT_EQ(r.status, 413) << r.error;
@@ -44,8 +45,9 @@ TEST_F(LimitsTest, OversizedChunkedBodyIs413) {
   auto c = ts->client();
   HttpConnection conn(c.port());
   ASSERT_TRUE(conn.connect());
-  std::string req = "POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\nAuthorization: Bearer " +
-                    ts->token() + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string req = "POST /api/sandboxes HTTP/1.1\r\nHost: " + c.host() +
+                    "\r\nAuthorization: Bearer " + ts->token() +
+                    "\r\nTransfer-Encoding: chunked\r\n\r\n";
   const std::string chunk(1u << 20, 'y');
   char size[32];
   std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
@@ -80,7 +82,8 @@ TEST_F(LimitsTest, RefusalWithAnUnreadBodyClosesTheConnection) {
   auto c = ts->client();
   HttpConnection conn(c.port());
   c.sendToken = false;
-  auto r = conn.send(c.make(http::verb::post, "/api/sandboxes", std::string("{\"projectPath\":\"/x\"}")));
+  auto r = conn.send(
+      c.make(http::verb::post, "/api/sandboxes", std::string("{\"projectPath\":\"/x\"}")));
   EXPECT_EQ(r.status, 401);
   EXPECT_FALSE(conn.connected());
   // Without a body the connection stays usable.

@@ -16,7 +16,8 @@ namespace agentpane::testing {
 // waits for cancel() (exit 137).
 class StreamingSession : public ExecSession {
  public:
-  explicit StreamingSession(bool echo, std::atomic<int>* cancels) : echo_(echo), cancels_(cancels) {}
+  explicit StreamingSession(bool echo, std::atomic<int>* cancels)
+      : echo_(echo), cancels_(cancels) {}
 
   // agentpane::ExecSession
   Result<void> writeStdin(std::string_view data) override {
@@ -71,12 +72,14 @@ class ServerFake : public fakes::FakeProvider {
   std::atomic<int> cancels{0};  // streaming sessions cancelled by the server
   std::atomic<int> lastAttachStdin{-1};
 
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id, const std::vector<std::string>& argv,
+  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+                                                const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override {
     lastAttachStdin = options.attachStdin ? 1 : 0;
     if (!argv.empty() && (argv[0] == "cat" || argv[0] == "block")) {
       if (!exists(id)) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
-      return std::unique_ptr<ExecSession>(std::make_unique<StreamingSession>(argv[0] == "cat", &cancels));
+      return std::unique_ptr<ExecSession>(
+          std::make_unique<StreamingSession>(argv[0] == "cat", &cancels));
     }
     return FakeProvider::openExec(id, argv, options);
   }

@@ -40,7 +40,8 @@ struct HttpResponse {
   // error.code of an error envelope ("" otherwise).
   [[nodiscard]] std::string code() const {
     auto j = json();
-    if (j.is_object() && j.contains("error") && j["error"].is_object()) return j["error"].value("code", "");
+    if (j.is_object() && j.contains("error") && j["error"].is_object())
+      return j["error"].value("code", "");
     return "";
   }
   [[nodiscard]] nlohmann::json data() const {
@@ -54,12 +55,14 @@ struct HttpResponse {
 };
 
 inline std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
 // Runs the io_context until the started operation completes or the deadline passes.
-inline bool runUntil(asio::io_context& ioc, bool& done, std::chrono::steady_clock::duration limit = kIoDeadline) {
+inline bool runUntil(asio::io_context& ioc, bool& done,
+                     std::chrono::steady_clock::duration limit = kIoDeadline) {
   ioc.restart();
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done && std::chrono::steady_clock::now() < deadline) {
@@ -188,13 +191,15 @@ class TestClient {
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] const std::string& token() const { return token_; }
 
-  http::request<http::string_body> make(http::verb method, const std::string& target,
-                                        const std::optional<std::string>& body = std::nullopt) const {
+  http::request<http::string_body> make(
+      http::verb method, const std::string& target,
+      const std::optional<std::string>& body = std::nullopt) const {
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, host());
     req.set(http::field::user_agent, "agentpane-test");
     if (sendToken && !token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
-    for (const auto& [k, v] : headers) req.set(k, v);
+    for (const auto& [k, v] : headers)
+      req.set(k, v);
     if (body) {
       req.set(http::field::content_type, "application/json");
       req.body() = *body;
@@ -212,7 +217,8 @@ class TestClient {
 
   HttpResponse get(const std::string& target) { return request(http::verb::get, target); }
   HttpResponse del(const std::string& target) { return request(http::verb::delete_, target); }
-  HttpResponse post(const std::string& target, const nlohmann::json& body = nlohmann::json::object()) {
+  HttpResponse post(const std::string& target,
+                    const nlohmann::json& body = nlohmann::json::object()) {
     return request(http::verb::post, target, body.dump());
   }
   HttpResponse patch(const std::string& target, const nlohmann::json& body) {
@@ -238,15 +244,17 @@ class WsClient {
   explicit WsClient(std::uint16_t port) : port_(port), ws_(ioc_) {}
 
   // Connects and upgrades. On refusal, upgradeResponse holds the server's HTTP reply.
-  bool connect(const std::string& target, const std::vector<std::pair<std::string, std::string>>& headers) {
+  bool connect(const std::string& target,
+               const std::vector<std::pair<std::string, std::string>>& headers) {
     bool done = false;
     beast::error_code result;
     auto& lowest = beast::get_lowest_layer(ws_);
     lowest.expires_after(kIoDeadline);
-    lowest.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), [&](beast::error_code ec) {
-      result = ec;
-      done = true;
-    });
+    lowest.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
+                         [&](beast::error_code ec) {
+                           result = ec;
+                           done = true;
+                         });
     if (!runUntil(ioc_, done) || result) return false;
     lowest.expires_never();
     websocket::stream_base::timeout t{};
@@ -255,7 +263,8 @@ class WsClient {
     t.keep_alive_pings = false;
     ws_.set_option(t);
     ws_.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
-      for (const auto& [k, v] : headers) req.set(k, v);
+      for (const auto& [k, v] : headers)
+        req.set(k, v);
     }));
     done = false;
     ws_.async_handshake(upgradeResponse, "127.0.0.1:" + std::to_string(port_), target,
@@ -304,7 +313,8 @@ class WsClient {
   // Reads until the server closes; returns what arrived.
   std::vector<Message> readAll() {
     std::vector<Message> out;
-    while (auto m = read()) out.push_back(std::move(*m));
+    while (auto m = read())
+      out.push_back(std::move(*m));
     return out;
   }
 

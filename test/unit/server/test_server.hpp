@@ -27,7 +27,8 @@ class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "ap-server-test-") {
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / (prefix + std::to_string(rd()) + std::to_string(rd()));
+    path_ = std::filesystem::temp_directory_path() /
+            (prefix + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);
     path_ = std::filesystem::canonical(path_);
   }
@@ -73,7 +74,8 @@ class TestServer {
     if (!store.ok()) throw std::runtime_error(store.error().describe());
     store_ = std::move(store).value();
     service_ = std::make_unique<SandboxService>(*store_, std::move(serviceOptions));
-    for (auto& p : providers) service_->registerProvider(p);
+    for (auto& p : providers)
+      service_->registerProvider(p);
     options.home = home_;
     server_ = std::make_unique<server::Server>(*service_, options);
     auto started = server_->start();

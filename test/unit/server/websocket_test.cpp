@@ -37,9 +37,12 @@ class WebSocketTest : public ::testing::Test {
         continue;
       }
       EXPECT_FALSE(m.data.empty());
-      if (m.data[0] == 1) t.out += m.data.substr(1);
-      else if (m.data[0] == 2) t.err += m.data.substr(1);
-      else ADD_FAILURE() << "unknown stream byte " << int(m.data[0]);
+      if (m.data[0] == 1)
+        t.out += m.data.substr(1);
+      else if (m.data[0] == 2)
+        t.err += m.data.substr(1);
+      else
+        ADD_FAILURE() << "unknown stream byte " << int(m.data[0]);
     }
     return t;
   }
@@ -67,10 +70,13 @@ TEST_F(WebSocketTest, ExecStreamsStdinThroughToEof) {
 }
 
 TEST_F(WebSocketTest, ExecSeparatesStreamsAndReportsTheExitCode) {
-  fake->execHandler = [](auto&, auto&, auto&) { return Result<ExecResult>(ExecResult{7, "to out", "to err"}); };
+  fake->execHandler = [](auto&, auto&, auto&) {
+    return Result<ExecResult>(ExecResult{7, "to out", "to err"});
+  };
   WsClient ws(ts->port());
   ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
-  ASSERT_TRUE(ws.write(true, json{{"argv", {"sh", "-c", "x"}}, {"root", true}, {"timeoutSeconds", 30}}.dump()));
+  ASSERT_TRUE(ws.write(
+      true, json{{"argv", {"sh", "-c", "x"}}, {"root", true}, {"timeoutSeconds", 30}}.dump()));
   ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
   auto t = collect(ws.readAll());
   EXPECT_EQ(t.out, "to out");
@@ -161,7 +167,8 @@ TEST_F(WebSocketTest, ClientGoingAwayCancelsTheCommand) {
     ASSERT_TRUE(ws.write(true, R"({"argv":["block"]})"));
     ws.drop();
   }
-  for (int i = 0; i < 500 && fake->cancels.load() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && fake->cancels.load() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(fake->cancels.load(), 2);
   // The server is still fine.
   EXPECT_EQ(ts->client().get("/api/health").status, 200);
@@ -174,8 +181,11 @@ TEST_F(WebSocketTest, ExecCountsInMetrics) {
   ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
   ws.readAll();
   auto m = ts->client().get("/metrics");
-  EXPECT_NE(m.body.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1"), std::string::npos) << m.body;
-  EXPECT_NE(m.body.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id/exec/stream\",method=\"GET\",status=\"101\"} 1"),
+  EXPECT_NE(m.body.find("agentpane_exec_total{provider=\"docker\",result=\"ok\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("agentpane_http_requests_total{route=\"/api/sandboxes/:id/exec/"
+                        "stream\",method=\"GET\",status=\"101\"} 1"),
             std::string::npos)
       << m.body;
 }
@@ -200,7 +210,8 @@ TEST_F(WebSocketTest, TmuxAttachSendsScreensAndTakesKeys) {
   // A session that ends ends the attach with an error message.
   ASSERT_EQ(c.del("/api/sandboxes/" + id + "/tmux/main").status, 200);
   std::optional<WsClient::Message> last;
-  while (auto m = ws.read()) last = m;
+  while (auto m = ws.read())
+    last = m;
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(json::parse(last->data)["code"], "SANDBOX_TMUX_SESSION_NOT_FOUND");
   EXPECT_TRUE(ws.closedNormally());
