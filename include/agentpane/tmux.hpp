@@ -22,6 +22,8 @@ struct TmuxSessionInfo {
 
 // [A-Za-z0-9_-]{1,64}
 bool isValidTmuxName(std::string_view name);
+// The same as a Result: TmuxNameInvalid with details{"field":"name"} when refused.
+Result<void> validateTmuxName(std::string_view name);
 
 class TmuxController {
  public:

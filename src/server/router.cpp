@@ -165,10 +165,8 @@ std::optional<Result<PatternMatch>> RoutePattern::match(
         m.params["id"] = v;
         break;
       case ParamKind::TmuxName:
-        if (!isValidTmuxName(v)) {
-          return Result<PatternMatch>(Error(ErrorCode::TmuxNameInvalid,
-                                            "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                                            {{"field", "name"}}));
+        if (auto valid = validateTmuxName(v); !valid.ok()) {
+          return Result<PatternMatch>(valid.takeError());
         }
         m.params["name"] = v;
         break;

@@ -278,10 +278,8 @@ asio::awaitable<Reply> createTmux(RequestContext& ctx) {
   if (!f.ok()) co_return errorReply(f.error());
   auto name = f->requiredString("name");
   if (!name.ok()) co_return errorReply(name.error());
-  if (!isValidTmuxName(name.value())) {
-    co_return errorReply(Error(ErrorCode::TmuxNameInvalid,
-                               "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                               {{"field", "name"}}));
+  if (auto valid = validateTmuxName(name.value()); !valid.ok()) {
+    co_return errorReply(valid.error());
   }
   auto command = f->optionalStringArray("command");
   if (!command.ok()) co_return errorReply(command.error());

@@ -167,10 +167,7 @@ Result<TmuxSessionInfo> SandboxService::tmuxCreate(const std::string& id, const 
                                                    const std::vector<std::string>& command,
                                                    const std::string& actor) {
   auto& I = *impl_;
-  if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                 {{"field", "name"}});
-  }
+  AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
   TmuxController tmux(*rs.value().second);
@@ -229,10 +226,7 @@ Result<std::vector<TmuxSessionInfo>> SandboxService::tmuxList(const std::string&
 Result<void> SandboxService::tmuxKill(const std::string& id, const std::string& name,
                                       const std::string& actor) {
   auto& I = *impl_;
-  if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                 {{"field", "name"}});
-  }
+  AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
   TmuxController tmux(*rs.value().second);
@@ -257,10 +251,7 @@ Result<void> SandboxService::tmuxSendKeys(const std::string& id, const std::stri
                                           const std::string& text, bool enter,
                                           const std::string& actor) {
   auto& I = *impl_;
-  if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                 {{"field", "name"}});
-  }
+  AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
   TmuxController tmux(*rs.value().second);
@@ -276,10 +267,7 @@ Result<void> SandboxService::tmuxSendKeys(const std::string& id, const std::stri
 Result<std::string> SandboxService::tmuxCapture(const std::string& id, const std::string& name,
                                                 int lines) {
   auto& I = *impl_;
-  if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                 {{"field", "name"}});
-  }
+  AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
   // A read: not audited, and it does not count as activity (a page polling the pane must not

@@ -42,14 +42,6 @@ Error tmuxError(const std::string& what, const ExecResult& r) {
   return {ErrorCode::TmuxFailed, msg};
 }
 
-Result<void> checkName(const std::string& name) {
-  if (!isValidTmuxName(name)) {
-    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
-                 {{"field", "name"}});
-  }
-  return {};
-}
-
 Result<ExecResult> runTmux(SandboxExecutor& exec, const std::string& sandboxId,
                            std::vector<std::string> args) {
   ExecRequest req;
@@ -77,6 +69,14 @@ bool isValidTmuxName(std::string_view name) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-';
   });
+}
+
+Result<void> validateTmuxName(std::string_view name) {
+  if (!isValidTmuxName(name)) {
+    return Error(ErrorCode::TmuxNameInvalid, "tmux session names must match [A-Za-z0-9_-]{1,64}",
+                 {{"field", "name"}});
+  }
+  return {};
 }
 
 namespace tmux_detail {
@@ -133,7 +133,7 @@ std::string lastLines(std::string_view text, int lines) {
 Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
                                                const std::string& name,
                                                const std::vector<std::string>& command) {
-  AP_TRY(checkName(name));
+  AP_TRY(validateTmuxName(name));
   std::vector<std::string> args = {"new-session", "-d", "-s",  name, "-c",
                                    "/workspace",  "-x", "200", "-y", "50"};
   // Several arguments make tmux exec the command directly, without a shell.
@@ -169,7 +169,7 @@ Result<std::vector<TmuxSessionInfo>> TmuxController::list(const std::string& san
 }
 
 Result<void> TmuxController::kill(const std::string& sandboxId, const std::string& name) {
-  AP_TRY(checkName(name));
+  AP_TRY(validateTmuxName(name));
   auto r = runTmux(exec_, sandboxId, {"kill-session", "-t", sessionTarget(name)});
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
@@ -183,7 +183,7 @@ Result<void> TmuxController::kill(const std::string& sandboxId, const std::strin
 
 Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::string& name,
                                       const std::string& text, bool enter) {
-  AP_TRY(checkName(name));
+  AP_TRY(validateTmuxName(name));
   // Literal text and Enter are two calls: a text argument of exactly ";" would otherwise
   // be read by tmux as a command separator.
   if (!text.empty()) {
@@ -211,7 +211,7 @@ Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::s
 
 Result<std::string> TmuxController::capture(const std::string& sandboxId, const std::string& name,
                                             int lines) {
-  AP_TRY(checkName(name));
+  AP_TRY(validateTmuxName(name));
   if (lines < 1 || lines > 10000) {
     return Error(ErrorCode::ValidationError, "lines must be between 1 and 10000",
                  {{"field", "lines"}});
