@@ -112,10 +112,17 @@ EOF
     # does not fork and $! is containerd's own pid. 9>&- : the daemons must not inherit
     # (and so hold forever) the startup lock.
     ( exec setsid containerd --config "$CTRD_CONF" </dev/null >>"$CTRD_LOG" 2>&1 9>&- ) &
-    echo $! >"$CTRD_PID"
+    ctrd_started=$!
+    echo "$ctrd_started" >"$CTRD_PID"
   fi
   until ctrd_ok; do
-    pid_alive "$CTRD_PID" containerd || fail "containerd exited during startup"
+    # The process we just started may not have exec'd into containerd yet (its comm is
+    # still bash or setsid): for it, only "gone" means it died.
+    if [[ -n ${ctrd_started:-} ]]; then
+      [[ -d /proc/$ctrd_started ]] || fail "containerd exited during startup"
+    else
+      pid_alive "$CTRD_PID" containerd || fail "containerd exited during startup"
+    fi
     ((SECONDS - start_ts < TIMEOUT)) || fail "containerd not ready after ${TIMEOUT}s"
     sleep 0.5
   done
