@@ -139,8 +139,8 @@ class ProviderContract : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (sharedError_ != nullptr)
-      GTEST_SKIP() << "shared sandbox could not be created: " << *sharedError_;
+    // A backend that cannot make the shared sandbox fails every test: never a skip.
+    if (sharedError_ != nullptr) FAIL() << "shared sandbox could not be created: " << *sharedError_;
   }
 
   static SandboxSpec spec(const std::string& id, const std::string& dir) {
@@ -481,8 +481,12 @@ TEST_F(ProviderContract, MemoryLimitIsVisibleInTheCgroup) {
 }
 
 TEST_F(ProviderContract, WorkspaceIsTheProjectDirectory) {
-  if (!detail::harness().workspaceSharedWithHost)
-    GTEST_SKIP() << "workspace not shared with this host";
+  // A provider whose workspace is not the host directory (a remote cluster) checks the
+  // round trip through the sandbox only; Docker on this host always shares it.
+  if (!detail::harness().workspaceSharedWithHost) {
+    EXPECT_EQ(sh("echo x > /workspace/probe && cat /workspace/probe"), "x\n");
+    return;
+  }
   std::string name = "from-sandbox-" + detail::shortRandom() + ".txt";
   EXPECT_EQ(sh("echo written-inside > /workspace/" + name + " && echo ok"), "ok\n");
   std::ifstream in(projectDir() + "/" + name);

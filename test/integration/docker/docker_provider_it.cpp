@@ -30,7 +30,8 @@ class DockerIt : public ::testing::Test {
     ASSERT_TRUE(p.ok());
     provider_ = std::move(p.value());
     auto v = provider_->client().version();
-    if (!v.ok()) GTEST_SKIP() << "no Docker engine: " << v.error().describe();
+    ASSERT_TRUE(v.ok()) << "no Docker engine (run scripts/start-docker.sh): "
+                        << v.error().describe();
     std::string tmpl = (std::filesystem::temp_directory_path() / "ap-it-XXXXXX").string();
     dir_ = ::mkdtemp(tmpl.data());
     std::filesystem::permissions(dir_, std::filesystem::perms::all);

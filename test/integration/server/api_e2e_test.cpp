@@ -1,0 +1,227 @@
+// The REST API of a real `agentpane serve` with the real Docker provider, over real HTTP:
+// configs with validation, error envelopes and codes for bad input, audit and metrics.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "integration/server/process.hpp"
+#include "net/endpoint.hpp"
+#include "net/http_client.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class ApiE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::mt19937_64 rng(std::random_device{}());
+    projectId_ = "api-e2e-" + std::to_string(rng() % 1000000000);
+    root_ = fs::temp_directory_path() / projectId_;
+    home_ = root_ / "home";
+    project_ = root_ / "project";
+    fs::create_directories(home_);
+    fs::create_directories(project_);
+    ASSERT_EQ(chown(project_.c_str(), 1000, 1000), 0);
+    server_ = std::make_unique<Background>(
+        std::vector<std::string>{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
+                                 home_.string()},
+        std::map<std::string, std::string>{}, (root_ / "server.log").string());
+    for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
+      std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(fs::exists(home_ / "address"));
+    std::string url;
+    std::getline(std::ifstream(home_ / "address"), url);
+    std::getline(std::ifstream(home_ / "token"), token_);
+    auto ep = net::parseEndpoint(url);
+    ASSERT_TRUE(ep.ok());
+    auto c = net::HttpClient::create(ep.value(), net::IoThread::create());
+    ASSERT_TRUE(c.ok());
+    http_ = std::move(c.value());
+  }
+
+  void TearDown() override {
+    if (!sandboxId_.empty()) call("DELETE", "/api/sandboxes/" + sandboxId_);
+    server_.reset();
+    // Nothing of this test's project may outlive it, whatever failed above.
+    auto left =
+        run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
+    EXPECT_TRUE(left.out.empty()) << "leaked containers: " << left.out;
+    std::istringstream ids(left.out);
+    for (std::string cid; std::getline(ids, cid);) {
+      if (!cid.empty()) run({"docker", "rm", "-f", cid});
+    }
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  struct Reply {
+    int status = 0;
+    json body;
+    [[nodiscard]] std::string code() const {
+      return body.is_object() && body.contains("error") ? body["error"].value("code", "") : "";
+    }
+  };
+
+  Reply raw(const std::string& method, const std::string& target, const std::string& body,
+            bool withToken = true, const std::string& token = "") {
+    net::HttpRequest req;
+    req.method = method;
+    req.target = target;
+    if (withToken) req.headers = {{"Authorization", "Bearer " + (token.empty() ? token_ : token)}};
+    if (!body.empty()) {
+      req.contentType = "application/json";
+      req.body = body;
+    }
+    auto r = http_->request(req);
+    if (!r.ok()) return {0, json{{"transport", r.error().describe()}}};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  Reply call(const std::string& method, const std::string& target, const json& body = nullptr) {
+    return raw(method, target, body.is_null() ? "" : body.dump());
+  }
+
+  fs::path root_, home_, project_;
+  std::string projectId_, token_, sandboxId_;
+  std::unique_ptr<Background> server_;
+  std::unique_ptr<net::HttpClient> http_;
+};
+
+TEST_F(ApiE2E, ConfigsValidateAndConflict) {
+  auto small = call("POST", "/api/sandbox-configs",
+                    {{"name", "small"},
+                     {"memoryMb", 512},
+                     {"cpu", 0.5},
+                     {"pidsLimit", 32},
+                     {"timeoutMinutes", 1},
+                     {"kubeNamespace", "team-a"},
+                     {"allowedEgressHosts", {"pypi.org:443"}}});
+  ASSERT_EQ(small.status, 201) << small.body.dump();
+  auto id = small.body["data"].value("id", "");
+  EXPECT_EQ(small.body["data"].value("kubeNamespace", ""), "team-a");
+  EXPECT_EQ(small.body["data"]["allowedEgressHosts"], json({"pypi.org:443"}));
+
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, json>>{{"memoryMb", 511},
+                                                 {"memoryMb", 32769},
+                                                 {"cpu", 0.4},
+                                                 {"cpu", 16.5},
+                                                 {"pidsLimit", 31},
+                                                 {"pidsLimit", 4097},
+                                                 {"timeoutMinutes", 0},
+                                                 {"timeoutMinutes", 1441}}) {
+    auto r = call("POST", "/api/sandbox-configs", {{"name", "bad-" + field}, {field, value}});
+    EXPECT_EQ(r.status, 400) << field << "=" << value.dump();
+    EXPECT_EQ(r.code(), "VALIDATION_ERROR");
+  }
+  auto dup = call("POST", "/api/sandbox-configs", {{"name", "small"}});
+  EXPECT_EQ(dup.status, 409);
+  EXPECT_EQ(dup.code(), "SANDBOX_CONFIG_NAME_CONFLICT");
+
+  auto created =
+      call("POST", "/api/sandboxes",
+           {{"projectPath", project_.string()}, {"projectId", projectId_}, {"configId", id}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  sandboxId_ = created.body["data"].value("id", "");
+  ASSERT_FALSE(sandboxId_.empty()) << created.body.dump();
+  auto inUse = call("DELETE", "/api/sandbox-configs/" + id);
+  EXPECT_EQ(inUse.status, 409);
+  EXPECT_EQ(inUse.code(), "SANDBOX_CONFIG_IN_USE");
+
+  // The config's limits reach the engine: 512 MiB is what the cgroup says inside.
+  auto mem = call("POST", "/api/sandboxes/" + sandboxId_ + "/exec",
+                  {{"argv",
+                    {"sh", "-c",
+                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat "
+                     "/sys/fs/cgroup/memory.max"}}});
+  ASSERT_EQ(mem.status, 200) << mem.body.dump();
+  EXPECT_EQ(mem.body["data"].value("stdout", ""), "536870912\n");
+
+  EXPECT_EQ(call("DELETE", "/api/sandboxes/" + sandboxId_).status, 200);
+  sandboxId_.clear();
+  EXPECT_EQ(call("DELETE", "/api/sandbox-configs/" + id).status, 200);
+  EXPECT_EQ(call("GET", "/api/sandbox-configs/" + id).code(), "SANDBOX_CONFIG_NOT_FOUND");
+}
+
+TEST_F(ApiE2E, BadInputGetsCodedErrors) {
+  EXPECT_EQ(raw("GET", "/api/health", "", false).status, 200);
+  auto noToken = raw("GET", "/api/sandboxes", "", false);
+  EXPECT_EQ(noToken.status, 401);
+  EXPECT_EQ(noToken.code(), "UNAUTHORIZED");
+  EXPECT_EQ(raw("GET", "/metrics", "", true, "wrong").code(), "UNAUTHORIZED");
+
+  auto badJson = raw("POST", "/api/sandboxes", "{\"projectPath\":");
+  EXPECT_EQ(badJson.status, 400);
+  EXPECT_EQ(badJson.code(), "VALIDATION_ERROR");
+  auto unknown =
+      call("POST", "/api/sandboxes", {{"projectPath", project_.string()}, {"colour", "red"}});
+  EXPECT_EQ(unknown.code(), "VALIDATION_ERROR");
+  auto wrongType = call("POST", "/api/sandboxes", {{"projectPath", 42}});
+  EXPECT_EQ(wrongType.code(), "VALIDATION_ERROR");
+  auto missing = call("POST", "/api/sandboxes", {{"projectPath", (root_ / "nope").string()}});
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_EQ(missing.code(), "SANDBOX_PROJECT_PATH_INVALID");
+  auto image = call("POST", "/api/sandboxes",
+                    {{"projectPath", project_.string()},
+                     {"projectId", projectId_},
+                     {"image", "agentpane/no-such-image:1"}});
+  EXPECT_EQ(image.code(), "SANDBOX_IMAGE_NOT_FOUND") << image.body.dump();
+  for (const std::string hostile : {"a;id", "$(id)", "..%2F..%2Fetc", "A%20B"}) {
+    auto r = call("GET", "/api/sandboxes/" + hostile);
+    EXPECT_EQ(r.status, 400) << hostile;
+  }
+  EXPECT_EQ(call("GET", "/api/sandboxes/sbx-000000000000").code(), "SANDBOX_NOT_FOUND");
+  auto huge = raw("POST", "/api/sandboxes", std::string(20u << 20, ' '));
+  EXPECT_EQ(huge.status, 413);
+  EXPECT_EQ(huge.code(), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(call("GET", "/api/nope").status, 404);
+}
+
+TEST_F(ApiE2E, ExecIsAuditedAndCounted) {
+  auto created = call("POST", "/api/sandboxes",
+                      {{"projectPath", project_.string()}, {"projectId", projectId_}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  sandboxId_ = created.body["data"].value("id", "");
+  auto bin = call("POST", "/api/sandboxes/" + sandboxId_ + "/exec",
+                  {{"argv", {"printf", "\\377\\000ok"}}, {"encoding", "base64"}});
+  ASSERT_EQ(bin.status, 200) << bin.body.dump();
+  EXPECT_EQ(bin.body["data"].value("stdoutBase64", ""), "/wBvaw==");
+  auto timeout = call("POST", "/api/sandboxes/" + sandboxId_ + "/exec",
+                      {{"argv", {"sleep", "30"}}, {"timeoutSeconds", 1}});
+  EXPECT_EQ(timeout.status, 504);
+  EXPECT_EQ(timeout.code(), "EXEC_TIMEOUT");
+
+  auto audit = call("GET", "/api/audit?sandboxId=" + sandboxId_);
+  ASSERT_EQ(audit.status, 200);
+  std::set<std::string> actions;
+  for (const auto& e : audit.body["data"])
+    actions.insert(e.value("action", ""));
+  EXPECT_TRUE(actions.count("sandbox.create")) << audit.body.dump();
+  EXPECT_TRUE(actions.count("exec")) << audit.body.dump();
+
+  net::HttpRequest req;
+  req.target = "/metrics";
+  req.headers = {{"Authorization", "Bearer " + token_}};
+  auto m = http_->request(req);
+  ASSERT_TRUE(m.ok());
+  EXPECT_NE(m->body.find("agentpane_sandboxes{provider=\"docker\",status=\"running\"} 1"),
+            std::string::npos)
+      << m->body;
+  EXPECT_NE(m->body.find("agentpane_exec_total{provider=\"docker\""), std::string::npos);
+  EXPECT_NE(m->body.find(
+                "agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id/exec\""),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace agentpane::testing
