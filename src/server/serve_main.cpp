@@ -1,3 +1,4 @@
+#include "common/hash.hpp"
 #include "server/serve_main.hpp"
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,10 @@
 #include "store/store.hpp"
 
 namespace agentpane::server {
+
+namespace {
+constexpr const char* kInstanceLabel = "agentpane.io/instance";
+}  // namespace
 namespace fs = std::filesystem;
 
 namespace {
@@ -76,7 +81,15 @@ int runServe(const ServeOptions& options) {
   so.orphanGrace = options.orphanGrace;
   SandboxService service(*store.value(), so);
 
-  auto docker = docker::DockerProvider::create();
+  // Sandboxes carry the instance label of this server's home: several servers (or test runs)
+  // on one engine then never adopt, or reap as orphans, each other's sandboxes. It is
+  // derived from the home path, so it survives restarts and a lost database.
+  docker::DockerProviderOptions dockerOptions;
+  std::error_code canonEc;
+  auto canonicalHome = fs::weakly_canonical(home, canonEc);
+  dockerOptions.scopeLabels = {
+      {kInstanceLabel, sha256Hex((canonEc ? home : canonicalHome).string()).substr(0, 12)}};
+  auto docker = docker::DockerProvider::create(dockerOptions);
   if (!docker.ok()) {
     spdlog::error("docker provider: {}", docker.error().describe());
     return 1;

@@ -1,8 +1,8 @@
 // SandboxService: configs, sandbox lifecycle (create/stop/remove), providers, events.
 // Exec and tmux live in service_exec.cpp, reconcile and idle in service_reconcile.cpp.
+#include "common/hash.hpp"
 #include "service/sandbox_service.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -40,13 +40,6 @@ std::string randomHex12() {
       b = static_cast<unsigned char>(rng());
   }
   return toHex(buf, sizeof buf);
-}
-
-std::string sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  return toHex(md, len);
 }
 
 std::int64_t systemNowMs() {

@@ -57,7 +57,8 @@ class E2E : public ::testing::Test {
     fs::remove(home_ / "address");
     server_ = std::make_unique<Background>(
         std::vector<std::string>{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
-                                 home_.string(), "--orphan-grace-seconds", "2"},
+                                 home_.string(), "--orphan-grace-seconds", "2",
+                                 "--reconcile-seconds", "1"},
         std::map<std::string, std::string>{}, (root_ / "server.log").string());
     for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
       std::this_thread::sleep_for(50ms);
@@ -107,13 +108,10 @@ class E2E : public ::testing::Test {
 
   // sandbox-id labels of this test's containers, running ones only when asked.
   std::set<std::string> labelledSandboxIds(bool runningOnly) const {
-    std::vector<std::string> argv = {"docker",
-                                     "ps",
-                                     "-q",
-                                     "--filter",
-                                     "label=agentpane.io/project-id=" + projectId_,
-                                     "--format",
-                                     "{{.Label \"agentpane.io/sandbox-id\"}}"};
+    // No -q: it would override --format.
+    std::vector<std::string> argv = {"docker",   "ps",
+                                     "--filter", "label=agentpane.io/project-id=" + projectId_,
+                                     "--format", "{{.Label \"agentpane.io/sandbox-id\"}}"};
     if (!runningOnly) argv.insert(argv.begin() + 2, "-a");
     auto r = run(argv);
     std::set<std::string> ids;
@@ -311,6 +309,33 @@ TEST_F(E2E, KillDashNineDuringCreateLeaksNothing) {
   EXPECT_TRUE(consistent) << last << serverLog();
   for (const auto& s : listSandboxes())
     cli({"sandbox", "rm", s.value("id", "")});
+}
+
+TEST_F(E2E, AnotherServersSandboxesAreLeftAlone) {
+  // A second server with its own home shares the engine.
+  auto otherHome = root_ / "other-home";
+  fs::create_directories(otherHome);
+  Background other(
+      {agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home", otherHome.string()}, {},
+      (root_ / "other.log").string());
+  for (int i = 0; i < 300 && !fs::exists(otherHome / "address"); ++i)
+    std::this_thread::sleep_for(50ms);
+  std::string otherUrl;
+  std::getline(std::ifstream(otherHome / "address"), otherUrl);
+  ASSERT_FALSE(otherUrl.empty());
+  auto made = run({agentpaneBin(), "sandbox", "create", "--project-path", project_.string(),
+                   "--project-id", projectId_},
+                  {{"AGENTPANE_URL", otherUrl}, {"AGENTPANE_HOME", otherHome.string()}});
+  ASSERT_EQ(made.exitCode, 0) << made.err;
+  std::string otherId = made.out.substr(0, made.out.find('\n'));
+
+  // Ours reconciles every second with a 2 s orphan grace: give it several rounds.
+  std::this_thread::sleep_for(4s);
+  EXPECT_EQ(labelledSandboxIds(true), std::set<std::string>{otherId}) << serverLog();
+  EXPECT_EQ(listSandboxes().dump().find(otherId), std::string::npos);
+  auto rm = run({agentpaneBin(), "sandbox", "rm", otherId},
+                {{"AGENTPANE_URL", otherUrl}, {"AGENTPANE_HOME", otherHome.string()}});
+  EXPECT_EQ(rm.exitCode, 0) << rm.err;
 }
 
 }  // namespace
