@@ -1,4 +1,3 @@
-#include "common/hash.hpp"
 #include "server/serve_main.hpp"
 
 #include <spdlog/spdlog.h>
@@ -6,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/hash.hpp"
 #include "docker/docker_provider.hpp"
 #include "server/auth.hpp"
 #include "server/server.hpp"
@@ -14,10 +14,11 @@
 
 namespace agentpane::server {
 
+namespace fs = std::filesystem;
+
 namespace {
 constexpr const char* kInstanceLabel = "agentpane.io/instance";
 }  // namespace
-namespace fs = std::filesystem;
 
 namespace {
 

@@ -1,7 +1,7 @@
 // SandboxService: configs, sandbox lifecycle (create/stop/remove), providers, events.
 // Exec and tmux live in service_exec.cpp, reconcile and idle in service_reconcile.cpp.
-#include "common/hash.hpp"
 #include "service/sandbox_service.hpp"
+#include "common/hash.hpp"
 
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
