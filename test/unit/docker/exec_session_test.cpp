@@ -2,6 +2,8 @@
 // sweep where each read fails in turn (an error, never a hang), timeouts, cancel, stdin.
 #include <gtest/gtest.h>
 
+#include "unit/docker/frames.hpp"
+
 #include <condition_variable>
 #include <cstring>
 #include <thread>
@@ -14,16 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string frame(std::uint8_t stream, const std::string& payload) {
-  std::string h(8, '\0');
-  h[0] = static_cast<char>(stream);
-  auto n = static_cast<std::uint32_t>(payload.size());
-  h[4] = static_cast<char>(n >> 24);
-  h[5] = static_cast<char>(n >> 16);
-  h[6] = static_cast<char>(n >> 8);
-  h[7] = static_cast<char>(n);
-  return h + payload;
-}
+using agentpane::docker::testing::frame;
 
 struct FakeState {
   std::mutex mu;

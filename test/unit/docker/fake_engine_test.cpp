@@ -2,7 +2,9 @@
 // negotiation, error mapping, the exec flow (create, hijacked start, inspect) including the
 // timeout kill, and create's clean-up on every failure. The fake records every request.
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "unit/docker/frames.hpp"
 
 #include <filesystem>
 #include <functional>
@@ -20,16 +22,7 @@ using agentpane::testing::FakeRequest;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string frame(std::uint8_t stream, const std::string& payload) {
-  std::string h(8, '\0');
-  h[0] = static_cast<char>(stream);
-  auto n = static_cast<std::uint32_t>(payload.size());
-  h[4] = static_cast<char>(n >> 24);
-  h[5] = static_cast<char>(n >> 16);
-  h[6] = static_cast<char>(n >> 8);
-  h[7] = static_cast<char>(n);
-  return h + payload;
-}
+using agentpane::docker::testing::frame;
 
 bool startsWith(const std::string& s, const std::string& p) {
   return s.rfind(p, 0) == 0;

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "unit/docker/frames.hpp"
+
 #include <random>
 
 #include "docker/multiplex.hpp"
@@ -7,16 +9,7 @@
 namespace agentpane::docker {
 namespace {
 
-std::string frame(std::uint8_t stream, const std::string& payload) {
-  std::string h(8, '\0');
-  h[0] = static_cast<char>(stream);
-  auto n = static_cast<std::uint32_t>(payload.size());
-  h[4] = static_cast<char>(n >> 24);
-  h[5] = static_cast<char>(n >> 16);
-  h[6] = static_cast<char>(n >> 8);
-  h[7] = static_cast<char>(n);
-  return h + payload;
-}
+using agentpane::docker::testing::frame;
 
 struct Collected {
   std::string out, err;
