@@ -111,6 +111,10 @@ TEST(ServerLifecycle, StopClosesIdleKeepAliveConnectionsAndWebSocketsWithACloseF
   WsClient ws(ts.port());
   ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/exec/stream", ts.wsAuth()));
   ASSERT_TRUE(ws.write(true, R"({"argv":["block"]})"));
+  // Stop only once the command runs: the point is what happens to a live stream.
+  for (int i = 0; i < 500 && fake->opens.load() == 0; ++i)
+    std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(fake->opens.load(), 1);
 
   auto stopped = std::async(std::launch::async, [&] { ts.server().stop(); });
   // The stream gets a going-away close frame; the command is cancelled.

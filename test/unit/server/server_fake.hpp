@@ -69,6 +69,7 @@ class ServerFake : public fakes::FakeProvider {
  public:
   using FakeProvider::FakeProvider;
 
+  std::atomic<int> opens{0};    // streaming sessions opened
   std::atomic<int> cancels{0};  // streaming sessions cancelled by the server
   std::atomic<int> lastAttachStdin{-1};
 
@@ -78,6 +79,7 @@ class ServerFake : public fakes::FakeProvider {
     lastAttachStdin = options.attachStdin ? 1 : 0;
     if (!argv.empty() && (argv[0] == "cat" || argv[0] == "block")) {
       if (!exists(id)) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+      ++opens;
       return std::unique_ptr<ExecSession>(
           std::make_unique<StreamingSession>(argv[0] == "cat", &cancels));
     }
