@@ -296,9 +296,10 @@ int run(int argc, char** argv) {
   }
   if (tkill->parsed()) return failIf(api.call("DELETE", tm));
 
+  // --json: the route's data on one line for programs; otherwise indented for people.
   auto printData = [&](const Result<json>& r, bool asJson) {
     if (!r.ok()) return fail(r.error());
-    std::cout << (asJson ? r->dump(2) : r->dump(2)) << "\n";
+    std::cout << (asJson ? r->dump() : r->dump(2)) << "\n";
     return 0;
   };
   if (k8sStatus->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/status"), k8sJson);

@@ -1,26 +1,16 @@
 // Every REST route over real HTTP on 127.0.0.1:0, against the fake provider.
 #include <gtest/gtest.h>
 
-#include "unit/server/server_fake.hpp"
-#include "unit/server/test_server.hpp"
+#include "unit/server/fake_server_fixture.hpp"
 
 namespace agentpane::testing {
 namespace {
 
 using nlohmann::json;
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public FakeServerTest {
  protected:
-  void SetUp() override {
-    fake = std::make_shared<ServerFake>(ProviderType::Docker);
-    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
-  }
-  void TearDown() override { ts.reset(); }
-
   TestClient client() { return ts->client(); }
-
-  std::shared_ptr<ServerFake> fake;
-  std::unique_ptr<TestServer> ts;
 };
 
 TEST_F(ApiTest, HealthNeedsNoToken) {

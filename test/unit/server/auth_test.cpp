@@ -5,8 +5,7 @@
 #include <fstream>
 
 #include "server/auth.hpp"
-#include "unit/server/server_fake.hpp"
-#include "unit/server/test_server.hpp"
+#include "unit/server/fake_server_fixture.hpp"
 
 namespace agentpane::testing {
 namespace {
@@ -14,16 +13,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-class AuthTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    fake = std::make_shared<ServerFake>(ProviderType::Docker);
-    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
-  }
-
-  std::shared_ptr<ServerFake> fake;
-  std::unique_ptr<TestServer> ts;
-};
+using AuthTest = FakeServerTest;
 
 TEST_F(AuthTest, TokenFileIsCreatedPrivateAndReused) {
   const fs::path token = ts->home() / "token";

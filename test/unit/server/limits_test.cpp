@@ -1,22 +1,12 @@
 // Bounds: body and header size, and what the connection does after a refusal.
 #include <gtest/gtest.h>
 
-#include "unit/server/server_fake.hpp"
-#include "unit/server/test_server.hpp"
+#include "unit/server/fake_server_fixture.hpp"
 
 namespace agentpane::testing {
 namespace {
 
-class LimitsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    fake = std::make_shared<ServerFake>(ProviderType::Docker);
-    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
-  }
-
-  std::shared_ptr<ServerFake> fake;
-  std::unique_ptr<TestServer> ts;
-};
+using LimitsTest = FakeServerTest;
 
 TEST_F(LimitsTest, TwentyMegabyteBodyIs413) {
   auto c = ts->client();

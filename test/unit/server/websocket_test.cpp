@@ -4,19 +4,17 @@
 
 #include <thread>
 
-#include "unit/server/server_fake.hpp"
-#include "unit/server/test_server.hpp"
+#include "unit/server/fake_server_fixture.hpp"
 
 namespace agentpane::testing {
 namespace {
 
 using nlohmann::json;
 
-class WebSocketTest : public ::testing::Test {
+class WebSocketTest : public FakeServerTest {
  protected:
   void SetUp() override {
-    fake = std::make_shared<ServerFake>(ProviderType::Docker);
-    ts = std::make_unique<TestServer>(std::vector<std::shared_ptr<SandboxProvider>>{fake});
+    FakeServerTest::SetUp();
     id = ts->createSandbox();
   }
 
@@ -47,8 +45,6 @@ class WebSocketTest : public ::testing::Test {
     return t;
   }
 
-  std::shared_ptr<ServerFake> fake;
-  std::unique_ptr<TestServer> ts;
   std::string id;
 };
 
