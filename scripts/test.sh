@@ -79,6 +79,9 @@ if [[ -z ${SKIP_CLUSTER:-} && -x scripts/test-cluster ]]; then
     else
       record cluster 0 1
     fi
+    step "Kubernetes client and provider on the cluster"
+    eval "$(bash scripts/test-cluster env)"
+    run_ctest k8s-cluster -L cluster
   else
     record cluster-up 0 1
   fi
