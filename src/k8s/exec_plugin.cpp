@@ -84,6 +84,10 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits: about 1678..2262. Credentials that far out
+  // are "never" and "long ago"; computing them would overflow.
+  if (year > 2200) return std::chrono::system_clock::time_point::max();
+  if (year < 1900) return std::chrono::system_clock::time_point::min();
   std::tm tm{};
   tm.tm_year = year - 1900;
   tm.tm_mon = mon - 1;

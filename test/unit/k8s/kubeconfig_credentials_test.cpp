@@ -200,6 +200,9 @@ TEST(Rfc3339, ParsesZuluOffsetsAndFractions) {
   EXPECT_FALSE(parseRfc3339("2030-01-01 00:00:00").has_value());
   EXPECT_FALSE(parseRfc3339("2030-13-01T00:00:00Z").has_value());
   EXPECT_FALSE(parseRfc3339("tomorrow").has_value());
+  // Beyond what 64-bit nanoseconds hold (found by fuzz/kubeconfig_fuzz.cpp): "never".
+  EXPECT_EQ(parseRfc3339("3793-01-01T00:00:00.5+01:00"), system_clock::time_point::max());
+  EXPECT_EQ(parseRfc3339("0001-01-01T00:00:00Z"), system_clock::time_point::min());
 }
 
 TEST_F(KubeconfigTest, InClusterReadsTheServiceAccountAndRereadsTheRotatingToken) {
