@@ -43,7 +43,7 @@ step "Build";            must bash scripts/build.sh all
 mkdir -p "$LOGDIR"
 
 step "clang-format"
-mapfile -t CXX_FILES < <(git ls-files -- 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'test/*.cpp' 'test/*.hpp' 'bench/*.cpp')
+mapfile -t CXX_FILES < <(git ls-files -- 'src/*.cpp' 'src/*.hpp' 'include/*.hpp' 'test/*.cpp' 'test/*.hpp' 'bench/*.cpp' 'fuzz/*.cpp')
 if clang-format --dry-run -Werror "${CXX_FILES[@]}" >"$LOGDIR/clang-format.log" 2>&1; then
   record clang-format 1 0
 else
@@ -65,6 +65,16 @@ else
 fi
 
 step "Unit tests";                 run_ctest unit -L unit -j2
+step "Fuzzing (libFuzzer, ${FUZZ_TIME:-30} s per target)"
+# Each fuzz/*_fuzz.cpp target counts once: passed, or failed on a crash, leak or UB.
+bash scripts/fuzz.sh 2>&1 | tee "$LOGDIR/fuzz.log" | grep -E '^(PASS|FAIL|FATAL)|ERROR|SUMMARY'
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGDIR/fuzz.log" | tail -1)
+if [[ -n $line ]]; then
+  record fuzz "$(cut -d' ' -f1 <<<"$line")" "$(cut -d' ' -f3 <<<"$line")"
+else
+  tail -20 "$LOGDIR/fuzz.log"; record fuzz 0 1
+fi
+
 step "Contract suite (Docker)";    run_ctest contract -L contract
 step "Integration tests (Docker)"; run_ctest integration -L integration
 

@@ -1,0 +1,526 @@
+#include "k8s/exec_session.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+
+#include "k8s/ws_tls_cache.hpp"
+#include "net/detail/connection.hpp"
+#include "net/errors.hpp"
+#include "net/url.hpp"
+
+namespace agentpane::k8s {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace http = beast::http;
+using error_code = boost::system::error_code;
+using asio::redirect_error;
+using asio::use_awaitable;
+using net::detail::TcpStream;
+using net::detail::TlsStream;
+using Strand = asio::strand<asio::io_context::executor_type>;
+
+// Neighbouring output of one stream is merged into one chunk up to this size.
+constexpr std::size_t kMergeLimit = 256u << 10;
+// Stdin goes out in messages of at most this size (the apiserver bounds message size).
+constexpr std::size_t kStdinPiece = 256u << 10;
+
+std::string secondsText(std::chrono::milliseconds ms) {
+  // GNU timeout takes fractional seconds: "1.500".
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(ms.count() / 1000),
+                static_cast<long long>(ms.count() % 1000));
+  return buf;
+}
+
+Error canceledError() {
+  return Error(ErrorCode::SandboxExecFailed, "exec canceled", {{"reason", "canceled"}});
+}
+
+Error timeoutError(std::chrono::milliseconds t) {
+  return Error(
+      ErrorCode::ExecTimeout,
+      "command exceeded its timeout of " + std::to_string(t.count()) + " ms and was killed",
+      {{"timeoutMs", std::to_string(t.count())}});
+}
+
+Error exitedError() {
+  return Error(ErrorCode::SandboxExecFailed, "stdin: the process has exited",
+               {{"reason", "exited"}});
+}
+
+Error v4EofError() {
+  return Error(ErrorCode::ValidationError,
+               "stdin EOF cannot be sent on v4.channel.k8s.io (the server did not offer v5)",
+               {{"reason", "stdinEofUnsupported"}});
+}
+
+// Everything the I/O coroutine and the blocking callers share. Members marked "strand" are
+// touched only on the strand; the queue and the outcome only under mu.
+template <class Next>
+struct Shared : std::enable_shared_from_this<Shared<Next>> {
+  Shared(std::shared_ptr<net::IoThread> ioThread, const ExecSpec& s)
+      : io(std::move(ioThread)),
+        strand(io->makeStrand()),
+        spec(s),
+        creditTimer(strand),
+        deadlineTimer(strand) {}
+
+  std::shared_ptr<net::IoThread> io;
+  Strand strand;
+  const ExecSpec spec;
+  std::shared_ptr<asio::ssl::context> tls;  // outlives ws
+  std::optional<websocket::stream<Next>> ws;
+  ChannelProtocol protocol = ChannelProtocol::V5;
+  asio::steady_timer creditTimer;    // strand: the parked reader waits on it
+  asio::steady_timer deadlineTimer;  // strand: the exec's timeout
+  bool closed = false;               // strand
+
+  std::atomic<bool> canceled{false};
+  std::atomic<bool> timedOut{false};
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<ExecChunk> queue;
+  std::size_t queued = 0;
+  bool readerParked = false;
+  bool ended = false;
+  std::optional<Error> streamError;    // what read() returns once the queue is drained
+  std::optional<Result<int>> outcome;  // what wait() returns
+
+  void closeOnStrand() {
+    if (closed) return;
+    closed = true;
+    error_code ignored;
+    if (ws) {
+      auto& sock = beast::get_lowest_layer(*ws).socket();
+      sock.shutdown(asio::socket_base::shutdown_both, ignored);
+      sock.close(ignored);
+    }
+    creditTimer.cancel();
+    deadlineTimer.cancel();
+  }
+
+  void postClose() {
+    asio::post(strand, [self = this->shared_from_this()] { self->closeOnStrand(); });
+  }
+
+  // Connects, handshakes and upgrades. On a refused upgrade the error carries
+  // details["httpStatus"] so that the caller can retry a 401.
+  asio::awaitable<Result<void>> open(const RestConfig& cfg, const std::string& target,
+                                     const std::string& bearer, net::Deadline deadline) {
+    auto conn =
+        co_await net::detail::connect(strand, cfg.endpoint, tls ? tls.get() : nullptr, deadline);
+    if (!conn.ok()) {
+      const Error& e = conn.error();
+      co_return Error(ErrorCode::K8sUnreachable, "exec: " + e.message, e.details);
+    }
+    ws.emplace(std::move(std::get<Next>(conn.value()->stream)));
+    // The WebSocket keeps its own time (handshake bound, idle pings); the TCP stream's
+    // timer would cut a quiet exec.
+    beast::get_lowest_layer(*ws).expires_never();
+    websocket::stream_base::timeout to{};
+    to.handshake_timeout = std::max<std::chrono::nanoseconds>(deadline - net::Clock::now(),
+                                                              std::chrono::milliseconds(1));
+    to.idle_timeout = websocket::stream_base::none();
+    to.keep_alive_pings = false;
+    ws->set_option(to);
+    const std::string protocols = spec.offerV5
+                                      ? std::string(kChannelV5) + ", " + std::string(kChannelV4)
+                                      : std::string(kChannelV4);
+    ws->set_option(
+        websocket::stream_base::decorator([protocols, bearer](websocket::request_type& req) {
+          req.set(http::field::user_agent, "agentpane");
+          req.set(http::field::sec_websocket_protocol, protocols);
+          if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
+        }));
+    ws->binary(true);
+    ws->auto_fragment(false);
+    ws->read_message_max(spec.maxMessageBytes);
+
+    websocket::response_type res;
+    error_code ec;
+    co_await ws->async_handshake(res, cfg.endpoint.hostHeader(), target,
+                                 redirect_error(use_awaitable, ec));
+    if (ec == websocket::error::upgrade_declined) {
+      co_return handshakeRefused(static_cast<int>(res.result_int()), res.body(),
+                                 "exec in pod " + spec.pod);
+    }
+    if (ec) {
+      auto e = net::detail::ioError(ec, "exec: WebSocket handshake with " + cfg.server);
+      co_return Error(
+          ec == beast::error::timeout ? ErrorCode::K8sUnreachable : ErrorCode::SandboxExecFailed,
+          e.message, e.details);
+    }
+    const auto chosen = res[http::field::sec_websocket_protocol];
+    if (chosen == kChannelV5 && spec.offerV5) {
+      protocol = ChannelProtocol::V5;
+    } else if (chosen == kChannelV4) {
+      protocol = ChannelProtocol::V4;
+    } else {
+      co_return Error(
+          ErrorCode::SandboxExecFailed,
+          "exec: the server chose no channel protocol we offered (\"" + std::string(chosen) + "\")",
+          {{"reason", "protocol"}});
+    }
+    co_return okResult();
+  }
+
+  // Starts the reader and the deadline (on the strand).
+  void start(net::Deadline deadline) {
+    asio::post(strand, [self = this->shared_from_this(), deadline] {
+      if (self->closed) return;
+      // Pings: the first after pingInterval of silence, failure after twice that.
+      websocket::stream_base::timeout to{};
+      to.handshake_timeout = std::chrono::seconds(5);  // our close replies
+      to.idle_timeout = self->spec.pingInterval * 2;
+      to.keep_alive_pings = true;
+      self->ws->set_option(to);
+      if (deadline != net::kNoDeadline) {
+        self->deadlineTimer.expires_at(deadline);
+        self->deadlineTimer.async_wait([self](const error_code& ec) {
+          if (ec) return;
+          self->timedOut = true;
+          self->closeOnStrand();
+        });
+      }
+      asio::co_spawn(self->strand, self->readLoop(), asio::detached);
+    });
+  }
+
+  asio::awaitable<void> readLoop() {
+    auto self = this->shared_from_this();  // keeps everything alive while reading
+    ChannelReader reader(protocol);
+    beast::flat_buffer buf;
+    error_code ec;
+    std::optional<Error> protocolError;
+    for (;;) {
+      bool park = false;
+      {
+        std::lock_guard lock(mu);
+        if (queued > spec.maxQueuedBytes) park = readerParked = true;
+      }
+      if (park) {
+        // No read is pending while parked, so no pong can arrive: idle pings would fail
+        // the stream. They are off until the caller has caught up.
+        websocket::stream_base::timeout off{};
+        off.handshake_timeout = std::chrono::seconds(5);
+        off.idle_timeout = websocket::stream_base::none();
+        ws->set_option(off);
+        creditTimer.expires_at(asio::steady_timer::time_point::max());
+        error_code waitEc;
+        co_await creditTimer.async_wait(redirect_error(use_awaitable, waitEc));
+        if (closed) break;
+        websocket::stream_base::timeout on{};
+        on.handshake_timeout = std::chrono::seconds(5);
+        on.idle_timeout = spec.pingInterval * 2;
+        on.keep_alive_pings = true;
+        ws->set_option(on);
+        continue;
+      }
+      if (closed) break;
+      co_await ws->async_read(buf, redirect_error(use_awaitable, ec));
+      if (ec) break;
+      const std::string_view message(static_cast<const char*>(buf.cdata().data()), buf.size());
+      auto event = reader.feed(message);
+      if (!event.ok()) {
+        protocolError = event.takeError();
+        break;
+      }
+      if (event->kind == ChannelEvent::Kind::Output) {
+        std::lock_guard lock(mu);
+        if (!queue.empty() && queue.back().stream == event->stream &&
+            queue.back().data.size() < kMergeLimit) {
+          queue.back().data.append(event->data);
+        } else {
+          queue.push_back({event->stream, std::string(event->data)});
+        }
+        queued += event->data.size();
+        cv.notify_all();
+      }
+      buf.consume(buf.size());
+    }
+    finish(reader, ec, std::move(protocolError));
+  }
+
+  void finish(const ChannelReader& reader, const error_code& ec,
+              std::optional<Error> protocolError) {
+    std::optional<Error> err;
+    std::optional<Result<int>> result;
+    const bool cleanEnd = ec == websocket::error::closed;
+    // A connection that drops after the status lost nothing: TCP delivered all before it.
+    const bool endAfterStatus =
+        reader.statusSeen() &&
+        (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+         ec == asio::error::connection_reset || ec == http::error::end_of_stream);
+    if (timedOut) {
+      err = timeoutError(spec.timeout);
+    } else if (canceled) {
+      err = canceledError();
+    } else if (protocolError) {
+      err = std::move(protocolError);
+    } else if (cleanEnd || endAfterStatus) {
+      result = reader.exitCode();
+    } else if (ec == beast::error::timeout) {
+      err = Error(ErrorCode::SandboxExecFailed,
+                  "exec stream: no message nor pong from the server for " +
+                      std::to_string((spec.pingInterval * 2).count()) + " ms",
+                  {{"reason", "idle"}});
+    } else {
+      err = Error(ErrorCode::SandboxExecFailed, "exec stream: " + ec.message(), {{"reason", "io"}});
+    }
+    closeOnStrand();
+    std::lock_guard lock(mu);
+    ended = true;
+    if (err) {
+      streamError = err;
+      outcome = Result<int>(*err);
+    } else {
+      outcome = std::move(result);
+    }
+    cv.notify_all();
+  }
+
+  // Sends one message; the caller holds the session's write lock.
+  Result<void> send(std::string message) {
+    return net::blockOn<void>(*io, strand, [this, &message]() -> asio::awaitable<Result<void>> {
+      if (closed) co_return Error(ErrorCode::SandboxExecFailed, "exec stream closed");
+      error_code ec;
+      co_await ws->async_write(asio::buffer(message), redirect_error(use_awaitable, ec));
+      if (ec) {
+        co_return Error(ErrorCode::SandboxExecFailed, "writing stdin: " + ec.message());
+      }
+      co_return okResult();
+    });
+  }
+};
+
+template <class Next>
+class WsExecSession final : public K8sExecSession {
+ public:
+  explicit WsExecSession(std::shared_ptr<Shared<Next>> st) : st_(std::move(st)) {}
+  ~WsExecSession() override { st_->postClose(); }
+
+  // agentpane::ExecSession
+  Result<void> writeStdin(std::string_view data) override {
+    if (!st_->spec.attachStdin) {
+      return Error(ErrorCode::ValidationError, "exec was opened without stdin");
+    }
+    std::lock_guard lock(writeMu_);
+    if (stdinClosed_) return Error(ErrorCode::ValidationError, "stdin already closed");
+    for (std::size_t pos = 0; pos < data.size() || pos == 0; pos += kStdinPiece) {
+      if (auto e = stateError()) return *e;
+      auto r = st_->send(encodeStdin(data.substr(pos, kStdinPiece)));
+      if (!r.ok()) return stateError().value_or(r.takeError());
+      if (data.empty()) break;
+    }
+    return {};
+  }
+
+  Result<void> closeStdin() override {
+    std::lock_guard lock(writeMu_);
+    if (!st_->spec.attachStdin) return {};
+    if (st_->protocol == ChannelProtocol::V4) return v4EofError();
+    if (stdinClosed_) return {};
+    stdinClosed_ = true;
+    if (stateError()) return {};  // the process is gone: it has no stdin left to close
+    auto r = st_->send(encodeCloseSignal(kChannelStdin));
+    if (r.ok() || stateError()) return {};
+    return Error(ErrorCode::SandboxExecFailed, "closing stdin: " + r.error().message);
+  }
+
+  Result<std::optional<ExecChunk>> read() override {
+    using Out = std::optional<ExecChunk>;
+    std::unique_lock lock(st_->mu);
+    st_->cv.wait(lock, [&] { return !st_->queue.empty() || st_->ended || st_->canceled; });
+    if (st_->canceled) return canceledError();
+    if (!st_->queue.empty()) {
+      ExecChunk c = std::move(st_->queue.front());
+      st_->queue.pop_front();
+      st_->queued -= c.data.size();
+      if (st_->readerParked && st_->queued <= st_->spec.maxQueuedBytes / 2) {
+        st_->readerParked = false;
+        asio::post(st_->strand, [s = st_] { s->creditTimer.cancel(); });
+      }
+      return Out(std::move(c));
+    }
+    if (st_->streamError) return *st_->streamError;
+    return Out();
+  }
+
+  Result<int> wait() override {
+    std::lock_guard lock(st_->mu);
+    if (st_->canceled) return canceledError();
+    if (!st_->ended || !st_->queue.empty() || !st_->outcome) {
+      return Error(ErrorCode::ValidationError, "wait() before read() reported the end of output");
+    }
+    return *st_->outcome;
+  }
+
+  void cancel() override {
+    {
+      std::lock_guard lock(st_->mu);
+      if (st_->canceled.exchange(true)) return;
+      st_->cv.notify_all();
+    }
+    st_->postClose();
+  }
+
+  // agentpane::k8s::K8sExecSession
+  [[nodiscard]] ChannelProtocol protocol() const override { return st_->protocol; }
+
+ private:
+  // Why nothing more can be written, if so.
+  std::optional<Error> stateError() {
+    if (st_->canceled) return canceledError();
+    if (st_->timedOut) return timeoutError(st_->spec.timeout);
+    std::lock_guard lock(st_->mu);
+    if (st_->ended) return exitedError();
+    return std::nullopt;
+  }
+
+  std::shared_ptr<Shared<Next>> st_;
+  std::mutex writeMu_;
+  bool stdinClosed_ = false;  // under writeMu_
+};
+
+template <class Next>
+Result<std::unique_ptr<K8sExecSession>> openWith(const std::shared_ptr<net::IoThread>& io,
+                                                 const RestConfig& cfg, const ExecSpec& spec) {
+  const auto start = net::Clock::now();
+  const net::Deadline execDeadline =
+      spec.timeout.count() > 0 ? start + spec.timeout : net::kNoDeadline;
+  const net::Deadline handshakeDeadline =
+      std::min(execDeadline,
+               start + (cfg.timeout.count() > 0 ? cfg.timeout : std::chrono::milliseconds(10000)));
+  const std::string target = execTarget(cfg, spec, effectiveArgv(spec));
+  for (int attempt = 0;; ++attempt) {
+    Credentials creds;
+    if (cfg.credentials) {
+      auto c = cfg.credentials->current();
+      if (!c.ok()) return c.takeError();
+      creds = std::move(c.value());
+    }
+    auto st = std::make_shared<Shared<Next>>(io, spec);
+    if constexpr (std::is_same_v<Next, TlsStream>) {
+      auto ctx = tlsContextFor(cfg.endpoint.tls, creds);
+      if (!ctx.ok()) return ctx.takeError();
+      st->tls = std::move(ctx.value());
+    }
+    auto opened = net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
+      co_return co_await st->open(cfg, target, creds.bearerToken, handshakeDeadline);
+    });
+    if (opened.ok()) {
+      st->start(execDeadline);
+      return std::unique_ptr<K8sExecSession>(new WsExecSession<Next>(st));
+    }
+    net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
+      st->closeOnStrand();
+      co_return okResult();
+    });
+    const auto status = opened.error().details.find("httpStatus");
+    const bool unauthorized = status != opened.error().details.end() && status->second == "401";
+    if (unauthorized && attempt == 0 && cfg.credentials && cfg.credentials->invalidate()) {
+      continue;
+    }
+    if (execDeadline != net::kNoDeadline && net::Clock::now() >= execDeadline &&
+        net::netKind(opened.error()) == net::kTimeout) {
+      return timeoutError(spec.timeout);
+    }
+    return opened.takeError();
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> effectiveArgv(const ExecSpec& spec) {
+  if (spec.timeout.count() <= 0 || !spec.killInPod) return spec.argv;
+  std::vector<std::string> out{"timeout", "-s", "KILL", secondsText(spec.timeout)};
+  out.insert(out.end(), spec.argv.begin(), spec.argv.end());
+  return out;
+}
+
+std::string execTarget(const RestConfig& cfg, const ExecSpec& spec,
+                       const std::vector<std::string>& argv) {
+  std::string ns = spec.namespaceName;
+  if (ns.empty()) ns = cfg.namespaceName.empty() ? "default" : cfg.namespaceName;
+  std::vector<std::pair<std::string, std::string>> query;
+  query.reserve(argv.size() + 5);
+  for (const auto& a : argv)
+    query.emplace_back("command", a);
+  if (!spec.container.empty()) query.emplace_back("container", spec.container);
+  query.emplace_back("stdin", spec.attachStdin ? "true" : "false");
+  query.emplace_back("stdout", "true");
+  query.emplace_back("stderr", "true");
+  query.emplace_back("tty", "false");
+  std::string prefix = cfg.pathPrefix;
+  while (!prefix.empty() && prefix.back() == '/')
+    prefix.pop_back();
+  return prefix + "/api/v1/namespaces/" + net::percentEncode(ns) + "/pods/" +
+         net::percentEncode(spec.pod) + "/exec" + net::queryString(query);
+}
+
+Error handshakeRefused(int httpStatus, std::string_view body, const std::string& what) {
+  std::string message;
+  std::string reason;
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object()) {
+    if (auto m = doc.find("message"); m != doc.end() && m->is_string()) message = *m;
+    if (auto r = doc.find("reason"); r != doc.end() && r->is_string()) reason = *r;
+  }
+  if (message.empty()) message = std::string(body.substr(0, 512));
+  if (message.empty()) message = "HTTP " + std::to_string(httpStatus);
+  std::map<std::string, std::string> details{{"httpStatus", std::to_string(httpStatus)}};
+  if (!reason.empty()) details["k8sReason"] = reason;
+  const std::string text = what + ": " + message;
+  switch (httpStatus) {
+    case 401:
+      return Error(ErrorCode::K8sAuthFailed, text, std::move(details));
+    case 403:
+      return Error(ErrorCode::K8sForbidden, text, std::move(details));
+    case 404:
+      return Error(ErrorCode::NotFound, text, std::move(details));
+    default:
+      break;
+  }
+  if (httpStatus == 400 && mentionsMissingContainer(message)) {
+    details["reason"] = "ContainerNotFound";
+    return Error(ErrorCode::NotFound, text, std::move(details));
+  }
+  return Error(ErrorCode::K8sApiError, text, std::move(details));
+}
+
+Result<std::unique_ptr<K8sExecSession>> openExec(const std::shared_ptr<net::IoThread>& io,
+                                                 const RestConfig& cfg, const ExecSpec& spec) {
+  if (spec.pod.empty()) return Error(ErrorCode::ValidationError, "exec: no pod named");
+  if (spec.argv.empty()) return Error(ErrorCode::ValidationError, "exec: empty command");
+  if (spec.maxQueuedBytes == 0 || spec.maxMessageBytes == 0 || spec.pingInterval.count() <= 0) {
+    return Error(ErrorCode::ValidationError, "exec: limits and the ping interval must be > 0");
+  }
+  switch (cfg.endpoint.kind) {
+    case net::Endpoint::Kind::Tls:
+      return openWith<TlsStream>(io, cfg, spec);
+    case net::Endpoint::Kind::Tcp:
+      return openWith<TcpStream>(io, cfg, spec);
+    case net::Endpoint::Kind::Unix:
+      break;
+  }
+  return Error(ErrorCode::ValidationError, "exec: the apiserver endpoint must be http(s)");
+}
+
+}  // namespace agentpane::k8s
