@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agentpane {
@@ -19,6 +20,9 @@ std::optional<ProviderType> providerTypeFromString(const std::string& s);
 // (engine unreachable, an object in a state we do not model) rather than guessing.
 enum class SandboxState { Creating, Running, Stopped, Failed, Unknown };
 const char* toString(SandboxState s);  // "creating" | "running" | "stopped" | "failed" | "unknown"
+// The inverse of toString(SandboxState); any other word is Unknown. (Row statuses, which are
+// not states, map through stateFromStatus() in store/records.hpp.)
+SandboxState sandboxStateFromString(std::string_view s);
 
 enum class NetworkMode {
   None,      // no network at all (Docker: NetworkMode "none")
@@ -49,6 +53,11 @@ inline constexpr const char* kAgentId = "agentpane.io/agent-id";
 inline constexpr const char* kManaged = "agentpane.io/managed";                // "true"
 inline constexpr const char* kWarmPool = "agentpane.io/warm-pool";             // "true"
 inline constexpr const char* kWarmPoolState = "agentpane.io/warm-pool-state";  // warm|allocated
+// The provider instance scope: the server that owns the sandbox (its home, hashed). Every
+// provider MUST put it on what it creates, and list/cleanup/reconcile MUST see only objects
+// that carry the provider's own value, so that servers sharing an engine or a cluster never
+// touch each other's sandboxes.
+inline constexpr const char* kInstance = "agentpane.io/instance";
 }  // namespace labels
 
 // What create() is asked for.

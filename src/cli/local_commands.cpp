@@ -9,8 +9,8 @@
 
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
-#include "docker/docker_provider.hpp"
 #include "server/serve_main.hpp"
+#include "service/composition.hpp"
 #include "store/store.hpp"
 
 namespace agentpane::cli {
@@ -42,32 +42,40 @@ struct Doctor {
   }
 };
 
-void checkEngine(Doctor& d) {
-  auto provider = docker::DockerProvider::create();
-  if (!provider.ok()) {
-    d.problem("engine", provider.error().message, "check DOCKER_HOST / DOCKER_CERT_PATH");
+// The providers `serve` would build for this home (composition.hpp): the same engine and the
+// same instance scope, so the counts are this server's sandboxes.
+void checkProviders(Doctor& d, const fs::path& home) {
+  auto providers = buildProviders(CompositionOptions{home, k8sEnabledByEnvironment()});
+  if (!providers.ok()) {
+    d.problem("engine", providers.error().message, "check DOCKER_HOST / DOCKER_CERT_PATH");
     return;
   }
-  auto h = provider.value()->healthCheck();
-  if (!h.reachable) {
-    std::string why = h.warnings.empty() ? "not reachable" : h.warnings.front();
-    d.problem("engine", why,
-              "start Docker: sudo bash scripts/start-docker.sh (or systemctl start docker)");
-    return;
-  }
-  d.ok("engine", "Docker " + h.version + ", API " + h.apiVersion + ", " +
-                     std::to_string(h.running) + " running / " + std::to_string(h.total) +
-                     " sandboxes");
-  bool imageMissing = false;
-  for (const auto& w : h.warnings) {
-    if (w.find("image") != std::string::npos) {
-      imageMissing = true;
-      d.problem("image", w, "build it: bash scripts/build-sandbox-image.sh");
-    } else {
-      d.warn("engine", w);
+  for (const auto& provider : providers.value()) {
+    const bool isDocker = provider->type() == ProviderType::Docker;
+    const std::string what = isDocker ? "engine" : "cluster";
+    auto h = provider->healthCheck();
+    if (!h.reachable) {
+      std::string why = h.warnings.empty() ? "not reachable" : h.warnings.front();
+      d.problem(what, why,
+                isDocker ? "start Docker: sudo bash scripts/start-docker.sh (or systemctl start "
+                           "docker)"
+                         : "check the kubeconfig and that the cluster is up");
+      continue;
     }
+    d.ok(what, std::string(isDocker ? "Docker " : "Kubernetes ") + h.version + ", API " +
+                   h.apiVersion + ", " + std::to_string(h.running) + " running / " +
+                   std::to_string(h.total) + " sandboxes");
+    bool imageMissing = false;
+    for (const auto& w : h.warnings) {
+      if (isDocker && w.find("image") != std::string::npos) {
+        imageMissing = true;
+        d.problem("image", w, "build it: bash scripts/build-sandbox-image.sh");
+      } else {
+        d.warn(what, w);
+      }
+    }
+    if (isDocker && !imageMissing) d.ok("image", "agentpane/sandbox:latest present");
   }
-  if (!imageMissing) d.ok("image", "agentpane/sandbox:latest present");
 }
 
 void checkDatabase(Doctor& d, const fs::path& home) {
@@ -162,7 +170,7 @@ void checkServer(Doctor& d) {
 int runDoctor() {
   Doctor d;
   fs::path home = defaultHome();
-  checkEngine(d);
+  checkProviders(d, home);
   checkDatabase(d, home);
   checkToken(d, home);
   checkServer(d);

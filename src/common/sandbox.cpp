@@ -31,6 +31,14 @@ const char* toString(SandboxState s) {
   return "unknown";
 }
 
+SandboxState sandboxStateFromString(std::string_view s) {
+  for (auto st : {SandboxState::Creating, SandboxState::Running, SandboxState::Stopped,
+                  SandboxState::Failed}) {
+    if (s == toString(st)) return st;
+  }
+  return SandboxState::Unknown;
+}
+
 const char* toString(NetworkMode m) {
   switch (m) {
     case NetworkMode::None:

@@ -5,10 +5,9 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "common/hash.hpp"
-#include "docker/docker_provider.hpp"
 #include "server/auth.hpp"
 #include "server/server.hpp"
+#include "service/composition.hpp"
 #include "service/sandbox_service.hpp"
 #include "store/store.hpp"
 
@@ -17,17 +16,6 @@ namespace agentpane::server {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr const char* kInstanceLabel = "agentpane.io/instance";
-}  // namespace
-
-namespace {
-
-bool envTrue(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr) return false;
-  std::string s(v);
-  return s == "1" || s == "true" || s == "TRUE" || s == "yes";
-}
 
 // What a client on this machine should dial: wildcard listen addresses become loopback.
 std::string clientUrl(const std::string& listen, std::uint16_t port) {
@@ -77,34 +65,30 @@ int runServe(const ServeOptions& options) {
   }
 
   ServiceOptions so;
-  so.enableK8s = options.enableK8s || envTrue("ENABLE_K8S_SANDBOX");
+  so.enableK8s = options.enableK8s || k8sEnabledByEnvironment();
   so.reconcileEvery = options.reconcileEvery;
   so.orphanGrace = options.orphanGrace;
   SandboxService service(*store.value(), so);
 
-  // Sandboxes carry the instance label of this server's home: several servers (or test runs)
-  // on one engine then never adopt, or reap as orphans, each other's sandboxes. It is
-  // derived from the home path, so it survives restarts and a lost database.
-  docker::DockerProviderOptions dockerOptions;
-  std::error_code canonEc;
-  auto canonicalHome = fs::weakly_canonical(home, canonEc);
-  dockerOptions.scopeLabels = {
-      {kInstanceLabel, sha256Hex((canonEc ? home : canonicalHome).string()).substr(0, 12)}};
-  auto docker = docker::DockerProvider::create(dockerOptions);
-  if (!docker.ok()) {
-    spdlog::error("docker provider: {}", docker.error().describe());
+  // Which providers exist, and their instance scope, is decided in one place (composition.hpp)
+  // that `doctor` shares.
+  auto providers = buildProviders(CompositionOptions{home, so.enableK8s});
+  if (!providers.ok()) {
+    spdlog::error("providers: {}", providers.error().describe());
     return 1;
   }
-  auto health = docker.value()->healthCheck();
-  if (!health.reachable) {
-    spdlog::warn("the Docker engine is not reachable now; sandboxes cannot start until it is");
-  } else {
-    spdlog::info("docker engine {} (API {})", health.version, health.apiVersion);
+  for (auto& provider : providers.value()) {
+    auto health = provider->healthCheck();
+    if (!health.reachable) {
+      spdlog::warn("the {} provider is not reachable now; its sandboxes cannot start until it is",
+                   toString(provider->type()));
+    } else {
+      spdlog::info("{} {} (API {})", toString(provider->type()), health.version, health.apiVersion);
+    }
+    for (const auto& w : health.warnings)
+      spdlog::warn("{}: {}", toString(provider->type()), w);
+    service.registerProvider(provider);
   }
-  for (const auto& w : health.warnings)
-    spdlog::warn("docker: {}", w);
-  service.registerProvider(std::shared_ptr<SandboxProvider>(std::move(docker.value())));
-  // TODO(k8s): register the Kubernetes provider here when so.enableK8s (later issue).
 
   if (auto r = service.reconcile(); !r.ok()) {
     spdlog::warn("initial reconcile failed: {}", r.error().describe());

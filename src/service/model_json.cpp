@@ -185,14 +185,6 @@ const std::map<std::string, Setter<SandboxConfig>>& configFields() {
   return kFields;
 }
 
-SandboxState stateFromString(const std::string& s) {
-  for (auto st : {SandboxState::Creating, SandboxState::Running, SandboxState::Stopped,
-                  SandboxState::Failed}) {
-    if (s == toString(st)) return st;
-  }
-  return SandboxState::Unknown;
-}
-
 }  // namespace
 
 bool isValidUtf8(std::string_view s) {
@@ -323,7 +315,7 @@ const std::map<std::string, Setter<SandboxRecord>>& recordFields() {
        [](const json& v, const std::string& f, R& r) -> Result<void> {
          std::string s;
          AP_TRY(read(v, f, s));
-         r.info.state = stateFromString(s);
+         r.info.state = sandboxStateFromString(s);
          return {};
        }},
       {"projectId", info(&SandboxInfo::projectId)},

@@ -1,5 +1,5 @@
-// SandboxService internals shared by its implementation files (sandbox_service.cpp,
-// service_exec.cpp, service_reconcile.cpp). Not for other areas.
+// SandboxService internals shared by its implementation files (one per concern, listed at
+// the top of sandbox_service.cpp). Not for other areas.
 #pragma once
 
 #include <condition_variable>
@@ -79,6 +79,7 @@ struct SandboxService::Impl {
 
   bool isInflight(const std::string& id);
 
+  // service_configs.cpp
   Result<SandboxConfig> ensureDefaultConfig();
   // A row that is not a tombstone (removed rows are SandboxNotFound).
   Result<SandboxRecord> visibleRow(const std::string& id);
@@ -86,19 +87,29 @@ struct SandboxService::Impl {
   Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> runningSandbox(
       const std::string& id);
 
+  // service_lifecycle.cpp
   Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);
 
   // service_reconcile.cpp
   Result<void> reconcile();
   void settleRow(const SandboxRecord& row, const SandboxInfo* found, SandboxProvider& prov);
   void handleUnknown(const SandboxInfo& info, SandboxProvider& prov);
+
+  // service_idle.cpp
   Result<void> stopIdle();
   void backgroundLoop();
 };
 
-// "error" details for audit entries.
+// "error" details for audit entries (service_audit.cpp).
 nlohmann::json errorDetail(const Error& e);
-// The status a provider state maps to; nullopt when it says nothing (Creating, Unknown).
-std::optional<std::string> statusFromState(SandboxState s);
+// The argv as recorded in the audit log: each argument cut at 1 KiB, at most 256 of them.
+nlohmann::json auditArgv(const std::vector<std::string>& argv);
+
+// A create request that passed validateCreateRequest() (create_request.cpp).
+struct ValidatedCreate {
+  std::string projectPath;  // canonical
+  std::string projectId;
+};
+Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req);
 
 }  // namespace agentpane

@@ -56,6 +56,14 @@ inline constexpr const char* kRemoved =
 
 bool isLiveSandboxStatus(std::string_view status);
 
+// The one mapping between row statuses and provider states (store/sandbox_status.cpp).
+// A row's state: creating -> Creating, running and stopping -> Running, stopped -> Stopped,
+// error -> Failed, the rest (gone, removed, unknown words) -> Unknown.
+SandboxState stateFromStatus(std::string_view status);
+// The status a provider state settles a row to; nullopt when the state says nothing
+// (Creating, Unknown).
+std::optional<std::string> statusFromState(SandboxState s);
+
 // A row of table sandboxes, joined with what the provider last said.
 struct SandboxRecord {
   SandboxInfo info;      // id, provider, state, project, container id / pod fields

@@ -16,11 +16,6 @@
 
 namespace agentpane {
 
-bool isLiveSandboxStatus(std::string_view status) {
-  return status != sandbox_status::kStopped && status != sandbox_status::kGone &&
-         status != sandbox_status::kRemoved && status != sandbox_status::kError;
-}
-
 namespace {
 
 Error sqlError(sqlite3* db, std::string_view what) {
@@ -105,15 +100,6 @@ constexpr const char* kConfigColumns =
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
     "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at";
-
-SandboxState stateFromStatus(const std::string& status) {
-  namespace st = sandbox_status;
-  if (status == st::kCreating) return SandboxState::Creating;
-  if (status == st::kRunning || status == st::kStopping) return SandboxState::Running;
-  if (status == st::kStopped) return SandboxState::Stopped;
-  if (status == st::kError) return SandboxState::Failed;
-  return SandboxState::Unknown;
-}
 
 std::string egressToText(const std::vector<std::string>& hosts) {
   return nlohmann::json(hosts).dump();

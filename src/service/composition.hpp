@@ -1,0 +1,37 @@
+// The composition root: which providers exist, and with what settings. `serve` and `doctor`
+// both build their providers here, so that doctor checks exactly what the server would use
+// (the same engine, the same instance scope).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentpane/provider.hpp"
+#include "agentpane/result.hpp"
+
+namespace agentpane {
+
+struct CompositionOptions {
+  // The server's home directory. The provider instance scope (labels::kInstance) is derived
+  // from it, so that it survives restarts and a lost database.
+  std::filesystem::path home;
+  // ENABLE_K8S_SANDBOX (or `serve --enable-k8s`): a Kubernetes provider is registered too.
+  bool enableK8s = false;
+};
+
+// ENABLE_K8S_SANDBOX is set to 1, true, TRUE or yes.
+bool k8sEnabledByEnvironment();
+
+// The instance label value of a server home: the first 12 hex digits of the SHA-256 of its
+// canonical path. Several servers (or test runs) sharing one engine then never adopt, or reap
+// as orphans, each other's sandboxes.
+std::string instanceIdForHome(const std::filesystem::path& home);
+
+// The providers of a server, in registration order (Docker first). Fails only on
+// configuration (an unusable DOCKER_HOST, bad TLS files); never needs a reachable engine.
+Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
+    const CompositionOptions& options);
+
+}  // namespace agentpane

@@ -1,0 +1,293 @@
+// SandboxService: the sandbox lifecycle: create, stop, remove, list and get.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "service/sandbox_service.hpp"
+#include "service/service_impl.hpp"
+
+namespace agentpane {
+
+using nlohmann::json;
+namespace st = sandbox_status;
+
+namespace {
+
+// Removes an id from the in-flight set when the create ends, however it ends.
+class InflightGuard {
+ public:
+  InflightGuard(std::mutex& mu, std::set<std::string>& set, std::string id)
+      : mu_(mu), set_(set), id_(std::move(id)) {
+    std::lock_guard lk(mu_);
+    set_.insert(id_);
+  }
+  ~InflightGuard() {
+    std::lock_guard lk(mu_);
+    set_.erase(id_);
+  }
+  InflightGuard(const InflightGuard&) = delete;
+  InflightGuard& operator=(const InflightGuard&) = delete;
+
+ private:
+  std::mutex& mu_;
+  std::set<std::string>& set_;
+  std::string id_;
+};
+
+}  // namespace
+
+Result<void> SandboxService::Impl::stop(const std::string& id, const std::string& actor,
+                                        const std::string& reason) {
+  auto row = visibleRow(id);
+  if (!row.ok()) return row.takeError();
+  const std::string prev = row->status;
+  // Settled sandboxes have nothing to stop: stopping is idempotent.
+  if (prev == st::kStopped || prev == st::kGone || prev == st::kError) return {};
+  if (prev == st::kCreating) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is still being created",
+                 {{"status", prev}});
+  }
+  auto prov = providerFor(row->info.provider);
+  if (!prov) {
+    return Error(ErrorCode::SandboxProviderUnavailable,
+                 std::string("the ") + toString(row->info.provider) + " provider is not available");
+  }
+  if (prev != st::kStopping) {
+    auto cas = store.setSandboxStatus(id, st::kStopping, "", prev);
+    if (!cas.ok()) return cas.takeError();
+    if (!cas.value()) return Error(ErrorCode::Conflict, "sandbox " + id + " changed state; retry");
+  }
+  emit("stopping", id, reason);
+  auto r = prov->stop(id);
+  json detail{{"reason", reason}};
+  if (!r.ok() && r.error().code == ErrorCode::SandboxNotFound) {
+    (void)store.setSandboxStatus(id, st::kGone, "vanished from the provider",
+                                 std::string(st::kStopping));
+    detail["vanished"] = true;
+    audit(id, actor, "sandbox.stop", detail, true);
+    emit("gone", id);
+    return {};
+  }
+  if (!r.ok()) {
+    (void)store.setSandboxStatus(id, prev, "", std::string(st::kStopping));
+    detail["error"] = errorDetail(r.error());
+    audit(id, actor, "sandbox.stop", detail, false);
+    emit("error", id, r.error().describe());
+    return r.takeError();
+  }
+  auto done = store.setSandboxStatus(id, st::kStopped, "", std::string(st::kStopping));
+  if (!done.ok()) return done.takeError();
+  audit(id, actor, "sandbox.stop", detail, true);
+  emit("stopped", id, reason);
+  return {};
+}
+
+Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRequest& req,
+                                                           const std::string& actor) {
+  auto& I = *impl_;
+  auto valid = validateCreateRequest(req);
+  if (!valid.ok()) return valid.takeError();
+
+  Result<SandboxConfig> cfgR =
+      req.configId ? I.store.getConfig(*req.configId) : I.ensureDefaultConfig();
+  if (!cfgR.ok()) {
+    Error e = cfgR.takeError();
+    if (req.configId) e.details["field"] = "configId";
+    return e;
+  }
+  const SandboxConfig& cfg = cfgR.value();
+
+  // Provider choice: the request overrides the config; Kubernetes needs the feature flag and
+  // falls back to Docker when it is missing or unreachable and the config allows it.
+  ProviderType want = req.provider.value_or(cfg.providerType);
+  std::shared_ptr<SandboxProvider> prov;
+  std::optional<std::string> fallbackReason;
+  if (want == ProviderType::Kubernetes) {
+    if (!I.opts.enableK8s && !cfg.enableK8s) {
+      return Error(ErrorCode::K8sDisabled,
+                   "Kubernetes sandboxes are disabled: set ENABLE_K8S_SANDBOX=true or enableK8s in "
+                   "the config",
+                   {{"field", "provider"}});
+    }
+    std::string why;
+    auto k8s = I.providerFor(ProviderType::Kubernetes);
+    if (!k8s) {
+      why = "the Kubernetes provider is not configured";
+    } else {
+      auto health = k8s->healthCheck();
+      if (!health.reachable) {
+        why = "the Kubernetes cluster is unreachable";
+        if (!health.warnings.empty()) why += ": " + health.warnings.front();
+      }
+    }
+    if (why.empty()) {
+      prov = std::move(k8s);
+    } else if (auto docker = I.providerFor(ProviderType::Docker); docker && cfg.allowFallback) {
+      fallbackReason = why + "; created on Docker instead";
+      spdlog::warn("sandbox for project {}: {}", valid->projectId, *fallbackReason);
+      prov = std::move(docker);
+    } else {
+      return Error(k8s ? ErrorCode::K8sUnreachable : ErrorCode::SandboxProviderUnavailable,
+                   why + (cfg.allowFallback ? " and no Docker provider is available"
+                                            : " (fallback to Docker is off in the config)"));
+    }
+  } else {
+    prov = I.providerFor(ProviderType::Docker);
+    if (!prov)
+      return Error(ErrorCode::SandboxProviderUnavailable, "the Docker provider is not available");
+  }
+
+  SandboxSpec spec;
+  spec.id = I.newId("sbx");
+  if (!isValidSandboxId(spec.id)) {
+    return Error(ErrorCode::Internal, "generated sandbox id '" + spec.id + "' is invalid");
+  }
+  spec.projectId = valid->projectId;
+  spec.agentId = req.agentId;
+  spec.projectPath = valid->projectPath;
+  spec.image = req.image.value_or(cfg.image);
+  spec.memoryMb = req.memoryMb.value_or(cfg.memoryMb);
+  spec.cpu = req.cpu.value_or(cfg.cpu);
+  spec.pidsLimit = cfg.pidsLimit;
+  spec.env = req.env;
+  spec.network = cfg.network;
+  spec.allowedEgressHosts = cfg.allowedEgressHosts;
+  for (const auto& h : req.allowEgress) {
+    if (std::find(spec.allowedEgressHosts.begin(), spec.allowedEgressHosts.end(), h) ==
+        spec.allowedEgressHosts.end()) {
+      spec.allowedEgressHosts.push_back(h);
+    }
+  }
+  spec.kubernetes.kubeConfigPath = cfg.kubeConfigPath;
+  spec.kubernetes.kubeContext = cfg.kubeContext;
+  spec.kubernetes.kubeNamespace = cfg.kubeNamespace;
+  spec.kubernetes.networkPolicyEnabled = cfg.networkPolicyEnabled;
+  spec.kubernetes.workspaceVolume = cfg.workspaceVolume;
+  spec.kubernetes.storageClass = cfg.storageClass;
+  spec.kubernetes.workspaceSizeGi = cfg.workspaceSizeGi;
+  spec.kubernetes.startupTimeoutSeconds = cfg.startupTimeoutSeconds;
+
+  json detail{{"provider", toString(prov->type())},
+              {"projectId", spec.projectId},
+              {"configId", cfg.id},
+              {"image", spec.image},
+              {"memoryMb", spec.memoryMb},
+              {"cpu", spec.cpu}};
+  if (fallbackReason) detail["fallbackReason"] = *fallbackReason;
+
+  SandboxRecord row;
+  row.info.id = spec.id;
+  row.info.provider = prov->type();
+  row.info.state = SandboxState::Creating;
+  row.info.projectId = spec.projectId;
+  row.info.agentId = spec.agentId;
+  row.info.projectPath = spec.projectPath;
+  row.info.image = spec.image;
+  row.configId = cfg.id;
+  row.status = st::kCreating;
+  row.createdAtUnix = row.info.createdAtUnix = I.nowSec();
+  row.lastActivityUnix = row.createdAtUnix;
+
+  InflightGuard guard(I.inflightMu, I.inflight, spec.id);
+  // The row comes first: the unique index settles concurrent creates for one project, and a
+  // crash during provider.create leaves a row that reconcile settles.
+  auto ins = I.store.insertSandbox(row);
+  if (!ins.ok()) {
+    detail["error"] = errorDetail(ins.error());
+    I.audit(spec.id, actor, "sandbox.create", detail, false);
+    return ins.takeError();
+  }
+  I.emit("creating", spec.id, toString(prov->type()));
+
+  auto created = prov->create(spec);
+  if (!created.ok()) {
+    Error err = created.takeError();
+    row.status = st::kError;
+    row.error = err.message;
+    auto upd = I.store.updateSandbox(row, std::string(st::kCreating));
+    if (!upd.ok())
+      spdlog::error("sandbox {}: cannot record the failed create: {}", spec.id,
+                    upd.error().describe());
+    // The provider contract says a failed create cleans up; remove anyway so nothing leaks.
+    auto rm = prov->remove(spec.id);
+    if (!rm.ok()) {
+      spdlog::warn("sandbox {}: cleanup after failed create: {} (reconcile retries)", spec.id,
+                   rm.error().describe());
+    }
+    detail["error"] = errorDetail(err);
+    I.audit(spec.id, actor, "sandbox.create", detail, false);
+    I.emit("error", spec.id, err.describe());
+    return err;
+  }
+
+  const SandboxInfo& info = created.value();
+  row.status = st::kRunning;
+  row.info.state = SandboxState::Running;
+  row.info.containerId = info.containerId;
+  row.info.podName = info.podName;
+  row.info.podNamespace = info.podNamespace;
+  row.info.podUid = info.podUid;
+  if (!info.image.empty()) row.info.image = info.image;
+  row.lastActivityUnix = I.nowSec();
+  auto upd = I.store.updateSandbox(row, std::string(st::kCreating));
+  if (!upd.ok() || !upd.value()) {
+    // Removed (or settled) while we were creating: what we made is not wanted.
+    auto rm = prov->remove(spec.id);
+    if (!rm.ok()) spdlog::warn("sandbox {}: cleanup: {}", spec.id, rm.error().describe());
+    Error err = upd.ok() ? Error(ErrorCode::SandboxCreateFailed,
+                                 "sandbox " + spec.id + " was removed while it was being created")
+                         : upd.takeError();
+    detail["error"] = errorDetail(err);
+    I.audit(spec.id, actor, "sandbox.create", detail, false);
+    return err;
+  }
+  detail["containerId"] = row.info.containerId;
+  if (!row.info.podName.empty()) detail["podName"] = row.info.podName;
+  I.audit(spec.id, actor, "sandbox.create", detail, true);
+  I.emit("ready", spec.id, toString(prov->type()));
+  return CreateSandboxOutcome{row, fallbackReason};
+}
+
+Result<std::vector<SandboxRecord>> SandboxService::listSandboxes() {
+  return impl_->store.listSandboxes(/*includeRemoved=*/false);
+}
+
+Result<SandboxRecord> SandboxService::getSandbox(const std::string& id) {
+  return impl_->visibleRow(id);
+}
+
+Result<void> SandboxService::stopSandbox(const std::string& id, const std::string& actor) {
+  return impl_->stop(id, actor, "requested");
+}
+
+Result<void> SandboxService::removeSandbox(const std::string& id, const std::string& actor) {
+  auto& I = *impl_;
+  auto row = I.store.getSandbox(id);
+  if (!row.ok()) {
+    if (row.error().code == ErrorCode::SandboxNotFound) return {};  // idempotent
+    return row.takeError();
+  }
+  if (row->status == st::kRemoved) return {};
+  auto prov = I.providerFor(row->info.provider);
+  if (!prov) {
+    return Error(ErrorCode::SandboxProviderUnavailable,
+                 std::string("the ") + toString(row->info.provider) + " provider is not available");
+  }
+  auto r = prov->remove(id);
+  json detail{{"provider", toString(row->info.provider)}, {"previousStatus", row->status}};
+  if (!r.ok()) {
+    detail["error"] = errorDetail(r.error());
+    I.audit(id, actor, "sandbox.remove", detail, false);
+    I.emit("error", id, r.error().describe());
+    return r.takeError();
+  }
+  auto mark = I.store.setSandboxStatus(id, st::kRemoved, "");
+  if (!mark.ok()) return mark.takeError();
+  auto tm = I.store.deleteTmuxSessions(id);
+  if (!tm.ok()) spdlog::warn("sandbox {}: {}", id, tm.error().describe());
+  I.audit(id, actor, "sandbox.remove", detail, true);
+  I.emit("removed", id);
+  return {};
+}
+
+}  // namespace agentpane

@@ -1,0 +1,36 @@
+// The one mapping between the statuses of table sandboxes and provider states.
+#include "store/records.hpp"
+
+namespace agentpane {
+
+namespace st = sandbox_status;
+
+bool isLiveSandboxStatus(std::string_view status) {
+  return status != st::kStopped && status != st::kGone && status != st::kRemoved &&
+         status != st::kError;
+}
+
+SandboxState stateFromStatus(std::string_view status) {
+  if (status == st::kCreating) return SandboxState::Creating;
+  if (status == st::kRunning || status == st::kStopping) return SandboxState::Running;
+  if (status == st::kStopped) return SandboxState::Stopped;
+  if (status == st::kError) return SandboxState::Failed;
+  return SandboxState::Unknown;
+}
+
+std::optional<std::string> statusFromState(SandboxState s) {
+  switch (s) {
+    case SandboxState::Running:
+      return std::string(st::kRunning);
+    case SandboxState::Stopped:
+      return std::string(st::kStopped);
+    case SandboxState::Failed:
+      return std::string(st::kError);
+    case SandboxState::Creating:
+    case SandboxState::Unknown:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace agentpane
