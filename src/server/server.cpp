@@ -128,21 +128,22 @@ http::response<http::string_body> toResponse(const Reply& r, unsigned version, b
 struct Server::Impl {
   Impl(SandboxService& service, ServerOptions opts)
       : options(std::move(opts)),
-        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
-        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))),
+        routes(buildRoutes()),
         ctx(service, options, pool, streamPool),
-        routes(buildRoutes()) {}
+        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
+        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))) {}
 
   // Declaration order is destruction order reversed: the pools go first (their abandoned
   // work hands coroutine frames back to the io_context), then the io_context (whose frames
-  // still touch ctx and the registry).
+  // still touch ctx, the routes and the registry), and only then what those frames touch.
+  // ctx is constructed before the pools it refers to: it only keeps the references.
   ServerOptions options;
   ConnRegistry registry;
+  std::vector<Route> routes;
+  ServerContext ctx;
   std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
   asio::thread_pool pool;
   asio::thread_pool streamPool;
-  ServerContext ctx;
-  std::vector<Route> routes;
 
   std::optional<tcp::acceptor> acceptor;
   asio::any_io_executor acceptorEx;
