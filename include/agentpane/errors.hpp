@@ -41,12 +41,16 @@ enum class ErrorCode {
   TmuxFailed,                  // SANDBOX_TMUX_FAILED          500
   // Kubernetes
   K8sDisabled,               // K8S_DISABLED                 400
-  K8sUnreachable,            // K8S_UNREACHABLE              503
+  K8sUnreachable,            // K8S_CLUSTER_UNREACHABLE      503 (connect refused/timed out)
   K8sKubeconfigInvalid,      // K8S_KUBECONFIG_INVALID       400
   K8sContextNotFound,        // K8S_CONTEXT_NOT_FOUND        400
   K8sAuthFailed,             // K8S_AUTH_FAILED              502
   K8sForbidden,              // K8S_FORBIDDEN                403
-  K8sApiError,               // K8S_API_ERROR                502
+  K8sApiError,               // K8S_API_ERROR                502 (any other apiserver failure)
+  K8sNotFound,               // K8S_NOT_FOUND                404 (apiserver 404)
+  K8sConflict,               // K8S_CONFLICT                 409 (AlreadyExists, Conflict)
+  K8sResourceExpired,        // K8S_RESOURCE_EXPIRED         410 (Gone/Expired resourceVersion)
+  K8sInvalid,                // K8S_INVALID                  422 (apiserver validation)
   K8sNamespaceError,         // K8S_NAMESPACE_ERROR          500
   K8sPodSecurityViolation,   // K8S_POD_SECURITY_VIOLATION   422
   K8sPodStartupTimeout,      // K8S_POD_STARTUP_TIMEOUT      504

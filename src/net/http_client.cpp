@@ -113,25 +113,66 @@ Error tooLarge(const std::string& what, const CallOptions& opts) {
                   what + ": response body exceeds " + std::to_string(opts.maxBodyBytes) + " bytes");
 }
 
+// Connects (within the connect bound, when there is one) and counts the connection.
+asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Endpoint& ep, ssl::context* tls,
+                                                          Deadline deadline,
+                                                          const CallOptions& opts,
+                                                          std::atomic<std::uint64_t>* opened) {
+  auto ex = co_await asio::this_coro::executor;
+  Deadline connectBy = deadline;
+  if (opts.connectTimeout.count() > 0)
+    connectBy = std::min(deadline, Clock::now() + opts.connectTimeout);
+  auto conn = co_await connect(ex, ep, tls, connectBy);
+  if (!conn.ok()) {
+    // Out of connect time but not of call time: the server is not there (or not answering).
+    if (connectBy < deadline && netKind(conn.error()) == kTimeout) {
+      co_return netError(kConnect, "cannot connect to " + ep.describe() + ": no answer within " +
+                                       std::to_string(opts.connectTimeout.count()) + " ms");
+    }
+    co_return conn.takeError();
+  }
+  if (opened != nullptr) ++*opened;
+  co_return conn;
+}
+
+asio::awaitable<error_code> sendOn(Connection& c, const HttpRequest& req, const Endpoint& ep,
+                                   Deadline deadline) {
+  auto beastReq = toBeast(req, ep);
+  setDeadline(c.stream, deadline);
+  co_return co_await std::visit([&](auto& s) { return writeMessage(s, beastReq); }, c.stream);
+}
+
 // Connects and sends; the connection comes back ready for the response.
 asio::awaitable<Result<std::unique_ptr<Connection>>> send(const HttpRequest& req,
                                                           const Endpoint& ep, ssl::context* tls,
-                                                          Deadline deadline) {
-  auto ex = co_await asio::this_coro::executor;
-  auto conn = co_await connect(ex, ep, tls, deadline);
+                                                          Deadline deadline,
+                                                          const CallOptions& opts,
+                                                          std::atomic<std::uint64_t>* opened) {
+  auto conn = co_await open(ep, tls, deadline, opts, opened);
   if (!conn.ok()) co_return conn.takeError();
-  auto beastReq = toBeast(req, ep);
-  auto& c = *conn.value();
-  setDeadline(c.stream, deadline);
-  error_code ec = co_await std::visit([&](auto& s) { return writeMessage(s, beastReq); }, c.stream);
+  error_code ec = co_await sendOn(*conn.value(), req, ep, deadline);
   if (ec) co_return ioError(ec, describe(req, ep) + ": sending request");
   co_return conn;
 }
 
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS";
+}
+
+// The outcome of one exchange on a pooled connection.
+struct PooledExchange {
+  std::optional<HttpResponse> response;  // set on success
+  std::optional<Error> error;            // set on failure
+  bool staleReuse = false;               // a reused connection failed before any response byte
+  std::unique_ptr<Connection> keep;      // the connection, when it may carry another request
+};
+
 }  // namespace
 
 Result<std::unique_ptr<HttpClient>> HttpClient::create(Endpoint endpoint,
-                                                       std::shared_ptr<IoThread> io) {
+                                                       std::shared_ptr<IoThread> io,
+                                                       ClientOptions options) {
   std::shared_ptr<ssl::context> tls;
   if (endpoint.kind == Endpoint::Kind::Tls) {
     auto ctx = makeTlsContext(endpoint.tls);
@@ -139,19 +180,29 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(Endpoint endpoint,
     tls = std::move(ctx.value());
   }
   return std::unique_ptr<HttpClient>(
-      new HttpClient(std::move(endpoint), std::move(io), std::move(tls)));
+      new HttpClient(std::move(endpoint), std::move(io), std::move(tls), options));
 }
 
 HttpClient::HttpClient(Endpoint endpoint, std::shared_ptr<IoThread> io,
-                       std::shared_ptr<ssl::context> tls)
-    : endpoint_(std::move(endpoint)), io_(std::move(io)), tls_(std::move(tls)) {}
+                       std::shared_ptr<ssl::context> tls, ClientOptions options)
+    : endpoint_(std::move(endpoint)),
+      io_(std::move(io)),
+      tls_(std::move(tls)),
+      opened_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+  if (options.keepAlive)
+    pool_ = std::make_unique<ConnectionPool>(options.maxIdle, options.idleTimeout);
+}
 
 HttpClient::~HttpClient() = default;
+
+std::uint64_t HttpClient::connectionsOpened() const {
+  return opened_->load();
+}
 
 asio::awaitable<Result<HttpResponse>> HttpClient::asyncRequest(HttpRequest req, CallOptions opts) {
   const Deadline deadline = Clock::now() + opts.timeout;
   const std::string what = describe(req, endpoint_);
-  auto conn = co_await send(req, endpoint_, tls_.get(), deadline);
+  auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());
   if (!conn.ok()) co_return conn.takeError();
   auto& c = *conn.value();
   http::response_parser<http::string_body> p;
@@ -174,8 +225,92 @@ asio::awaitable<Result<HttpResponse>> HttpClient::asyncRequest(HttpRequest req, 
 }
 
 Result<HttpResponse> HttpClient::request(const HttpRequest& req, const CallOptions& opts) {
+  if (pool_) return pooledRequest(req, opts);
   return blockOn<HttpResponse>(*io_, io_->makeStrand(),
                                [this, req, opts]() { return asyncRequest(req, opts); });
+}
+
+Result<HttpResponse> HttpClient::pooledRequest(const HttpRequest& req, const CallOptions& opts) {
+  const Deadline deadline = Clock::now() + opts.timeout;
+  const std::string what = describe(req, endpoint_);
+  for (int attempt = 0;; ++attempt) {
+    // A connection is used on the strand it was made on; a new one gets a new strand.
+    auto idle = std::make_shared<std::optional<IdleConnection>>(pool_->take());
+    Executor ex = *idle ? (*idle)->ex : Executor(io_->makeStrand());
+    auto done = blockOn<PooledExchange>(
+        *io_, ex,
+        [this, idle, req, opts, deadline, what]() -> asio::awaitable<Result<PooledExchange>> {
+          PooledExchange out;
+          std::unique_ptr<Connection> conn;
+          bool reused = false;
+          if (*idle && idleConnectionUsable(*(*idle)->conn)) {
+            conn = std::move((*idle)->conn);
+            reused = true;
+          }
+          idle->reset();  // a stale one is closed here, on its strand
+          if (!conn) {
+            auto fresh = co_await open(endpoint_, tls_.get(), deadline, opts, opened_.get());
+            if (!fresh.ok()) {
+              out.error = fresh.takeError();
+              co_return out;
+            }
+            conn = std::move(fresh.value());
+          }
+          auto& c = *conn;
+          error_code ec = co_await sendOn(c, req, endpoint_, deadline);
+          if (ec) {
+            closeNow(c.stream);
+            out.staleReuse = reused && ec != beast::error::timeout;
+            out.error = ioError(ec, what + ": sending request");
+            co_return out;
+          }
+          http::response_parser<http::string_body> p;
+          p.body_limit(opts.maxBodyBytes);
+          p.header_limit(static_cast<std::uint32_t>(opts.maxHeaderBytes));
+          if (req.method == "HEAD") p.skip(true);
+          ec = co_await std::visit([&](auto& s) { return readHeader(s, c.buffer, p); }, c.stream);
+          if (ec) {
+            closeNow(c.stream);
+            // Closed before a single byte of the answer: the server dropped the idle
+            // connection as we reused it.
+            out.staleReuse =
+                reused &&
+                (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                 ec == asio::error::eof || ec == ssl::error::stream_truncated);
+            out.error = readError(ec, what, opts);
+            co_return out;
+          }
+          if (declaredTooLarge(p, opts)) {
+            closeNow(c.stream);
+            out.error = tooLarge(what, opts);
+            co_return out;
+          }
+          if (!p.is_done())
+            ec = co_await std::visit([&](auto& s) { return readRest(s, c.buffer, p); }, c.stream);
+          if (ec) {
+            closeNow(c.stream);
+            out.error = readError(ec, what, opts);
+            co_return out;
+          }
+          HttpResponse resp = fromHeader(p);
+          if (p.get().keep_alive() && !p.need_eof() && c.buffer.size() == 0) {
+            setDeadline(c.stream, kNoDeadline);
+            out.keep = std::move(conn);
+          } else {
+            closeNow(c.stream);
+          }
+          resp.body = std::move(p.get().body());
+          out.response = std::move(resp);
+          co_return out;
+        });
+    if (!done.ok()) return done.takeError();
+    auto& ex2 = done.value();
+    if (ex2.keep) pool_->put(IdleConnection{std::move(ex2.keep), ex, Clock::now()});
+    if (ex2.response) return std::move(*ex2.response);
+    if (ex2.staleReuse && attempt == 0 && idempotent(req.method) && Clock::now() < deadline)
+      continue;
+    return std::move(*ex2.error);
+  }
 }
 
 Result<UpgradeResult> HttpClient::upgrade(const HttpRequest& req, const CallOptions& opts) {
@@ -184,7 +319,7 @@ Result<UpgradeResult> HttpClient::upgrade(const HttpRequest& req, const CallOpti
       *io_, io_->makeStrand(), [this, io, req, opts]() -> asio::awaitable<Result<UpgradeResult>> {
         const Deadline deadline = Clock::now() + opts.timeout;
         const std::string what = describe(req, endpoint_);
-        auto conn = co_await send(req, endpoint_, tls_.get(), deadline);
+        auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());
         if (!conn.ok()) co_return conn.takeError();
         auto& c = *conn.value();
         http::response_parser<http::string_body> p;
@@ -226,7 +361,7 @@ Result<StreamResult> HttpClient::openStream(const HttpRequest& req, const CallOp
       *io_, io_->makeStrand(), [this, io, req, opts]() -> asio::awaitable<Result<StreamResult>> {
         const Deadline deadline = Clock::now() + opts.timeout;
         const std::string what = describe(req, endpoint_);
-        auto conn = co_await send(req, endpoint_, tls_.get(), deadline);
+        auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());
         if (!conn.ok()) co_return conn.takeError();
         auto st = std::make_shared<StreamedBody::State>();
         st->ex = co_await asio::this_coro::executor;

@@ -1,6 +1,9 @@
 #include "net/detail/connection.hpp"
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include "net/errors.hpp"
 
@@ -99,6 +102,47 @@ Result<std::shared_ptr<ssl::context>> makeTlsContext(const TlsOptions& tls) {
   }
   ctx->set_verify_mode(tls.verifyPeer ? ssl::verify_peer : ssl::verify_none, ec);
   return ctx;
+}
+
+std::optional<IdleConnection> ConnectionPool::take() {
+  std::vector<IdleConnection> expired;  // closed outside the lock
+  std::optional<IdleConnection> out;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    while (!idle_.empty()) {
+      IdleConnection c = std::move(idle_.back());
+      idle_.pop_back();
+      if (now - c.since > idleTimeout_) {
+        expired.push_back(std::move(c));
+        continue;
+      }
+      out = std::move(c);
+      break;
+    }
+  }
+  return out;
+}
+
+void ConnectionPool::put(IdleConnection c) {
+  std::optional<IdleConnection> dropped;
+  std::lock_guard lock(mu_);
+  if (idle_.size() >= maxIdle_) {
+    dropped = std::move(idle_.front());  // the least recently used goes
+    idle_.erase(idle_.begin());
+  }
+  idle_.push_back(std::move(c));
+}
+
+bool idleConnectionUsable(Connection& c) {
+  if (c.buffer.size() != 0) return false;
+  return withLowest(c.stream, [](auto& low) {
+    if (!low.socket().is_open()) return false;
+    char b = 0;
+    const auto n = ::recv(low.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    // EOF (0), stray bytes (>0, e.g. a TLS close_notify) or an error: not reusable.
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  });
 }
 
 namespace {

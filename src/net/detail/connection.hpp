@@ -7,9 +7,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "net/byte_stream.hpp"
 #include "net/endpoint.hpp"
@@ -51,6 +56,35 @@ Result<std::shared_ptr<ssl::context>> makeTlsContext(const TlsOptions& tls);
 // Connects (and handshakes) before the deadline, on the given strand.
 asio::awaitable<Result<std::unique_ptr<Connection>>> connect(Executor strand, const Endpoint& ep,
                                                              ssl::context* tls, Deadline deadline);
+
+// A kept-alive connection waiting for its next request, with the strand it was made on
+// (its I/O objects are bound to that executor, so it is only ever used there).
+struct IdleConnection {
+  std::unique_ptr<Connection> conn;
+  Executor ex;
+  Clock::time_point since;
+};
+
+// Idle connections of one HttpClient. Thread-safe. Connections in it have no operation
+// pending, so they may be destroyed (closed) from any thread.
+class ConnectionPool {
+ public:
+  ConnectionPool(std::size_t maxIdle, std::chrono::milliseconds idleTimeout)
+      : maxIdle_(maxIdle), idleTimeout_(idleTimeout) {}
+  // The most recently used idle connection that has not aged out, if any.
+  std::optional<IdleConnection> take();
+  void put(IdleConnection c);
+
+ private:
+  std::mutex mu_;
+  std::vector<IdleConnection> idle_;
+  std::size_t maxIdle_;
+  std::chrono::milliseconds idleTimeout_;
+};
+
+// False when the peer has closed an idle connection (or sent bytes nobody asked for): it
+// cannot carry another request. Non-blocking; call on the connection's strand.
+bool idleConnectionUsable(Connection& c);
 
 // Maps an I/O error to a net error (timeout, closed, io...).
 Error ioError(const error_code& ec, const std::string& what);

@@ -24,6 +24,8 @@ TEST(ErrorCatalogue, EveryCodeHasAUniqueNameStatusAndExitCode) {
 TEST(ErrorCatalogue, NamesCarryThePlanPrefixes) {
   EXPECT_EQ(errorName(ErrorCode::SandboxNotFound), "SANDBOX_NOT_FOUND");
   EXPECT_EQ(errorName(ErrorCode::K8sPodStartupTimeout), "K8S_POD_STARTUP_TIMEOUT");
+  EXPECT_EQ(errorName(ErrorCode::K8sUnreachable), "K8S_CLUSTER_UNREACHABLE");
+  EXPECT_EQ(errorInfo(ErrorCode::K8sUnreachable).httpStatus, 503);
   EXPECT_EQ(errorName(ErrorCode::WarmPoolExhausted), "WARM_POOL_EXHAUSTED");
   EXPECT_EQ(errorName(ErrorCode::ExecTimeout), "EXEC_TIMEOUT");
   EXPECT_EQ(errorInfo(ErrorCode::TmuxSessionExists).httpStatus, 409);
