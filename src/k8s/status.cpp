@@ -69,7 +69,8 @@ Error statusError(const nlohmann::json& status, int httpStatus, std::string_view
   if (message.empty()) message = std::string(what) + ": HTTP " + std::to_string(code);
   details["code"] = std::to_string(code);
   if (!what.empty()) details["request"] = std::string(what);
-  return {codeForStatus(code, message), std::move(message), std::move(details)};
+  const ErrorCode ec = codeForStatus(code, message);
+  return {ec, std::move(message), std::move(details)};
 }
 
 Error responseError(int httpStatus, std::string_view body, std::string_view what) {

@@ -4,7 +4,7 @@ namespace agentpane::k8s {
 
 void JsonObjectSplitter::reset() {
   cur_.clear();
-  depth_ = 0;
+  closers_.clear();
   inString_ = false;
   escape_ = false;
   failed_ = false;
@@ -15,7 +15,7 @@ Result<void> JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::s
   std::size_t start = 0;  // where the part of `bytes` that belongs to cur_ begins
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     const char c = bytes[i];
-    if (depth_ == 0) {
+    if (closers_.empty()) {
       if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
       if (c != '{') {
         failed_ = true;
@@ -24,7 +24,7 @@ Result<void> JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::s
                          "0123456789abcdef"[(static_cast<unsigned char>(c) >> 4) & 0xf] +
                          "0123456789abcdef"[static_cast<unsigned char>(c) & 0xf]);
       }
-      depth_ = 1;
+      closers_.push_back('}');
       start = i;
       continue;
     }
@@ -38,9 +38,16 @@ Result<void> JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::s
     } else if (c == '"') {
       inString_ = true;
     } else if (c == '{' || c == '[') {
-      ++depth_;
+      closers_.push_back(c == '{' ? '}' : ']');
     } else if (c == '}' || c == ']') {
-      if (--depth_ == 0) {
+      if (c != closers_.back()) {
+        failed_ = true;
+        return Error(ErrorCode::ValidationError, std::string("watch stream: '") + c +
+                                                     "' closes a '" +
+                                                     (closers_.back() == '}' ? '{' : '[') + "'");
+      }
+      closers_.pop_back();
+      if (closers_.empty()) {
         if (cur_.size() + (i + 1 - start) > max_) {
           failed_ = true;
           return Error(ErrorCode::PayloadTooLarge,
@@ -53,7 +60,7 @@ Result<void> JsonObjectSplitter::feed(std::string_view bytes, std::vector<std::s
       }
     }
   }
-  if (depth_ > 0) {
+  if (!closers_.empty()) {
     if (cur_.size() + (bytes.size() - start) > max_) {
       failed_ = true;
       return Error(ErrorCode::PayloadTooLarge,

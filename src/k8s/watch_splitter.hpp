@@ -19,19 +19,20 @@ class JsonObjectSplitter {
 
   // Appends to `out` every object that `bytes` completes (its exact text, without the
   // whitespace around it). Whitespace between objects is skipped. Fails, and keeps failing
-  // until reset(), on a top-level byte that cannot start an object (ValidationError) or an
-  // object longer than maxObjectBytes (PayloadTooLarge). It does not validate the JSON inside
-  // an object beyond braces and strings: the parser that reads the object does that.
+  // until reset(), on a top-level byte that cannot start an object or a bracket that closes
+  // the wrong opener (ValidationError), or an object longer than maxObjectBytes
+  // (PayloadTooLarge). It does not validate the JSON inside an object beyond brackets and
+  // strings: the parser that reads the object does that.
   Result<void> feed(std::string_view bytes, std::vector<std::string>& out);
 
   // True while part of an object has been fed and its end has not.
-  [[nodiscard]] bool midObject() const { return depth_ > 0; }
+  [[nodiscard]] bool midObject() const { return !closers_.empty(); }
   void reset();
 
  private:
   std::size_t max_;
-  std::string cur_;  // the object being received
-  std::size_t depth_ = 0;
+  std::string cur_;      // the object being received
+  std::string closers_;  // the closing bracket each open one expects, innermost last
   bool inString_ = false;
   bool escape_ = false;
   bool failed_ = false;

@@ -93,6 +93,18 @@ TEST(JsonObjectSplitter, RefusesWhatIsNotAnObjectAndStaysFailed) {
   EXPECT_EQ(out.size(), 2u);
 }
 
+TEST(JsonObjectSplitter, RefusesABracketThatClosesTheWrongOpener) {
+  // Found by fuzzing: "]" must not end an object that "{" opened.
+  for (const char* bad : {R"({"a":[1}])", R"({"a":1])", R"({"a":{"b":[}]}})"}) {
+    JsonObjectSplitter sp(1024);
+    std::vector<std::string> out;
+    auto r = sp.feed(bad, out);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::ValidationError);
+    EXPECT_TRUE(out.empty()) << bad;
+  }
+}
+
 TEST(JsonObjectSplitter, BoundsTheSizeOfAnObjectAcrossChunks) {
   JsonObjectSplitter sp(64);
   std::vector<std::string> out;
