@@ -277,6 +277,32 @@ TEST(RestClient, AnIdleConnectionTheServerDroppedIsReplacedTransparently) {
   EXPECT_EQ(server.connections(), 5);
 }
 
+TEST(RestClient, AReusedConnectionClosedUnderTheRequestIsRetriedOnlyWhenIdempotent) {
+  // Each connection answers its first request and closes on the second without a word: the
+  // race where the server drops an idle connection as the client reuses it (the liveness
+  // check before reuse cannot see it yet). Each connection has its own server thread.
+  FakeApiServer server([](const FakeRequest&, FakeConn& c) {
+    thread_local int served = 0;
+    if (served++ > 0) return false;
+    c.write(FakeHttpServer::response(200, kPod));
+    return true;
+  });
+  auto client =
+      clientFor(server.port(), std::make_shared<ScriptedTokens>(std::vector<std::string>{"t"}));
+  ASSERT_TRUE(client->get("/api/v1/x").ok());
+  server.waitForRequests(1);
+  auto again = client->get("/api/v1/x");  // reused, cut, sent again on a fresh connection
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(server.requests().size(), 3u);
+  EXPECT_EQ(server.connections(), 2);
+  // A POST is not sent twice: it fails as the connection did.
+  auto post = client->create("/api/v1/namespaces/ns/configmaps", json{{"kind", "ConfigMap"}});
+  ASSERT_FALSE(post.ok());
+  EXPECT_EQ(post.error().code, ErrorCode::K8sUnreachable) << post.error().describe();
+  EXPECT_EQ(server.requests().size(), 4u);
+  EXPECT_EQ(server.connections(), 2);
+}
+
 TEST(RestClient, ConcurrentCallsEachGetAnAnswer) {
   FakeApiServer server([](const FakeRequest& r, FakeConn& c) {
     c.write(FakeHttpServer::response(200, json{{"path", r.target}}.dump()));
