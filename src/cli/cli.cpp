@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -59,6 +60,22 @@ void printSandbox(const json& s) {
       std::cout << k << ": " << str(s, k) << "\n";
     }
   }
+}
+
+// `agentpane k8s status` for people: one "key: value" line each.
+void printK8sStatus(const json& s) {
+  auto yes = [&](const char* k) { return s.value(k, false) ? "yes" : "no"; };
+  json pods = s.value("pods", json::object());
+  std::cout << "connected:        " << yes("connected") << "\n"
+            << "context:          " << str(s, "context") << "\n"
+            << "server:           " << str(s, "server") << "\n"
+            << "version:          " << str(s, "version") << "\n"
+            << "credentials:      " << str(s, "credentialType") << " (kubeconfig "
+            << str(s, "kubeconfigSource") << ")\n"
+            << "namespace:        " << str(s, "namespace")
+            << (s.value("namespaceExists", false) ? "" : " (does not exist yet)") << "\n"
+            << "sandbox pods:     " << str(pods, "running") << " running / " << str(pods, "total")
+            << " total\n";
 }
 
 }  // namespace
@@ -163,6 +180,9 @@ int run(int argc, char** argv) {
   auto* k8sNamespaces = k8s->add_subcommand("namespaces", "Namespaces visible to the credentials");
   for (auto* c : {k8sStatus, k8sContexts, k8sNamespaces})
     c->add_flag("--json", k8sJson);
+  std::string k8sKubeconfig;
+  k8sContexts->add_option("--kubeconfig", k8sKubeconfig,
+                          "Read this one kubeconfig file instead of the merged set");
   auto* pool = app.add_subcommand("pool", "Warm pool");
   pool->require_subcommand(1);
   auto* poolStatus = pool->add_subcommand("status", "Warm pool state");
@@ -302,11 +322,35 @@ int run(int argc, char** argv) {
     std::cout << (asJson ? r->dump() : r->dump(2)) << "\n";
     return 0;
   };
-  if (k8sStatus->parsed()) return printData(api.call("GET", "/api/sandbox/k8s/status"), k8sJson);
-  if (k8sContexts->parsed())
-    return printData(api.call("GET", "/api/sandbox/k8s/contexts"), k8sJson);
-  if (k8sNamespaces->parsed())
-    return printData(api.call("GET", "/api/sandbox/k8s/namespaces"), k8sJson);
+  if (k8sStatus->parsed() || k8sContexts->parsed() || k8sNamespaces->parsed()) {
+    std::string path = k8sStatus->parsed()     ? "/api/sandbox/k8s/status"
+                       : k8sContexts->parsed() ? "/api/sandbox/k8s/contexts"
+                                               : "/api/sandbox/k8s/namespaces";
+    if (k8sContexts->parsed() && !k8sKubeconfig.empty()) {
+      std::error_code ec;
+      auto abs = std::filesystem::absolute(k8sKubeconfig, ec);
+      path += "?kubeconfigPath=" + urlEncode(ec ? k8sKubeconfig : abs.string());
+    }
+    auto r = api.call("GET", path);
+    if (!r.ok() || k8sJson) return printData(r, true);
+    if (k8sStatus->parsed()) {
+      printK8sStatus(*r);
+    } else if (k8sContexts->parsed()) {
+      std::vector<std::vector<std::string>> rows;
+      std::string current = str(*r, "current");
+      for (const auto& c : r->value("contexts", json::array())) {
+        rows.push_back({str(c, "name") == current ? "*" : "", str(c, "name"), str(c, "cluster"),
+                        str(c, "user"), str(c, "namespace")});
+      }
+      printTable({"CURRENT", "NAME", "CLUSTER", "USER", "NAMESPACE"}, rows);
+    } else {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& n : r->value("namespaces", json::array()))
+        rows.push_back({str(n, "name"), str(n, "phase")});
+      printTable({"NAME", "STATUS"}, rows);
+    }
+    return 0;
+  }
   if (poolStatus->parsed()) return printData(api.call("GET", "/api/sandbox/pool"), poolJson);
   if (prewarm->parsed()) {
     return printData(api.call("POST", "/api/sandbox/pool/prewarm", json{{"count", prewarmCount}}),

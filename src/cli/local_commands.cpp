@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
+#include "k8s/cluster_info.hpp"
 #include "server/serve_main.hpp"
 #include "service/composition.hpp"
 #include "store/store.hpp"
@@ -165,6 +167,32 @@ void checkServer(Doctor& d) {
        client->endpoint().url() + " answers, " + std::to_string(r->size()) + " sandboxes");
 }
 
+// The cluster the kubeconfig discovery of SPEC finds: reachable, version, context and the
+// kind of credentials. A problem only when the Kubernetes feature is on.
+void checkCluster(Doctor& d) {
+  k8s::ClusterInfo info{k8s::ClusterInfoOptions{}};
+  auto s = info.status({});
+  if (!s.ok()) {
+    const Error& e = s.error();
+    if (!k8sEnabledByEnvironment()) {
+      d.warn("cluster", e.describe() + " (ENABLE_K8S_SANDBOX is off: Docker only)");
+      return;
+    }
+    std::string fix =
+        e.code == ErrorCode::K8sUnreachable ? "start the cluster or check the kubeconfig's server"
+        : e.code == ErrorCode::K8sAuthFailed
+            ? "the credentials were refused: log in again or fix the user in the kubeconfig"
+            : "fix the kubeconfig (KUBECONFIG, K8S_KUBECONFIG or ~/.kube/config)";
+    d.problem("cluster", e.describe(), fix);
+    return;
+  }
+  const auto& c = s.value();
+  d.ok("cluster", "reachable, Kubernetes " + c.version + ", context " +
+                      (c.context.empty() ? std::string("(in-cluster)") : c.context) + " at " +
+                      c.server + ", credentials " + c.credentialType + ", namespace " +
+                      c.namespaceName + (c.namespaceExists ? "" : " (not created yet)"));
+}
+
 }  // namespace
 
 int runDoctor() {
@@ -174,6 +202,7 @@ int runDoctor() {
   checkDatabase(d, home);
   checkToken(d, home);
   checkServer(d);
+  checkCluster(d);
   if (d.problems == 0) {
     std::printf("\neverything looks fine\n");
     return 0;

@@ -116,12 +116,6 @@ asio::awaitable<Reply> metrics(RequestContext& ctx) {
 
 // --- routes later issues fill in ------------------------------------------------------------
 
-asio::awaitable<Reply> k8sDisabled(RequestContext&) {
-  co_return errorReply(
-      ErrorCode::K8sDisabled,
-      "Kubernetes support is not available on this server yet (no Kubernetes provider)");
-}
-
 asio::awaitable<Reply> poolDisabled(RequestContext&) {
   co_return errorReply(ErrorCode::WarmPoolDisabled,
                        "the warm pool is not available on this server yet");
@@ -385,9 +379,9 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::delete_, "/api/session", deleteSession, /*auth=*/false));
   r.push_back(http(V::get, "/metrics", metrics));
 
-  r.push_back(http(V::get, "/api/sandbox/k8s/status", k8sDisabled));
-  r.push_back(http(V::get, "/api/sandbox/k8s/contexts", k8sDisabled));
-  r.push_back(http(V::get, "/api/sandbox/k8s/namespaces", k8sDisabled));
+  r.push_back(http(V::get, "/api/sandbox/k8s/status", k8sStatus));
+  r.push_back(http(V::get, "/api/sandbox/k8s/contexts", k8sContexts));
+  r.push_back(http(V::get, "/api/sandbox/k8s/namespaces", k8sNamespaces));
   r.push_back(http(V::get, "/api/sandbox/pool", poolDisabled));
   r.push_back(http(V::post, "/api/sandbox/pool/prewarm", poolDisabled));
 

@@ -101,6 +101,7 @@ int runServe(const ServeOptions& options) {
   serverOptions.networkThreads = options.networkThreads;
   serverOptions.workerThreads = options.workerThreads;
   serverOptions.shutdownGrace = options.shutdownGrace;
+  serverOptions.enableK8s = so.enableK8s;
   Server server(service, serverOptions);
   if (auto r = server.start(); !r.ok()) {
     spdlog::error("{}", r.error().describe());

@@ -26,6 +26,7 @@
 #include <set>
 #include <thread>
 
+#include "k8s/cluster_info.hpp"
 #include "server/server_context.hpp"
 #include "server/ws_channel.hpp"
 
@@ -131,7 +132,12 @@ struct Server::Impl {
         routes(buildRoutes()),
         ctx(service, options, pool, streamPool),
         pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
-        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))) {}
+        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))) {
+    // Always there: the default profile may turn the feature on at any time. It reads
+    // nothing until a cluster route is called.
+    ctx.cluster = options.cluster ? options.cluster
+                                  : std::make_shared<k8s::ClusterInfo>(k8s::ClusterInfoOptions{});
+  }
 
   // Declaration order is destruction order reversed: the pools go first (their abandoned
   // work hands coroutine frames back to the io_context), then the io_context (whose frames

@@ -17,6 +17,9 @@
 namespace agentpane {
 class SandboxService;
 }
+namespace agentpane::k8s {
+class ClusterInfo;
+}
 
 namespace agentpane::server {
 
@@ -40,6 +43,12 @@ struct ServerOptions {
   std::chrono::seconds sessionTtl{12 * 3600};      // browser sessions (POST /api/session)
   std::chrono::milliseconds shutdownGrace{10000};  // in-flight requests may finish within this
   std::chrono::seconds defaultExecTimeout{3600};   // POST exec without timeoutSeconds
+
+  // The Kubernetes feature (ENABLE_K8S_SANDBOX). Off, and off in the default sandbox config
+  // too: the cluster routes answer K8S_DISABLED. `cluster`: the routes' clients; null: one
+  // over the process environment (kubeconfig discovery of SPEC).
+  bool enableK8s = false;
+  std::shared_ptr<k8s::ClusterInfo> cluster;
 };
 
 class Server {

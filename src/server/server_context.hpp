@@ -24,6 +24,9 @@
 namespace agentpane {
 class SandboxService;
 }
+namespace agentpane::k8s {
+class ClusterInfo;
+}
 
 namespace agentpane::server {
 
@@ -45,6 +48,8 @@ struct ServerContext {
   std::string token;
   std::atomic<int> activeStreams{0};
   std::atomic<bool> stopping{false};
+  // The cluster routes' clients (never null; the routes check that the feature is on).
+  std::shared_ptr<k8s::ClusterInfo> cluster;
 };
 
 struct RequestContext {
@@ -75,6 +80,10 @@ struct Route {
 std::vector<Route> buildRoutes();
 boost::asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
 boost::asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
+// The cluster routes (routes_k8s.cpp).
+boost::asio::awaitable<Reply> k8sStatus(RequestContext& ctx);
+boost::asio::awaitable<Reply> k8sContexts(RequestContext& ctx);
+boost::asio::awaitable<Reply> k8sNamespaces(RequestContext& ctx);
 
 // Counts one exec in the metrics: provider label looked up from the sandbox (blocking).
 std::string providerLabel(SandboxService& service, const std::string& sandboxId);
