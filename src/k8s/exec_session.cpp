@@ -296,17 +296,70 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
     cv.notify_all();
   }
 
-  // Sends one message; the caller holds the session's write lock.
-  Result<void> send(std::string message) {
-    return net::blockOn<void>(*io, strand, [this, &message]() -> asio::awaitable<Result<void>> {
-      if (closed) co_return Error(ErrorCode::SandboxExecFailed, "exec stream closed");
-      error_code ec;
-      co_await ws->async_write(asio::buffer(message), redirect_error(use_awaitable, ec));
-      if (ec) {
-        co_return Error(ErrorCode::SandboxExecFailed, "writing stdin: " + ec.message());
+  // Why nothing more can be written, if so.
+  std::optional<Error> stateError() {
+    if (canceled) return canceledError();
+    if (timedOut) return timeoutError(spec.timeout);
+    std::lock_guard lock(mu);
+    if (ended) return exitedError();
+    return std::nullopt;
+  }
+
+  // Under mu: what a read gets now, or nothing when it has to wait. Taking output from a
+  // full queue lets the parked reader go on.
+  std::optional<Result<std::optional<ExecChunk>>> takeReadyLocked() {
+    using Out = std::optional<ExecChunk>;
+    if (canceled) return Result<Out>(canceledError());
+    if (!queue.empty()) {
+      ExecChunk c = std::move(queue.front());
+      queue.pop_front();
+      queued -= c.data.size();
+      if (readerParked && queued <= spec.maxQueuedBytes / 2) {
+        readerParked = false;
+        asio::post(strand, [self = this->shared_from_this()] { self->creditTimer.cancel(); });
       }
-      co_return okResult();
-    });
+      return Result<Out>(Out(std::move(c)));
+    }
+    if (ended) return streamError ? Result<Out>(*streamError) : Result<Out>(Out());
+    return std::nullopt;
+  }
+
+  // Under mu: what wait() answers.
+  Result<int> waitResultLocked() {
+    if (canceled) return canceledError();
+    if (!ended || !queue.empty() || !outcome) {
+      return Error(ErrorCode::ValidationError, "wait() before read() reported the end of output");
+    }
+    return *outcome;
+  }
+
+  // On the strand: one message out. Beast allows this alongside the pending read.
+  asio::awaitable<Result<void>> sendOp(std::string message) {
+    if (closed) co_return Error(ErrorCode::SandboxExecFailed, "exec stream closed");
+    error_code ec;
+    co_await ws->async_write(asio::buffer(message), redirect_error(use_awaitable, ec));
+    if (ec) co_return Error(ErrorCode::SandboxExecFailed, "writing stdin: " + ec.message());
+    co_return okResult();
+  }
+
+  // On the strand: stdin bytes in messages of at most kStdinPiece.
+  asio::awaitable<Result<void>> writeStdinOp(std::string data) {
+    std::size_t pos = 0;
+    do {
+      if (auto e = stateError()) co_return *e;
+      auto r = co_await sendOp(encodeStdin(std::string_view(data).substr(pos, kStdinPiece)));
+      if (!r.ok()) co_return stateError().value_or(r.takeError());
+      pos += kStdinPiece;
+    } while (pos < data.size());
+    co_return okResult();
+  }
+
+  // On the strand: the v5 close signal for stdin.
+  asio::awaitable<Result<void>> closeStdinOp() {
+    if (stateError()) co_return okResult();  // the process is gone: no stdin left to close
+    auto r = co_await sendOp(encodeCloseSignal(kChannelStdin));
+    if (r.ok() || stateError()) co_return okResult();
+    co_return Error(ErrorCode::SandboxExecFailed, "closing stdin: " + r.error().message);
   }
 };
 
@@ -318,58 +371,27 @@ class WsExecSession final : public K8sExecSession {
 
   // agentpane::ExecSession
   Result<void> writeStdin(std::string_view data) override {
-    if (!st_->spec.attachStdin) {
-      return Error(ErrorCode::ValidationError, "exec was opened without stdin");
-    }
     std::lock_guard lock(writeMu_);
-    if (stdinClosed_) return Error(ErrorCode::ValidationError, "stdin already closed");
-    for (std::size_t pos = 0; pos < data.size() || pos == 0; pos += kStdinPiece) {
-      if (auto e = stateError()) return *e;
-      auto r = st_->send(encodeStdin(data.substr(pos, kStdinPiece)));
-      if (!r.ok()) return stateError().value_or(r.takeError());
-      if (data.empty()) break;
-    }
-    return {};
+    if (auto e = writeRefusal()) return *e;
+    return blockOn([&] { return st_->writeStdinOp(std::string(data)); });
   }
 
   Result<void> closeStdin() override {
     std::lock_guard lock(writeMu_);
-    if (!st_->spec.attachStdin) return {};
-    if (st_->protocol == ChannelProtocol::V4) return v4EofError();
-    if (stdinClosed_) return {};
-    stdinClosed_ = true;
-    if (stateError()) return {};  // the process is gone: it has no stdin left to close
-    auto r = st_->send(encodeCloseSignal(kChannelStdin));
-    if (r.ok() || stateError()) return {};
-    return Error(ErrorCode::SandboxExecFailed, "closing stdin: " + r.error().message);
+    if (auto r = closeStdinShortcut()) return *r;
+    return blockOn([&] { return st_->closeStdinOp(); });
   }
 
   Result<std::optional<ExecChunk>> read() override {
-    using Out = std::optional<ExecChunk>;
     std::unique_lock lock(st_->mu);
-    st_->cv.wait(lock, [&] { return !st_->queue.empty() || st_->ended || st_->canceled; });
-    if (st_->canceled) return canceledError();
-    if (!st_->queue.empty()) {
-      ExecChunk c = std::move(st_->queue.front());
-      st_->queue.pop_front();
-      st_->queued -= c.data.size();
-      if (st_->readerParked && st_->queued <= st_->spec.maxQueuedBytes / 2) {
-        st_->readerParked = false;
-        asio::post(st_->strand, [s = st_] { s->creditTimer.cancel(); });
-      }
-      return Out(std::move(c));
-    }
-    if (st_->streamError) return *st_->streamError;
-    return Out();
+    std::optional<Result<std::optional<ExecChunk>>> ready;
+    st_->cv.wait(lock, [&] { return (ready = st_->takeReadyLocked()).has_value(); });
+    return std::move(*ready);
   }
 
   Result<int> wait() override {
     std::lock_guard lock(st_->mu);
-    if (st_->canceled) return canceledError();
-    if (!st_->ended || !st_->queue.empty() || !st_->outcome) {
-      return Error(ErrorCode::ValidationError, "wait() before read() reported the end of output");
-    }
-    return *st_->outcome;
+    return st_->waitResultLocked();
   }
 
   void cancel() override {
@@ -385,12 +407,29 @@ class WsExecSession final : public K8sExecSession {
   [[nodiscard]] ChannelProtocol protocol() const override { return st_->protocol; }
 
  private:
-  // Why nothing more can be written, if so.
-  std::optional<Error> stateError() {
-    if (st_->canceled) return canceledError();
-    if (st_->timedOut) return timeoutError(st_->spec.timeout);
-    std::lock_guard lock(st_->mu);
-    if (st_->ended) return exitedError();
+  template <typename Make>
+  Result<void> blockOn(Make make) {
+    return net::blockOn<void>(*st_->io, st_->strand, [&]() -> asio::awaitable<Result<void>> {
+      co_return co_await make();
+    });
+  }
+
+  // Under writeMu_: why stdin cannot be written at all.
+  std::optional<Error> writeRefusal() {
+    if (!st_->spec.attachStdin) {
+      return Error(ErrorCode::ValidationError, "exec was opened without stdin");
+    }
+    if (stdinClosed_) return Error(ErrorCode::ValidationError, "stdin already closed");
+    return std::nullopt;
+  }
+
+  // Under writeMu_: the answer of closeStdin() when nothing needs sending; marks stdin
+  // closed otherwise.
+  std::optional<Result<void>> closeStdinShortcut() {
+    if (!st_->spec.attachStdin) return okResult();
+    if (st_->protocol == ChannelProtocol::V4) return Result<void>(v4EofError());
+    if (stdinClosed_) return okResult();
+    stdinClosed_ = true;
     return std::nullopt;
   }
 
