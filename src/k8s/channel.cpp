@@ -123,7 +123,7 @@ Result<int> exitCodeFromStatus(std::string_view json) {
   std::map<std::string, std::string> info{{"k8sReason", reason}};
   if (mentionsMissingContainer(message)) {
     info["reason"] = "ContainerNotFound";
-    return Error(ErrorCode::NotFound, "exec: " + message, std::move(info));
+    return Error(ErrorCode::K8sNotFound, "exec: " + message, std::move(info));
   }
   return Error(ErrorCode::K8sApiError,
                "exec failed: " + (message.empty() ? std::string("(no message)") : message),

@@ -91,7 +91,7 @@ class ChannelReader {
 //  - "status":"Failure","reason":"NonZeroExitCode"       -> the number in the message of the
 //    details.causes[] entry whose reason is "ExitCode" (0-255, else a protocol error)
 //  - any other Failure is an error of its own that keeps the apiserver's message and its
-//    reason in details["k8sReason"]: a container that does not exist -> NotFound (details
+//    reason in details["k8sReason"]: a container that does not exist -> K8sNotFound (details
 //    reason "ContainerNotFound"), anything else -> K8sApiError.
 //  - not JSON / not a Status -> SandboxExecFailed (reason "protocol").
 Result<int> exitCodeFromStatus(std::string_view json);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "k8s/status.hpp"
 #include "k8s/ws_tls_cache.hpp"
 #include "net/detail/connection.hpp"
 #include "net/errors.hpp"
@@ -126,10 +127,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
                                      const std::string& bearer, net::Deadline deadline) {
     auto conn =
         co_await net::detail::connect(strand, cfg.endpoint, tls ? tls.get() : nullptr, deadline);
-    if (!conn.ok()) {
-      const Error& e = conn.error();
-      co_return Error(ErrorCode::K8sUnreachable, "exec: " + e.message, e.details);
-    }
+    if (!conn.ok()) co_return transportError(conn.takeError(), cfg.server);
     ws.emplace(std::move(std::get<Next>(conn.value()->stream)));
     // The WebSocket keeps its own time (handshake bound, idle pings); the TCP stream's
     // timer would cut a quiet exec.
@@ -162,10 +160,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
                                  "exec in pod " + spec.pod);
     }
     if (ec) {
-      auto e = net::detail::ioError(ec, "exec: WebSocket handshake with " + cfg.server);
-      co_return Error(
-          ec == beast::error::timeout ? ErrorCode::K8sUnreachable : ErrorCode::SandboxExecFailed,
-          e.message, e.details);
+      co_return transportError(net::detail::ioError(ec, "exec: WebSocket handshake"), cfg.server);
     }
     const auto chosen = res[http::field::sec_websocket_protocol];
     if (chosen == kChannelV5 && spec.offerV5) {
@@ -472,7 +467,7 @@ Result<std::unique_ptr<K8sExecSession>> openWith(const std::shared_ptr<net::IoTh
       st->closeOnStrand();
       co_return okResult();
     });
-    const auto status = opened.error().details.find("httpStatus");
+    const auto status = opened.error().details.find("code");
     const bool unauthorized = status != opened.error().details.end() && status->second == "401";
     if (unauthorized && attempt == 0 && cfg.credentials && cfg.credentials->invalidate()) {
       continue;
@@ -515,33 +510,13 @@ std::string execTarget(const RestConfig& cfg, const ExecSpec& spec,
 }
 
 Error handshakeRefused(int httpStatus, std::string_view body, const std::string& what) {
-  std::string message;
-  std::string reason;
-  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object()) {
-    if (auto m = doc.find("message"); m != doc.end() && m->is_string()) message = *m;
-    if (auto r = doc.find("reason"); r != doc.end() && r->is_string()) reason = *r;
+  Error e = responseError(httpStatus, body, what);
+  // The apiserver refuses a container the pod does not have with a 400 before upgrading.
+  if (httpStatus == 400 && mentionsMissingContainer(e.message)) {
+    e.code = ErrorCode::K8sNotFound;
+    e.details["reason"] = "ContainerNotFound";
   }
-  if (message.empty()) message = std::string(body.substr(0, 512));
-  if (message.empty()) message = "HTTP " + std::to_string(httpStatus);
-  std::map<std::string, std::string> details{{"httpStatus", std::to_string(httpStatus)}};
-  if (!reason.empty()) details["k8sReason"] = reason;
-  const std::string text = what + ": " + message;
-  switch (httpStatus) {
-    case 401:
-      return Error(ErrorCode::K8sAuthFailed, text, std::move(details));
-    case 403:
-      return Error(ErrorCode::K8sForbidden, text, std::move(details));
-    case 404:
-      return Error(ErrorCode::NotFound, text, std::move(details));
-    default:
-      break;
-  }
-  if (httpStatus == 400 && mentionsMissingContainer(message)) {
-    details["reason"] = "ContainerNotFound";
-    return Error(ErrorCode::NotFound, text, std::move(details));
-  }
-  return Error(ErrorCode::K8sApiError, text, std::move(details));
+  return e;
 }
 
 Result<std::unique_ptr<K8sExecSession>> openExec(const std::shared_ptr<net::IoThread>& io,

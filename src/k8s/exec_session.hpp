@@ -80,7 +80,7 @@ std::vector<std::string> effectiveArgv(const ExecSpec& spec);
 //  - wait() gives the exit code of the Status on channel 3 (Success -> 0, NonZeroExitCode ->
 //    its ExitCode cause; a process killed by signal N reports 128+N, as the runtime says).
 //    A Failure that is not an exit code is its own error (exitCodeFromStatus): a container
-//    that does not exist is NotFound. A stream that ends without a Status is
+//    that does not exist is K8sNotFound. A stream that ends without a Status is
 //    SandboxExecFailed, never 0.
 class K8sExecSession : public ExecSession {
  public:
@@ -91,10 +91,11 @@ class K8sExecSession : public ExecSession {
 // Connects, authenticates and upgrades. Blocking: MUST NOT be called from an I/O thread
 // (CredentialSource::current() may run a plugin). A 401 at the handshake invalidates the
 // credentials and retries once when the source says a retry may help.
-// Errors: a refused handshake maps the apiserver's Status (401 K8sAuthFailed, 403
-// K8sForbidden, 404 NotFound for a missing pod, 400 naming the container NotFound, others
-// K8sApiError, message kept); no connection K8sUnreachable; a 101 that chose neither
-// channel protocol SandboxExecFailed.
+// Errors: a refused handshake maps the apiserver's Status as the REST client does
+// (k8s/status.hpp: 401 K8sAuthFailed, 403 K8sForbidden, 404 K8sNotFound for a missing pod,
+// ...), and a 400 naming the container is K8sNotFound with details reason
+// "ContainerNotFound"; no connection K8sUnreachable (K8S_CLUSTER_UNREACHABLE); a 101 that
+// chose neither channel protocol SandboxExecFailed.
 Result<std::unique_ptr<K8sExecSession>> openExec(const std::shared_ptr<net::IoThread>& io,
                                                  const RestConfig& cfg, const ExecSpec& spec);
 

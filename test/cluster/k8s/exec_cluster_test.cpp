@@ -171,14 +171,14 @@ TEST_F(ExecOnCluster, MissingContainerAndPodAreCodedErrors) {
   s.container = "nope";
   auto r = run(s);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, ErrorCode::NotFound) << r.error().describe();
+  EXPECT_EQ(r.error().code, ErrorCode::K8sNotFound) << r.error().describe();
   EXPECT_NE(r.error().message.find("nope"), std::string::npos) << r.error().message;
 
   ExecSpec p = spec({"true"});
   p.pod = "agentpane-no-such-pod";
   auto rp = run(p);
   ASSERT_FALSE(rp.ok());
-  EXPECT_EQ(rp.error().code, ErrorCode::NotFound) << rp.error().describe();
+  EXPECT_EQ(rp.error().code, ErrorCode::K8sNotFound) << rp.error().describe();
 }
 
 // A quiet stream survives pings: with a 300 ms interval the stream fails after 600 ms

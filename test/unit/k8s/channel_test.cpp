@@ -176,7 +176,7 @@ TEST(ExitCodeFromStatus, OtherFailuresAreErrorsOfTheirOwn) {
   auto c = exitCodeFromStatus(
       R"j({"status":"Failure","message":"container not found (\"nope\")","reason":"InternalError"})j");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(c.error().code, ErrorCode::K8sNotFound);
   EXPECT_EQ(c.error().details.at("reason"), "ContainerNotFound");
   EXPECT_NE(c.error().message.find("nope"), std::string::npos);
 

@@ -258,21 +258,22 @@ TEST_F(ExecSessionTest, UnauthorizedTwiceIsAuthFailed) {
 TEST_F(ExecSessionTest, RefusedHandshakesMapToCodes) {
   EXPECT_EQ(
       handshakeRefused(404, R"({"message":"pods \"x\" not found","reason":"NotFound"})", "e").code,
-      ErrorCode::NotFound);
+      ErrorCode::K8sNotFound);
   EXPECT_EQ(handshakeRefused(403, "{}", "e").code, ErrorCode::K8sForbidden);
   auto c = handshakeRefused(400, R"({"message":"container nope is not valid for pod p1"})", "e");
-  EXPECT_EQ(c.code, ErrorCode::NotFound);
+  EXPECT_EQ(c.code, ErrorCode::K8sNotFound);
   EXPECT_EQ(c.details.at("reason"), "ContainerNotFound");
   EXPECT_NE(c.message.find("container nope is not valid"), std::string::npos);
   EXPECT_EQ(handshakeRefused(500, "oops", "e").code, ErrorCode::K8sApiError);
 
   FakeWsApiserver server([&](FakeExchange& ex) {
     ex.refuse(http::status::not_found,
-              R"({"status":"Failure","message":"pods \"p1\" not found","reason":"NotFound"})");
+              R"({"kind":"Status","apiVersion":"v1","status":"Failure",)"
+              R"("message":"pods \"p1\" not found","reason":"NotFound","code":404})");
   });
   auto s = openExec(io_, configFor(server.port()), spec({"true"}));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(s.error().code, ErrorCode::K8sNotFound);
   EXPECT_NE(s.error().message.find("pods \"p1\" not found"), std::string::npos);
 }
 
@@ -286,7 +287,7 @@ TEST_F(ExecSessionTest, FailureStatusThatIsNotAnExitCode) {
   ASSERT_TRUE(s.ok());
   auto c = drain(*s.value());
   ASSERT_FALSE(c.code.ok());
-  EXPECT_EQ(c.code.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(c.code.error().code, ErrorCode::K8sNotFound);
 }
 
 TEST_F(ExecSessionTest, StreamCutBeforeStatusIsNotASuccess) {
