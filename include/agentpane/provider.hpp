@@ -6,6 +6,9 @@
 //  - MUST NOT hang: every engine/cluster call has a bounded timeout; an unreachable
 //    backend is SandboxProviderUnavailable (Docker) or K8sUnreachable (Kubernetes).
 //  - Blocking: callers on network threads MUST move calls to a worker pool.
+//  - Sandboxes are named by a SandboxRef built from the caller's row, never searched for by
+//    id; a ref whose object lacks the sandbox's labels or this instance's scope is
+//    SandboxNotFound (and remove() of it succeeds without touching anything).
 #pragma once
 
 #include <memory>
@@ -26,22 +29,29 @@ class SandboxLifecycle {
   // MUST label it (labels:: in sandbox.hpp) so that list() finds it after a restart.
   // MUST refuse a missing projectPath (SandboxProjectPathInvalid) and an unknown image
   // (SandboxImageNotFound) without leaving anything behind; a failed create MUST remove
-  // whatever it made. A second create with the same id is SandboxAlreadyExists.
+  // whatever it made. A second create with the same id is SandboxAlreadyExists. The result
+  // MUST carry instance() in SandboxInfo::instance.
   virtual Result<SandboxInfo> create(const SandboxSpec& spec) = 0;
 
-  // Looks a sandbox up by its agentpane id. Unknown id: SandboxNotFound.
-  virtual Result<SandboxInfo> get(const std::string& id) = 0;
+  // Looks a sandbox up. Unknown: SandboxNotFound.
+  virtual Result<SandboxInfo> get(const SandboxRef& ref) = 0;
 
-  // Lists sandboxes carrying our labels, from the engine/cluster (never from memory).
+  // Lists sandboxes carrying our labels and instance scope, from the engine/cluster (never
+  // from memory), each with instance() in SandboxInfo::instance.
   virtual Result<std::vector<SandboxInfo>> list(const ListFilter& filter) = 0;
 
+  // Starts a stopped sandbox again, with its workspace, and returns once commands can run in
+  // it (state Running). MUST be idempotent: starting a running sandbox succeeds.
+  // Unknown: SandboxNotFound; it cannot run again: SandboxNotRunning.
+  virtual Result<SandboxInfo> start(const SandboxRef& ref) = 0;
+
   // Stops a sandbox. MUST be idempotent: stopping a stopped sandbox succeeds.
-  // Unknown id: SandboxNotFound.
-  virtual Result<void> stop(const std::string& id) = 0;
+  // Unknown: SandboxNotFound.
+  virtual Result<void> stop(const SandboxRef& ref) = 0;
 
   // Removes a sandbox and everything made for it (volumes, policies). MUST be idempotent:
   // removing an unknown or already removed sandbox succeeds.
-  virtual Result<void> remove(const std::string& id) = 0;
+  virtual Result<void> remove(const SandboxRef& ref) = 0;
 };
 
 class SandboxExecutor {
@@ -50,24 +60,27 @@ class SandboxExecutor {
 
   // Starts argv in the sandbox (see exec.hpp for semantics). Sandbox not running:
   // SandboxNotRunning; unknown: SandboxNotFound; empty argv: ValidationError.
-  virtual Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+  virtual Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                         const std::vector<std::string>& argv,
                                                         const ExecOptions& options) = 0;
 
   // Buffered form: open, feed stdin, collect, wait. Default uses runToCompletion().
-  virtual Result<ExecResult> exec(const std::string& id, const ExecRequest& req);
+  virtual Result<ExecResult> exec(const SandboxRef& ref, const ExecRequest& req);
 };
 
 class SandboxStats {
  public:
   virtual ~SandboxStats() = default;
   // One sample from the engine's stats / metrics API.
-  virtual Result<SandboxMetrics> metrics(const std::string& id) = 0;
+  virtual Result<SandboxMetrics> metrics(const SandboxRef& ref) = 0;
 };
 
 class SandboxProvider : public SandboxLifecycle, public SandboxExecutor, public SandboxStats {
  public:
   [[nodiscard]] virtual ProviderType type() const = 0;
+  // The name of this instance (one engine; one cluster and context), unique among a server's
+  // providers and stable across restarts: rows record it (Docker's default: "docker").
+  [[nodiscard]] virtual std::string instance() const = 0;
 
   // Reachable? version, counts, warnings. MUST return (reachable=false) rather than fail
   // when the backend is down.

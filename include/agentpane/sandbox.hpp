@@ -81,6 +81,7 @@ struct SandboxSpec {
 struct SandboxInfo {
   std::string id;  // agentpane.io/sandbox-id
   ProviderType provider = ProviderType::Docker;
+  std::string instance;  // the provider instance that reports it (SandboxProvider::instance())
   SandboxState state = SandboxState::Unknown;
   std::string projectId;
   std::string agentId;
@@ -94,6 +95,20 @@ struct SandboxInfo {
   std::map<std::string, std::string> labels;
   std::string stateDetail;  // engine's words, e.g. "Exited (137) 2 seconds ago"
 };
+
+// Where one sandbox lives, built from its row (sandboxRef()): what providers act on, so that
+// none has to search a whole engine or cluster (which a namespaced Role cannot) for an id.
+// Providers MUST check that what a ref names carries the sandbox-id label of ref.sandboxId
+// and their instance scope (labels::kInstance), and treat anything else as not found.
+struct SandboxRef {
+  std::string instance;    // the provider instance (SandboxProvider::instance())
+  std::string scope;       // Kubernetes: the namespace; Docker: empty (the instance is the engine)
+  std::string objectName;  // Kubernetes: the pod; Docker: empty (agentpane-<sandboxId>)
+  std::string uid;         // Kubernetes: the pod uid; Docker: the container id; empty: unknown yet
+  std::string sandboxId;   // agentpane.io/sandbox-id
+};
+// The ref of a sandbox as a row or a provider reports it.
+SandboxRef sandboxRef(const SandboxInfo& info);
 
 struct ListFilter {
   std::optional<std::string> projectId;

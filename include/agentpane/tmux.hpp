@@ -31,18 +31,17 @@ class TmuxController {
 
   // Detached session in /workspace running `command` (argv; empty = login shell).
   // Invalid name: TmuxNameInvalid. Duplicate: TmuxSessionExists.
-  Result<TmuxSessionInfo> create(const std::string& sandboxId, const std::string& name,
+  Result<TmuxSessionInfo> create(const SandboxRef& sandbox, const std::string& name,
                                  const std::vector<std::string>& command = {});
   // All sessions (none running is an empty list, not an error).
-  Result<std::vector<TmuxSessionInfo>> list(const std::string& sandboxId);
+  Result<std::vector<TmuxSessionInfo>> list(const SandboxRef& sandbox);
   // Unknown session: TmuxSessionNotFound.
-  Result<void> kill(const std::string& sandboxId, const std::string& name);
+  Result<void> kill(const SandboxRef& sandbox, const std::string& name);
   // Literal text (tmux send-keys -l), then Enter unless enter=false.
-  Result<void> sendKeys(const std::string& sandboxId, const std::string& name,
-                        const std::string& text, bool enter = true);
+  Result<void> sendKeys(const SandboxRef& sandbox, const std::string& name, const std::string& text,
+                        bool enter = true);
   // Last `lines` lines of the pane (default 100, 1..10000).
-  Result<std::string> capture(const std::string& sandboxId, const std::string& name,
-                              int lines = 100);
+  Result<std::string> capture(const SandboxRef& sandbox, const std::string& name, int lines = 100);
 
  private:
   SandboxExecutor& exec_;

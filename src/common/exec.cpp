@@ -51,10 +51,10 @@ Result<ExecResult> runToCompletion(ExecSession& session, const ExecRequest& req)
   return out;
 }
 
-Result<ExecResult> SandboxExecutor::exec(const std::string& id, const ExecRequest& req) {
+Result<ExecResult> SandboxExecutor::exec(const SandboxRef& ref, const ExecRequest& req) {
   ExecOptions opts = req.options;
   if (req.stdinData) opts.attachStdin = true;
-  auto session = openExec(id, req.argv, opts);
+  auto session = openExec(ref, req.argv, opts);
   if (!session.ok()) return session.takeError();
   ExecRequest effective = req;
   effective.options = opts;

@@ -39,6 +39,20 @@ SandboxState sandboxStateFromString(std::string_view s) {
   return SandboxState::Unknown;
 }
 
+SandboxRef sandboxRef(const SandboxInfo& info) {
+  SandboxRef ref;
+  ref.instance = info.instance;
+  ref.sandboxId = info.id;
+  if (info.provider == ProviderType::Kubernetes) {
+    ref.scope = info.podNamespace;
+    ref.objectName = info.podName;
+    ref.uid = info.podUid;
+  } else {
+    ref.uid = info.containerId;
+  }
+  return ref;
+}
+
 const char* toString(NetworkMode m) {
   switch (m) {
     case NetworkMode::None:

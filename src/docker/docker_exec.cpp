@@ -115,12 +115,18 @@ class DockerExecControl final : public ExecControl {
 
 }  // namespace
 
-Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const std::string& id,
+Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& ref,
                                                               const std::vector<std::string>& argv,
                                                               const ExecOptions& options) {
-  if (!isValidSandboxId(id))
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+  const std::string& id = ref.sandboxId;
   if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
+  // Only into this sandbox of this instance (labels checked), never a container that merely
+  // has its name.
+  auto info = resolve(ref);
+  if (!info.ok()) return info.takeError();
+  if (info->state != SandboxState::Running) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
+  }
   const std::string marker = randomHex(16);
   json env = json::array();
   for (const auto& [k, v] : options.env) {
@@ -140,7 +146,7 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const std::string&
                {"Env", env}};
   if (!options.workingDir.empty()) body["WorkingDir"] = options.workingDir;
 
-  const std::string container = containerName(id);
+  const std::string container = info->containerId;
   auto made = client_->call("POST", "/containers/" + container + "/exec", &body);
   if (!made.ok()) return mapExecError(made.error(), id);
   std::string execId = made->value("Id", std::string());

@@ -35,6 +35,17 @@ Error invalidId(const std::string& id) {
   return Error(ErrorCode::ValidationError, "invalid sandbox id '" + id + "'");
 }
 
+Error notFound(const std::string& id) {
+  return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+}
+
+// A container id as the engine reports it: hex only, so it never changes a URL's meaning.
+bool isValidContainerId(const std::string& id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
 bool isOurs(const SandboxInfo& info) {
   auto it = info.labels.find(labels::kSandbox);
   return it != info.labels.end() && it->second == "true" && !info.id.empty();
@@ -184,7 +195,7 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   }
 
   auto fail = [&](const std::string& why) -> Error {
-    auto removed = remove(spec.id);  // a failed create leaves nothing behind
+    auto removed = remove(SandboxRef{instance(), "", "", "", spec.id});  // leaves nothing behind
     auto d = std::map<std::string, std::string>{{"id", spec.id}};
     if (!removed.ok()) d["cleanup"] = removed.error().message;
     return Error(ErrorCode::SandboxCreateFailed, why, d);
@@ -192,7 +203,7 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   auto started = client_->call("POST", "/containers/" + name + "/start");
   if (!started.ok()) return fail("starting the container failed: " + started.error().message);
 
-  auto info = inspect(spec.id);
+  auto info = resolve(SandboxRef{instance(), "", "", "", spec.id});
   if (!info.ok()) return fail("inspecting the new container failed: " + info.error().message);
   if (info->state != SandboxState::Running) {
     return fail("the container is not running after start (" + info->stateDetail + ")");
@@ -200,25 +211,33 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   return info;
 }
 
-Result<SandboxInfo> DockerProvider::inspect(const std::string& id) {
-  auto r = client_->call("GET", "/containers/" + containerName(id) + "/json");
+bool DockerProvider::inScope(const SandboxInfo& info) const {
+  for (const auto& [k, v] : opts_.scopeLabels) {
+    auto it = info.labels.find(k);
+    if (it == info.labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+Result<SandboxInfo> DockerProvider::resolve(const SandboxRef& ref) {
+  if (!isValidSandboxId(ref.sandboxId)) return notFound(ref.sandboxId);
+  if (!ref.uid.empty() && !isValidContainerId(ref.uid)) return notFound(ref.sandboxId);
+  const std::string target = ref.uid.empty() ? containerName(ref.sandboxId) : ref.uid;
+  auto r = client_->call("GET", "/containers/" + target + "/json");
   if (!r.ok()) {
-    if (httpStatus(r.error()) == 404) {
-      return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
-    }
+    if (httpStatus(r.error()) == 404) return notFound(ref.sandboxId);
     return r.takeError();
   }
   SandboxInfo info = sandboxFromInspect(r.value());
-  if (!isOurs(info) || info.id != id) {
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
-  }
+  // A container that is not this sandbox of this instance (another server's, a stranger's
+  // with our name) is not found: we never stop, exec in or remove it.
+  if (!isOurs(info) || info.id != ref.sandboxId || !inScope(info)) return notFound(ref.sandboxId);
+  info.instance = instance();
   return info;
 }
 
-Result<SandboxInfo> DockerProvider::get(const std::string& id) {
-  if (!isValidSandboxId(id))
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
-  return inspect(id);
+Result<SandboxInfo> DockerProvider::get(const SandboxRef& ref) {
+  return resolve(ref);
 }
 
 Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) {
@@ -235,6 +254,7 @@ Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) 
   if (!r->is_array()) return out;
   for (const auto& entry : r.value()) {
     SandboxInfo info = sandboxFromListEntry(entry);
+    info.instance = instance();
     if (isOurs(info)) out.push_back(std::move(info));
   }
   std::sort(out.begin(), out.end(),
@@ -242,25 +262,52 @@ Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) 
   return out;
 }
 
-Result<void> DockerProvider::stop(const std::string& id) {
-  if (!isValidSandboxId(id))
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
+Result<SandboxInfo> DockerProvider::start(const SandboxRef& ref) {
+  auto info = resolve(ref);
+  if (!info.ok()) return info.takeError();
+  if (info->state == SandboxState::Running) return info;
+  auto r = client_->call("POST", "/containers/" + info->containerId + "/start");
+  if (!r.ok() && httpStatus(r.error()) != 304) {  // 304: started meanwhile
+    if (httpStatus(r.error()) == 404) return notFound(ref.sandboxId);
+    return Error(ErrorCode::SandboxNotRunning,
+                 "sandbox '" + ref.sandboxId + "' cannot start: " + r.error().message,
+                 {{"id", ref.sandboxId}});
+  }
+  auto after = resolve(ref);
+  if (!after.ok()) return after.takeError();
+  if (after->state != SandboxState::Running) {
+    return Error(
+        ErrorCode::SandboxNotRunning,
+        "sandbox '" + ref.sandboxId + "' is not running after start (" + after->stateDetail + ")",
+        {{"id", ref.sandboxId}});
+  }
+  return after;
+}
+
+Result<void> DockerProvider::stop(const SandboxRef& ref) {
+  auto info = resolve(ref);
+  if (!info.ok()) return info.takeError();
   auto timeout = std::chrono::seconds(opts_.stopTimeoutSeconds) + opts_.callTimeout;
   auto r = client_->call(
       "POST",
-      "/containers/" + containerName(id) + "/stop?t=" + std::to_string(opts_.stopTimeoutSeconds),
+      "/containers/" + info->containerId + "/stop?t=" + std::to_string(opts_.stopTimeoutSeconds),
       nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   if (r.ok()) return {};
   int status = httpStatus(r.error());
   if (status == 304) return {};  // already stopped
-  if (status == 404)
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  if (status == 404) return notFound(ref.sandboxId);
   return r.takeError();
 }
 
-Result<void> DockerProvider::remove(const std::string& id) {
-  if (!isValidSandboxId(id)) return invalidId(id);
-  auto r = client_->call("DELETE", "/containers/" + containerName(id) + "?force=1&v=1");
+Result<void> DockerProvider::remove(const SandboxRef& ref) {
+  if (!isValidSandboxId(ref.sandboxId)) return invalidId(ref.sandboxId);
+  auto info = resolve(ref);
+  if (!info.ok()) {
+    // Unknown, already gone, or not ours to touch: idempotent success.
+    if (info.error().code == ErrorCode::SandboxNotFound) return {};
+    return info.takeError();
+  }
+  auto r = client_->call("DELETE", "/containers/" + info->containerId + "?force=1&v=1");
   if (r.ok()) return {};
   int status = httpStatus(r.error());
   if (status == 404) return {};  // unknown or already gone: idempotent
@@ -269,26 +316,21 @@ Result<void> DockerProvider::remove(const std::string& id) {
   return r.takeError();
 }
 
-Result<SandboxMetrics> DockerProvider::metrics(const std::string& id) {
-  if (!isValidSandboxId(id))
-    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
-  auto r = client_->call("GET", "/containers/" + containerName(id) + "/json");
-  if (!r.ok()) {
-    if (httpStatus(r.error()) == 404)
-      return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
-    return r.takeError();
+Result<SandboxMetrics> DockerProvider::metrics(const SandboxRef& ref) {
+  auto info = resolve(ref);
+  if (!info.ok()) return info.takeError();
+  if (info->state != SandboxState::Running) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox '" + ref.sandboxId + "' is not running",
+                 {{"id", ref.sandboxId}});
   }
-  SandboxInfo info = sandboxFromInspect(r.value());
-  if (!isOurs(info)) return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found");
-  if (info.state != SandboxState::Running) {
-    return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
-  }
+  const std::string& id = info->containerId;
   // stream=false waits for a second sample so that precpu_stats is filled (about 1 s).
-  auto stats = client_->call("GET", "/containers/" + containerName(id) + "/stats?stream=false");
+  auto stats = client_->call("GET", "/containers/" + id + "/stats?stream=false");
   if (!stats.ok()) return stats.takeError();
   auto m = parseStats(stats->dump());
   if (!m.ok()) return m.takeError();
-  std::string started = r.value()["State"].value("StartedAt", std::string());
+  auto raw = client_->call("GET", "/containers/" + id + "/json");
+  std::string started = raw.ok() ? raw.value()["State"].value("StartedAt", std::string()) : "";
   if (auto t = parseRfc3339(started)) m->uptimeSeconds = std::max<std::int64_t>(0, nowUnix() - *t);
   return m;
 }
@@ -345,7 +387,7 @@ Result<CleanupReport> DockerProvider::cleanup(const CleanupFilter& filter) {
                   (filter.knownIds && known.count(s.id) == 0) ||
                   (filter.createdBeforeUnix && s.createdAtUnix < *filter.createdBeforeUnix);
     if (!doomed) continue;
-    if (remove(s.id).ok())
+    if (remove(sandboxRef(s)).ok())
       report.removedIds.push_back(s.id);
     else
       report.failedIds.push_back(s.id);

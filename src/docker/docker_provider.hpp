@@ -28,6 +28,7 @@ inline constexpr const char* kImage = "agentpane.io/image";
 
 struct DockerProviderOptions {
   std::optional<net::Endpoint> endpoint;  // default: DOCKER_HOST & co. (docker_host.hpp)
+  std::string instanceName = "docker";    // SandboxProvider::instance()
   std::string defaultImage = "agentpane/sandbox:latest";  // healthCheck warns when missing
   // Added to every sandbox created, and required by list/cleanup/healthCheck counts: several
   // servers (or test runs) can share one engine without touching each other's sandboxes.
@@ -47,21 +48,23 @@ class DockerProvider final : public SandboxProvider {
 
   // agentpane::SandboxLifecycle
   Result<SandboxInfo> create(const SandboxSpec& spec) override;
-  Result<SandboxInfo> get(const std::string& id) override;
+  Result<SandboxInfo> get(const SandboxRef& ref) override;
   Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override;
-  Result<void> stop(const std::string& id) override;
-  Result<void> remove(const std::string& id) override;
+  Result<SandboxInfo> start(const SandboxRef& ref) override;
+  Result<void> stop(const SandboxRef& ref) override;
+  Result<void> remove(const SandboxRef& ref) override;
 
   // agentpane::SandboxExecutor
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override;
 
   // agentpane::SandboxStats
-  Result<SandboxMetrics> metrics(const std::string& id) override;
+  Result<SandboxMetrics> metrics(const SandboxRef& ref) override;
 
   // agentpane::SandboxProvider
   [[nodiscard]] ProviderType type() const override { return ProviderType::Docker; }
+  [[nodiscard]] std::string instance() const override { return opts_.instanceName; }
   HealthStatus healthCheck() override;
   Result<CleanupReport> cleanup(const CleanupFilter& filter) override;
 
@@ -76,7 +79,10 @@ class DockerProvider final : public SandboxProvider {
                  std::shared_ptr<DockerClient> client);
 
   Result<void> ensureInternalNetwork();
-  Result<SandboxInfo> inspect(const std::string& id);
+  // The container a ref names (its id, else agentpane-<sandboxId>), checked to be ours: the
+  // sandbox labels with ref.sandboxId and every scope label. Anything else: SandboxNotFound.
+  Result<SandboxInfo> resolve(const SandboxRef& ref);
+  bool inScope(const SandboxInfo& info) const;
   std::vector<std::pair<std::string, std::string>> scopeSelector() const;
 
   DockerProviderOptions opts_;

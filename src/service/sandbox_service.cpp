@@ -69,15 +69,31 @@ SandboxService::Impl::Impl(Store& s, ServiceOptions o)
 
 std::shared_ptr<SandboxProvider> SandboxService::Impl::providerFor(ProviderType t) {
   std::lock_guard lk(providersMu);
-  auto it = providers.find(t);
+  for (const auto& name : instanceOrder) {
+    auto& p = providers.at(name);
+    if (p->type() == t) return p;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<SandboxProvider> SandboxService::Impl::providerOf(const SandboxRecord& row) {
+  std::lock_guard lk(providersMu);
+  auto it = providers.find(row.info.instance);
   return it == providers.end() ? nullptr : it->second;
+}
+
+Error SandboxService::Impl::providerMissing(const SandboxRecord& row) {
+  return Error(ErrorCode::SandboxProviderUnavailable,
+               std::string("the ") + toString(row.info.provider) + " provider instance '" +
+                   row.info.instance + "' is not available",
+               {{"instance", row.info.instance}});
 }
 
 std::vector<std::shared_ptr<SandboxProvider>> SandboxService::Impl::allProviders() {
   std::lock_guard lk(providersMu);
   std::vector<std::shared_ptr<SandboxProvider>> out;
-  for (auto& [t, p] : providers)
-    out.push_back(p);
+  for (const auto& name : instanceOrder)
+    out.push_back(providers.at(name));
   return out;
 }
 
@@ -94,20 +110,17 @@ Result<SandboxRecord> SandboxService::Impl::visibleRow(const std::string& id) {
   return row;
 }
 
-Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>>
-SandboxService::Impl::runningSandbox(const std::string& id) {
+Result<SandboxService::Impl::Live> SandboxService::Impl::runningSandbox(const std::string& id) {
   auto row = visibleRow(id);
   if (!row.ok()) return row.takeError();
   if (row->status != st::kRunning) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is " + row->status,
                  {{"status", row->status}});
   }
-  auto prov = providerFor(row->info.provider);
-  if (!prov) {
-    return Error(ErrorCode::SandboxProviderUnavailable,
-                 std::string("the ") + toString(row->info.provider) + " provider is not available");
-  }
-  return std::make_pair(std::move(row).value(), std::move(prov));
+  auto prov = providerOf(row.value());
+  if (!prov) return providerMissing(row.value());
+  SandboxRef ref = sandboxRef(row->info);
+  return Live{std::move(row).value(), std::move(prov), std::move(ref)};
 }
 
 // --- SandboxService: construction, providers -------------------------------------------------
@@ -126,7 +139,9 @@ SandboxService::~SandboxService() {
 void SandboxService::registerProvider(std::shared_ptr<SandboxProvider> provider) {
   if (!provider) return;
   std::lock_guard lk(impl_->providersMu);
-  impl_->providers[provider->type()] = std::move(provider);
+  const std::string name = provider->instance();
+  if (impl_->providers.count(name) == 0) impl_->instanceOrder.push_back(name);
+  impl_->providers[name] = std::move(provider);
 }
 
 SandboxProvider* SandboxService::provider(ProviderType t) {

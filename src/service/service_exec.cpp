@@ -105,10 +105,10 @@ Result<ExecResult> SandboxService::exec(const std::string& id, const ExecRequest
   AP_TRY(validateExec(req.argv, req.options));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  auto& prov = rs.value().second;
+  auto& prov = rs->provider;
   I.auditor->touch(id);
   auto t0 = std::chrono::steady_clock::now();
-  auto r = prov->exec(id, req);
+  auto r = prov->exec(rs->ref, req);
   json detail{{"argv", auditArgv(req.argv)},
               {"root", req.options.root},
               {"durationMs", msSince(t0)},
@@ -133,13 +133,13 @@ Result<std::unique_ptr<ExecSession>> SandboxService::openExec(const std::string&
   AP_TRY(validateExec(argv, opts));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  auto prov = rs.value().second;
+  auto prov = rs->provider;
   I.auditor->touch(id);
   json detail{{"argv", auditArgv(argv)},
               {"root", opts.root},
               {"stream", true},
               {"timeoutMs", static_cast<std::int64_t>(opts.timeout.count())}};
-  auto session = prov->openExec(id, argv, opts);
+  auto session = prov->openExec(rs->ref, argv, opts);
   if (!session.ok()) {
     detail["error"] = errorDetail(session.error());
     I.audit(id, actor, "exec", detail, false);

@@ -43,7 +43,9 @@ struct SandboxService::Impl {
   std::shared_ptr<Auditor> auditor;
 
   std::mutex providersMu;
-  std::map<ProviderType, std::shared_ptr<SandboxProvider>> providers;
+  // By instance name (SandboxProvider::instance()), in registration order for each type.
+  std::map<std::string, std::shared_ptr<SandboxProvider>> providers;
+  std::vector<std::string> instanceOrder;
 
   std::mutex eventsMu;
   std::map<int, EventSink> sinks;
@@ -68,7 +70,11 @@ struct SandboxService::Impl {
   std::int64_t nowSec() const { return opts.nowUnixMs() / 1000; }
   std::string newId(const std::string& prefix) const { return opts.newId(prefix); }
 
+  // The first registered provider of a type (where new sandboxes of that type go).
   std::shared_ptr<SandboxProvider> providerFor(ProviderType t);
+  // The provider instance a row lives on; nullptr when it is not registered.
+  std::shared_ptr<SandboxProvider> providerOf(const SandboxRecord& row);
+  static Error providerMissing(const SandboxRecord& row);
   std::vector<std::shared_ptr<SandboxProvider>> allProviders();
 
   void audit(const std::string& sandboxId, const std::string& actor, const std::string& action,
@@ -83,9 +89,13 @@ struct SandboxService::Impl {
   Result<SandboxConfig> ensureDefaultConfig();
   // A row that is not a tombstone (removed rows are SandboxNotFound).
   Result<SandboxRecord> visibleRow(const std::string& id);
-  // The row and its provider, for operations that need a running sandbox.
-  Result<std::pair<SandboxRecord, std::shared_ptr<SandboxProvider>>> runningSandbox(
-      const std::string& id);
+  // A running sandbox: its row, its provider instance and the ref the provider acts on.
+  struct Live {
+    SandboxRecord row;
+    std::shared_ptr<SandboxProvider> provider;
+    SandboxRef ref;
+  };
+  Result<Live> runningSandbox(const std::string& id);
 
   // service_lifecycle.cpp
   Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);

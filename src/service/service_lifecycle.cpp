@@ -47,18 +47,15 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
     return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is still being created",
                  {{"status", prev}});
   }
-  auto prov = providerFor(row->info.provider);
-  if (!prov) {
-    return Error(ErrorCode::SandboxProviderUnavailable,
-                 std::string("the ") + toString(row->info.provider) + " provider is not available");
-  }
+  auto prov = providerOf(row.value());
+  if (!prov) return providerMissing(row.value());
   if (prev != st::kStopping) {
     auto cas = store.setSandboxStatus(id, st::kStopping, "", prev);
     if (!cas.ok()) return cas.takeError();
     if (!cas.value()) return Error(ErrorCode::Conflict, "sandbox " + id + " changed state; retry");
   }
   emit("stopping", id, reason);
-  auto r = prov->stop(id);
+  auto r = prov->stop(sandboxRef(row->info));
   json detail{{"reason", reason}};
   if (!r.ok() && r.error().code == ErrorCode::SandboxNotFound) {
     (void)store.setSandboxStatus(id, st::kGone, "vanished from the provider",
@@ -168,6 +165,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   spec.kubernetes.startupTimeoutSeconds = cfg.startupTimeoutSeconds;
 
   json detail{{"provider", toString(prov->type())},
+              {"instance", prov->instance()},
               {"projectId", spec.projectId},
               {"configId", cfg.id},
               {"image", spec.image},
@@ -178,6 +176,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   SandboxRecord row;
   row.info.id = spec.id;
   row.info.provider = prov->type();
+  row.info.instance = prov->instance();
   row.info.state = SandboxState::Creating;
   row.info.projectId = spec.projectId;
   row.info.agentId = spec.agentId;
@@ -209,7 +208,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
       spdlog::error("sandbox {}: cannot record the failed create: {}", spec.id,
                     upd.error().describe());
     // The provider contract says a failed create cleans up; remove anyway so nothing leaks.
-    auto rm = prov->remove(spec.id);
+    auto rm = prov->remove(sandboxRef(row.info));
     if (!rm.ok()) {
       spdlog::warn("sandbox {}: cleanup after failed create: {} (reconcile retries)", spec.id,
                    rm.error().describe());
@@ -232,7 +231,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   auto upd = I.store.updateSandbox(row, std::string(st::kCreating));
   if (!upd.ok() || !upd.value()) {
     // Removed (or settled) while we were creating: what we made is not wanted.
-    auto rm = prov->remove(spec.id);
+    auto rm = prov->remove(sandboxRef(row.info));
     if (!rm.ok()) spdlog::warn("sandbox {}: cleanup: {}", spec.id, rm.error().describe());
     Error err = upd.ok() ? Error(ErrorCode::SandboxCreateFailed,
                                  "sandbox " + spec.id + " was removed while it was being created")
@@ -268,13 +267,12 @@ Result<void> SandboxService::removeSandbox(const std::string& id, const std::str
     return row.takeError();
   }
   if (row->status == st::kRemoved) return {};
-  auto prov = I.providerFor(row->info.provider);
-  if (!prov) {
-    return Error(ErrorCode::SandboxProviderUnavailable,
-                 std::string("the ") + toString(row->info.provider) + " provider is not available");
-  }
-  auto r = prov->remove(id);
-  json detail{{"provider", toString(row->info.provider)}, {"previousStatus", row->status}};
+  auto prov = I.providerOf(row.value());
+  if (!prov) return I.providerMissing(row.value());
+  auto r = prov->remove(sandboxRef(row->info));
+  json detail{{"provider", toString(row->info.provider)},
+              {"instance", row->info.instance},
+              {"previousStatus", row->status}};
   if (!r.ok()) {
     detail["error"] = errorDetail(r.error());
     I.audit(id, actor, "sandbox.remove", detail, false);

@@ -59,7 +59,7 @@ Result<void> SandboxService::Impl::reconcile() {
     filter.includeStopped = true;
     auto listed = prov->list(filter);
     if (!listed.ok()) {
-      spdlog::warn("reconcile: {} provider list failed, skipped: {}", toString(prov->type()),
+      spdlog::warn("reconcile: provider {} list failed, skipped: {}", prov->instance(),
                    listed.error().describe());
       allListed = false;
       continue;
@@ -75,7 +75,7 @@ Result<void> SandboxService::Impl::reconcile() {
       listedIds.insert(info.id);
     }
     for (const auto& row : rows.value()) {
-      if (row.info.provider != prov->type() || isInflight(row.info.id)) continue;
+      if (row.info.instance != prov->instance() || isInflight(row.info.id)) continue;
       auto it = found.find(row.info.id);
       settleRow(row, it == found.end() ? nullptr : it->second, *prov);
     }
@@ -117,7 +117,7 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
     if (event != nullptr) emit(event, id, error);
   };
   auto removeObject = [&](const char* why) {
-    auto r = prov.remove(id);
+    auto r = prov.remove(found != nullptr ? sandboxRef(*found) : sandboxRef(row.info));
     audit(id, kActor, "reconcile.remove",
           r.ok() ? json{{"reason", why}} : json{{"reason", why}, {"error", errorDetail(r.error())}},
           r.ok());
@@ -192,6 +192,7 @@ void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvide
     SandboxRecord row;
     row.info = info;
     row.info.provider = prov.type();
+    row.info.instance = prov.instance();
     row.status = *status;
     row.error = *status == st::kError ? info.stateDetail : std::string();
     row.createdAtUnix = row.info.createdAtUnix =
@@ -221,8 +222,9 @@ void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvide
     since = orphanFirstSeen.try_emplace(id, now).first->second;
   }
   if (now - since < opts.orphanGrace.count()) return;
-  auto r = prov.remove(id);
-  json detail{{"provider", toString(prov.type())}, {"reason", orphanWhy}};
+  auto r = prov.remove(sandboxRef(info));
+  json detail{
+      {"provider", toString(prov.type())}, {"instance", prov.instance()}, {"reason", orphanWhy}};
   if (!r.ok()) detail["error"] = errorDetail(r.error());
   audit(id, kActor, "reconcile.orphan_remove", detail, r.ok());
   if (r.ok()) {

@@ -21,8 +21,8 @@ Result<TmuxSessionInfo> SandboxService::tmuxCreate(const std::string& id, const 
   AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  TmuxController tmux(*rs.value().second);
-  auto r = tmux.create(id, name, command);
+  TmuxController tmux(*rs->provider);
+  auto r = tmux.create(rs->ref, name, command);
   json detail{{"name", name}, {"command", auditArgv(command)}};
   if (!r.ok()) {
     detail["error"] = errorDetail(r.error());
@@ -42,8 +42,8 @@ Result<std::vector<TmuxSessionInfo>> SandboxService::tmuxList(const std::string&
   auto& I = *impl_;
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  TmuxController tmux(*rs.value().second);
-  auto live = tmux.list(id);
+  TmuxController tmux(*rs->provider);
+  auto live = tmux.list(rs->ref);
   if (!live.ok()) return live.takeError();
   auto rows = I.store.listTmuxSessions(id);
   if (!rows.ok()) return rows.takeError();
@@ -80,8 +80,8 @@ Result<void> SandboxService::tmuxKill(const std::string& id, const std::string& 
   AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  TmuxController tmux(*rs.value().second);
-  auto r = tmux.kill(id, name);
+  TmuxController tmux(*rs->provider);
+  auto r = tmux.kill(rs->ref, name);
   json detail{{"name", name}};
   if (r.ok() || r.error().code == ErrorCode::TmuxSessionNotFound) {
     auto del = I.store.deleteTmuxSession(id, name);
@@ -105,8 +105,8 @@ Result<void> SandboxService::tmuxSendKeys(const std::string& id, const std::stri
   AP_TRY(validateTmuxName(name));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
-  TmuxController tmux(*rs.value().second);
-  auto r = tmux.sendKeys(id, name, text, enter);
+  TmuxController tmux(*rs->provider);
+  auto r = tmux.sendKeys(rs->ref, name, text, enter);
   // The text itself is not logged (it may be a password typed into a prompt); its size is.
   json detail{{"name", name}, {"bytes", text.size()}, {"enter", enter}};
   if (!r.ok()) detail["error"] = errorDetail(r.error());
@@ -123,8 +123,8 @@ Result<std::string> SandboxService::tmuxCapture(const std::string& id, const std
   if (!rs.ok()) return rs.takeError();
   // A read: not audited, and it does not count as activity (a page polling the pane must not
   // keep a sandbox alive forever).
-  TmuxController tmux(*rs.value().second);
-  return tmux.capture(id, name, lines);
+  TmuxController tmux(*rs->provider);
+  return tmux.capture(rs->ref, name, lines);
 }
 
 }  // namespace agentpane

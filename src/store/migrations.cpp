@@ -83,11 +83,20 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_sandbox ON audit_log (sandbox_id, id);
 )sql";
 
+// Item "provider instances": every row records the provider instance it lives on (a Docker
+// engine; a cluster and context). Rows made before live on the default instance of their
+// type, which is named like the type.
+constexpr const char* kMigration2 = R"sql(
+ALTER TABLE sandboxes ADD COLUMN provider_instance TEXT NOT NULL DEFAULT '';
+UPDATE sandboxes SET provider_instance = provider_type WHERE provider_instance = '';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "initial schema", kMigration1},
+      {2, "sandboxes record their provider instance", kMigration2},
   };
   return kMigrations;
 }

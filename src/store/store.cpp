@@ -99,7 +99,14 @@ constexpr const char* kConfigColumns =
 
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
-    "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at";
+    "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at, "
+    "provider_instance";
+
+// Rows written without an instance (older callers, tests) live on the default instance of
+// their provider type, named like the type (the Docker provider's default is "docker").
+std::string instanceOrDefault(const SandboxInfo& info) {
+  return info.instance.empty() ? std::string(toString(info.provider)) : info.instance;
+}
 
 std::string egressToText(const std::vector<std::string>& hosts) {
   return nlohmann::json(hosts).dump();
@@ -284,6 +291,7 @@ struct Store::Impl {
     r.createdAtUnix = st.i64(13);
     r.info.createdAtUnix = r.createdAtUnix;
     r.lastActivityUnix = st.i64(14);
+    r.info.instance = st.text(15);
     return r;
   }
 
@@ -543,10 +551,11 @@ Result<void> Store::insertSandbox(const SandboxRecord& r) {
   if (!r.configId.empty()) configId = r.configId;
   auto res = impl_->run(
       std::string("INSERT INTO sandboxes (") + kSandboxColumns +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
       "insert sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
-      r.info.podNamespace, r.info.podUid, r.error, r.createdAtUnix, r.lastActivityUnix);
+      r.info.podNamespace, r.info.podUid, r.error, r.createdAtUnix, r.lastActivityUnix,
+      instanceOrDefault(r.info));
   if (!res.ok()) return impl_->sandboxWriteError(r, "insert sandbox");
   return {};
 }
@@ -559,11 +568,12 @@ Result<bool> Store::updateSandbox(const SandboxRecord& r,
   auto res = impl_->run(
       "UPDATE sandboxes SET config_id = ?2, provider_type = ?3, status = ?4, project_id = ?5, "
       "agent_id = ?6, project_path = ?7, image = ?8, container_id = ?9, pod_name = ?10, "
-      "pod_namespace = ?11, pod_uid = ?12, error = ?13, last_activity_at = ?14 "
-      "WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
+      "pod_namespace = ?11, pod_uid = ?12, error = ?13, last_activity_at = ?14, "
+      "provider_instance = ?16 WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
       "update sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
-      r.info.podNamespace, r.info.podUid, r.error, r.lastActivityUnix, expectedStatus);
+      r.info.podNamespace, r.info.podUid, r.error, r.lastActivityUnix, expectedStatus,
+      instanceOrDefault(r.info));
   if (!res.ok()) return impl_->sandboxWriteError(r, "update sandbox");
   return res.value() > 0;
 }

@@ -42,7 +42,7 @@ Error tmuxError(const std::string& what, const ExecResult& r) {
   return {ErrorCode::TmuxFailed, msg};
 }
 
-Result<ExecResult> runTmux(SandboxExecutor& exec, const std::string& sandboxId,
+Result<ExecResult> runTmux(SandboxExecutor& exec, const SandboxRef& sandbox,
                            std::vector<std::string> args) {
   ExecRequest req;
   req.argv.reserve(args.size() + 1);
@@ -52,7 +52,7 @@ Result<ExecResult> runTmux(SandboxExecutor& exec, const std::string& sandboxId,
   req.options.workingDir = "/workspace";
   req.options.timeout = std::chrono::seconds(30);
   req.maxOutputBytes = 16u << 20;
-  return exec.exec(sandboxId, req);
+  return exec.exec(sandbox, req);
 }
 
 template <typename T>
@@ -130,8 +130,7 @@ std::string lastLines(std::string_view text, int lines) {
 
 }  // namespace tmux_detail
 
-Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
-                                               const std::string& name,
+Result<TmuxSessionInfo> TmuxController::create(const SandboxRef& sandbox, const std::string& name,
                                                const std::vector<std::string>& command) {
   AP_TRY(validateTmuxName(name));
   std::vector<std::string> args = {"new-session", "-d", "-s",  name, "-c",
@@ -139,7 +138,7 @@ Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
   // Several arguments make tmux exec the command directly, without a shell.
   for (const auto& c : command)
     args.push_back(c);
-  auto r = runTmux(exec_, sandboxId, std::move(args));
+  auto r = runTmux(exec_, sandbox, std::move(args));
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
     if (contains(r->stderrData, "duplicate session")) {
@@ -147,7 +146,7 @@ Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
     }
     return tmuxError("tmux new-session", r.value());
   }
-  auto all = list(sandboxId);
+  auto all = list(sandbox);
   if (!all.ok()) return all.takeError();
   for (auto& s : all.value()) {
     if (s.name == name) return s;
@@ -158,8 +157,8 @@ Result<TmuxSessionInfo> TmuxController::create(const std::string& sandboxId,
   return info;
 }
 
-Result<std::vector<TmuxSessionInfo>> TmuxController::list(const std::string& sandboxId) {
-  auto r = runTmux(exec_, sandboxId, {"list-sessions", "-F", kListFormat});
+Result<std::vector<TmuxSessionInfo>> TmuxController::list(const SandboxRef& sandbox) {
+  auto r = runTmux(exec_, sandbox, {"list-sessions", "-F", kListFormat});
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
     if (noServer(r->stderrData)) return std::vector<TmuxSessionInfo>{};
@@ -168,9 +167,9 @@ Result<std::vector<TmuxSessionInfo>> TmuxController::list(const std::string& san
   return tmux_detail::parseListSessions(r->stdoutData);
 }
 
-Result<void> TmuxController::kill(const std::string& sandboxId, const std::string& name) {
+Result<void> TmuxController::kill(const SandboxRef& sandbox, const std::string& name) {
   AP_TRY(validateTmuxName(name));
-  auto r = runTmux(exec_, sandboxId, {"kill-session", "-t", sessionTarget(name)});
+  auto r = runTmux(exec_, sandbox, {"kill-session", "-t", sessionTarget(name)});
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {
     if (sessionMissing(r->stderrData)) {
@@ -181,13 +180,13 @@ Result<void> TmuxController::kill(const std::string& sandboxId, const std::strin
   return {};
 }
 
-Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::string& name,
+Result<void> TmuxController::sendKeys(const SandboxRef& sandbox, const std::string& name,
                                       const std::string& text, bool enter) {
   AP_TRY(validateTmuxName(name));
   // Literal text and Enter are two calls: a text argument of exactly ";" would otherwise
   // be read by tmux as a command separator.
   if (!text.empty()) {
-    auto r = runTmux(exec_, sandboxId, {"send-keys", "-t", paneTarget(name), "-l", "--", text});
+    auto r = runTmux(exec_, sandbox, {"send-keys", "-t", paneTarget(name), "-l", "--", text});
     if (!r.ok()) return r.takeError();
     if (r->exitCode != 0) {
       if (sessionMissing(r->stderrData)) {
@@ -197,7 +196,7 @@ Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::s
     }
   }
   if (enter) {
-    auto r = runTmux(exec_, sandboxId, {"send-keys", "-t", paneTarget(name), "Enter"});
+    auto r = runTmux(exec_, sandbox, {"send-keys", "-t", paneTarget(name), "Enter"});
     if (!r.ok()) return r.takeError();
     if (r->exitCode != 0) {
       if (sessionMissing(r->stderrData)) {
@@ -209,7 +208,7 @@ Result<void> TmuxController::sendKeys(const std::string& sandboxId, const std::s
   return {};
 }
 
-Result<std::string> TmuxController::capture(const std::string& sandboxId, const std::string& name,
+Result<std::string> TmuxController::capture(const SandboxRef& sandbox, const std::string& name,
                                             int lines) {
   AP_TRY(validateTmuxName(name));
   if (lines < 1 || lines > 10000) {
@@ -217,7 +216,7 @@ Result<std::string> TmuxController::capture(const std::string& sandboxId, const 
                  {{"field", "lines"}});
   }
   auto r = runTmux(
-      exec_, sandboxId,
+      exec_, sandbox,
       {"capture-pane", "-p", "-J", "-t", paneTarget(name), "-S", "-" + std::to_string(lines)});
   if (!r.ok()) return r.takeError();
   if (r->exitCode != 0) {

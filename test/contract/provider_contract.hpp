@@ -114,12 +114,15 @@ class ProviderContract : public ::testing::Test {
     auto made = provider_->create(spec(*sharedId_, *projectDir_));
     if (!made.ok()) {
       sharedError_ = new std::string(made.error().describe());
+      sharedRef_ = new SandboxRef(nameOnly(*sharedId_));
+    } else {
+      sharedRef_ = new SandboxRef(sandboxRef(made.value()));
     }
   }
 
   static void TearDownTestSuite() {
     if (provider_ == nullptr) return;
-    auto removed = provider_->remove(*sharedId_);
+    auto removed = provider_->remove(*sharedRef_);
     EXPECT_TRUE(removed.ok()) << removed.error().describe();
     // Nothing of this run may be left behind.
     ListFilter all;
@@ -129,7 +132,7 @@ class ProviderContract : public ::testing::Test {
     if (left.ok()) {
       for (const auto& s : *left) {
         ADD_FAILURE() << "leaked sandbox " << s.id;
-        (void)provider_->remove(s.id);
+        (void)provider_->remove(sandboxRef(s));
       }
     }
     std::error_code ec;
@@ -157,7 +160,7 @@ class ProviderContract : public ::testing::Test {
     req.argv = argv;
     req.options = std::move(opts);
     req.stdinData = std::move(stdinData);
-    return provider_->exec(*sharedId_, req);
+    return provider_->exec(*sharedRef_, req);
   }
 
   static std::string sh(const std::string& script) {
@@ -168,21 +171,28 @@ class ProviderContract : public ::testing::Test {
 
   static SandboxProvider& provider() { return *provider_; }
   static const std::string& sharedId() { return *sharedId_; }
+  static const SandboxRef& sharedRef() { return *sharedRef_; }
+  // A ref that names only the id, as for a sandbox this run never made.
+  static SandboxRef nameOnly(const std::string& id) {
+    return SandboxRef{provider_->instance(), "", "", "", id};
+  }
   static const std::string& projectDir() { return *projectDir_; }
 
  private:
   static inline SandboxProvider* provider_ = nullptr;
   static inline std::string* projectDir_ = nullptr;
   static inline std::string* sharedId_ = nullptr;
+  static inline SandboxRef* sharedRef_ = nullptr;
   static inline std::string* sharedError_ = nullptr;
 };
 
 // ---- lifecycle ---------------------------------------------------------------------------
 
 TEST_F(ProviderContract, CreateReturnsRunningLabelledSandboxThatListFinds) {
-  auto got = provider().get(sharedId());
+  auto got = provider().get(sharedRef());
   ASSERT_TRUE(got.ok()) << got.error().describe();
   EXPECT_EQ(got->state, SandboxState::Running);
+  EXPECT_EQ(got->instance, provider().instance());
   EXPECT_EQ(got->id, sharedId());
   EXPECT_EQ(got->projectId, detail::harness().runId);
   EXPECT_EQ(got->agentId, "contract");
@@ -201,46 +211,69 @@ TEST_F(ProviderContract, CreateReturnsRunningLabelledSandboxThatListFinds) {
     EXPECT_EQ(s.projectPath, projectDir());  // rebuilt from the provider, not memory
     EXPECT_EQ(s.image, detail::harness().image);
     EXPECT_EQ(s.state, SandboxState::Running);
+    EXPECT_EQ(s.instance, provider().instance());
   }
   EXPECT_TRUE(found);
   // Exec works as soon as create returned; env from the spec is there.
   EXPECT_EQ(sh("printf %s \"$CONTRACT_ENV\""), "from-spec");
 }
 
-TEST_F(ProviderContract, StopAndRemoveAreIdempotent) {
+TEST_F(ProviderContract, StopStartAndRemoveAreIdempotent) {
   std::string dir = detail::tempProjectDir();
   std::string id = freshId("life");
   auto made = provider().create(spec(id, dir));
   ASSERT_TRUE(made.ok()) << made.error().describe();
+  const SandboxRef ref = sandboxRef(made.value());
+  EXPECT_EQ(ref.instance, provider().instance());
 
   auto dup = provider().create(spec(id, dir));
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().code, ErrorCode::SandboxAlreadyExists) << dup.error().describe();
 
-  ASSERT_TRUE(provider().stop(id).ok());
-  auto stopped = provider().get(id);
+  ExecRequest write;
+  write.argv = {"sh", "-c", "echo kept > /workspace/.contract-start && echo in-sandbox > /tmp/x"};
+  auto wrote = provider().exec(ref, write);
+  ASSERT_TRUE(wrote.ok() && wrote->exitCode == 0);
+
+  ASSERT_TRUE(provider().stop(ref).ok());
+  auto stopped = provider().get(ref);
   ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
   EXPECT_EQ(stopped->state, SandboxState::Stopped) << stopped->stateDetail;
-  EXPECT_TRUE(provider().stop(id).ok());  // again
+  EXPECT_TRUE(provider().stop(ref).ok());  // again
 
   ExecRequest req;
   req.argv = {"true"};
-  auto onStopped = provider().exec(id, req);
+  auto onStopped = provider().exec(ref, req);
   ASSERT_FALSE(onStopped.ok());
   EXPECT_EQ(onStopped.error().code, ErrorCode::SandboxNotRunning) << onStopped.error().describe();
 
-  auto removed = provider().remove(id);
+  // Start brings it back with its workspace; starting a running sandbox succeeds.
+  auto started = provider().start(ref);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  EXPECT_EQ(started->state, SandboxState::Running);
+  auto again1 = provider().start(ref);
+  ASSERT_TRUE(again1.ok()) << again1.error().describe();
+  ExecRequest read;
+  read.argv = {"cat", "/workspace/.contract-start"};
+  auto kept = provider().exec(ref, read);
+  ASSERT_TRUE(kept.ok()) << kept.error().describe();
+  EXPECT_EQ(kept->stdoutData, "kept\n");
+
+  auto removed = provider().remove(ref);
   EXPECT_TRUE(removed.ok()) << removed.error().describe();
-  auto again = provider().remove(id);
+  auto again = provider().remove(ref);
   EXPECT_TRUE(again.ok()) << again.error().describe();
-  auto gone = provider().get(id);
+  auto gone = provider().get(ref);
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().code, ErrorCode::SandboxNotFound);
+  auto startGone = provider().start(ref);
+  ASSERT_FALSE(startGone.ok());
+  EXPECT_EQ(startGone.error().code, ErrorCode::SandboxNotFound);
   std::filesystem::remove_all(dir);
 }
 
 TEST_F(ProviderContract, UnknownSandbox) {
-  std::string id = freshId("nope");
+  const SandboxRef id = nameOnly(freshId("nope"));
   EXPECT_TRUE(provider().remove(id).ok());
   auto got = provider().get(id);
   ASSERT_FALSE(got.ok());
@@ -267,7 +300,7 @@ TEST_F(ProviderContract, BadProjectPathIsRefusedAndLeavesNothing) {
   auto notDir = provider().create(spec(id, file));
   ASSERT_FALSE(notDir.ok());
   EXPECT_EQ(notDir.error().code, ErrorCode::SandboxProjectPathInvalid);
-  auto got = provider().get(id);
+  auto got = provider().get(nameOnly(id));
   EXPECT_FALSE(got.ok());
   std::filesystem::remove_all(dir);
 }
@@ -280,7 +313,7 @@ TEST_F(ProviderContract, UnknownImageIsRefusedAndLeavesNothing) {
   auto made = provider().create(s);
   ASSERT_FALSE(made.ok());
   EXPECT_EQ(made.error().code, ErrorCode::SandboxImageNotFound) << made.error().describe();
-  auto got = provider().get(id);
+  auto got = provider().get(nameOnly(id));
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code, ErrorCode::SandboxNotFound);
   std::filesystem::remove_all(dir);
@@ -306,8 +339,8 @@ TEST_F(ProviderContract, CleanupRemovesOrphansOnly) {
   auto report = provider().cleanup(f);
   ASSERT_TRUE(report.ok()) << report.error().describe();
   EXPECT_EQ(report->removedIds, std::vector<std::string>{orphan});
-  EXPECT_FALSE(provider().get(orphan).ok());
-  EXPECT_TRUE(provider().get(sharedId()).ok());
+  EXPECT_FALSE(provider().get(sandboxRef(made.value())).ok());
+  EXPECT_TRUE(provider().get(sharedRef()).ok());
   std::filesystem::remove_all(dir);
 }
 
@@ -377,7 +410,7 @@ TEST_F(ProviderContract, StdinIsStreamedAndReachesEof) {
   // Streaming form: write in pieces, close, read.
   ExecOptions opts;
   opts.attachStdin = true;
-  auto session = provider().openExec(sharedId(), {"sh", "-c", "cat; echo done"}, opts);
+  auto session = provider().openExec(sharedRef(), {"sh", "-c", "cat; echo done"}, opts);
   ASSERT_TRUE(session.ok()) << session.error().describe();
   ASSERT_TRUE((*session)->writeStdin("hello ").ok());
   ASSERT_TRUE((*session)->writeStdin("world\n").ok());
@@ -417,7 +450,7 @@ TEST_F(ProviderContract, TimeoutKillsTheRemoteProcessTree) {
 }
 
 TEST_F(ProviderContract, CancelUnblocksReadAndKills) {
-  auto session = provider().openExec(sharedId(), {"sleep", "3133"}, {});
+  auto session = provider().openExec(sharedRef(), {"sleep", "3133"}, {});
   ASSERT_TRUE(session.ok()) << session.error().describe();
   std::thread canceler([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -472,7 +505,7 @@ TEST_F(ProviderContract, MemoryLimitIsVisibleInTheCgroup) {
       sh("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat "
          "/sys/fs/cgroup/memory/memory.limit_in_bytes");
   EXPECT_EQ(v, std::to_string(static_cast<long long>(kMemoryMb) * 1024 * 1024) + "\n");
-  auto m = provider().metrics(sharedId());
+  auto m = provider().metrics(sharedRef());
   ASSERT_TRUE(m.ok()) << m.error().describe();
   EXPECT_EQ(m->memoryLimitBytes, static_cast<std::uint64_t>(kMemoryMb) * 1024 * 1024);
   EXPECT_GT(m->memoryBytes, 0u);
@@ -511,25 +544,25 @@ TEST_F(ProviderContract, HealthCheckCountsOurSandboxes) {
 TEST_F(ProviderContract, TmuxSessions) {
   TmuxController tmux(provider());
   const std::string name = "work_" + detail::shortRandom();
-  auto made = tmux.create(sharedId(), name);
+  auto made = tmux.create(sharedRef(), name);
   ASSERT_TRUE(made.ok()) << made.error().describe();
   EXPECT_EQ(made->name, name);
 
-  auto dup = tmux.create(sharedId(), name);
+  auto dup = tmux.create(sharedRef(), name);
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().code, ErrorCode::TmuxSessionExists);
 
-  auto listed = tmux.list(sharedId());
+  auto listed = tmux.list(sharedRef());
   ASSERT_TRUE(listed.ok()) << listed.error().describe();
   bool found = false;
   for (const auto& s : *listed)
     found = found || s.name == name;
   EXPECT_TRUE(found);
 
-  ASSERT_TRUE(tmux.sendKeys(sharedId(), name, "echo tmux-$((6*7)) 'a;b' $(echo sub)").ok());
+  ASSERT_TRUE(tmux.sendKeys(sharedRef(), name, "echo tmux-$((6*7)) 'a;b' $(echo sub)").ok());
   std::string screen;
   for (int i = 0; i < 50; ++i) {
-    auto cap = tmux.capture(sharedId(), name, 50);
+    auto cap = tmux.capture(sharedRef(), name, 50);
     ASSERT_TRUE(cap.ok()) << cap.error().describe();
     screen = *cap;
     if (screen.find("tmux-42 a;b sub") != std::string::npos) break;
@@ -537,11 +570,11 @@ TEST_F(ProviderContract, TmuxSessions) {
   }
   EXPECT_NE(screen.find("tmux-42 a;b sub"), std::string::npos) << screen;
 
-  ASSERT_TRUE(tmux.kill(sharedId(), name).ok());
-  auto again = tmux.kill(sharedId(), name);
+  ASSERT_TRUE(tmux.kill(sharedRef(), name).ok());
+  auto again = tmux.kill(sharedRef(), name);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code, ErrorCode::TmuxSessionNotFound);
-  auto after = tmux.list(sharedId());
+  auto after = tmux.list(sharedRef());
   ASSERT_TRUE(after.ok());
   for (const auto& s : *after)
     EXPECT_NE(s.name, name);
@@ -551,7 +584,7 @@ TEST_F(ProviderContract, HostileTmuxNamesAreRefused) {
   TmuxController tmux(provider());
   for (const std::string& bad :
        std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), "", "a b", "../x", "x\ny"}) {
-    auto r = tmux.create(sharedId(), bad);
+    auto r = tmux.create(sharedRef(), bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::TmuxNameInvalid) << bad;
   }
@@ -573,7 +606,7 @@ TEST(ProviderContractUnreachable, FailsFastWithTheProviderCode) {
   EXPECT_EQ(made.error().code, h.unreachableCode) << made.error().describe();
   ExecRequest req;
   req.argv = {"true"};
-  auto ex = p->exec("ct-unreachable", req);
+  auto ex = p->exec(SandboxRef{p->instance(), "", "", "", "ct-unreachable"}, req);
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.error().code, h.unreachableCode);
   auto health = p->healthCheck();

@@ -41,7 +41,7 @@ class DockerIt : public ::testing::Test {
     auto left = provider_->list(ListFilter{});
     if (left.ok()) {
       for (const auto& s : *left)
-        (void)provider_->remove(s.id);
+        (void)provider_->remove(sandboxRef(s));
     }
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
@@ -75,7 +75,7 @@ TEST_F(DockerIt, EventsOfOurSandboxes) {
   ASSERT_TRUE(events.ok()) << events.error().describe();
   auto made = provider_->create(spec("ev"));
   ASSERT_TRUE(made.ok()) << made.error().describe();
-  ASSERT_TRUE(provider_->remove(made->id).ok());
+  ASSERT_TRUE(provider_->remove(sandboxRef(*made)).ok());
   std::vector<std::string> actions;
   std::thread guard([&] {
     std::this_thread::sleep_for(20s);  // never hang the suite
@@ -102,7 +102,7 @@ TEST_F(DockerIt, NetworkModes) {
   ASSERT_TRUE(a.ok()) << a.error().describe();
   ExecRequest req;
   req.argv = {"sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"};
-  auto ifs = provider_->exec(none.id, req);
+  auto ifs = provider_->exec(sandboxRef(none), req);
   ASSERT_TRUE(ifs.ok());
   EXPECT_EQ(ifs->stdoutData, "lo ");
 
@@ -113,7 +113,7 @@ TEST_F(DockerIt, NetworkModes) {
   auto net = provider_->client().call("GET", "/networks/agentpane-internal");
   ASSERT_TRUE(net.ok());
   EXPECT_EQ((*net)["Internal"], true);
-  auto ifs2 = provider_->exec(internal.id, req);
+  auto ifs2 = provider_->exec(sandboxRef(internal), req);
   ASSERT_TRUE(ifs2.ok());
   EXPECT_EQ(ifs2->stdoutData, "eth0 lo ");
   // Attached to the internal network only (no traffic is sent: isolation is the engine's).
@@ -141,14 +141,14 @@ TEST_F(DockerIt, HardeningIsInPlace) {
   req.argv = {
       "sh", "-c",
       "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t ' ' '; cat /proc/1/comm"};
-  auto r = provider_->exec(made->id, req);
+  auto r = provider_->exec(sandboxRef(*made), req);
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->stdoutData.find("CapEff: 0000000000000000"), std::string::npos) << r->stdoutData;
   EXPECT_NE(r->stdoutData.find("NoNewPrivs: 1"), std::string::npos) << r->stdoutData;
   EXPECT_NE(r->stdoutData.find("init"), std::string::npos) << r->stdoutData;  // docker-init (tini)
   req.argv = {"sh", "-c",
               "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"};
-  auto pids = provider_->exec(made->id, req);
+  auto pids = provider_->exec(sandboxRef(*made), req);
   ASSERT_TRUE(pids.ok());
   EXPECT_EQ(pids->stdoutData, "512\n");
 }
@@ -158,7 +158,7 @@ TEST_F(DockerIt, ExecEdgeCases) {
   ASSERT_TRUE(made.ok()) << made.error().describe();
   ExecRequest req;
   req.argv = {"/no/such/binary"};
-  auto missing = provider_->exec(made->id, req);
+  auto missing = provider_->exec(sandboxRef(*made), req);
   ASSERT_TRUE(missing.ok()) << missing.error().describe();
   EXPECT_TRUE(missing->exitCode == 126 || missing->exitCode == 127) << missing->exitCode;
 
@@ -169,13 +169,13 @@ TEST_F(DockerIt, ExecEdgeCases) {
     c = static_cast<char>(rng());
   req.argv = {"cat"};
   req.stdinData = data;
-  auto echoed = provider_->exec(made->id, req);
+  auto echoed = provider_->exec(sandboxRef(*made), req);
   ASSERT_TRUE(echoed.ok()) << echoed.error().describe();
   EXPECT_TRUE(echoed->stdoutData == data);
 
   // A process that never reads stdin still finishes; the write error is not the exec's.
   req.argv = {"sh", "-c", "exit 7"};
-  auto ignored = provider_->exec(made->id, req);
+  auto ignored = provider_->exec(sandboxRef(*made), req);
   ASSERT_TRUE(ignored.ok()) << ignored.error().describe();
   EXPECT_EQ(ignored->exitCode, 7);
 
@@ -183,9 +183,41 @@ TEST_F(DockerIt, ExecEdgeCases) {
   req.stdinData.reset();
   req.argv = {"head", "-c", "2000000", "/dev/zero"};
   req.maxOutputBytes = 1000000;
-  auto capped = provider_->exec(made->id, req);
+  auto capped = provider_->exec(sandboxRef(*made), req);
   ASSERT_FALSE(capped.ok());
   EXPECT_EQ(capped.error().code, ErrorCode::SandboxExecFailed);
+}
+
+// Another server's provider (another instance scope) never touches our container, even
+// given a ref with its exact id and name: get/stop/exec are not found, remove is a no-op.
+TEST_F(DockerIt, RefsOutsideTheInstanceScopeTouchNothing) {
+  auto made = provider_->create(spec("scope"));
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  const SandboxRef ref = sandboxRef(*made);
+  ASSERT_FALSE(ref.uid.empty());
+
+  DockerProviderOptions o;
+  o.scopeLabels = {{"agentpane.io/test-run", run_ + "-other"}};
+  auto other = DockerProvider::create(o);
+  ASSERT_TRUE(other.ok());
+  for (const SandboxRef& r : {ref, SandboxRef{"docker", "", "", "", ref.sandboxId}}) {
+    EXPECT_EQ(other.value()->get(r).error().code, ErrorCode::SandboxNotFound);
+    EXPECT_EQ(other.value()->stop(r).error().code, ErrorCode::SandboxNotFound);
+    ExecRequest req;
+    req.argv = {"true"};
+    EXPECT_EQ(other.value()->exec(r, req).error().code, ErrorCode::SandboxNotFound);
+    EXPECT_TRUE(other.value()->remove(r).ok());
+  }
+  // A ref whose id names a different sandbox than the container's labels is not found either.
+  SandboxRef mismatched = ref;
+  mismatched.sandboxId = run_ + "-someone-else";
+  EXPECT_EQ(provider_->get(mismatched).error().code, ErrorCode::SandboxNotFound);
+  EXPECT_TRUE(provider_->remove(mismatched).ok());
+
+  auto still = provider_->get(ref);
+  ASSERT_TRUE(still.ok()) << still.error().describe();
+  EXPECT_EQ(still->state, SandboxState::Running);
+  ASSERT_TRUE(provider_->remove(ref).ok());
 }
 
 TEST_F(DockerIt, HealthWarnsAboutAMissingDefaultImage) {
@@ -205,7 +237,7 @@ TEST_F(DockerIt, CleanupStoppedAndByAge) {
   auto a = provider_->create(spec("stopped"));
   auto b = provider_->create(spec("running"));
   ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE(provider_->stop(a->id).ok());
+  ASSERT_TRUE(provider_->stop(sandboxRef(*a)).ok());
   CleanupFilter f;  // defaults: stopped and failed
   auto r = provider_->cleanup(f);
   ASSERT_TRUE(r.ok());

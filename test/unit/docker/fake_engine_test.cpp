@@ -50,6 +50,22 @@ struct FakeEngine {
     }
     if (startsWith(path, "/v1.")) path = path.substr(path.find('/', 1));
     auto it = routes.find(r.method + " " + path);
+    if (it == routes.end() && r.method == "GET" && startsWith(path, "/containers/agentpane-") &&
+        path.size() > 5 && path.substr(path.size() - 5) == "/json") {
+      // The provider checks the labels of every container it touches: an unrouted inspect
+      // answers a running sandbox of ours, whose id echoes its name so that routes keyed by
+      // name keep matching.
+      std::string name = path.substr(12, path.size() - 12 - 5);
+      json labels = {{"agentpane.io/sandbox", "true"},
+                     {"agentpane.io/sandbox-id", name.substr(10)},
+                     {"agentpane.io/project-id", "p"}};
+      c.write(FakeHttpServer::response(
+          200, json{{"Id", name},
+                    {"Config", {{"Labels", labels}, {"Image", "agentpane/sandbox:latest"}}},
+                    {"State", {{"Status", "running"}, {"Running", true}, {"ExitCode", 0}}}}
+                   .dump()));
+      return;
+    }
     if (it == routes.end()) {
       c.write(FakeHttpServer::response(500,
                                        R"({"message":"unrouted )" + r.method + " " + path + "\"}"));
@@ -161,7 +177,7 @@ TEST(FakeEngine, ExecFlowAndExitCode) {
   ExecRequest req;
   req.argv = {"sh", "-c", "echo $(id)"};
   req.options.env = {{"A", "b c"}};
-  auto r = p->exec("s1", req);
+  auto r = p->exec(SandboxRef{"docker", "", "", "", "s1"}, req);
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->stdoutData, "hello world");
   EXPECT_EQ(r->stderrData, "oops");
@@ -175,7 +191,7 @@ TEST(FakeEngine, ExecFlowAndExitCode) {
   EXPECT_TRUE(startsWith(execBody["Env"][1].get<std::string>(), "AGENTPANE_EXEC_ID="));
 
   req.options.root = true;
-  ASSERT_TRUE(p->exec("s1", req).ok());
+  ASSERT_TRUE(p->exec(SandboxRef{"docker", "", "", "", "s1"}, req).ok());
   EXPECT_EQ(execBody["User"], "0:0");
 }
 
@@ -190,14 +206,19 @@ TEST(FakeEngine, ExecErrorsMapToSandboxCodes) {
   auto p = e.provider();
   ExecRequest req;
   req.argv = {"true"};
-  EXPECT_EQ(p->exec("gone", req).error().code, ErrorCode::SandboxNotFound);
-  EXPECT_EQ(p->exec("off", req).error().code, ErrorCode::SandboxNotRunning);
+  EXPECT_EQ(p->exec(SandboxRef{"docker", "", "", "", "gone"}, req).error().code,
+            ErrorCode::SandboxNotFound);
+  EXPECT_EQ(p->exec(SandboxRef{"docker", "", "", "", "off"}, req).error().code,
+            ErrorCode::SandboxNotRunning);
   req.argv = {};
-  EXPECT_EQ(p->exec("off", req).error().code, ErrorCode::ValidationError);
+  EXPECT_EQ(p->exec(SandboxRef{"docker", "", "", "", "off"}, req).error().code,
+            ErrorCode::ValidationError);
   req.argv = {"true"};
-  EXPECT_EQ(p->exec("../../x", req).error().code, ErrorCode::SandboxNotFound);
+  EXPECT_EQ(p->exec(SandboxRef{"docker", "", "", "", "../../x"}, req).error().code,
+            ErrorCode::SandboxNotFound);
   req.options.env = {{"BAD=KEY", "v"}};
-  EXPECT_EQ(p->exec("off", req).error().code, ErrorCode::ValidationError);
+  EXPECT_EQ(p->exec(SandboxRef{"docker", "", "", "", "off"}, req).error().code,
+            ErrorCode::ValidationError);
 }
 
 TEST(FakeEngine, TimeoutRunsTheMarkerKillAsTheSameUser) {
@@ -224,7 +245,7 @@ TEST(FakeEngine, TimeoutRunsTheMarkerKillAsTheSameUser) {
   req.argv = {"sleep", "1000"};
   req.options.timeout = 200ms;
   auto t0 = std::chrono::steady_clock::now();
-  auto r = p->exec("s1", req);
+  auto r = p->exec(SandboxRef{"docker", "", "", "", "s1"}, req);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::ExecTimeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
@@ -361,7 +382,7 @@ TEST_F(FakeEngineCreate, DuplicateIdAndIdempotentRemove) {
   };
   auto p = e.provider();
   EXPECT_EQ(p->create(spec()).error().code, ErrorCode::SandboxAlreadyExists);
-  EXPECT_TRUE(p->remove("s1").ok());
+  EXPECT_TRUE(p->remove(SandboxRef{"docker", "", "", "", "s1"}).ok());
 }
 
 TEST(FakeEngine, ResponsesOverTheBodyLimitFail) {

@@ -73,9 +73,10 @@ class ServerFake : public fakes::FakeProvider {
   std::atomic<int> cancels{0};  // streaming sessions cancelled by the server
   std::atomic<int> lastAttachStdin{-1};
 
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override {
+    const std::string& id = ref.sandboxId;
     lastAttachStdin = options.attachStdin ? 1 : 0;
     if (!argv.empty() && (argv[0] == "cat" || argv[0] == "block")) {
       if (!exists(id)) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
@@ -83,7 +84,7 @@ class ServerFake : public fakes::FakeProvider {
       return std::unique_ptr<ExecSession>(
           std::make_unique<StreamingSession>(argv[0] == "cat", &cancels));
     }
-    return FakeProvider::openExec(id, argv, options);
+    return FakeProvider::openExec(ref, argv, options);
   }
 };
 

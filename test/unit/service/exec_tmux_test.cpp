@@ -149,7 +149,7 @@ TEST_F(ServiceTest, TmuxListTrustsTmuxOverTheTable) {
   ASSERT_TRUE(svc->tmuxCreate(s.info.id, "ours", {}, "api").ok());
   ASSERT_TRUE(svc->tmuxCreate(s.info.id, "ended", {}, "api").ok());
   // One session ends by itself, another is started by hand inside the sandbox.
-  ASSERT_TRUE(TmuxController(*docker).kill(s.info.id, "ended").ok());
+  ASSERT_TRUE(TmuxController(*docker).kill(sandboxRef(s.info), "ended").ok());
   docker->addTmuxSession(s.info.id, "manual");
   auto list = svc->tmuxList(s.info.id);
   ASSERT_TRUE(list.ok()) << list.error().describe();

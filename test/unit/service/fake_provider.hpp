@@ -84,7 +84,8 @@ class FakeProvider : public SandboxProvider {
   explicit FakeProvider(ProviderType type = ProviderType::Docker) : type_(type) {}
 
   // --- knobs (set before use, or under your own synchronisation) ---------------------------
-  bool reachable = true;  // healthCheck().reachable
+  bool reachable = true;     // healthCheck().reachable
+  std::string instanceName;  // instance(); empty: named like the type ("docker")
   std::vector<std::string> healthWarnings;
   // Answers exec for argv that is not tmux (default: exit 0, no output).
   ExecHandler execHandler;
@@ -96,7 +97,7 @@ class FakeProvider : public SandboxProvider {
   SandboxState createdState = SandboxState::Running;
 
   // --- injected errors ----------------------------------------------------------------------
-  // The next `times` calls of `method` ("create", "get", "list", "stop", "remove", "exec",
+  // The next `times` calls of `method` ("create", "get", "list", "start", "stop", "remove", "exec",
   // "openExec", "metrics", "cleanup") fail with `e`. times < 0: every call.
   void failNext(const std::string& method, Error e, int times = 1) {
     std::lock_guard lk(mu_);
@@ -138,6 +139,7 @@ class FakeProvider : public SandboxProvider {
   void seed(SandboxInfo info) {
     std::lock_guard lk(mu_);
     info.provider = type_;
+    info.instance = instance();
     sandboxes_[info.id] = std::move(info);
   }
   // Makes a sandbox disappear behind the service's back.
@@ -199,6 +201,9 @@ class FakeProvider : public SandboxProvider {
 
   // agentpane::SandboxProvider
   [[nodiscard]] ProviderType type() const override { return type_; }
+  [[nodiscard]] std::string instance() const override {
+    return instanceName.empty() ? std::string(toString(type_)) : instanceName;
+  }
 
   HealthStatus healthCheck() override {
     std::lock_guard lk(mu_);
@@ -253,6 +258,7 @@ class FakeProvider : public SandboxProvider {
     std::lock_guard lk(mu_);
     SandboxInfo info = makeInfo(spec.id, spec.projectId, createdState, now());
     info.provider = type_;
+    info.instance = instance();
     info.agentId = spec.agentId;
     info.projectPath = spec.projectPath;
     info.image = spec.image;
@@ -269,7 +275,8 @@ class FakeProvider : public SandboxProvider {
     return info;
   }
 
-  Result<SandboxInfo> get(const std::string& id) override {
+  Result<SandboxInfo> get(const SandboxRef& ref) override {
+    const std::string& id = ref.sandboxId;
     std::lock_guard lk(mu_);
     calls_.push_back({"get", id, {}});
     if (auto e = injected("get")) return *e;
@@ -297,7 +304,20 @@ class FakeProvider : public SandboxProvider {
     return out;
   }
 
-  Result<void> stop(const std::string& id) override {
+  Result<SandboxInfo> start(const SandboxRef& ref) override {
+    const std::string& id = ref.sandboxId;
+    std::lock_guard lk(mu_);
+    calls_.push_back({"start", id, {}});
+    if (auto e = injected("start")) return *e;
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end())
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+    it->second.state = SandboxState::Running;
+    return it->second;
+  }
+
+  Result<void> stop(const SandboxRef& ref) override {
+    const std::string& id = ref.sandboxId;
     std::lock_guard lk(mu_);
     calls_.push_back({"stop", id, {}});
     if (auto e = injected("stop")) return *e;
@@ -309,7 +329,8 @@ class FakeProvider : public SandboxProvider {
     return {};
   }
 
-  Result<void> remove(const std::string& id) override {
+  Result<void> remove(const SandboxRef& ref) override {
+    const std::string& id = ref.sandboxId;
     std::lock_guard lk(mu_);
     calls_.push_back({"remove", id, {}});
     if (auto e = injected("remove")) return *e;
@@ -319,20 +340,21 @@ class FakeProvider : public SandboxProvider {
   }
 
   // agentpane::SandboxExecutor
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override {
-    auto r = run("openExec", id, argv, options);
+    auto r = run("openExec", ref.sandboxId, argv, options);
     if (!r.ok() && isSetupError(r.error())) return r.takeError();
     return std::unique_ptr<ExecSession>(std::make_unique<FakeExecSession>(std::move(r)));
   }
 
-  Result<ExecResult> exec(const std::string& id, const ExecRequest& req) override {
-    return run("exec", id, req.argv, req.options);
+  Result<ExecResult> exec(const SandboxRef& ref, const ExecRequest& req) override {
+    return run("exec", ref.sandboxId, req.argv, req.options);
   }
 
   // agentpane::SandboxStats
-  Result<SandboxMetrics> metrics(const std::string& id) override {
+  Result<SandboxMetrics> metrics(const SandboxRef& ref) override {
+    const std::string& id = ref.sandboxId;
     std::lock_guard lk(mu_);
     calls_.push_back({"metrics", id, {}});
     if (auto e = injected("metrics")) return *e;

@@ -107,7 +107,10 @@ TEST(StoreMigrations, AppliedOnceAndVersioned) {
     // Reopening applies nothing again and keeps the data.
     auto s = openOrDie(path);
     ASSERT_TRUE(s);
-    EXPECT_EQ(s->appliedMigrations().value(), std::vector<int>{1});
+    std::vector<int> all;
+    for (const auto& m : Store::builtinMigrations())
+      all.push_back(m.version);
+    EXPECT_EQ(s->appliedMigrations().value(), all);
     EXPECT_EQ(s->countConfigs().value(), 1);
   }
 }
@@ -116,37 +119,46 @@ TEST(StoreMigrations, LaterMigrationAppliesOnTopInOrder) {
   TempDir dir;
   auto path = (dir.path() / "state.db").string();
   ASSERT_TRUE(openOrDie(path));
+  const int n = Store::latestSchemaVersion();
   auto migrations = Store::builtinMigrations();
-  migrations.push_back({3, "third", "ALTER TABLE sandboxes ADD COLUMN third TEXT"});
-  migrations.push_back({2, "second", "ALTER TABLE sandboxes ADD COLUMN second TEXT"});
+  std::vector<int> expected;
+  for (const auto& m : migrations)
+    expected.push_back(m.version);
+  expected.push_back(n + 1);
+  expected.push_back(n + 2);
+  migrations.push_back({n + 2, "third", "ALTER TABLE sandboxes ADD COLUMN third TEXT"});
+  migrations.push_back({n + 1, "second", "ALTER TABLE sandboxes ADD COLUMN second TEXT"});
   {
     auto s = Store::openFile(path, migrations);
     ASSERT_TRUE(s.ok()) << s.error().describe();
-    EXPECT_EQ(s.value()->appliedMigrations().value(), (std::vector<int>{1, 2, 3}));
+    EXPECT_EQ(s.value()->appliedMigrations().value(), expected);
   }
   {
     auto s = Store::openFile(path, migrations);  // idempotent
     ASSERT_TRUE(s.ok()) << s.error().describe();
-    EXPECT_EQ(s.value()->schemaVersion().value(), 3);
+    EXPECT_EQ(s.value()->schemaVersion().value(), n + 2);
   }
 }
 
 TEST(StoreMigrations, FailingMigrationRollsBackCompletely) {
   TempDir dir;
   auto path = (dir.path() / "state.db").string();
+  const int n = Store::latestSchemaVersion();
   auto migrations = Store::builtinMigrations();
   migrations.push_back(
-      {2, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
+      {n + 1, "broken",
+       "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
   auto s = Store::openFile(path, migrations);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::Internal);
-  EXPECT_NE(s.error().message.find("migration 2"), std::string::npos) << s.error().message;
-  // Migration 1 stays; nothing of migration 2 is left.
+  EXPECT_NE(s.error().message.find("migration " + std::to_string(n + 1)), std::string::npos)
+      << s.error().message;
+  // The built-in migrations stay; nothing of the broken one is left.
   auto again = openOrDie(path);
   ASSERT_TRUE(again);
-  EXPECT_EQ(again->schemaVersion().value(), 1);
+  EXPECT_EQ(again->schemaVersion().value(), n);
   auto fixed = Store::builtinMigrations();
-  fixed.push_back({2, "fixed", "CREATE TABLE half_done (x INTEGER);"});
+  fixed.push_back({n + 1, "fixed", "CREATE TABLE half_done (x INTEGER);"});
   EXPECT_TRUE(Store::openFile(path, fixed).ok());
 }
 
@@ -282,6 +294,23 @@ TEST(StoreConfigs, NotFoundAndDeleteInUse) {
 }
 
 // --- sandboxes ----------------------------------------------------------------------------
+
+TEST(StoreSandboxes, RowsRecordTheirProviderInstance) {
+  auto s = openOrDie(":memory:");
+  ASSERT_TRUE(s);
+  auto a = makeSandbox("s1", "p1");
+  a.info.instance = "docker-remote";
+  ASSERT_TRUE(s->insertSandbox(a).ok());
+  EXPECT_EQ(s->getSandbox("s1").value().info.instance, "docker-remote");
+  // Written without one: the default instance of its type, named like the type.
+  auto b = makeSandbox("s2", "p2");
+  b.info.provider = ProviderType::Kubernetes;
+  ASSERT_TRUE(s->insertSandbox(b).ok());
+  EXPECT_EQ(s->getSandbox("s2").value().info.instance, "kubernetes");
+  a.info.instance = "docker-other";
+  ASSERT_TRUE(s->updateSandbox(a, std::nullopt).ok());
+  EXPECT_EQ(s->getSandbox("s1").value().info.instance, "docker-other");
+}
 
 TEST(StoreSandboxes, OneLiveSandboxPerProject) {
   auto s = openOrDie(":memory:");

@@ -13,11 +13,11 @@ class RecordingExecutor : public SandboxExecutor {
   std::vector<std::vector<std::string>> calls;
   std::deque<ExecResult> answers;
 
-  Result<std::unique_ptr<ExecSession>> openExec(const std::string&, const std::vector<std::string>&,
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef&, const std::vector<std::string>&,
                                                 const ExecOptions&) override {
     return Error(ErrorCode::Internal, "not used");
   }
-  Result<ExecResult> exec(const std::string&, const ExecRequest& req) override {
+  Result<ExecResult> exec(const SandboxRef&, const ExecRequest& req) override {
     calls.push_back(req.argv);
     if (answers.empty()) return ExecResult{0, "", ""};
     auto r = answers.front();
@@ -37,17 +37,19 @@ TEST(TmuxNames, Validation) {
   }
 }
 
+const SandboxRef kSbx{"docker", "", "", "", "sbx"};
+
 TEST(TmuxController, HostileNamesNeverReachTheSandbox) {
   RecordingExecutor exec;
   TmuxController tmux(exec);
   for (const std::string& bad :
        std::vector<std::string>{"a;id", "$(id)", std::string(65, 'a'), ""}) {
-    auto c = tmux.create("sbx", bad);
+    auto c = tmux.create(kSbx, bad);
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.error().code, ErrorCode::TmuxNameInvalid);
-    EXPECT_EQ(tmux.kill("sbx", bad).error().code, ErrorCode::TmuxNameInvalid);
-    EXPECT_EQ(tmux.sendKeys("sbx", bad, "x").error().code, ErrorCode::TmuxNameInvalid);
-    EXPECT_EQ(tmux.capture("sbx", bad).error().code, ErrorCode::TmuxNameInvalid);
+    EXPECT_EQ(tmux.kill(kSbx, bad).error().code, ErrorCode::TmuxNameInvalid);
+    EXPECT_EQ(tmux.sendKeys(kSbx, bad, "x").error().code, ErrorCode::TmuxNameInvalid);
+    EXPECT_EQ(tmux.capture(kSbx, bad).error().code, ErrorCode::TmuxNameInvalid);
   }
   EXPECT_TRUE(exec.calls.empty());
 }
@@ -57,7 +59,7 @@ TEST(TmuxController, CreateUsesArgvAndExactTargets) {
   exec.answers.push_back({0, "", ""});
   exec.answers.push_back({0, "dev\t1\t1700000000\t0\n", ""});
   TmuxController tmux(exec);
-  auto s = tmux.create("sbx", "dev", {"python3", "-c", "print('a; b')"});
+  auto s = tmux.create(kSbx, "dev", {"python3", "-c", "print('a; b')"});
   ASSERT_TRUE(s.ok()) << s.error().describe();
   EXPECT_EQ(s->name, "dev");
   EXPECT_EQ(s->createdUnix, 1700000000);
@@ -72,7 +74,7 @@ TEST(TmuxController, DuplicateIsAConflict) {
   RecordingExecutor exec;
   exec.answers.push_back({1, "", "duplicate session: dev\n"});
   TmuxController tmux(exec);
-  auto s = tmux.create("sbx", "dev");
+  auto s = tmux.create(kSbx, "dev");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::TmuxSessionExists);
 }
@@ -81,7 +83,7 @@ TEST(TmuxController, NoServerMeansNoSessions) {
   RecordingExecutor exec;
   exec.answers.push_back({1, "", "no server running on /tmp/tmux-1000/default\n"});
   TmuxController tmux(exec);
-  auto l = tmux.list("sbx");
+  auto l = tmux.list(kSbx);
   ASSERT_TRUE(l.ok());
   EXPECT_TRUE(l->empty());
 }
@@ -89,7 +91,7 @@ TEST(TmuxController, NoServerMeansNoSessions) {
 TEST(TmuxController, SendKeysIsLiteralThenEnter) {
   RecordingExecutor exec;
   TmuxController tmux(exec);
-  ASSERT_TRUE(tmux.sendKeys("sbx", "dev", "C-c; echo $(id)").ok());
+  ASSERT_TRUE(tmux.sendKeys(kSbx, "dev", "C-c; echo $(id)").ok());
   ASSERT_EQ(exec.calls.size(), 2u);
   std::vector<std::string> literal = {"tmux", "send-keys",      "-t", "=dev:", "-l",
                                       "--",   "C-c; echo $(id)"};
@@ -97,7 +99,7 @@ TEST(TmuxController, SendKeysIsLiteralThenEnter) {
   std::vector<std::string> enter = {"tmux", "send-keys", "-t", "=dev:", "Enter"};
   EXPECT_EQ(exec.calls[1], enter);
   exec.calls.clear();
-  ASSERT_TRUE(tmux.sendKeys("sbx", "dev", "ls", false).ok());
+  ASSERT_TRUE(tmux.sendKeys(kSbx, "dev", "ls", false).ok());
   EXPECT_EQ(exec.calls.size(), 1u);
 }
 
@@ -105,7 +107,7 @@ TEST(TmuxController, MissingSessionIsNotFound) {
   RecordingExecutor exec;
   exec.answers.push_back({1, "", "can't find session: =nope\n"});
   TmuxController tmux(exec);
-  auto r = tmux.kill("sbx", "nope");
+  auto r = tmux.kill(kSbx, "nope");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::TmuxSessionNotFound);
 }
@@ -113,8 +115,8 @@ TEST(TmuxController, MissingSessionIsNotFound) {
 TEST(TmuxController, CaptureBoundsLines) {
   RecordingExecutor exec;
   TmuxController tmux(exec);
-  EXPECT_EQ(tmux.capture("sbx", "dev", 0).error().code, ErrorCode::ValidationError);
-  EXPECT_EQ(tmux.capture("sbx", "dev", 10001).error().code, ErrorCode::ValidationError);
+  EXPECT_EQ(tmux.capture(kSbx, "dev", 0).error().code, ErrorCode::ValidationError);
+  EXPECT_EQ(tmux.capture(kSbx, "dev", 10001).error().code, ErrorCode::ValidationError);
   EXPECT_TRUE(exec.calls.empty());
 }
 
