@@ -18,6 +18,7 @@ struct TmuxSessionInfo {
   int windows = 0;
   std::int64_t createdUnix = 0;
   bool attached = false;
+  std::int64_t activityUnix = 0;  // last input or output in the session (0: not reported)
 };
 
 // [A-Za-z0-9_-]{1,64}

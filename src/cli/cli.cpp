@@ -129,6 +129,8 @@ int run(int argc, char** argv) {
   get->add_flag("--json", getJson);
   auto* stop = sandbox->add_subcommand("stop", "Stop a sandbox");
   stop->add_option("id", sandboxId)->required();
+  auto* start = sandbox->add_subcommand("start", "Start a stopped sandbox again");
+  start->add_option("id", sandboxId)->required();
   auto* rm = sandbox->add_subcommand("rm", "Remove a sandbox (idempotent)");
   rm->add_option("id", sandboxId)->required();
 
@@ -278,6 +280,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (stop->parsed()) return failIf(api.call("POST", sb + "/stop"));
+  if (start->parsed()) return failIf(api.call("POST", sb + "/start"));
   if (rm->parsed()) return failIf(api.call("DELETE", sb));
 
   if (exec->parsed()) {

@@ -221,6 +221,13 @@ asio::awaitable<Reply> stopSandbox(RequestContext& ctx) {
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
+asio::awaitable<Reply> startSandbox(RequestContext& ctx) {
+  auto id = ctx.param("id");
+  auto rCall = blocking(ctx, [&ctx, id] { return ctx.server.service.startSandbox(id, kActor); });
+  auto r = co_await std::move(rCall);
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
 asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
   auto body = bodyObject(ctx);
   if (!body.ok()) co_return errorReply(body.error());
@@ -396,6 +403,7 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}", getSandbox));
   r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}", deleteSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/stop", stopSandbox));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/start", startSandbox));
   r.push_back(
       http(V::post, "/api/sandboxes/{sandbox}/exec", execSandbox, true, std::chrono::seconds(300)));
   r.push_back(ws("/api/sandboxes/{sandbox}/exec/stream", runExecStream));

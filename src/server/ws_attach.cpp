@@ -87,6 +87,8 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
     }
   }
 
+  // An attached viewer is use: the sandbox does not idle-stop under it (released on close).
+  auto holding = server.service.holdActive(id);
   auto st = std::make_shared<AttachState>();
   asio::co_spawn(ch->executor(), pollScreen(server, ch, id, name, lines, st), asio::detached);
 

@@ -167,6 +167,7 @@ const std::map<std::string, Setter<SandboxConfig>>& configFields() {
       {"pidsLimit", member(&C::pidsLimit)},
       {"timeoutMinutes", member(&C::timeoutMinutes)},
       {"isDefault", member(&C::isDefault)},
+      {"wakeOnUse", member(&C::wakeOnUse)},
       {"network", member(&C::network)},
       {"allowFallback", member(&C::allowFallback)},
       {"enableK8s", member(&C::enableK8s)},
@@ -237,6 +238,7 @@ json toJson(const SandboxConfig& c) {
       {"pidsLimit", c.pidsLimit},
       {"timeoutMinutes", c.timeoutMinutes},
       {"isDefault", c.isDefault},
+      {"wakeOnUse", c.wakeOnUse},
       {"network", toString(c.network)},
       {"allowFallback", c.allowFallback},
       {"enableK8s", c.enableK8s},
@@ -283,6 +285,7 @@ json toJson(const SandboxRecord& r) {
       {"id", r.info.id},
       {"status", r.status},
       {"provider", toString(r.info.provider)},
+      {"providerInstance", r.info.instance},
       {"state", toString(r.info.state)},
       {"projectId", r.info.projectId},
       {"agentId", r.info.agentId},
@@ -296,6 +299,7 @@ json toJson(const SandboxRecord& r) {
       {"createdAt", r.createdAtUnix},
       {"lastActivityAt", r.lastActivityUnix},
       {"error", r.error},
+      {"stopReason", r.stopReason},
   };
 }
 
@@ -335,6 +339,8 @@ const std::map<std::string, Setter<SandboxRecord>>& recordFields() {
        }},
       {"lastActivityAt", member(&R::lastActivityUnix)},
       {"error", member(&R::error)},
+      {"providerInstance", info(&SandboxInfo::instance)},
+      {"stopReason", member(&R::stopReason)},
   };
   return kFields;
 }

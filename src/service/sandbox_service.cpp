@@ -113,6 +113,12 @@ Result<SandboxRecord> SandboxService::Impl::visibleRow(const std::string& id) {
 Result<SandboxService::Impl::Live> SandboxService::Impl::runningSandbox(const std::string& id) {
   auto row = visibleRow(id);
   if (!row.ok()) return row.takeError();
+  if (row->status != st::kRunning && wakesOnUse(row.value())) {
+    // Idle stop costs the user only this wait.
+    auto woken = start(id, "wake", "used while idle-stopped");
+    if (!woken.ok()) return woken.takeError();
+    row = std::move(woken);
+  }
   if (row->status != st::kRunning) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is " + row->status,
                  {{"status", row->status}});

@@ -96,17 +96,26 @@ class SandboxService {
   Result<std::vector<SandboxRecord>> listSandboxes();
   Result<SandboxRecord> getSandbox(const std::string& id);
   Result<void> stopSandbox(const std::string& id, const std::string& actor);
+  // Starts a stopped sandbox again, with its workspace (the provider keeps it). Idempotent on
+  // a running sandbox. Creating/stopping: SandboxNotRunning; its project got another live
+  // sandbox meanwhile: SandboxAlreadyExists.
+  Result<SandboxRecord> startSandbox(const std::string& id, const std::string& actor);
   // Idempotent. Removes the sandbox from its provider, then keeps the row as a "removed"
   // tombstone (hidden from list/get, SandboxNotFound) so that reconcile knows it is not ours.
   Result<void> removeSandbox(const std::string& id, const std::string& actor);
 
   // Exec (audited with argv, exit code, duration and actor; touches lastActivity). The sandbox
-  // must be running (SandboxNotRunning otherwise). An openExec session is audited when it
-  // ends (wait() or destruction) and MUST NOT outlive the Store.
+  // must be running (SandboxNotRunning otherwise), or idle-stopped under a config with
+  // wakeOnUse: then it is started first (this holds for tmux calls and attach too). An openExec
+  // session is audited when it ends (wait() or destruction) and MUST NOT outlive the Store.
   Result<ExecResult> exec(const std::string& id, const ExecRequest& req, const std::string& actor);
   Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& opts, const std::string& actor);
+
+  // Keeps the sandbox from idle stop while the returned token lives (an attached terminal,
+  // any long-lived use that is not an exec the service opened).
+  std::shared_ptr<void> holdActive(const std::string& id);
 
   // tmux (audited; sessions mirrored in table tmux_sessions)
   Result<TmuxSessionInfo> tmuxCreate(const std::string& id, const std::string& name,

@@ -40,6 +40,24 @@ void Auditor::write(const std::string& sandboxId, const std::string& actor,
   if (!r.ok()) spdlog::error("audit {} {}: {}", action, sandboxId, r.error().describe());
 }
 
+void Auditor::beginWork(const std::string& sandboxId) {
+  std::lock_guard lk(workMu_);
+  ++work_[sandboxId];
+}
+
+void Auditor::endWork(const std::string& sandboxId) {
+  std::lock_guard lk(workMu_);
+  auto it = work_.find(sandboxId);
+  if (it == work_.end()) return;
+  if (--it->second <= 0) work_.erase(it);
+}
+
+int Auditor::workInProgress(const std::string& sandboxId) const {
+  std::lock_guard lk(workMu_);
+  auto it = work_.find(sandboxId);
+  return it == work_.end() ? 0 : it->second;
+}
+
 void Auditor::touch(const std::string& sandboxId) {
   auto r = store_.touchSandbox(sandboxId, nowMs_() / 1000);
   if (!r.ok() && r.error().code != ErrorCode::SandboxNotFound) {

@@ -46,7 +46,9 @@ class AuditedExecSession : public ExecSession {
         sandboxId_(std::move(sandboxId)),
         actor_(std::move(actor)),
         detail_(std::move(detail)),
-        start_(std::chrono::steady_clock::now()) {}
+        start_(std::chrono::steady_clock::now()) {
+    auditor_->beginWork(sandboxId_);
+  }
 
   ~AuditedExecSession() override {
     if (!finished_.load()) {
@@ -79,6 +81,7 @@ class AuditedExecSession : public ExecSession {
  private:
   void finish(std::optional<int> exitCode, std::optional<Error> err) {
     if (finished_.exchange(true)) return;
+    auditor_->endWork(sandboxId_);
     json detail = detail_;
     detail["durationMs"] = msSince(start_);
     if (exitCode) detail["exitCode"] = *exitCode;
@@ -107,6 +110,7 @@ Result<ExecResult> SandboxService::exec(const std::string& id, const ExecRequest
   if (!rs.ok()) return rs.takeError();
   auto& prov = rs->provider;
   I.auditor->touch(id);
+  WorkGuard working(I.auditor, id);  // a long buffered exec keeps the sandbox from idling
   auto t0 = std::chrono::steady_clock::now();
   auto r = prov->exec(rs->ref, req);
   json detail{{"argv", auditArgv(req.argv)},
@@ -147,6 +151,10 @@ Result<std::unique_ptr<ExecSession>> SandboxService::openExec(const std::string&
   }
   return std::unique_ptr<ExecSession>(std::make_unique<AuditedExecSession>(
       std::move(session).value(), I.auditor, prov, id, actor, std::move(detail)));
+}
+
+std::shared_ptr<void> SandboxService::holdActive(const std::string& id) {
+  return std::make_shared<WorkGuard>(impl_->auditor, id);
 }
 
 }  // namespace agentpane

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
@@ -9,6 +10,22 @@
 namespace agentpane {
 
 namespace st = sandbox_status;
+
+std::optional<std::int64_t> SandboxService::Impl::lastTmuxActivity(const SandboxRecord& row) {
+  auto prov = providerOf(row);
+  if (!prov) return std::nullopt;
+  TmuxController tmux(*prov);
+  auto sessions = tmux.list(sandboxRef(row.info));
+  if (!sessions.ok()) {
+    spdlog::warn("idle {}: tmux sessions: {}", row.info.id, sessions.error().describe());
+    return std::nullopt;
+  }
+  std::optional<std::int64_t> last;
+  for (const auto& s : sessions.value()) {
+    if (s.activityUnix > 0 && (!last || s.activityUnix > *last)) last = s.activityUnix;
+  }
+  return last;
+}
 
 Result<void> SandboxService::Impl::stopIdle() {
   auto rows = store.listSandboxes();
@@ -26,7 +43,19 @@ Result<void> SandboxService::Impl::stopIdle() {
     if (row.status != st::kRunning) continue;
     auto it = timeoutById.find(row.configId);
     int minutes = it == timeoutById.end() ? defaultTimeout : it->second;
-    if (now - row.lastActivityUnix <= static_cast<std::int64_t>(minutes) * 60) continue;
+    const std::int64_t limit = static_cast<std::int64_t>(minutes) * 60;
+    if (now - row.lastActivityUnix <= limit) continue;
+    // Recorded activity is only the start and end of calls: a command still running, an
+    // attached terminal or a tmux job that printed lately is use too.
+    if (auditor->workInProgress(row.info.id) > 0) {
+      auditor->touch(row.info.id);
+      continue;
+    }
+    if (auto last = lastTmuxActivity(row); last && now - *last <= limit) {
+      auto r = store.touchSandbox(row.info.id, *last);
+      if (!r.ok()) spdlog::warn("idle {}: {}", row.info.id, r.error().describe());
+      continue;
+    }
     emit("idle", row.info.id, std::to_string(now - row.lastActivityUnix) + "s");
     auto r =
         stop(row.info.id, "idle", "idle for more than " + std::to_string(minutes) + " minutes");

@@ -30,9 +30,33 @@ class Auditor {
   void touch(const std::string& sandboxId);
   std::int64_t nowMs() const { return nowMs_(); }
 
+  // Work in progress in a sandbox (a running exec, an attached terminal): while any is
+  // open the sandbox is not idle, however long ago its last activity was recorded.
+  void beginWork(const std::string& sandboxId);
+  void endWork(const std::string& sandboxId);
+  int workInProgress(const std::string& sandboxId) const;
+
  private:
   Store& store_;
   std::function<std::int64_t()> nowMs_;
+  mutable std::mutex workMu_;
+  std::map<std::string, int> work_;
+};
+
+// Counts one piece of work for as long as it lives.
+class WorkGuard {
+ public:
+  WorkGuard(std::shared_ptr<Auditor> auditor, std::string sandboxId)
+      : auditor_(std::move(auditor)), sandboxId_(std::move(sandboxId)) {
+    auditor_->beginWork(sandboxId_);
+  }
+  ~WorkGuard() { auditor_->endWork(sandboxId_); }
+  WorkGuard(const WorkGuard&) = delete;
+  WorkGuard& operator=(const WorkGuard&) = delete;
+
+ private:
+  std::shared_ptr<Auditor> auditor_;
+  std::string sandboxId_;
 };
 
 struct SandboxService::Impl {
@@ -99,6 +123,10 @@ struct SandboxService::Impl {
 
   // service_lifecycle.cpp
   Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);
+  Result<SandboxRecord> start(const std::string& id, const std::string& actor,
+                              const std::string& reason);
+  // An idle-stopped sandbox whose config wakes on use.
+  bool wakesOnUse(const SandboxRecord& row);
 
   // service_reconcile.cpp
   Result<void> reconcile();
@@ -107,6 +135,8 @@ struct SandboxService::Impl {
 
   // service_idle.cpp
   Result<void> stopIdle();
+  // The newest activity of the sandbox's tmux sessions; nullopt when none reports one.
+  std::optional<std::int64_t> lastTmuxActivity(const SandboxRecord& row);
   void backgroundLoop();
 };
 

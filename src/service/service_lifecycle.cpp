@@ -74,6 +74,12 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
   }
   auto done = store.setSandboxStatus(id, st::kStopped, "", std::string(st::kStopping));
   if (!done.ok()) return done.takeError();
+  if (auto stopped = store.getSandbox(id); stopped.ok() && stopped->status == st::kStopped) {
+    // Why it stopped decides whether use wakes it (idle) or not (an explicit stop).
+    stopped->stopReason = actor == "idle" ? "idle" : "requested";
+    auto why = store.updateSandbox(stopped.value(), std::string(st::kStopped));
+    if (!why.ok()) spdlog::warn("sandbox {}: stop reason: {}", id, why.error().describe());
+  }
   audit(id, actor, "sandbox.stop", detail, true);
   emit("stopped", id, reason);
   return {};
@@ -201,7 +207,9 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   auto created = prov->create(spec);
   if (!created.ok()) {
     Error err = created.takeError();
-    row.status = st::kError;
+    // A create that failed leaves no row in the list: the tombstone (hidden) still tells
+    // reconcile that whatever the provider kept of it is not ours. The audit log keeps why.
+    row.status = st::kRemoved;
     row.error = err.message;
     auto upd = I.store.updateSandbox(row, std::string(st::kCreating));
     if (!upd.ok())
@@ -245,6 +253,61 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   I.audit(spec.id, actor, "sandbox.create", detail, true);
   I.emit("ready", spec.id, toString(prov->type()));
   return CreateSandboxOutcome{row, fallbackReason};
+}
+
+bool SandboxService::Impl::wakesOnUse(const SandboxRecord& row) {
+  if (row.status != st::kStopped || row.stopReason != "idle") return false;
+  auto cfg = row.configId.empty() ? ensureDefaultConfig() : store.getConfig(row.configId);
+  return cfg.ok() && cfg->wakeOnUse;
+}
+
+Result<SandboxRecord> SandboxService::Impl::start(const std::string& id, const std::string& actor,
+                                                  const std::string& reason) {
+  auto row = visibleRow(id);
+  if (!row.ok()) return row.takeError();
+  const std::string prev = row->status;
+  if (prev == st::kRunning) return row;
+  if (prev == st::kCreating || prev == st::kStopping) {
+    return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is " + prev + "; retry",
+                 {{"status", prev}});
+  }
+  auto prov = providerOf(row.value());
+  if (!prov) return providerMissing(row.value());
+  json detail{{"reason", reason}, {"previousStatus", prev}};
+  auto started = prov->start(sandboxRef(row->info));
+  if (!started.ok()) {
+    detail["error"] = errorDetail(started.error());
+    audit(id, actor, "sandbox.start", detail, false);
+    if (started.error().code == ErrorCode::SandboxNotFound && prev != st::kGone) {
+      (void)store.setSandboxStatus(id, st::kGone, "vanished from the provider", prev);
+      emit("gone", id);
+    }
+    return started.takeError();
+  }
+  SandboxRecord updated = row.value();
+  updated.status = st::kRunning;
+  updated.info.state = SandboxState::Running;
+  updated.error.clear();
+  updated.stopReason.clear();
+  if (!started->containerId.empty()) updated.info.containerId = started->containerId;
+  updated.lastActivityUnix = nowSec();
+  auto upd = store.updateSandbox(updated, prev);
+  if (!upd.ok()) {
+    // The project got another live sandbox while this one was stopped: it stays stopped.
+    (void)prov->stop(sandboxRef(updated.info));
+    detail["error"] = errorDetail(upd.error());
+    audit(id, actor, "sandbox.start", detail, false);
+    return upd.takeError();
+  }
+  if (!upd.value()) return Error(ErrorCode::Conflict, "sandbox " + id + " changed state; retry");
+  audit(id, actor, "sandbox.start", detail, true);
+  emit("ready", id, reason);
+  return visibleRow(id);
+}
+
+Result<SandboxRecord> SandboxService::startSandbox(const std::string& id,
+                                                   const std::string& actor) {
+  return impl_->start(id, actor, "requested");
 }
 
 Result<std::vector<SandboxRecord>> SandboxService::listSandboxes() {

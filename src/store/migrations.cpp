@@ -91,12 +91,20 @@ ALTER TABLE sandboxes ADD COLUMN provider_instance TEXT NOT NULL DEFAULT '';
 UPDATE sandboxes SET provider_instance = provider_type WHERE provider_instance = '';
 )sql";
 
+// Stopped is not the end: why a sandbox was stopped (idle stop wakes on use), and the
+// config switch for waking.
+constexpr const char* kMigration3 = R"sql(
+ALTER TABLE sandboxes ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE sandbox_configs ADD COLUMN wake_on_use INTEGER NOT NULL DEFAULT 1;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "initial schema", kMigration1},
       {2, "sandboxes record their provider instance", kMigration2},
+      {3, "stop reasons and wake on use", kMigration3},
   };
   return kMigrations;
 }

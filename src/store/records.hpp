@@ -37,6 +37,9 @@ struct SandboxConfig {
   std::string storageClass;
   int workspaceSizeGi = 10;
   int startupTimeoutSeconds = 120;
+  // A sandbox this config's idle stop stopped starts again on its next exec, tmux call or
+  // attach (instead of SANDBOX_NOT_RUNNING).
+  bool wakeOnUse = true;
   std::int64_t createdAtUnix = 0;
   std::int64_t updatedAtUnix = 0;
 };
@@ -66,10 +69,11 @@ std::optional<std::string> statusFromState(SandboxState s);
 
 // A row of table sandboxes, joined with what the provider last said.
 struct SandboxRecord {
-  SandboxInfo info;      // id, provider, state, project, container id / pod fields
-  std::string configId;  // empty: unknown (adopted)
-  std::string status;    // see sandbox_status
-  std::string error;     // last error message when status == error
+  SandboxInfo info;        // id, provider, state, project, container id / pod fields
+  std::string configId;    // empty: unknown (adopted)
+  std::string status;      // see sandbox_status
+  std::string error;       // last error message when status == error
+  std::string stopReason;  // why it is stopped: "idle", "requested" (empty: not stopped by us)
   std::int64_t createdAtUnix = 0;
   std::int64_t lastActivityUnix = 0;
 };

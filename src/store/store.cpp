@@ -95,12 +95,13 @@ constexpr const char* kConfigColumns =
     "id, name, description, provider_type, image, memory_mb, cpu, pids_limit, timeout_minutes, "
     "is_default, network, allow_fallback, enable_k8s, kube_config_path, kube_context, "
     "kube_namespace, network_policy_enabled, allowed_egress_hosts, workspace_volume, "
-    "storage_class, workspace_size_gi, startup_timeout_seconds, created_at, updated_at";
+    "storage_class, workspace_size_gi, startup_timeout_seconds, created_at, updated_at, "
+    "wake_on_use";
 
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
     "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at, "
-    "provider_instance";
+    "provider_instance, stop_reason";
 
 // Rows written without an instance (older callers, tests) live on the default instance of
 // their provider type, named like the type (the Docker provider's default is "docker").
@@ -240,6 +241,7 @@ struct Store::Impl {
     c.startupTimeoutSeconds = st.i32(21);
     c.createdAtUnix = st.i64(22);
     c.updatedAtUnix = st.i64(23);
+    c.wakeOnUse = st.boolean(24);
     return c;
   }
 
@@ -292,6 +294,7 @@ struct Store::Impl {
     r.info.createdAtUnix = r.createdAtUnix;
     r.lastActivityUnix = st.i64(14);
     r.info.instance = st.text(15);
+    r.stopReason = st.text(16);
     return r;
   }
 
@@ -483,12 +486,12 @@ Result<void> Store::insertConfig(const SandboxConfig& c) {
   auto r = impl_->run(
       std::string("INSERT INTO sandbox_configs (") + kConfigColumns +
           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-          "?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+          "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
       "insert sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
-      c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix);
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix, c.wakeOnUse);
   if (!r.ok()) return impl_->configWriteError(c, "insert sandbox config");
   return txn.commit();
 }
@@ -504,12 +507,13 @@ Result<void> Store::updateConfig(const SandboxConfig& c) {
       "network = ?11, allow_fallback = ?12, enable_k8s = ?13, kube_config_path = ?14, "
       "kube_context = ?15, kube_namespace = ?16, network_policy_enabled = ?17, "
       "allowed_egress_hosts = ?18, workspace_volume = ?19, storage_class = ?20, "
-      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23 WHERE id = ?1",
+      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = ?24 "
+      "WHERE id = ?1",
       "update sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
-      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix);
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix, c.wakeOnUse);
   if (!r.ok()) return impl_->configWriteError(c, "update sandbox config");
   if (r.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + c.id + " not found");
@@ -551,11 +555,11 @@ Result<void> Store::insertSandbox(const SandboxRecord& r) {
   if (!r.configId.empty()) configId = r.configId;
   auto res = impl_->run(
       std::string("INSERT INTO sandboxes (") + kSandboxColumns +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
       "insert sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
       r.info.podNamespace, r.info.podUid, r.error, r.createdAtUnix, r.lastActivityUnix,
-      instanceOrDefault(r.info));
+      instanceOrDefault(r.info), r.stopReason);
   if (!res.ok()) return impl_->sandboxWriteError(r, "insert sandbox");
   return {};
 }
@@ -569,11 +573,11 @@ Result<bool> Store::updateSandbox(const SandboxRecord& r,
       "UPDATE sandboxes SET config_id = ?2, provider_type = ?3, status = ?4, project_id = ?5, "
       "agent_id = ?6, project_path = ?7, image = ?8, container_id = ?9, pod_name = ?10, "
       "pod_namespace = ?11, pod_uid = ?12, error = ?13, last_activity_at = ?14, "
-      "provider_instance = ?16 WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
+      "provider_instance = ?16, stop_reason = ?17 WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
       "update sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
       r.info.podNamespace, r.info.podUid, r.error, r.lastActivityUnix, expectedStatus,
-      instanceOrDefault(r.info));
+      instanceOrDefault(r.info), r.stopReason);
   if (!res.ok()) return impl_->sandboxWriteError(r, "update sandbox");
   return res.value() > 0;
 }

@@ -9,7 +9,8 @@ namespace agentpane {
 namespace {
 
 constexpr const char* kListFormat =
-    "#{session_name}\t#{session_windows}\t#{session_created}\t#{session_attached}";
+    "#{session_name}\t#{session_windows}\t#{session_created}\t#{session_attached}\t"
+    "#{session_activity}";
 
 // "=NAME" makes tmux match the session name exactly (plain names are prefix-matched).
 std::string sessionTarget(const std::string& name) {
@@ -98,7 +99,8 @@ std::vector<TmuxSessionInfo> parseListSessions(std::string_view out) {
       start = tab + 1;
     }
     // Lines that are not ours (a foreign format, a warning) are skipped, not misread.
-    if (fields.size() != 4 || !isValidTmuxName(fields[0])) continue;
+    // Four fields: a tmux (or a fake) that does not report activity.
+    if ((fields.size() != 4 && fields.size() != 5) || !isValidTmuxName(fields[0])) continue;
     TmuxSessionInfo s;
     s.name = std::string(fields[0]);
     int attached = 0;
@@ -107,6 +109,7 @@ std::vector<TmuxSessionInfo> parseListSessions(std::string_view out) {
       continue;
     }
     s.attached = attached > 0;
+    if (fields.size() == 5 && !parseNumber(fields[4], s.activityUnix)) continue;
     sessions.push_back(std::move(s));
   }
   return sessions;

@@ -102,7 +102,7 @@ TEST_F(DockerIt, NetworkModes) {
   ASSERT_TRUE(a.ok()) << a.error().describe();
   ExecRequest req;
   req.argv = {"sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"};
-  auto ifs = provider_->exec(sandboxRef(none), req);
+  auto ifs = provider_->exec(sandboxRef(*a), req);
   ASSERT_TRUE(ifs.ok());
   EXPECT_EQ(ifs->stdoutData, "lo ");
 
@@ -113,7 +113,7 @@ TEST_F(DockerIt, NetworkModes) {
   auto net = provider_->client().call("GET", "/networks/agentpane-internal");
   ASSERT_TRUE(net.ok());
   EXPECT_EQ((*net)["Internal"], true);
-  auto ifs2 = provider_->exec(sandboxRef(internal), req);
+  auto ifs2 = provider_->exec(sandboxRef(*b), req);
   ASSERT_TRUE(ifs2.ok());
   EXPECT_EQ(ifs2->stdoutData, "eth0 lo ");
   // Attached to the internal network only (no traffic is sent: isolation is the engine's).

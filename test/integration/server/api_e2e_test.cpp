@@ -187,6 +187,52 @@ TEST_F(ApiE2E, BadInputGetsCodedErrors) {
   EXPECT_EQ(call("GET", "/api/nope").status, 404);
 }
 
+// Stopped is not the end: a stopped sandbox starts again with its workspace and what it
+// wrote inside; a create that failed leaves no row in the list.
+TEST_F(ApiE2E, AStoppedSandboxStartsAgainWithItsWorkspace) {
+  auto created = call("POST", "/api/sandboxes",
+                      {{"projectPath", project_.string()}, {"projectId", projectId_}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  sandboxId_ = created.body["data"].value("id", "");
+  const std::string sb = "/api/sandboxes/" + sandboxId_;
+  auto wrote = call(
+      "POST", sb + "/exec",
+      {{"argv", {"sh", "-c", "echo kept > /workspace/start-e2e && echo inside > /tmp/inside"}}});
+  ASSERT_EQ(wrote.status, 200) << wrote.body.dump();
+  ASSERT_EQ(wrote.body["data"].value("exitCode", -1), 0) << wrote.body.dump();
+
+  auto stopped = call("POST", sb + "/stop");
+  ASSERT_EQ(stopped.status, 200) << stopped.body.dump();
+  EXPECT_EQ(stopped.body["data"].value("status", ""), "stopped");
+  auto refused = call("POST", sb + "/exec", {{"argv", {"true"}}});
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(refused.code(), "SANDBOX_NOT_RUNNING");
+
+  auto started = call("POST", sb + "/start");
+  ASSERT_EQ(started.status, 200) << started.body.dump();
+  EXPECT_EQ(started.body["data"].value("status", ""), "running");
+  auto read =
+      call("POST", sb + "/exec", {{"argv", {"sh", "-c", "cat /workspace/start-e2e /tmp/inside"}}});
+  ASSERT_EQ(read.status, 200) << read.body.dump();
+  EXPECT_EQ(read.body["data"].value("stdout", ""), "kept\ninside\n");
+  auto again = call("POST", sb + "/start");  // idempotent
+  EXPECT_EQ(again.status, 200) << again.body.dump();
+
+  // A create that fails (an image the engine lacks) leaves nothing in the list.
+  fs::path other = root_ / "other";
+  fs::create_directories(other);
+  auto failed = call("POST", "/api/sandboxes",
+                     {{"projectPath", other.string()},
+                      {"projectId", projectId_ + "-x"},
+                      {"image", "agentpane/no-such-image:e2e"}});
+  EXPECT_EQ(failed.status, 400) << failed.body.dump();
+  auto listed = call("GET", "/api/sandboxes");
+  ASSERT_EQ(listed.status, 200);
+  for (const auto& s : listed.body["data"]) {
+    EXPECT_EQ(s.value("projectId", "") == projectId_ + "-x", false) << s.dump();
+  }
+}
+
 TEST_F(ApiE2E, ExecIsAuditedAndCounted) {
   auto created = call("POST", "/api/sandboxes",
                       {{"projectPath", project_.string()}, {"projectId", projectId_}});

@@ -177,6 +177,11 @@ class FakeProvider : public SandboxProvider {
     }
     return out;
   }
+  // Output (or input) in a session at `unix` (what tmux reports as session_activity).
+  void setTmuxActivity(const std::string& id, const std::string& name, std::int64_t unix) {
+    std::lock_guard lk(mu_);
+    tmux_[id][name].activity = unix;
+  }
   // Starts a session as if someone ran tmux by hand inside the sandbox.
   void addTmuxSession(const std::string& id, const std::string& name) {
     std::lock_guard lk(mu_);
@@ -370,6 +375,7 @@ class FakeProvider : public SandboxProvider {
   struct TmuxState {
     std::int64_t created = 0;
     std::string pane;
+    std::int64_t activity = 0;  // #{session_activity}
   };
   struct Failure {
     Error error;
@@ -432,7 +438,8 @@ class FakeProvider : public SandboxProvider {
       if (sessions.empty()) return {1, "", "no server running on /tmp/tmux-1000/default\n"};
       std::string out;
       for (const auto& [name, s] : sessions) {
-        out += name + "\t1\t" + std::to_string(s.created) + "\t0\n";
+        out += name + "\t1\t" + std::to_string(s.created) + "\t0\t" +
+               std::to_string(std::max(s.created, s.activity)) + "\n";
       }
       return {0, out, ""};
     }

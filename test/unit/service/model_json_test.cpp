@@ -75,10 +75,11 @@ TEST(ConfigJson, RoundTripsEveryFieldInCamelCase) {
                           "workspaceSizeGi",
                           "startupTimeoutSeconds",
                           "createdAt",
-                          "updatedAt"}) {
+                          "updatedAt",
+                          "wakeOnUse"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
-  EXPECT_EQ(j.size(), 24u);
+  EXPECT_EQ(j.size(), 25u);
   EXPECT_EQ(j["providerType"], "kubernetes");
   EXPECT_EQ(j["network"], "internal");
   auto back = configFromJson(j);
@@ -159,11 +160,15 @@ TEST(SandboxRecordJson, RoundTripsAndNamesEveryField) {
   r.status = "running";
   r.createdAtUnix = 5;
   r.lastActivityUnix = 6;
+  r.info.instance = "kubernetes-a";
+  r.stopReason = "idle";
   json j = toJson(r);
   EXPECT_EQ(j["provider"], "kubernetes");
+  EXPECT_EQ(j["providerInstance"], "kubernetes-a");
+  EXPECT_EQ(j["stopReason"], "idle");
   EXPECT_EQ(j["state"], "running");
   EXPECT_EQ(j["lastActivityAt"], 6);
-  EXPECT_EQ(j.size(), 16u);
+  EXPECT_EQ(j.size(), 18u);
   auto back = sandboxRecordFromJson(j);
   ASSERT_TRUE(back.ok()) << back.error().describe();
   EXPECT_EQ(toJson(back.value()), j);

@@ -207,19 +207,19 @@ TEST_F(ServiceTest, ManyConcurrentCreatesForOneProjectYieldOneSandbox) {
   EXPECT_EQ(refused, kThreads - 1);
 }
 
-TEST_F(ServiceTest, ProviderCreateFailureLeavesAnErrorRowAndCleansUp) {
+TEST_F(ServiceTest, ProviderCreateFailureLeavesNoRowInTheListAndCleansUp) {
   docker->failNext("create", Error(ErrorCode::SandboxImageNotFound, "no such image"));
   std::vector<std::string> events;
   svc->subscribe([&](const SandboxEvent& e) { events.push_back(e.type); });
   auto r = svc->createSandbox(request(), "api");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::SandboxImageNotFound);
-  auto rows = svc->listSandboxes().value();
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].status, "error");
-  EXPECT_EQ(rows[0].error, "no such image");
-  EXPECT_EQ(docker->callCount("remove", rows[0].info.id), 1);
-  auto audit = auditOf(rows[0].info.id, "sandbox.create");
+  EXPECT_TRUE(svc->listSandboxes().value().empty());
+  ASSERT_EQ(docker->createdSpecs().size(), 1u);
+  const std::string id = docker->createdSpecs()[0].id;
+  EXPECT_EQ(svc->getSandbox(id).error().code, ErrorCode::SandboxNotFound);
+  EXPECT_EQ(docker->callCount("remove", id), 1);
+  auto audit = auditOf(id, "sandbox.create");
   ASSERT_EQ(audit.size(), 1u);
   EXPECT_FALSE(audit[0].ok);
   EXPECT_EQ(detailOf(audit[0])["error"]["code"], "SANDBOX_IMAGE_NOT_FOUND");
@@ -234,12 +234,14 @@ TEST_F(ServiceTest, CleanupFailureAfterFailedCreateIsRetriedByReconcile) {
   docker->failNext("remove", Error(ErrorCode::SandboxProviderUnavailable, "engine down"));
   auto r = svc->createSandbox(request(), "api");
   ASSERT_FALSE(r.ok());
-  auto id = svc->listSandboxes().value().at(0).info.id;
+  ASSERT_EQ(docker->createdSpecs().size(), 1u);
+  const std::string id = docker->createdSpecs()[0].id;
   // What the failed create left behind, and its cleanup could not remove.
   docker->seed(FakeProvider::makeInfo(id, "p-leftover", SandboxState::Stopped, nowSec()));
   ASSERT_TRUE(svc->reconcile().ok());
   EXPECT_FALSE(docker->exists(id));
-  EXPECT_EQ(svc->getSandbox(id).value().status, "error");
+  EXPECT_EQ(svc->getSandbox(id).error().code, ErrorCode::SandboxNotFound);
+  EXPECT_TRUE(svc->listSandboxes().value().empty());
 }
 
 // --- provider choice, feature flag, fallback ------------------------------------------------
