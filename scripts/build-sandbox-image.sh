@@ -119,7 +119,7 @@ apt_uris_for_suite() {
 first_http() { grep -E '^https?://' | head -n1 | sed 's:/*$::' || true; }
 
 MIRROR="${AGENTPANE_DEBIAN_MIRROR:-$(apt_uris_for_suite "$SUITE" | first_http)}"
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+[[ -n $MIRROR ]] || { echo "[image] no Debian mirror for $SUITE in the apt sources; set AGENTPANE_DEBIAN_MIRROR" >&2; exit 1; }
 UPDATES_MIRROR="$(apt_uris_for_suite "$SUITE-updates" | first_http)"
 SECURITY_MIRROR="$(apt_uris_for_suite "$SUITE-security" | first_http)"
 APT_SOURCES="deb $MIRROR $SUITE main"

@@ -40,11 +40,11 @@ class CredentialSource {
 };
 
 struct RestConfig {
-  std::string server;     // as written in the kubeconfig, e.g. https://127.0.0.1:6443
+  std::string server;      // as written in the kubeconfig, e.g. https://127.0.0.1:6443
   net::Endpoint endpoint;  // parsed from server; TLS options (CA, SNI, verify) filled in
   std::string pathPrefix;  // a server URL may carry a path prefix (proxies); "" usually
   std::shared_ptr<CredentialSource> credentials;  // never null ("none" source when anonymous)
-  std::string contextName;  // empty for in-cluster
+  std::string contextName;                        // empty for in-cluster
   std::string clusterName;
   std::string userName;
   std::string namespaceName;  // the context's namespace; empty when it names none

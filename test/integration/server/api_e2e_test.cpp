@@ -105,11 +105,11 @@ TEST_F(ApiE2E, ConfigsValidateAndConflict) {
                      {"pidsLimit", 32},
                      {"timeoutMinutes", 1},
                      {"kubeNamespace", "team-a"},
-                     {"allowedEgressHosts", {"pypi.org:443"}}});
+                     {"allowedEgressHosts", {"packages.example.test:443"}}});
   ASSERT_EQ(small.status, 201) << small.body.dump();
   auto id = small.body["data"].value("id", "");
   EXPECT_EQ(small.body["data"].value("kubeNamespace", ""), "team-a");
-  EXPECT_EQ(small.body["data"]["allowedEgressHosts"], json({"pypi.org:443"}));
+  EXPECT_EQ(small.body["data"]["allowedEgressHosts"], json({"packages.example.test:443"}));
 
   for (const auto& [field, value] :
        std::vector<std::pair<std::string, json>>{{"memoryMb", 511},
