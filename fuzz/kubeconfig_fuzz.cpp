@@ -10,8 +10,8 @@
 //
 // fuzz-sources: src/k8s/kubeconfig_parse.cpp src/k8s/kubeconfig.cpp src/k8s/credentials.cpp
 // fuzz-sources: src/k8s/exec_plugin.cpp src/k8s/exec_plugin_process.cpp src/net/endpoint.cpp
-// fuzz-sources: src/common/base64.cpp src/common/errors.cpp
-// fuzz-libs: nlohmann_json::nlohmann_json yaml-cpp
+// fuzz-sources: src/common/base64.cpp src/common/errors.cpp src/common/time.cpp src/net/url.cpp
+// fuzz-libs: nlohmann_json::nlohmann_json yaml-cpp uriparser::uriparser date::date
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -5,7 +5,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl ccache
   libboost-dev libboost-system-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libsqlite3-dev sqlite3 libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  libbenchmark-dev clang-format clang-tidy
+  libbenchmark-dev clang-format clang-tidy liburiparser-dev libhowardhinnant-date-dev
   clang libclang-rt-14-dev
   docker.io debootstrap tmux jq wrk hyperfine
   containerd etcd-server containernetworking-plugins iptables ipset conntrack socat iproute2 openssl

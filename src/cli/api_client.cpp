@@ -2,6 +2,7 @@
 
 #include "net/endpoint.hpp"
 #include "net/http_client.hpp"
+#include "net/url.hpp"
 
 #include <unistd.h>
 
@@ -54,34 +55,17 @@ Error errorFromEnvelope(int status, const std::string& body) {
 
 }  // namespace
 
-std::string urlEncode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 Result<ServerEndpoint> parseServerUrl(const std::string& url) {
-  if (url.rfind("https://", 0) == 0) {
+  auto parsed = net::parseUrl(url);
+  if (parsed.ok() && parsed->scheme == "https") {
     return Error(ErrorCode::ValidationError,
                  "AGENTPANE_URL: https is not supported by the CLI yet; use http:// on loopback");
   }
-  if (url.rfind("http://", 0) != 0) {
+  if (!parsed.ok() || parsed->scheme != "http") {
     return Error(ErrorCode::ValidationError,
                  "AGENTPANE_URL must look like http://HOST:PORT, got '" + url + "'");
   }
-  std::string trimmed = url;
-  while (trimmed.size() > 7 && trimmed.back() == '/')
-    trimmed.pop_back();
-  auto ep = net::parseEndpoint(trimmed, 80);
+  auto ep = net::parseEndpoint(url, 80);
   if (!ep.ok()) return Error(ErrorCode::ValidationError, "AGENTPANE_URL: " + ep.error().message);
   return ServerEndpoint{ep->host, std::to_string(ep->port)};
 }
@@ -181,7 +165,7 @@ class ExecStreamSession : public std::enable_shared_from_this<ExecStreamSession>
     }));
     websocket::response_type upgradeRes;
     ws_.handshake(upgradeRes, ep_.host + ":" + ep_.port,
-                  "/api/sandboxes/" + urlEncode(req_.sandboxId) + "/exec/stream", ec);
+                  "/api/sandboxes/" + net::percentEncode(req_.sandboxId) + "/exec/stream", ec);
     if (ec) {
       if (upgradeRes.result_int() >= 400) {
         return errorFromEnvelope(static_cast<int>(upgradeRes.result_int()), upgradeRes.body());

@@ -56,7 +56,4 @@ class ApiClient {
   std::string token_;
 };
 
-// Percent-encodes one path segment or query value.
-std::string urlEncode(const std::string& s);
-
 }  // namespace agentpane::cli

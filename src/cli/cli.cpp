@@ -8,6 +8,7 @@
 
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
+#include "net/url.hpp"
 
 namespace agentpane::cli {
 
@@ -218,7 +219,7 @@ int run(int argc, char** argv) {
   auto client = ApiClient::fromEnvironment();
   if (!client.ok()) return fail(client.error());
   const ApiClient& api = client.value();
-  const std::string sb = "/api/sandboxes/" + urlEncode(sandboxId);
+  const std::string sb = "/api/sandboxes/" + net::percentEncode(sandboxId);
 
   if (create->parsed()) {
     json body = {{"projectPath", projectPath}};
@@ -308,7 +309,7 @@ int run(int argc, char** argv) {
     printTable({"NAME", "WINDOWS", "ATTACHED"}, rows);
     return 0;
   }
-  const std::string tm = sb + "/tmux/" + urlEncode(tmuxName);
+  const std::string tm = sb + "/tmux/" + net::percentEncode(tmuxName);
   if (tsend->parsed())
     return failIf(api.call("POST", tm + "/keys", json{{"text", tmuxText}, {"enter", !noEnter}}));
   if (tcap->parsed()) {
@@ -332,7 +333,7 @@ int run(int argc, char** argv) {
     if (k8sContexts->parsed() && !k8sKubeconfig.empty()) {
       std::error_code ec;
       auto abs = std::filesystem::absolute(k8sKubeconfig, ec);
-      path += "?kubeconfigPath=" + urlEncode(ec ? k8sKubeconfig : abs.string());
+      path += "?kubeconfigPath=" + net::percentEncode(ec ? k8sKubeconfig : abs.string());
     }
     auto r = api.call("GET", path);
     if (!r.ok() || k8sJson) return printData(r, true);

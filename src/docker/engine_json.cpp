@@ -2,9 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
-#include <ctime>
-
+#include "common/time.hpp"
 #include "net/url.hpp"
 
 namespace agentpane::docker {
@@ -95,39 +93,9 @@ Result<SandboxMetrics> parseStats(std::string_view text) {
 }
 
 std::optional<std::int64_t> parseRfc3339(std::string_view text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  std::string buf(text);
-  int consumed = 0;
-  if (std::sscanf(buf.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-      6) {
-    return std::nullopt;
-  }
-  if (y < 1970) return std::nullopt;  // Docker's zero time is year 1
-  std::string_view rest = std::string_view(buf).substr(static_cast<std::size_t>(consumed));
-  if (!rest.empty() && rest.front() == '.') {
-    rest.remove_prefix(1);
-    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9')
-      rest.remove_prefix(1);
-  }
-  std::int64_t offset = 0;
-  if (rest == "Z" || rest == "z") {
-    offset = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2)
-      return std::nullopt;
-    offset = (oh * 3600 + om * 60) * (rest[0] == '+' ? 1 : -1);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<std::int64_t>(timegm(&tm)) - offset;
+  auto t = agentpane::parseRfc3339Unix(text);
+  if (!t.ok() || t.value() < 0) return std::nullopt;  // Docker's zero time is year 1
+  return t.value();
 }
 
 }  // namespace agentpane::docker

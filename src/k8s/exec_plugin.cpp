@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/base64.hpp"
+#include "common/time.hpp"
 
 namespace agentpane::k8s {
 
@@ -25,16 +26,6 @@ std::optional<std::string> stringField(const Json& obj, const char* key) {
   return it->get<std::string>();
 }
 
-int digits(std::string_view s, std::size_t pos, std::size_t n) {
-  if (pos + n > s.size()) return -1;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
 std::string firstLine(const std::string& s, std::size_t max) {
   std::string out = s.substr(0, max);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
@@ -45,59 +36,16 @@ std::string firstLine(const std::string& s, std::size_t max) {
 }  // namespace
 
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
-  int year = digits(s, 0, 4);
-  int mon = digits(s, 5, 2);
-  int day = digits(s, 8, 2);
-  int hour = digits(s, 11, 2);
-  int min = digits(s, 14, 2);
-  int sec = digits(s, 17, 2);
-  if (year < 0 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || min < 0 ||
-      min > 59 || sec < 0 || sec > 60 || s[4] != '-' || s[7] != '-' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
-    return std::nullopt;
-  }
-  std::size_t pos = 19;
-  std::chrono::nanoseconds frac{0};
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    std::int64_t scale = 100000000;
-    std::size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (scale > 0) frac += std::chrono::nanoseconds((s[pos] - '0') * scale);
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-  }
-  if (pos >= s.size()) return std::nullopt;
-  int offsetMinutes = 0;
-  if (s[pos] == 'Z' || s[pos] == 'z') {
-    ++pos;
-  } else if (s[pos] == '+' || s[pos] == '-') {
-    int oh = digits(s, pos + 1, 2);
-    int om = digits(s, pos + 4, 2);
-    if (oh < 0 || om < 0 || oh > 23 || om > 59 || s[pos + 3] != ':') return std::nullopt;
-    offsetMinutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
+  auto t = agentpane::parseRfc3339(s);  // common/time.hpp
+  if (!t.ok()) return std::nullopt;
   // system_clock counts nanoseconds in 64 bits: about 1678..2262. Credentials that far out
   // are "never" and "long ago"; computing them would overflow.
-  if (year > 2200) return std::chrono::system_clock::time_point::max();
-  if (year < 1900) return std::chrono::system_clock::time_point::min();
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  std::time_t t = ::timegm(&tm);
-  auto tp = std::chrono::system_clock::from_time_t(t) - std::chrono::minutes(offsetMinutes);
-  return tp + std::chrono::duration_cast<std::chrono::system_clock::duration>(frac);
+  constexpr std::int64_t k1900 = -2208988800, k2200 = 7258118400;
+  if (t->unixSeconds >= k2200) return std::chrono::system_clock::time_point::max();
+  if (t->unixSeconds < k1900) return std::chrono::system_clock::time_point::min();
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(t->unixSeconds) + std::chrono::nanoseconds(t->nanos)));
 }
 
 Result<Credentials> parseExecCredential(std::string_view text, std::string_view apiVersion) {

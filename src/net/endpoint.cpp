@@ -1,6 +1,6 @@
 #include "net/endpoint.hpp"
 
-#include <charconv>
+#include "net/url.hpp"
 
 namespace agentpane::net {
 
@@ -56,68 +56,47 @@ std::string Endpoint::describe() const {
 }
 
 Result<Endpoint> parseEndpoint(std::string_view url, std::uint16_t defaultPort) {
-  auto sep = url.find("://");
-  if (sep == std::string_view::npos)
-    return invalid(url, "missing scheme (unix://, tcp://, https://)");
-  std::string_view scheme = url.substr(0, sep);
-  std::string_view rest = url.substr(sep + 3);
+  auto parsed = parseUrl(url);
+  if (!parsed.ok()) return invalid(url, parsed.error().message);
+  const Url& u = parsed.value();
+  if (u.scheme.empty()) return invalid(url, "missing scheme (unix://, tcp://, https://)");
+  if (!u.hasAuthority) return invalid(url, "expected scheme://");
 
-  if (scheme == "unix") {
-    if (rest.empty()) return invalid(url, "empty socket path");
-    return Endpoint::unixSocket(std::string(rest));
+  if (u.scheme == "unix") {
+    // unix:///var/run/docker.sock: an empty authority, then the socket path.
+    if (!u.host.empty() || u.port || !u.userInfo.empty())
+      return invalid(url, "a unix socket URL has no host: unix:///path");
+    if (u.rawPath.empty() || u.rawPath == "/") return invalid(url, "empty socket path");
+    if (u.query || u.fragment) return invalid(url, "queries are not supported");
+    std::string path;
+    for (const auto& seg : u.segments)
+      path += "/" + seg;
+    return Endpoint::unixSocket(std::move(path));
   }
   Endpoint::Kind kind;
-  if (scheme == "tcp" || scheme == "http") {
+  if (u.scheme == "tcp" || u.scheme == "http") {
     kind = Endpoint::Kind::Tcp;
-  } else if (scheme == "https") {
+  } else if (u.scheme == "https") {
     kind = Endpoint::Kind::Tls;
   } else {
-    return invalid(url, "unsupported scheme '" + std::string(scheme) + "'");
+    return invalid(url, "unsupported scheme '" + u.scheme + "'");
   }
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#@") != std::string_view::npos) {
+  bool onlySlash = u.rawPath.empty() || u.rawPath == "/";
+  if (!onlySlash || u.query || u.fragment || !u.userInfo.empty()) {
     return invalid(url, "paths, queries and credentials are not supported");
   }
-  std::string host;
-  std::string_view portText;
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) return invalid(url, "unterminated [ in host");
-    host = std::string(rest.substr(1, close - 1));
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return invalid(url, "junk after ]");
-      portText = after.substr(1);
-    }
-  } else {
-    auto colon = rest.rfind(':');
-    if (colon != std::string_view::npos) {
-      host = std::string(rest.substr(0, colon));
-      portText = rest.substr(colon + 1);
-    } else {
-      host = std::string(rest);
-    }
-  }
-  if (host.empty()) return invalid(url, "empty host");
-  std::uint16_t port = defaultPort;
-  if (!portText.empty()) {
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
-    if (ec != std::errc() || end != portText.data() + portText.size() || value == 0 ||
-        value > 65535) {
-      return invalid(url, "bad port '" + std::string(portText) + "'");
-    }
-    port = static_cast<std::uint16_t>(value);
-  }
+  if (u.host.empty()) return invalid(url, "empty host");
+  std::uint16_t port = u.port.value_or(defaultPort);
+  if (u.port && *u.port == 0) return invalid(url, "bad port '0'");
   if (port == 0) {
-    if (scheme == "http")
+    if (u.scheme == "http")
       port = 80;
-    else if (scheme == "https")
+    else if (u.scheme == "https")
       port = 443;
     else
       return invalid(url, "missing port");
   }
-  Endpoint e = Endpoint::tcp(std::move(host), port);
+  Endpoint e = Endpoint::tcp(u.host, port);
   e.kind = kind;
   return e;
 }

@@ -5,16 +5,10 @@
 
 #include "agentpane/sandbox.hpp"
 #include "agentpane/tmux.hpp"
+#include "net/url.hpp"
 
 namespace agentpane::server {
 namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool hasControl(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
@@ -27,67 +21,26 @@ Error badTarget(const std::string& why) {
 
 }  // namespace
 
-std::string percentDecode(std::string_view s, bool plusIsSpace, bool& ok) {
-  std::string out;
-  out.reserve(s.size());
-  ok = true;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      int hi = i + 1 < s.size() ? hexValue(s[i + 1]) : -1;
-      int lo = i + 2 < s.size() ? hexValue(s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) {
-        ok = false;
-        return {};
-      }
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+' && plusIsSpace) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 Result<Target> parseTarget(std::string_view target) {
   if (target.empty() || target.front() != '/') return badTarget("must start with '/'");
+  // "//host/x" would parse as an authority: an origin-form target never has one.
+  if (target.substr(0, 2) == "//") return badTarget("empty path segment");
+  auto url = net::parseUrl(target);
+  if (!url.ok()) return badTarget(url.error().message);
   Target t;
-  auto q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  if (auto hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
-
-  path.remove_prefix(1);
-  if (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    auto raw = path.substr(0, slash);
-    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-    if (raw.empty()) return badTarget("empty path segment");
-    bool ok = false;
-    std::string seg = percentDecode(raw, false, ok);
-    if (!ok) return badTarget("bad percent escape");
+  auto segs = std::move(url->segments);
+  if (!segs.empty() && segs.back().empty()) segs.pop_back();  // a trailing slash is ignored
+  for (auto& seg : segs) {
+    if (seg.empty()) return badTarget("empty path segment");
     if (seg == "." || seg == "..") return badTarget("dot segments are not allowed");
     if (hasControl(seg)) return badTarget("control characters in the path");
     t.segments.push_back(std::move(seg));
     if (t.segments.size() > 16) return badTarget("too many path segments");
   }
-
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    bool okKey = false;
-    bool okValue = true;
-    std::string key = percentDecode(pair.substr(0, eq), true, okKey);
-    std::string value = eq == std::string_view::npos
-                            ? std::string{}
-                            : percentDecode(pair.substr(eq + 1), true, okValue);
-    if (!okKey || !okValue) return badTarget("bad percent escape in the query");
+  if (!url->query) return t;
+  auto query = net::parseQuery(*url->query);
+  if (!query.ok()) return badTarget(query.error().message + " in the query");
+  for (auto& [key, value] : query.value()) {
     if (hasControl(key) || hasControl(value)) return badTarget("control characters in the query");
     if (t.query.count(key)) return badTarget("query parameter '" + key + "' given twice");
     t.query.emplace(std::move(key), std::move(value));

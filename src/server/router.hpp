@@ -18,11 +18,9 @@ struct Target {
 };
 
 // Splits and percent-decodes a request target. Refused (ValidationError): a target not
-// starting with '/', bad escapes, NUL or control bytes, "." and ".." segments, empty inner
-// segments. A trailing slash is ignored.
+// starting with '/', what RFC 3986 does not allow in a URI (net::parseUrl), bad escapes, NUL
+// or control bytes, "." and ".." segments, empty inner segments. A trailing slash is ignored.
 Result<Target> parseTarget(std::string_view target);
-
-std::string percentDecode(std::string_view s, bool plusIsSpace, bool& ok);
 
 // Path parameter kinds, spelled in patterns as `{sandbox}`, `{config}`, `{tmux}`.
 enum class ParamKind { SandboxId, ConfigId, TmuxName };

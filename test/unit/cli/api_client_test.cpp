@@ -1,4 +1,5 @@
 #include "cli/api_client.hpp"
+#include "net/url.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -20,8 +21,8 @@ TEST(ServerUrl, Forms) {
   auto v6 = parseServerUrl("http://[::1]:9000");
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->host, "::1");
-  for (const char* bad :
-       {"https://x:1", "ftp://x", "127.0.0.1:7300", "http://x:port", "http://x:1/path"}) {
+  for (const char* bad : {"https://x:1", "ftp://x", "127.0.0.1:7300", "http://x:port",
+                          "http://x:1/path", "http://u:p@x:1", "http://x:1?q", "http://x y:1"}) {
     auto r = parseServerUrl(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::ValidationError);
@@ -46,8 +47,8 @@ TEST(Token, FromEnvironmentOrHomeFile) {
 }
 
 TEST(UrlEncode, EscapesEverythingOutsideUnreserved) {
-  EXPECT_EQ(urlEncode("a-b_c.d~"), "a-b_c.d~");
-  EXPECT_EQ(urlEncode("a;id/../$(x)"), "a%3Bid%2F..%2F%24%28x%29");
+  EXPECT_EQ(net::percentEncode("a-b_c.d~"), "a-b_c.d~");
+  EXPECT_EQ(net::percentEncode("a;id/../$(x)"), "a%3Bid%2F..%2F%24%28x%29");
 }
 
 }  // namespace
