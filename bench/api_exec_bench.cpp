@@ -80,8 +80,11 @@ int main(int argc, char** argv) {
   if (!provider.ok()) return 2;
   ExecRequest er;
   er.argv = {"true"};
+  SandboxRef ref;  // the server's sandbox, found by its name (agentpane-<id>) and labels
+  ref.instance = provider.value()->instance();
+  ref.sandboxId = id;
   auto direct = [&] {
-    auto r = provider.value()->exec(id, er);
+    auto r = provider.value()->exec(ref, er);
     return r.ok() && r->exitCode == 0;
   };
 

@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
   std::printf("sandbox %s created in %.0f ms (container %s)\n", spec.id.c_str(), msSince(t0),
               sandbox->containerId.substr(0, 12).c_str());
   const std::string container = DockerProvider::containerName(spec.id);
+  const agentpane::SandboxRef ref = agentpane::sandboxRef(sandbox.value());
 
   int rc = 0;
   std::vector<Stats> results;
@@ -148,7 +149,7 @@ int main(int argc, char** argv) {
   std::vector<double> ours;
   for (int i = 0; i < warmup + runs; ++i) {
     auto s = Clock::now();
-    auto r = provider.exec(spec.id, req);
+    auto r = provider.exec(ref, req);
     double ms = msSince(s);
     if (!r.ok() || r->exitCode != 0) {
       std::cerr << "agentpane exec failed: "
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
   }
   results.push_back(summarize("dockerode", node));
 
-  auto removed = provider.remove(spec.id);
+  auto removed = provider.remove(ref);
   std::filesystem::remove_all(dir);
   if (!removed.ok()) std::cerr << "warning: " << removed.error().describe() << "\n";
 
