@@ -1,6 +1,9 @@
 #include "common/hash.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <random>
 
 namespace agentpane {
 
@@ -14,6 +17,23 @@ std::string sha256Hex(std::string_view data) {
   for (unsigned int i = 0; i < len; ++i) {
     out += kHex[md[i] >> 4];
     out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+std::string randomHex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    std::random_device rd;
+    for (auto& c : raw)
+      c = static_cast<char>(rd());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
   }
   return out;
 }

@@ -1,16 +1,13 @@
 // DockerProvider::openExec and the engine side of an exec session: exit codes from
 // GET /exec/{id}/json, and killing a process tree the engine has no API for.
 //
-// Killing: Docker cannot kill an exec. Every exec we start carries a random marker in its
-// environment (AGENTPANE_EXEC_ID=<hex>), inherited by all its children; on timeout or
-// cancel a second exec, as the same user (with all capabilities dropped, root could not
-// signal uid 1000), SIGKILLs every process whose environment holds the marker. The marker
-// is ours (hex), never user input, and reaches the shell as an argument, not as code.
-#include <openssl/rand.h>
-
-#include <random>
+// Killing: Docker cannot kill an exec; on timeout or cancel the process tree is killed by
+// its environment marker (common/exec_marker.hpp), by an exec as the same user (with all
+// capabilities dropped, root could not signal uid 1000).
 #include <thread>
 
+#include "common/exec_marker.hpp"
+#include "common/hash.hpp"
 #include "docker/docker_provider.hpp"
 #include "docker/exec_session.hpp"
 
@@ -19,32 +16,6 @@ namespace agentpane::docker {
 using nlohmann::json;
 
 namespace {
-
-constexpr const char* kMarkerVar = "AGENTPANE_EXEC_ID";
-
-// Rescans until a pass finds nothing (children forked while we scan), at most 10 passes.
-constexpr const char* kKillScript =
-    "i=0; while [ $i -lt 10 ]; do i=$((i+1)); n=0; "
-    "for p in /proc/[0-9]*; do "
-    "if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx \"AGENTPANE_EXEC_ID=$1\"; then "
-    "kill -9 ${p#/proc/} 2>/dev/null && n=$((n+1)); fi; done; "
-    "[ $n -eq 0 ] && break; done; exit 0";
-
-std::string randomHex(std::size_t bytes) {
-  std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
-    std::random_device rd;
-    for (auto& c : raw)
-      c = static_cast<char>(rd());
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xF];
-  }
-  return out;
-}
 
 Error mapExecError(const Error& e, const std::string& id) {
   int status = httpStatus(e);
@@ -90,7 +61,7 @@ class DockerExecControl final : public ExecControl {
   void killProcessTree() override {
     json body = {{"AttachStdin", false}, {"AttachStdout", true},
                  {"AttachStderr", true}, {"Tty", false},
-                 {"User", user_},        {"Cmd", {"sh", "-c", kKillScript, "sh", marker_}}};
+                 {"User", user_},        {"Cmd", {"sh", "-c", kKillByMarkerScript, "sh", marker_}}};
     auto made = client_->call("POST", "/containers/" + container_ + "/exec", &body, killTimeout_);
     if (!made.ok()) return;
     auto stream = client_->startExec(made->value("Id", std::string()));
@@ -130,12 +101,12 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
   const std::string marker = randomHex(16);
   json env = json::array();
   for (const auto& [k, v] : options.env) {
-    if (k.empty() || k.find('=') != std::string::npos || k == kMarkerVar) {
+    if (k.empty() || k.find('=') != std::string::npos || k == kExecMarkerVar) {
       return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
     }
     env.push_back(k + "=" + v);
   }
-  env.push_back(std::string(kMarkerVar) + "=" + marker);
+  env.push_back(std::string(kExecMarkerVar) + "=" + marker);
   const std::string user = options.root ? "0:0" : "1000:1000";
   json body = {{"AttachStdin", options.attachStdin},
                {"AttachStdout", true},

@@ -55,9 +55,10 @@ Result<ChannelEvent> ChannelReader::feed(std::string_view message) {
       return fail("close signal of " + std::to_string(message.size()) + " bytes (expected 2)");
     }
     const auto closed = static_cast<std::uint8_t>(payload.front());
-    if (closed == kChannelStdout) return ChannelEvent{ChannelEvent::Kind::StreamClosed};
+    if (closed == kChannelStdout)
+      return ChannelEvent{ChannelEvent::Kind::StreamClosed, ExecStream::Stdout, {}};
     if (closed == kChannelStderr) {
-      return ChannelEvent{ChannelEvent::Kind::StreamClosed, ExecStream::Stderr};
+      return ChannelEvent{ChannelEvent::Kind::StreamClosed, ExecStream::Stderr, {}};
     }
     if (closed <= kChannelResize) return ChannelEvent{};  // nothing we read from
     return fail("close signal for unknown channel " + std::to_string(closed));
@@ -76,7 +77,7 @@ Result<ChannelEvent> ChannelReader::feed(std::string_view message) {
         return fail("status larger than " + std::to_string(kMaxStatusBytes) + " bytes");
       }
       status_.append(payload);
-      return ChannelEvent{ChannelEvent::Kind::Status};
+      return ChannelEvent{ChannelEvent::Kind::Status, ExecStream::Stdout, {}};
     default:  // stdin and resize flow from client to server only
       return fail("data from the server on channel " + std::to_string(channel));
   }

@@ -463,7 +463,8 @@ Result<std::unique_ptr<K8sExecSession>> openWith(const std::shared_ptr<net::IoTh
       st->start(execDeadline);
       return std::unique_ptr<K8sExecSession>(new WsExecSession<Next>(st));
     }
-    net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
+    // Best effort: the session failed to open already; its error is what counts.
+    (void)net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
       st->closeOnStrand();
       co_return okResult();
     });

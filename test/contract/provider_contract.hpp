@@ -43,6 +43,11 @@ struct ProviderHarness {
   bool rootAllowed = true;  // false: ExecOptions.root must be refused with ValidationError
   // The project directory is the same directory on this host (bind mount or hostPath PV).
   bool workspaceSharedWithHost = true;
+  // What create() of an image the backend does not have fails with.
+  ErrorCode unknownImageCode = ErrorCode::SandboxImageNotFound;
+  // >= 0: project directories are given to this uid and gid (a Kubernetes sandbox runs as
+  // the project's owner and refuses root-owned ones).
+  int projectOwner = -1;
 };
 
 // Defined by the provider's contract test file.
@@ -75,6 +80,10 @@ inline std::string tempProjectDir() {
   if (made == nullptr) return {};
   // The sandbox user (uid 1000) writes here.
   ::chmod(made, 0777);
+  if (harness().projectOwner >= 0 && ::chown(made, static_cast<uid_t>(harness().projectOwner),
+                                             static_cast<gid_t>(harness().projectOwner)) != 0) {
+    return {};
+  }
   return made;
 }
 
@@ -312,7 +321,7 @@ TEST_F(ProviderContract, UnknownImageIsRefusedAndLeavesNothing) {
   s.image = "agentpane/no-such-image:" + detail::shortRandom();
   auto made = provider().create(s);
   ASSERT_FALSE(made.ok());
-  EXPECT_EQ(made.error().code, ErrorCode::SandboxImageNotFound) << made.error().describe();
+  EXPECT_EQ(made.error().code, detail::harness().unknownImageCode) << made.error().describe();
   auto got = provider().get(nameOnly(id));
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code, ErrorCode::SandboxNotFound);

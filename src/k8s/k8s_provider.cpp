@@ -1,0 +1,577 @@
+#include "k8s/k8s_provider.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "k8s/watch.hpp"
+
+namespace agentpane::k8s {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool isCode(const Error& e, ErrorCode c) {
+  return e.code == c;
+}
+
+Error notFound(const std::string& id) {
+  return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+}
+
+std::string podPath(const std::string& ns, const std::string& name = {}) {
+  return resourcePath("v1", "pods", ns, name);
+}
+std::string claimPath(const std::string& ns, const std::string& name = {}) {
+  return resourcePath("v1", "persistentvolumeclaims", ns, name);
+}
+std::string volumePath(const std::string& name = {}) {
+  return resourcePath("v1", "persistentvolumes", {}, name);
+}
+
+// Closes a watcher at a deadline, from a thread of its own: Watcher::next() blocks.
+class CloseAtDeadline {
+ public:
+  CloseAtDeadline(Watcher& w, Clock::time_point deadline)
+      : thread_([this, &w, deadline] {
+          std::unique_lock lock(mu_);
+          if (!cv_.wait_until(lock, deadline, [this] { return done_; })) {
+            expired_ = true;
+            lock.unlock();
+            w.close();
+          }
+        }) {}
+  ~CloseAtDeadline() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CloseAtDeadline(const CloseAtDeadline&) = delete;
+  CloseAtDeadline& operator=(const CloseAtDeadline&) = delete;
+  [[nodiscard]] bool expired() const { return expired_.load(); }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::atomic<bool> expired_{false};
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+// The object named `name` in a watch event (nullptr: this event does not carry it; for a
+// Synced list without it, `gone` is set).
+const json* eventObject(const WatchEvent& ev, const std::string& name, bool& gone) {
+  gone = false;
+  if (ev.type == WatchEvent::Type::Bookmark) return nullptr;
+  if (ev.type == WatchEvent::Type::Synced) {
+    for (const auto& item : ev.items)
+      if (item.value("metadata", json::object()).value("name", "") == name) return &item;
+    gone = true;
+    return nullptr;
+  }
+  if (ev.type == WatchEvent::Type::Deleted) {
+    gone = true;
+    return nullptr;
+  }
+  return &ev.object;
+}
+
+// What a sandbox in a scope is made of, gathered from lists (cleanup, list).
+struct Parts {
+  const json* pod = nullptr;
+  const json* claim = nullptr;
+  const json* volume = nullptr;
+};
+
+std::string labelOf(const json& obj, const char* key) {
+  auto p = json::json_pointer("/metadata/labels");
+  if (!obj.contains(p) || !obj.at(p).is_object()) return {};
+  return obj.at(p).value(key, "");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<K8sProvider>> K8sProvider::create(K8sProviderOptions opts) {
+  RestClientOptions ro;
+  ro.io = opts.io;
+  auto client = RestClient::create(opts.rest, ro);
+  if (!client.ok()) return client.takeError();
+  if (!opts.scopeLabels.count(labels::kInstance)) {
+    // Every object must carry an instance scope (provider.hpp); without one given, the
+    // provider's own name is the scope.
+    opts.scopeLabels[labels::kInstance] = opts.instanceName;
+  }
+  return std::unique_ptr<K8sProvider>(new K8sProvider(std::move(opts), std::move(client).value()));
+}
+
+K8sProvider::K8sProvider(K8sProviderOptions opts, std::shared_ptr<RestClient> client)
+    : opts_(std::move(opts)), client_(std::move(client)) {}
+
+K8sProvider::~K8sProvider() = default;
+
+std::string K8sProvider::nsOf(const SandboxRef& ref) const {
+  return ref.scope.empty() ? opts_.namespaceName : ref.scope;
+}
+
+Result<void> K8sProvider::ensureNamespace() {
+  const std::string& ns = opts_.namespaceName;
+  auto got = client_->get(resourcePath("v1", "namespaces", {}, ns));
+  if (got.ok()) {
+    const std::string level = labelOf(*got, "pod-security.kubernetes.io/enforce");
+    if (level != "restricted") {
+      spdlog::warn(
+          "namespace {} enforces PodSecurity '{}', not 'restricted'; sandbox pods are "
+          "restricted anyway, but other pods there may not be",
+          ns, level.empty() ? "privileged (no label)" : level);
+    }
+    return {};
+  }
+  // Credentials limited to the namespace may not read Namespaces: the pod create will tell.
+  if (isCode(got.error(), ErrorCode::K8sForbidden)) return {};
+  if (!isCode(got.error(), ErrorCode::K8sNotFound)) return got.takeError();
+  const std::string howTo =
+      "create it with the restricted Pod Security level: kubectl create "
+      "namespace " +
+      ns + " && kubectl label namespace " + ns + " pod-security.kubernetes.io/enforce=restricted";
+  if (!opts_.createNamespace) {
+    return Error(ErrorCode::K8sNamespaceError, "namespace " + ns + " does not exist; " + howTo,
+                 {{"namespace", ns}});
+  }
+  json body = {{"apiVersion", "v1"},
+               {"kind", "Namespace"},
+               {"metadata",
+                {{"name", ns},
+                 {"labels",
+                  {{"pod-security.kubernetes.io/enforce", "restricted"},
+                   {"pod-security.kubernetes.io/warn", "restricted"},
+                   {"pod-security.kubernetes.io/audit", "restricted"}}}}}};
+  auto made = client_->create(resourcePath("v1", "namespaces"), body);
+  if (made.ok() || isCode(made.error(), ErrorCode::K8sConflict)) return {};
+  return Error(ErrorCode::K8sNamespaceError,
+               "namespace " + ns + " does not exist and cannot be created (" +
+                   made.error().message + "); " + howTo,
+               {{"namespace", ns}});
+}
+
+Result<json> K8sProvider::ownPod(const std::string& ns, const std::string& sandboxId) {
+  auto got = client_->get(podPath(ns, podName(sandboxId)));
+  if (!got.ok()) {
+    if (isCode(got.error(), ErrorCode::K8sNotFound)) return notFound(sandboxId);
+    return got.takeError();
+  }
+  if (!ownedBy(*got, sandboxId, opts_.scopeLabels)) return notFound(sandboxId);
+  return got;
+}
+
+Result<json> K8sProvider::ownClaim(const std::string& ns, const std::string& sandboxId) {
+  auto got = client_->get(claimPath(ns, claimName(sandboxId)));
+  if (!got.ok()) {
+    if (isCode(got.error(), ErrorCode::K8sNotFound)) return notFound(sandboxId);
+    return got.takeError();
+  }
+  if (!ownedBy(*got, sandboxId, opts_.scopeLabels)) return notFound(sandboxId);
+  return got;
+}
+
+Result<SandboxInfo> K8sProvider::resolve(const SandboxRef& ref) {
+  if (!isValidSandboxId(ref.sandboxId)) return notFound(ref.sandboxId);
+  const std::string ns = nsOf(ref);
+  auto pod = ownPod(ns, ref.sandboxId);
+  if (pod.ok()) return infoFromPod(*pod, instance());
+  if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) return pod.takeError();
+  auto claim = ownClaim(ns, ref.sandboxId);
+  if (!claim.ok()) return claim.takeError();
+  return infoFromClaim(*claim, instance());
+}
+
+Result<SandboxInfo> K8sProvider::get(const SandboxRef& ref) {
+  return resolve(ref);
+}
+
+Result<SandboxInfo> K8sProvider::requireRunning(const SandboxRef& ref) {
+  auto info = resolve(ref);
+  if (!info.ok()) return info;
+  if (info->state != SandboxState::Running) {
+    return Error(ErrorCode::SandboxNotRunning,
+                 "sandbox '" + ref.sandboxId + "' is not running (" + info->stateDetail + ")",
+                 {{"id", ref.sandboxId}});
+  }
+  return info;
+}
+
+Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
+  if (!isValidSandboxId(spec.id)) {
+    return Error(ErrorCode::ValidationError, "invalid sandbox id '" + spec.id + "'");
+  }
+  PodTemplateOptions t;
+  t.namespaceName = opts_.namespaceName;
+  t.scopeLabels = opts_.scopeLabels;
+  t.imagePullPolicy = opts_.imagePullPolicy;
+  t.workspace = opts_.workspace;
+  t.storageClass = opts_.storageClass;
+  t.workspaceSizeGi = spec.kubernetes.workspaceSizeGi > 0 ? spec.kubernetes.workspaceSizeGi : 10;
+  if (auto w = workspaceKindFromString(spec.kubernetes.workspaceVolume);
+      w && !spec.kubernetes.workspaceVolume.empty()) {
+    t.workspace = *w;
+  } else if (!w) {
+    return Error(ErrorCode::ValidationError,
+                 "workspaceVolume must be pvc, emptyDir or hostPath, not '" +
+                     spec.kubernetes.workspaceVolume + "'");
+  }
+  if (!spec.kubernetes.storageClass.empty()) t.storageClass = spec.kubernetes.storageClass;
+
+  // The project directory: it must exist on this host (which is the node of a local
+  // cluster), and its owner becomes the sandbox user.
+  struct stat st {};
+  if (::stat(spec.projectPath.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error(ErrorCode::SandboxProjectPathInvalid,
+                 "project path '" + spec.projectPath + "' is not a directory",
+                 {{"projectPath", spec.projectPath}});
+  }
+  if (t.workspace != WorkspaceKind::EmptyDir) {
+    if (st.st_uid == 0) {
+      return Error(ErrorCode::SandboxProjectPathInvalid,
+                   "project directory '" + spec.projectPath +
+                       "' is owned by root, and a pod under PodSecurity 'restricted' cannot run "
+                       "as uid 0, so the sandbox could not write it; give the project to a "
+                       "non-root user (e.g. chown -R 1000:1000 '" +
+                       spec.projectPath + "'), or use the Docker provider",
+                   {{"projectPath", spec.projectPath}, {"owner", "0"}});
+    }
+    t.uid = st.st_uid;
+    t.gid = st.st_gid == 0 ? st.st_uid : st.st_gid;
+  }
+
+  AP_TRY(ensureNamespace());
+  const std::string& ns = opts_.namespaceName;
+  // A stopped sandbox has a claim and no pod: it exists too.
+  for (const auto& path : {podPath(ns, podName(spec.id)), claimPath(ns, claimName(spec.id))}) {
+    auto got = client_->get(path);
+    if (got.ok()) {
+      return Error(ErrorCode::SandboxAlreadyExists, "sandbox '" + spec.id + "' already exists",
+                   {{"id", spec.id}});
+    }
+    if (!isCode(got.error(), ErrorCode::K8sNotFound)) return got.takeError();
+  }
+
+  json pod = podManifest(spec, t);
+  auto fail = [&](Error e) -> Error {
+    auto removed = removeEverything(ns, spec.id, false);  // leaves nothing behind
+    if (!removed.ok()) e.details["cleanup"] = removed.error().message;
+    return e;
+  };
+  if (t.workspace == WorkspaceKind::Claim) {
+    if (t.storageClass.empty()) {
+      auto pv = client_->create(volumePath(), volumeManifest(spec, t));
+      if (!pv.ok()) {
+        if (isCode(pv.error(), ErrorCode::K8sConflict)) {
+          return Error(ErrorCode::SandboxAlreadyExists,
+                       "a workspace volume of sandbox '" + spec.id + "' already exists",
+                       {{"id", spec.id}, {"volume", volumeName(ns, spec.id)}});
+        }
+        return pv.takeError();
+      }
+    }
+    auto pvc = client_->create(claimPath(ns), claimManifest(spec, t, pod));
+    if (!pvc.ok()) return fail(pvc.takeError());
+  }
+  auto ran = runPod(pod, spec.id);
+  if (!ran.ok()) return fail(ran.takeError());
+  return ran;
+}
+
+Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sandboxId) {
+  const std::string ns = pod["metadata"].value("namespace", opts_.namespaceName);
+  const std::string name = pod["metadata"].value("name", "");
+  auto made = client_->create(podPath(ns), pod);
+  if (!made.ok()) {
+    if (isCode(made.error(), ErrorCode::K8sConflict)) {
+      return Error(ErrorCode::SandboxAlreadyExists, "sandbox '" + sandboxId + "' already exists",
+                   {{"id", sandboxId}});
+    }
+    return made.takeError();
+  }
+  const auto deadline = Clock::now() + opts_.startupTimeout;
+  WatchOptions wo;
+  wo.selectors.fieldSelector = "metadata.name=" + name;
+  wo.resourceVersion = made->value("metadata", json::object()).value("resourceVersion", "");
+  Watcher watcher(client_, podPath(ns), wo);
+  CloseAtDeadline guard(watcher, deadline);
+  json last = *made;
+  for (;;) {
+    PodProgress p = podProgress(last);
+    if (p.failure) return *p.failure;
+    if (p.ready) return infoFromPod(last, instance());
+    auto ev = watcher.next();
+    if (!ev.ok()) {
+      if (guard.expired()) {
+        std::string where = p.phase.empty() ? "not yet scheduled" : p.phase;
+        for (const auto& c :
+             last.value("status", json::object()).value("conditions", json::array()))
+          if (c.value("status", "") == "False" && c.contains("message"))
+            where +=
+                "; " + c.value("type", std::string()) + ": " + c.value("message", std::string());
+        return Error(ErrorCode::K8sPodStartupTimeout,
+                     "pod " + name + " was not ready within " +
+                         std::to_string(opts_.startupTimeout.count()) + " s (" + where + ")",
+                     {{"pod", name}, {"namespace", ns}});
+      }
+      return ev.takeError();
+    }
+    bool gone = false;
+    const json* obj = eventObject(*ev, name, gone);
+    if (gone) {
+      return Error(ErrorCode::K8sPodNotRunning, "pod " + name + " was deleted while starting",
+                   {{"pod", name}});
+    }
+    if (obj != nullptr) last = *obj;
+  }
+}
+
+Result<void> K8sProvider::waitGone(const std::string& ns, const std::string& name,
+                                   Clock::time_point deadline) {
+  auto got = client_->get(podPath(ns, name));
+  if (!got.ok()) {
+    if (isCode(got.error(), ErrorCode::K8sNotFound)) return {};
+    return got.takeError();
+  }
+  WatchOptions wo;
+  wo.selectors.fieldSelector = "metadata.name=" + name;
+  wo.resourceVersion = got->value("metadata", json::object()).value("resourceVersion", "");
+  Watcher watcher(client_, podPath(ns), wo);
+  CloseAtDeadline guard(watcher, deadline);
+  for (;;) {
+    auto ev = watcher.next();
+    if (!ev.ok()) {
+      if (guard.expired()) {
+        return Error(ErrorCode::Timeout,
+                     "pod " + name +
+                         " was still terminating after the stop "
+                         "timeout",
+                     {{"pod", name}});
+      }
+      return ev.takeError();
+    }
+    bool gone = false;
+    eventObject(*ev, name, gone);
+    if (gone) return {};
+  }
+}
+
+Result<void> K8sProvider::removeEverything(const std::string& ns, const std::string& sandboxId,
+                                           bool podOnly) {
+  const auto deadline = Clock::now() + opts_.stopTimeout;
+  DeleteOptions del;
+  del.gracePeriodSeconds = opts_.deleteGraceSeconds;
+  auto pod = ownPod(ns, sandboxId);
+  if (pod.ok()) {
+    auto r = client_->remove(podPath(ns, podName(sandboxId)), del);
+    if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+    AP_TRY(waitGone(ns, podName(sandboxId), deadline));
+  } else if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) {
+    return pod.takeError();
+  }
+  if (podOnly) return {};
+  auto claim = ownClaim(ns, sandboxId);
+  if (claim.ok()) {
+    auto r = client_->remove(claimPath(ns, claimName(sandboxId)), {});
+    if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+  } else if (!isCode(claim.error(), ErrorCode::SandboxNotFound)) {
+    return claim.takeError();
+  }
+  auto pv = client_->get(volumePath(volumeName(ns, sandboxId)));
+  if (pv.ok()) {
+    if (ownedBy(*pv, sandboxId, opts_.scopeLabels)) {
+      auto r = client_->remove(volumePath(volumeName(ns, sandboxId)), {});
+      if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+    }
+  } else if (!isCode(pv.error(), ErrorCode::K8sNotFound)) {
+    return pv.takeError();
+  }
+  return {};
+}
+
+Result<std::vector<SandboxInfo>> K8sProvider::list(const ListFilter& filter) {
+  std::map<std::string, std::string> extra = filter.labels;
+  if (filter.projectId) extra[labels::kProjectId] = *filter.projectId;
+  if (filter.agentId) extra[labels::kAgentId] = *filter.agentId;
+  ListOptions lo;
+  lo.labelSelector = scopeSelector(opts_.scopeLabels, extra);
+  const std::string& ns = opts_.namespaceName;
+  auto pods = client_->listAll(podPath(ns), lo);
+  if (!pods.ok()) return pods.takeError();
+  auto claims = client_->listAll(claimPath(ns), lo);
+  if (!claims.ok()) return claims.takeError();
+  std::vector<SandboxInfo> out;
+  std::set<std::string> seen;
+  for (const auto& pod : pods->value("items", json::array())) {
+    SandboxInfo info = infoFromPod(pod, instance());
+    if (info.id.empty()) continue;
+    seen.insert(info.id);
+    if (!filter.includeStopped && info.state != SandboxState::Running &&
+        info.state != SandboxState::Creating) {
+      continue;
+    }
+    out.push_back(std::move(info));
+  }
+  if (filter.includeStopped) {
+    for (const auto& claim : claims->value("items", json::array())) {
+      SandboxInfo info = infoFromClaim(claim, instance());
+      if (info.id.empty() || seen.count(info.id)) continue;
+      out.push_back(std::move(info));
+    }
+  }
+  return out;
+}
+
+Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
+  const std::string ns = nsOf(ref);
+  auto pod = ownPod(ns, ref.sandboxId);
+  if (pod.ok()) {
+    SandboxInfo info = infoFromPod(*pod, instance());
+    if (info.state == SandboxState::Running) return info;
+    if (info.state == SandboxState::Creating) {
+      return Error(ErrorCode::SandboxNotRunning,
+                   "sandbox '" + ref.sandboxId + "' is still starting (" + info.stateDetail + ")",
+                   {{"id", ref.sandboxId}});
+    }
+    // Failed, finished or terminating: make way for a new pod from the claim's template.
+    AP_TRY(removeEverything(ns, ref.sandboxId, true));
+  } else if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) {
+    return pod.takeError();
+  }
+  auto claim = ownClaim(ns, ref.sandboxId);
+  if (!claim.ok()) {
+    if (pod.ok() && isCode(claim.error(), ErrorCode::SandboxNotFound)) {
+      return Error(ErrorCode::SandboxNotRunning,
+                   "sandbox '" + ref.sandboxId +
+                       "' has no workspace claim to start from "
+                       "(emptyDir and hostPath workspaces end with their pod)",
+                   {{"id", ref.sandboxId}});
+    }
+    return claim.takeError();
+  }
+  const std::string text = claim->value("metadata", json::object())
+                               .value("annotations", json::object())
+                               .value(k8s_annotations::kPodTemplate, "");
+  auto tmpl = json::parse(text, nullptr, false);
+  if (tmpl.is_discarded() || !tmpl.is_object()) {
+    return Error(ErrorCode::SandboxNotRunning,
+                 "the workspace claim of sandbox '" + ref.sandboxId +
+                     "' does not hold a pod template to start from",
+                 {{"id", ref.sandboxId}});
+  }
+  return runPod(tmpl, ref.sandboxId);
+}
+
+Result<void> K8sProvider::stop(const SandboxRef& ref) {
+  const std::string ns = nsOf(ref);
+  auto pod = ownPod(ns, ref.sandboxId);
+  if (!pod.ok()) {
+    if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) return pod.takeError();
+    auto claim = ownClaim(ns, ref.sandboxId);  // stopped already?
+    if (!claim.ok()) return claim.takeError();
+    return {};
+  }
+  return removeEverything(ns, ref.sandboxId, true);
+}
+
+Result<void> K8sProvider::remove(const SandboxRef& ref) {
+  if (!isValidSandboxId(ref.sandboxId)) return {};
+  return removeEverything(nsOf(ref), ref.sandboxId, false);
+}
+
+HealthStatus K8sProvider::healthCheck() {
+  HealthStatus h;
+  auto version = client_->get("/version");
+  if (!version.ok()) {
+    h.warnings.push_back(version.error().describe());
+    return h;
+  }
+  h.reachable = true;
+  h.version = version->value("gitVersion", "");
+  h.apiVersion = "v1";
+  ListOptions lo;
+  lo.labelSelector = scopeSelector(opts_.scopeLabels);
+  auto pods = client_->listAll(podPath(opts_.namespaceName), lo);
+  if (!pods.ok()) {
+    h.warnings.push_back("cannot list pods in " + opts_.namespaceName + ": " +
+                         pods.error().describe());
+    return h;
+  }
+  for (const auto& pod : pods->value("items", json::array())) {
+    ++h.total;
+    if (infoFromPod(pod, instance()).state == SandboxState::Running) ++h.running;
+  }
+  auto ns = client_->get(resourcePath("v1", "namespaces", {}, opts_.namespaceName));
+  if (!ns.ok() && isCode(ns.error(), ErrorCode::K8sNotFound)) {
+    h.warnings.push_back("namespace " + opts_.namespaceName +
+                         " does not exist yet (made at the first create)");
+  }
+  return h;
+}
+
+Result<CleanupReport> K8sProvider::cleanup(const CleanupFilter& filter) {
+  ListOptions lo;
+  lo.labelSelector = scopeSelector(opts_.scopeLabels);
+  const std::string& ns = opts_.namespaceName;
+  auto pods = client_->listAll(podPath(ns), lo);
+  if (!pods.ok()) return pods.takeError();
+  auto claims = client_->listAll(claimPath(ns), lo);
+  if (!claims.ok()) return claims.takeError();
+  auto volumes = client_->listAll(volumePath(), lo);
+  if (!volumes.ok()) return volumes.takeError();
+
+  std::map<std::string, Parts> byId;
+  for (const auto& p : pods->value("items", json::array()))
+    byId[labelOf(p, labels::kSandboxId)].pod = &p;
+  for (const auto& c : claims->value("items", json::array()))
+    byId[labelOf(c, labels::kSandboxId)].claim = &c;
+  for (const auto& v : volumes->value("items", json::array())) {
+    // Only the volumes of this namespace's sandboxes.
+    if (v.value("metadata", json::object()).value("name", "") !=
+        volumeName(ns, labelOf(v, labels::kSandboxId))) {
+      continue;
+    }
+    byId[labelOf(v, labels::kSandboxId)].volume = &v;
+  }
+  byId.erase("");
+
+  std::optional<std::set<std::string>> known;
+  if (filter.knownIds) known.emplace(filter.knownIds->begin(), filter.knownIds->end());
+  CleanupReport report;
+  for (const auto& [id, parts] : byId) {
+    bool drop = false;
+    if (known && !known->count(id)) drop = true;
+    if (parts.pod != nullptr) {
+      SandboxInfo info = infoFromPod(*parts.pod, instance());
+      if (filter.failed && info.state == SandboxState::Failed) drop = true;
+      if (filter.stopped && info.state == SandboxState::Stopped) drop = true;
+      if (filter.createdBeforeUnix && info.state == SandboxState::Running &&
+          info.createdAtUnix < *filter.createdBeforeUnix) {
+        drop = true;
+      }
+    } else if (filter.stopped) {
+      // A claim without its pod is a stopped sandbox; a volume alone, what a create that
+      // died half-way left.
+      drop = true;
+    }
+    if (!drop) continue;
+    auto r = removeEverything(ns, id, false);
+    (r.ok() ? report.removedIds : report.failedIds).push_back(id);
+    if (!r.ok()) spdlog::warn("cleanup of sandbox {} failed: {}", id, r.error().describe());
+  }
+  return report;
+}
+
+}  // namespace agentpane::k8s

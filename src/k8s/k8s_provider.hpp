@@ -1,0 +1,100 @@
+// SandboxProvider on a Kubernetes cluster: one restricted pod per sandbox, its workspace a
+// claim bound to a hostPath volume over the project directory (pod_template.hpp says what
+// each object is). The cluster alone is the source of truth: list() rebuilds SandboxInfo from
+// labels and annotations after a restart.
+//
+// - create: namespace check, claim + volume, pod; then waits for Ready by a watch on the
+//   pod, classifying failures from its status (pod_template.hpp podProgress); on any failure
+//   the pod, claim and volume are removed before the error returns.
+// - stop deletes the pod (grace period) and keeps the claim; start re-creates the pod from
+//   the manifest kept on the claim. Workspaces without a claim (emptyDir, hostPath) cannot be
+//   started again once stopped (SandboxNotRunning).
+// - exec: the WebSocket exec of exec_session.hpp. Kubernetes exec has no user, directory,
+//   environment or kill: argv runs under `env -C DIR NAME=VALUE… -- argv` (arguments, never
+//   a shell line), with a random marker in the environment by which cancel() kills the
+//   process tree through a second exec, as the Docker provider does; the timeout is killed
+//   in the pod by coreutils' `timeout`. Root is refused (ValidationError): the pod runs as a
+//   non-root user under PodSecurity "restricted".
+// - metrics: the container's own cgroup, read through an exec (the cluster's metrics API is
+//   not assumed); memory, pids and CPU are kernel figures, never placeholders.
+// - Every call is bounded (the REST client's deadlines; create and stop by their timeouts).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agentpane/provider.hpp"
+#include "k8s/pod_template.hpp"
+#include "k8s/rest_client.hpp"
+
+namespace agentpane::k8s {
+
+struct K8sProviderOptions {
+  RestConfig rest;
+  std::string instanceName = "kubernetes";  // SandboxProvider::instance()
+  std::string namespaceName = "agentpane-sandboxes";
+  // Added to everything created and required by list/cleanup (labels::kInstance, test runs).
+  std::map<std::string, std::string> scopeLabels;
+  std::string imagePullPolicy = "IfNotPresent";
+  WorkspaceKind workspace = WorkspaceKind::Claim;
+  std::string storageClass;  // empty: hostPath PV over the project directory
+  std::chrono::seconds startupTimeout{120};
+  std::chrono::seconds stopTimeout{60};
+  int deleteGraceSeconds = 2;
+  // Creates the namespace (with the restricted PodSecurity labels) when it is missing and the
+  // credentials may; otherwise a missing namespace is K8sNamespaceError saying what to do.
+  bool createNamespace = true;
+  std::chrono::milliseconds killTimeout{10000};
+  std::shared_ptr<net::IoThread> io;  // default: a loop of our own
+};
+
+class K8sProvider final : public SandboxProvider {
+ public:
+  // Fails only on configuration (bad TLS material); never calls the cluster.
+  static Result<std::unique_ptr<K8sProvider>> create(K8sProviderOptions opts);
+  ~K8sProvider() override;
+
+  Result<SandboxInfo> create(const SandboxSpec& spec) override;
+  Result<SandboxInfo> get(const SandboxRef& ref) override;
+  Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override;
+  Result<SandboxInfo> start(const SandboxRef& ref) override;
+  Result<void> stop(const SandboxRef& ref) override;
+  Result<void> remove(const SandboxRef& ref) override;
+
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
+                                                const std::vector<std::string>& argv,
+                                                const ExecOptions& options) override;
+  Result<SandboxMetrics> metrics(const SandboxRef& ref) override;
+
+  [[nodiscard]] ProviderType type() const override { return ProviderType::Kubernetes; }
+  [[nodiscard]] std::string instance() const override { return opts_.instanceName; }
+  HealthStatus healthCheck() override;
+  Result<CleanupReport> cleanup(const CleanupFilter& filter) override;
+
+  [[nodiscard]] const std::string& namespaceName() const { return opts_.namespaceName; }
+  RestClient& client() { return *client_; }
+
+ private:
+  K8sProvider(K8sProviderOptions opts, std::shared_ptr<RestClient> client);
+
+  Result<void> ensureNamespace();
+  // The pod a ref names, checked to be ours; 404 or not ours: SandboxNotFound. A claim
+  // without its pod (a stopped sandbox) is reported as Stopped.
+  Result<SandboxInfo> resolve(const SandboxRef& ref);
+  Result<nlohmann::json> ownPod(const std::string& ns, const std::string& sandboxId);
+  Result<nlohmann::json> ownClaim(const std::string& ns, const std::string& sandboxId);
+  // Creates the pod and waits until it is Ready (or fails, or times out).
+  Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId);
+  Result<void> waitGone(const std::string& ns, const std::string& pod,
+                        std::chrono::steady_clock::time_point deadline);
+  Result<void> removeEverything(const std::string& ns, const std::string& sandboxId, bool podOnly);
+  std::string nsOf(const SandboxRef& ref) const;
+  Result<SandboxInfo> requireRunning(const SandboxRef& ref);
+
+  K8sProviderOptions opts_;
+  std::shared_ptr<RestClient> client_;
+};
+
+}  // namespace agentpane::k8s

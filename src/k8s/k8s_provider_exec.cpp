@@ -1,0 +1,211 @@
+// K8sProvider::openExec and metrics: what Kubernetes exec lacks (user, directory,
+// environment, killing) made of arguments, never of a shell line built from user strings.
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <mutex>
+#include <sstream>
+
+#include "common/exec_marker.hpp"
+#include "common/hash.hpp"
+#include "k8s/exec_session.hpp"
+#include "k8s/k8s_provider.hpp"
+
+namespace agentpane::k8s {
+
+namespace {
+
+bool validEnvName(const std::string& k) {
+  if (k.empty() || (std::isdigit(static_cast<unsigned char>(k[0])) != 0)) return false;
+  for (char c : k)
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_') return false;
+  return true;
+}
+
+// The sandbox's session: the WebSocket exec, plus the kill that Kubernetes does not have.
+class SandboxExecSession final : public ExecSession {
+ public:
+  SandboxExecSession(std::unique_ptr<K8sExecSession> inner, std::shared_ptr<net::IoThread> io,
+                     RestConfig cfg, ExecSpec killSpec)
+      : inner_(std::move(inner)),
+        io_(std::move(io)),
+        cfg_(std::move(cfg)),
+        killSpec_(std::move(killSpec)) {}
+  ~SandboxExecSession() override {
+    // A session dropped before its end (the client went away) leaves no process behind.
+    if (!ended_.load()) killTree();
+  }
+  SandboxExecSession(const SandboxExecSession&) = delete;
+  SandboxExecSession& operator=(const SandboxExecSession&) = delete;
+
+  Result<void> writeStdin(std::string_view data) override { return inner_->writeStdin(data); }
+  Result<void> closeStdin() override { return inner_->closeStdin(); }
+  Result<std::optional<ExecChunk>> read() override {
+    auto r = inner_->read();
+    if (r.ok() && !r->has_value()) ended_ = true;
+    if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) ended_ = true;  // killed in pod
+    return r;
+  }
+  Result<int> wait() override { return inner_->wait(); }
+  void cancel() override {
+    inner_->cancel();
+    if (!ended_.load()) killTree();
+  }
+
+ private:
+  // Blocks until the killer exec has ended (bounded by its own timeout). Once.
+  void killTree() {
+    std::call_once(killed_, [this] {
+      auto s = openExec(io_, cfg_, killSpec_);
+      if (!s.ok()) return;
+      for (;;) {
+        auto c = (*s)->read();
+        if (!c.ok() || !c->has_value()) break;
+      }
+    });
+  }
+
+  std::unique_ptr<K8sExecSession> inner_;
+  std::shared_ptr<net::IoThread> io_;
+  RestConfig cfg_;
+  ExecSpec killSpec_;
+  std::atomic<bool> ended_{false};
+  std::once_flag killed_;
+};
+
+Error mapExecOpenError(Error e, const std::string& id) {
+  if (e.code == ErrorCode::K8sNotFound) {
+    return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
+  }
+  // The pod exists but its container is not running (a 400 from the apiserver).
+  if (e.code == ErrorCode::K8sApiError && e.details.count("code") && e.details["code"] == "400") {
+    return Error(ErrorCode::SandboxNotRunning,
+                 "sandbox '" + id + "' is not running (" + e.message + ")", {{"id", id}});
+  }
+  return e;
+}
+
+std::uint64_t parseU64(const std::string& s) {
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+// Reads the container's cgroup (v2, else v1) twice, 200 ms apart, for a CPU rate. Fixed
+// text: nothing of the caller's reaches it.
+constexpr const char* kCgroupScript =
+    "if [ -f /sys/fs/cgroup/memory.max ]; then c=/sys/fs/cgroup; "
+    "cpu() { awk '/^usage_usec/ {print $2 * 1000}' $c/cpu.stat; }; "
+    "echo mem=$(cat $c/memory.current); echo max=$(cat $c/memory.max); "
+    "echo pids=$(cat $c/pids.current); "
+    "else c=/sys/fs/cgroup; cpu() { cat $c/cpuacct/cpuacct.usage 2>/dev/null || "
+    "cat $c/cpu,cpuacct/cpuacct.usage; }; "
+    "echo mem=$(cat $c/memory/memory.usage_in_bytes); "
+    "echo max=$(cat $c/memory/memory.limit_in_bytes); "
+    "echo pids=$(cat $c/pids/pids.current); fi; "
+    "echo cpu0=$(cpu); sleep 0.2; echo cpu1=$(cpu); "
+    "echo net=$(awk 'NR > 2 && $1 != \"lo:\" {rx += $2; tx += $10} END {print rx, tx}' "
+    "/proc/net/dev)";
+
+}  // namespace
+
+Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref,
+                                                           const std::vector<std::string>& argv,
+                                                           const ExecOptions& options) {
+  const std::string& id = ref.sandboxId;
+  if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
+  if (options.root) {
+    return Error(ErrorCode::ValidationError,
+                 "root exec is not possible in a Kubernetes sandbox: its pod runs as a non-root "
+                 "user under PodSecurity 'restricted'",
+                 {{"id", id}, {"reason", "rootForbiddenByPodSecurity"}});
+  }
+  // env(1) takes a first word with '=' for an assignment: such a command cannot be named.
+  if (argv[0].find('=') != std::string::npos) {
+    return Error(ErrorCode::ValidationError,
+                 "a command name containing '=' cannot be run in a Kubernetes sandbox",
+                 {{"argv0", argv[0]}});
+  }
+  for (const auto& [k, v] : options.env) {
+    if (!validEnvName(k) || k == kExecMarkerVar) {
+      return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
+    }
+  }
+  auto info = requireRunning(ref);
+  if (!info.ok()) return info.takeError();
+
+  const std::string marker = randomHex(16);
+  ExecSpec spec;
+  spec.namespaceName = info->podNamespace;
+  spec.pod = info->podName;
+  spec.container = kSandboxContainer;
+  spec.attachStdin = options.attachStdin;
+  spec.timeout = options.timeout;
+  spec.argv = {"env"};
+  if (!options.workingDir.empty()) {
+    spec.argv.push_back("-C");
+    spec.argv.push_back(options.workingDir);
+  }
+  spec.argv.push_back(std::string(kExecMarkerVar) + "=" + marker);
+  for (const auto& [k, v] : options.env)
+    spec.argv.push_back(k + "=" + v);
+  spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
+
+  ExecSpec killSpec;
+  killSpec.namespaceName = spec.namespaceName;
+  killSpec.pod = spec.pod;
+  killSpec.container = spec.container;
+  killSpec.argv = {"sh", "-c", kKillByMarkerScript, "sh", marker};
+  killSpec.timeout = opts_.killTimeout;
+
+  const RestConfig& cfg = client_->config();
+  auto session = k8s::openExec(client_->io(), cfg, spec);
+  if (!session.ok()) return mapExecOpenError(session.takeError(), id);
+  return std::unique_ptr<ExecSession>(std::make_unique<SandboxExecSession>(
+      std::move(session).value(), client_->io(), cfg, std::move(killSpec)));
+}
+
+Result<SandboxMetrics> K8sProvider::metrics(const SandboxRef& ref) {
+  auto info = requireRunning(ref);
+  if (!info.ok()) return info.takeError();
+  ExecRequest req;
+  req.argv = {"sh", "-c", kCgroupScript};
+  req.options.workingDir = "/";
+  req.options.timeout = std::chrono::seconds(10);
+  auto r = exec(ref, req);
+  if (!r.ok()) return r.takeError();
+  if (r->exitCode != 0) {
+    return Error(ErrorCode::SandboxExecFailed,
+                 "reading the sandbox's cgroup failed: " + r->stderrData.substr(0, 300));
+  }
+  std::map<std::string, std::string> kv;
+  std::istringstream in(r->stdoutData);
+  for (std::string line; std::getline(in, line);) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  SandboxMetrics m;
+  m.memoryBytes = parseU64(kv["mem"]);
+  m.memoryLimitBytes = kv["max"] == "max" ? 0 : parseU64(kv["max"]);
+  m.pids = parseU64(kv["pids"]);
+  const auto cpu0 = parseU64(kv["cpu0"]);
+  const auto cpu1 = parseU64(kv["cpu1"]);
+  if (cpu1 >= cpu0) m.cpuPercent = static_cast<double>(cpu1 - cpu0) / 0.2e9 * 100.0;
+  std::istringstream net(kv["net"]);
+  net >> m.networkRxBytes >> m.networkTxBytes;
+  if (info->createdAtUnix > 0) {
+    m.uptimeSeconds =
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                          .count() -
+                                      info->createdAtUnix);
+  }
+  if (kv["mem"].empty() || kv["pids"].empty()) {
+    return Error(
+        ErrorCode::SandboxExecFailed,
+        "the sandbox's cgroup gave no memory or pids figures: " + r->stdoutData.substr(0, 300));
+  }
+  return m;
+}
+
+}  // namespace agentpane::k8s

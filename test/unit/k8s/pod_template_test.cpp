@@ -1,0 +1,172 @@
+// The manifests of a Kubernetes sandbox and how a pod's status reads, without a cluster.
+#include "k8s/pod_template.hpp"
+
+#include <gtest/gtest.h>
+
+namespace agentpane::k8s {
+namespace {
+
+using nlohmann::json;
+
+SandboxSpec spec() {
+  SandboxSpec s;
+  s.id = "sb-1";
+  s.projectId = "proj";
+  s.agentId = "agent";
+  s.projectPath = "/home/u/project";
+  s.image = "agentpane/sandbox:latest";
+  s.memoryMb = 768;
+  s.cpu = 1.5;
+  s.env = {{"A", "1"}};
+  return s;
+}
+
+PodTemplateOptions opts() {
+  PodTemplateOptions o;
+  o.namespaceName = "ns";
+  o.scopeLabels = {{labels::kInstance, "abc"}};
+  o.uid = 1001;
+  o.gid = 1002;
+  return o;
+}
+
+TEST(PodTemplate, PodIsRestrictedAndLabelled) {
+  json pod = podManifest(spec(), opts());
+  EXPECT_EQ(pod["metadata"]["name"], "agentpane-sb-1");
+  EXPECT_EQ(pod["metadata"]["namespace"], "ns");
+  EXPECT_EQ(pod["metadata"]["labels"][labels::kSandboxId], "sb-1");
+  EXPECT_EQ(pod["metadata"]["labels"][labels::kInstance], "abc");
+  EXPECT_EQ(pod["metadata"]["labels"][labels::kManaged], "true");
+  EXPECT_EQ(pod["metadata"]["annotations"][k8s_annotations::kProjectPath], "/home/u/project");
+  const json& ps = pod["spec"];
+  EXPECT_EQ(ps["automountServiceAccountToken"], false);
+  EXPECT_EQ(ps["securityContext"]["runAsUser"], 1001);
+  EXPECT_EQ(ps["securityContext"]["runAsGroup"], 1002);
+  EXPECT_EQ(ps["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(ps["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  const json& c = ps["containers"][0];
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_EQ(c["resources"]["limits"]["memory"], "768Mi");
+  EXPECT_EQ(c["resources"]["limits"]["cpu"], "1500m");
+  EXPECT_EQ(c["resources"]["requests"]["memory"], "384Mi");
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "750m");
+  EXPECT_EQ(ps["volumes"][0]["persistentVolumeClaim"]["claimName"], "agentpane-sb-1-workspace");
+  // Another owner than the image's user gets a writable HOME.
+  bool home = false;
+  for (const auto& e : c["env"])
+    home = home || (e["name"] == "HOME" && e["value"] == "/tmp");
+  EXPECT_TRUE(home);
+}
+
+TEST(PodTemplate, ClaimBindsToItsOwnVolumeAndKeepsThePod) {
+  json pod = podManifest(spec(), opts());
+  json claim = claimManifest(spec(), opts(), pod);
+  EXPECT_EQ(claim["spec"]["storageClassName"], "");
+  EXPECT_EQ(claim["spec"]["volumeName"], "agentpane-ns-sb-1");
+  EXPECT_EQ(json::parse(
+                claim["metadata"]["annotations"][k8s_annotations::kPodTemplate].get<std::string>()),
+            pod);
+  json pv = volumeManifest(spec(), opts());
+  EXPECT_EQ(pv["spec"]["hostPath"]["path"], "/home/u/project");
+  EXPECT_EQ(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+  EXPECT_EQ(pv["spec"]["claimRef"]["name"], "agentpane-sb-1-workspace");
+  EXPECT_EQ(pv["spec"]["claimRef"]["namespace"], "ns");
+  SandboxInfo stopped = infoFromClaim(claim, "kubernetes");
+  EXPECT_EQ(stopped.state, SandboxState::Stopped);
+  EXPECT_EQ(stopped.id, "sb-1");
+  EXPECT_EQ(stopped.image, "agentpane/sandbox:latest");
+  EXPECT_EQ(stopped.projectPath, "/home/u/project");
+}
+
+TEST(PodTemplate, StorageClassMeansDynamicProvisioning) {
+  auto o = opts();
+  o.storageClass = "fast";
+  json claim = claimManifest(spec(), o, json::object());
+  EXPECT_EQ(claim["spec"]["storageClassName"], "fast");
+  EXPECT_FALSE(claim["spec"].contains("volumeName"));
+}
+
+TEST(PodTemplate, OwnershipNeedsEveryScopeLabel) {
+  json pod = podManifest(spec(), opts());
+  EXPECT_TRUE(ownedBy(pod, "sb-1", {{labels::kInstance, "abc"}}));
+  EXPECT_FALSE(ownedBy(pod, "sb-2", {{labels::kInstance, "abc"}}));
+  EXPECT_FALSE(ownedBy(pod, "sb-1", {{labels::kInstance, "other"}}));
+  EXPECT_FALSE(ownedBy(json::object(), "sb-1", {}));
+  EXPECT_EQ(scopeSelector({{labels::kInstance, "abc"}}, {{labels::kProjectId, "p"}}),
+            "agentpane.io/instance=abc,agentpane.io/project-id=p,agentpane.io/sandbox=true");
+}
+
+json withStatus(json status) {
+  json pod = podManifest(spec(), opts());
+  pod["status"] = std::move(status);
+  return pod;
+}
+
+TEST(PodTemplate, ProgressAndFailuresFromStatus) {
+  auto running = withStatus(
+      {{"phase", "Running"},
+       {"conditions",
+        {{{"type", "PodScheduled"}, {"status", "True"}}, {{"type", "Ready"}, {"status", "True"}}}},
+       {"containerStatuses", {{{"name", "sandbox"}, {"state", {{"running", json::object()}}}}}}});
+  auto p = podProgress(running);
+  EXPECT_TRUE(p.scheduled && p.started && p.ready);
+  EXPECT_FALSE(p.failure);
+  EXPECT_EQ(infoFromPod(running, "k").state, SandboxState::Running);
+
+  auto pull = withStatus(
+      {{"phase", "Pending"},
+       {"containerStatuses",
+        {{{"name", "sandbox"},
+          {"image", "x:1"},
+          {"state",
+           {{"waiting", {{"reason", "ErrImageNeverPull"}, {"message", "not present"}}}}}}}}});
+  ASSERT_TRUE(podProgress(pull).failure);
+  EXPECT_EQ(podProgress(pull).failure->code, ErrorCode::K8sImagePullBackoff);
+  EXPECT_EQ(infoFromPod(pull, "k").state, SandboxState::Failed);
+
+  auto noRoom = withStatus({{"phase", "Pending"},
+                            {"conditions",
+                             {{{"type", "PodScheduled"},
+                               {"status", "False"},
+                               {"reason", "Unschedulable"},
+                               {"message", "0/1 nodes are available: 1 Insufficient memory."}}}}});
+  ASSERT_TRUE(podProgress(noRoom).failure);
+  EXPECT_EQ(podProgress(noRoom).failure->code, ErrorCode::K8sInsufficientResources);
+
+  // Waiting for the claim to bind is not a failure.
+  auto unbound = withStatus(
+      {{"phase", "Pending"},
+       {"conditions",
+        {{{"type", "PodScheduled"},
+          {"status", "False"},
+          {"reason", "Unschedulable"},
+          {"message",
+           "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}}}}});
+  EXPECT_FALSE(podProgress(unbound).failure);
+  EXPECT_EQ(infoFromPod(unbound, "k").state, SandboxState::Creating);
+
+  auto exited =
+      withStatus({{"phase", "Failed"},
+                  {"containerStatuses",
+                   {{{"name", "sandbox"},
+                     {"state", {{"terminated", {{"reason", "Error"}, {"exitCode", 1}}}}}}}}});
+  ASSERT_TRUE(podProgress(exited).failure);
+  EXPECT_EQ(podProgress(exited).failure->code, ErrorCode::K8sPodNotRunning);
+  EXPECT_EQ(infoFromPod(exited, "k").state, SandboxState::Failed);
+
+  auto deleting = running;
+  deleting["metadata"]["deletionTimestamp"] = "2026-12-04T10:00:00Z";
+  EXPECT_EQ(infoFromPod(deleting, "k").state, SandboxState::Stopped);
+}
+
+TEST(PodTemplate, Quantities) {
+  EXPECT_EQ(memoryQuantity(2048), "2048Mi");
+  EXPECT_EQ(cpuQuantity(2.0), "2000m");
+  EXPECT_EQ(cpuQuantity(0.0001), "1m");
+  EXPECT_EQ(workspaceKindFromString("emptyDir"), WorkspaceKind::EmptyDir);
+  EXPECT_FALSE(workspaceKindFromString("nfs"));
+}
+
+}  // namespace
+}  // namespace agentpane::k8s
