@@ -47,7 +47,8 @@ struct Doctor {
 // The providers `serve` would build for this home (composition.hpp): the same engine and the
 // same instance scope, so the counts are this server's sandboxes.
 void checkProviders(Doctor& d, const fs::path& home) {
-  auto providers = buildProviders(CompositionOptions{home, k8sEnabledByEnvironment()});
+  auto providers = buildProviders(
+      CompositionOptions{home, k8sEnabledByEnvironment(), kubernetesSettingsFromEnvironment()});
   if (!providers.ok()) {
     d.problem("engine", providers.error().message, "check DOCKER_HOST / DOCKER_CERT_PATH");
     return;

@@ -229,6 +229,19 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
                      spec.kubernetes.workspaceVolume + "'");
   }
   if (!spec.kubernetes.storageClass.empty()) t.storageClass = spec.kubernetes.storageClass;
+  // One namespace per provider instance: list, cleanup and reconcile look there only, so a
+  // sandbox elsewhere would be lost to them. The built-in default means "the instance's".
+  const std::string& wantNs = spec.kubernetes.kubeNamespace;
+  if (!wantNs.empty() && wantNs != opts_.namespaceName &&
+      wantNs != KubernetesOptions{}.kubeNamespace) {
+    return Error(ErrorCode::ValidationError,
+                 "the profile asks for namespace '" + wantNs +
+                     "' but this server's Kubernetes "
+                     "provider works in '" +
+                     opts_.namespaceName +
+                     "' (set AGENTPANE_K8S_NAMESPACE when starting the server)",
+                 {{"field", "kubeNamespace"}});
+  }
 
   // The project directory: it must exist on this host (which is the node of a local
   // cluster), and its owner becomes the sandbox user.

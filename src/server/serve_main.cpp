@@ -72,7 +72,8 @@ int runServe(const ServeOptions& options) {
 
   // Which providers exist, and their instance scope, is decided in one place (composition.hpp)
   // that `doctor` shares.
-  auto providers = buildProviders(CompositionOptions{home, so.enableK8s});
+  CompositionOptions composition{home, so.enableK8s, kubernetesSettingsFromEnvironment()};
+  auto providers = buildProviders(composition);
   if (!providers.ok()) {
     spdlog::error("providers: {}", providers.error().describe());
     return 1;

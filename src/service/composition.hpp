@@ -19,7 +19,20 @@ struct CompositionOptions {
   std::filesystem::path home;
   // ENABLE_K8S_SANDBOX (or `serve --enable-k8s`): a Kubernetes provider is registered too.
   bool enableK8s = false;
+  // The cluster of the Kubernetes provider instance. Empty fields: kubeconfig discovery
+  // (K8S_KUBECONFIG > KUBECONFIG > ~/.kube/config > in-cluster), its current context,
+  // namespace agentpane-sandboxes, pull policy IfNotPresent.
+  struct Kubernetes {
+    std::string kubeconfigPath;
+    std::string context;
+    std::string namespaceName;
+    std::string imagePullPolicy;  // IfNotPresent | Never | Always
+  } kubernetes;
 };
+
+// AGENTPANE_K8S_KUBECONFIG_PATH, AGENTPANE_K8S_CONTEXT, AGENTPANE_K8S_NAMESPACE and
+// AGENTPANE_K8S_IMAGE_PULL_POLICY (Never for a cluster whose node has the image imported).
+CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment();
 
 // ENABLE_K8S_SANDBOX is set to 1, true, TRUE or yes.
 bool k8sEnabledByEnvironment();
@@ -30,7 +43,9 @@ bool k8sEnabledByEnvironment();
 std::string instanceIdForHome(const std::filesystem::path& home);
 
 // The providers of a server, in registration order (Docker first). Fails only on
-// configuration (an unusable DOCKER_HOST, bad TLS files); never needs a reachable engine.
+// configuration (an unusable DOCKER_HOST, bad TLS files); never needs a reachable engine or
+// cluster. A Kubernetes provider whose kubeconfig cannot be loaded is left out with a
+// warning (creates for Kubernetes then fall back to Docker where the config allows it).
 Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
     const CompositionOptions& options);
 
