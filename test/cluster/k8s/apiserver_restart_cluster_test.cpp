@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/cluster_script.hpp"
 #include "k8s/kubeconfig.hpp"
 #include "k8s/rest_client.hpp"
 #include "k8s/watch.hpp"
@@ -38,33 +39,8 @@ std::string runId() {
   return id;
 }
 
-// scripts/test-cluster, found from this binary upwards (build/ sits in the checkout).
-std::string testClusterScript() {
-  std::error_code ec;
-  fs::path p = fs::canonical("/proc/self/exe", ec).parent_path();
-  for (; !p.empty() && p != p.root_path(); p = p.parent_path()) {
-    if (fs::exists(p / "scripts" / "test-cluster"))
-      return (p / "scripts" / "test-cluster").string();
-  }
-  return {};
-}
-
-// Runs the script with fixed arguments (no shell); returns its exit status.
-int runScript(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>("bash"));
-  for (const auto& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execvp("bash", argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
+using agentpane::testing::runScript;
+using agentpane::testing::testClusterScript;
 
 std::shared_ptr<RestClient> saClient(std::chrono::milliseconds timeout) {
   const char* path = std::getenv("AGENTPANE_TEST_SA_KUBECONFIG");

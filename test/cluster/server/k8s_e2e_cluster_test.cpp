@@ -1,0 +1,262 @@
+// End to end on Kubernetes: the real `agentpane serve` with the Kubernetes provider on the test
+// cluster (as the least-privilege ServiceAccount, AGENTPANE_TEST_SA_KUBECONFIG), driven by the
+// real CLI exactly as on Docker; a SIGKILL of the server in the middle of a create leaves no
+// pod, claim or volume the table does not know; with the cluster unreachable, a create falls
+// back to Docker and says so.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "integration/server/process.hpp"
+#include "k8s/kubeconfig_loader.hpp"
+#include "k8s/rest_client.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string randomHex(int n) {
+  static std::mt19937_64 rng(std::random_device{}());
+  std::string s;
+  for (int i = 0; i < n; ++i)
+    s += "0123456789abcdef"[rng() % 16];
+  return s;
+}
+
+class K8sE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* sa = std::getenv("AGENTPANE_TEST_SA_KUBECONFIG");
+    ASSERT_TRUE(sa != nullptr && *sa != '\0')
+        << "AGENTPANE_TEST_SA_KUBECONFIG is not set: eval \"$(scripts/test-cluster env)\"";
+    kubeconfig_ = sa;
+    root_ = fs::temp_directory_path() / ("agentpane-k8s-e2e-" + randomHex(8));
+    home_ = root_ / "home";
+    project_ = root_ / "project";
+    fs::create_directories(home_);
+    fs::create_directories(project_);
+    ASSERT_EQ(chown(project_.c_str(), 1000, 1000), 0);
+    projectId_ = "k8s-e2e-" + randomHex(10);
+    k8s::LoadingRules rules;
+    rules.explicitPath = kubeconfig_;
+    k8s::DeferredClientConfig deferred(rules);
+    auto cfg = deferred.restConfig();
+    ASSERT_TRUE(cfg.ok()) << cfg.error().describe();
+    auto client = k8s::RestClient::create(std::move(cfg).value());
+    ASSERT_TRUE(client.ok());
+    api_ = std::move(client).value();
+    startServer();
+  }
+
+  void TearDown() override {
+    server_.reset();
+    auto left = clusterObjects();
+    EXPECT_TRUE(left.empty()) << "leaked objects for " << projectId_ << ": " << *left.begin();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  void startServer(std::map<std::string, std::string> extraEnv = {}) {
+    fs::remove(home_ / "address");
+    std::map<std::string, std::string> env = {{"ENABLE_K8S_SANDBOX", "true"},
+                                              {"K8S_KUBECONFIG", kubeconfig_},
+                                              {"AGENTPANE_K8S_IMAGE_PULL_POLICY", "Never"}};
+    for (auto& [k, v] : extraEnv)
+      env[k] = v;
+    server_ = std::make_unique<Background>(
+        std::vector<std::string>{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
+                                 home_.string(), "--orphan-grace-seconds", "2",
+                                 "--reconcile-seconds", "1"},
+        env, (root_ / "server.log").string());
+    for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
+      std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(fs::exists(home_ / "address")) << serverLog();
+    std::ifstream in(home_ / "address");
+    std::getline(in, url_);
+    ASSERT_FALSE(url_.empty());
+  }
+
+  std::string serverLog() const {
+    std::ifstream in(root_ / "server.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  ProcResult cli(std::vector<std::string> args, const std::string& input = "") const {
+    args.insert(args.begin(), agentpaneBin());
+    return run(std::move(args), {{"AGENTPANE_URL", url_}, {"AGENTPANE_HOME", home_.string()}},
+               input);
+  }
+
+  json createJson() const {
+    auto r = cli({"sandbox", "create", "--provider", "kubernetes", "--project-path",
+                  project_.string(), "--project-id", projectId_, "--memory-mb", "512", "--json"});
+    EXPECT_EQ(r.exitCode, 0) << r.err << serverLog();
+    auto j = json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << r.out;
+    return j.is_object() ? j : json::object();
+  }
+
+  // "kind/name" of every pod, claim and volume of this test's project in the cluster.
+  std::set<std::string> clusterObjects() const {
+    std::set<std::string> out;
+    k8s::ListOptions lo;
+    lo.labelSelector = "agentpane.io/project-id=" + projectId_;
+    const std::string ns = "agentpane-sandboxes";
+    for (const auto& [kind, path] : std::vector<std::pair<std::string, std::string>>{
+             {"pod", k8s::resourcePath("v1", "pods", ns)},
+             {"pvc", k8s::resourcePath("v1", "persistentvolumeclaims", ns)},
+             {"pv", k8s::resourcePath("v1", "persistentvolumes")}}) {
+      auto l = api_->list(path, lo);
+      if (!l.ok()) {
+        out.insert("error:" + l.error().describe());
+        continue;
+      }
+      for (const auto& item : l->value("items", json::array()))
+        out.insert(kind + "/" + item["metadata"].value("name", ""));
+    }
+    return out;
+  }
+
+  json listSandboxes() const {
+    auto r = cli({"sandbox", "ls", "--json"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+
+  std::string kubeconfig_;
+  fs::path root_, home_, project_;
+  std::string projectId_, url_;
+  std::shared_ptr<k8s::RestClient> api_;
+  std::unique_ptr<Background> server_;
+};
+
+TEST_F(K8sE2E, CliLifecycleExecAndTmuxOnAPod) {
+  json made = createJson();
+  const std::string id = made.value("id", "");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(made.value("provider", ""), "kubernetes") << made.dump();
+  EXPECT_FALSE(made.contains("fallbackReason")) << made.dump();
+  EXPECT_EQ(clusterObjects().count("pod/agentpane-" + id), 1u);
+
+  auto e = cli({"exec", id, "--", "sh", "-c", "printf out; printf err >&2; exit 42"});
+  EXPECT_EQ(e.exitCode, 42) << e.err;
+  EXPECT_EQ(e.out, "out");
+  EXPECT_EQ(e.err, "err");
+  auto wc = cli({"exec", "-i", id, "--", "wc", "-c"}, std::string(100000, 'x'));
+  EXPECT_EQ(wc.exitCode, 0) << wc.err;
+  EXPECT_EQ(wc.out, "100000\n");
+  EXPECT_EQ(cli({"exec", id, "--", "id", "-u"}).out, "1000\n");
+  auto root = cli({"exec", "--root", id, "--", "id", "-u"});
+  EXPECT_NE(root.exitCode, 0);
+  EXPECT_NE(root.err.find("restricted"), std::string::npos) << root.err;
+
+  auto written = cli({"exec", id, "--", "sh", "-c", "echo hi > /workspace/from-pod.txt"});
+  EXPECT_EQ(written.exitCode, 0) << written.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((project_ / "from-pod.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+
+  auto timeout = cli({"exec", "--timeout", "1", id, "--", "sleep", "30"});
+  EXPECT_NE(timeout.exitCode, 0);
+  EXPECT_NE(timeout.err.find("EXEC_TIMEOUT"), std::string::npos) << timeout.err;
+
+  ASSERT_EQ(cli({"tmux", "new", id, "dev"}).exitCode, 0);
+  ASSERT_EQ(cli({"tmux", "send", id, "dev", "echo marker-$((6*7))"}).exitCode, 0);
+  std::string captured;
+  for (int i = 0; i < 50 && captured.find("marker-42") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+    captured = cli({"tmux", "capture", id, "dev", "--lines", "20"}).out;
+  }
+  EXPECT_NE(captured.find("marker-42"), std::string::npos) << captured;
+  EXPECT_EQ(cli({"tmux", "kill", id, "dev"}).exitCode, 0);
+
+  // Stop keeps the workspace claim; start brings the pod back with its files.
+  EXPECT_EQ(cli({"sandbox", "stop", id}).exitCode, 0);
+  auto objs = clusterObjects();
+  EXPECT_EQ(objs.count("pod/agentpane-" + id), 0u);
+  EXPECT_EQ(objs.count("pvc/agentpane-" + id + "-workspace"), 1u);
+  auto started = cli({"sandbox", "start", id});
+  EXPECT_EQ(started.exitCode, 0) << started.err;
+  EXPECT_EQ(cli({"exec", id, "--", "cat", "/workspace/from-pod.txt"}).out, "hi\n");
+
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+  EXPECT_TRUE(clusterObjects().empty());
+}
+
+TEST_F(K8sE2E, KillDashNineDuringCreateLeaksNothing) {
+  auto pending = std::async(std::launch::async, [&] {
+    return cli({"sandbox", "create", "--provider", "kubernetes", "--project-path",
+                project_.string(), "--project-id", projectId_});
+  });
+  // Kill the server the moment the cluster has the sandbox's first object.
+  for (int i = 0; i < 1000 && clusterObjects().empty(); ++i)
+    std::this_thread::sleep_for(10ms);
+  server_->signal(SIGKILL);
+  auto r = pending.get();
+  EXPECT_NE(r.exitCode, 0) << "create finished before the kill; the test did not hit its window";
+
+  startServer();
+  // Reconcile settles every row against the cluster: no row stays "creating", and every
+  // labelled pod is a live row.
+  bool consistent = false;
+  std::string last;
+  for (int i = 0; i < 600 && !consistent; ++i) {
+    auto rows = listSandboxes();
+    std::set<std::string> live;
+    bool creating = false;
+    for (const auto& s : rows) {
+      auto st = s.value("status", "");
+      if (st == "creating") creating = true;
+      if (st == "running" || st == "idle" || st == "stopped") live.insert(s.value("id", ""));
+    }
+    std::set<std::string> pods;
+    for (const auto& o : clusterObjects())
+      if (o.rfind("pod/agentpane-", 0) == 0) pods.insert(o.substr(14));
+    consistent = !creating && live == pods;
+    last = rows.dump() + " pods=" + std::to_string(pods.size());
+    if (!consistent) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(consistent) << last << serverLog();
+  for (const auto& s : listSandboxes())
+    cli({"sandbox", "rm", s.value("id", "")});
+  // Claims and volumes of removed rows go too.
+  for (int i = 0; i < 300 && !clusterObjects().empty(); ++i)
+    std::this_thread::sleep_for(100ms);
+}
+
+TEST_F(K8sE2E, UnreachableClusterFallsBackToDockerAndSaysSo) {
+  // The same credentials, at a port where nothing listens.
+  std::ifstream in(kubeconfig_);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto at = text.find("server: https://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << text;
+  auto eol = text.find('\n', at);
+  text.replace(at, eol - at, "server: https://127.0.0.1:1");
+  const fs::path dead = root_ / "unreachable.kubeconfig";
+  std::ofstream(dead) << text;
+  server_.reset();
+  startServer({{"K8S_KUBECONFIG", dead.string()}});
+
+  auto r = cli({"sandbox", "create", "--provider", "kubernetes", "--project-path",
+                project_.string(), "--project-id", projectId_, "--json"});
+  ASSERT_EQ(r.exitCode, 0) << r.err << serverLog();
+  auto j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j.value("provider", ""), "docker");
+  EXPECT_NE(j.value("fallbackReason", "").find("unreachable"), std::string::npos) << j.dump();
+  EXPECT_EQ(cli({"sandbox", "rm", j.value("id", "")}).exitCode, 0);
+}
+
+}  // namespace
+}  // namespace agentpane::testing
