@@ -180,6 +180,9 @@ Result<json> K8sProvider::ownClaim(const std::string& ns, const std::string& san
     return got.takeError();
   }
   if (!ownedBy(*got, sandboxId, opts_.scopeLabels)) return notFound(sandboxId);
+  // A claim being deleted (its pod was removed, a finalizer lets go soon) is a removed
+  // sandbox, not a stopped one.
+  if (got->contains(json::json_pointer("/metadata/deletionTimestamp"))) return notFound(sandboxId);
   return got;
 }
 
@@ -265,6 +268,7 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
     t.gid = st.st_gid == 0 ? st.st_uid : st.st_gid;
   }
 
+  const auto t0 = Clock::now();
   AP_TRY(ensureNamespace());
   const std::string& ns = opts_.namespaceName;
   // A stopped sandbox has a claim and no pod: it exists too.
@@ -294,12 +298,25 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
         }
         return pv.takeError();
       }
+      // The volume controller binds a claim to its named volume at once only if the volume
+      // is already in its cache; otherwise the claim waits for the periodic resync (15 s by
+      // default). The controller marks a volume it has seen Available.
+      auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, t0 + opts_.startupTimeout);
+      if (!seen.ok()) return fail(seen.takeError());
     }
     auto pvc = client_->create(claimPath(ns), claimManifest(spec, t, pod));
     if (!pvc.ok()) return fail(pvc.takeError());
+    // The scheduler refuses a pod whose claim is unbound and retries only with a backoff of
+    // seconds: the pod goes in once the claim is bound.
+    auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, t0 + opts_.startupTimeout);
+    if (!bound.ok()) return fail(bound.takeError());
+    spdlog::debug("k8s: sandbox {} claim bound after {} ms", spec.id,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   }
   auto ran = runPod(pod, spec.id);
   if (!ran.ok()) return fail(ran.takeError());
+  spdlog::debug("k8s: sandbox {} ready in {} ms", spec.id,
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   return ran;
 }
 
@@ -346,6 +363,44 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
     if (gone) {
       return Error(ErrorCode::K8sPodNotRunning, "pod " + name + " was deleted while starting",
                    {{"pod", name}});
+    }
+    if (obj != nullptr) last = *obj;
+  }
+}
+
+Result<void> K8sProvider::waitPhase(const std::string& collection, const json& object,
+                                    const std::set<std::string>& phases,
+                                    Clock::time_point deadline) {
+  const std::string name = object["metadata"].value("name", "");
+  const std::string kind = object.value("kind", std::string("object"));
+  WatchOptions wo;
+  wo.selectors.fieldSelector = "metadata.name=" + name;
+  wo.resourceVersion = object["metadata"].value("resourceVersion", "");
+  Watcher watcher(client_, collection, wo);
+  CloseAtDeadline guard(watcher, deadline);
+  json last = object;
+  for (;;) {
+    const std::string phase = last.value("status", json::object()).value("phase", "");
+    if (phases.count(phase)) return {};
+    if (phase == "Lost" || phase == "Failed") {
+      return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " is " + phase,
+                   {{"name", name}});
+    }
+    auto ev = watcher.next();
+    if (!ev.ok()) {
+      if (guard.expired()) {
+        return Error(ErrorCode::K8sPodStartupTimeout,
+                     kind + " " + name + " did not become " + *phases.begin() + " in time (phase " +
+                         (phase.empty() ? "none" : phase) + ")",
+                     {{"name", name}});
+      }
+      return ev.takeError();
+    }
+    bool gone = false;
+    const json* obj = eventObject(*ev, name, gone);
+    if (gone) {
+      return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " was deleted",
+                   {{"name", name}});
     }
     if (obj != nullptr) last = *obj;
   }
@@ -439,6 +494,7 @@ Result<std::vector<SandboxInfo>> K8sProvider::list(const ListFilter& filter) {
   }
   if (filter.includeStopped) {
     for (const auto& claim : claims->value("items", json::array())) {
+      if (claim.contains(json::json_pointer("/metadata/deletionTimestamp"))) continue;
       SandboxInfo info = infoFromClaim(claim, instance());
       if (info.id.empty() || seen.count(info.id)) continue;
       out.push_back(std::move(info));
@@ -545,12 +601,17 @@ Result<CleanupReport> K8sProvider::cleanup(const CleanupFilter& filter) {
   auto volumes = client_->listAll(volumePath(), lo);
   if (!volumes.ok()) return volumes.takeError();
 
+  // Objects already being deleted are on their way out: not counted again.
+  auto deleting = [](const json& o) {
+    return o.contains(json::json_pointer("/metadata/deletionTimestamp"));
+  };
   std::map<std::string, Parts> byId;
   for (const auto& p : pods->value("items", json::array()))
-    byId[labelOf(p, labels::kSandboxId)].pod = &p;
+    if (!deleting(p)) byId[labelOf(p, labels::kSandboxId)].pod = &p;
   for (const auto& c : claims->value("items", json::array()))
-    byId[labelOf(c, labels::kSandboxId)].claim = &c;
+    if (!deleting(c)) byId[labelOf(c, labels::kSandboxId)].claim = &c;
   for (const auto& v : volumes->value("items", json::array())) {
+    if (deleting(v)) continue;
     // Only the volumes of this namespace's sandboxes.
     if (v.value("metadata", json::object()).value("name", "") !=
         volumeName(ns, labelOf(v, labels::kSandboxId))) {

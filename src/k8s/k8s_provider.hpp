@@ -23,6 +23,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "agentpane/provider.hpp"
@@ -87,6 +88,10 @@ class K8sProvider final : public SandboxProvider {
   Result<nlohmann::json> ownClaim(const std::string& ns, const std::string& sandboxId);
   // Creates the pod and waits until it is Ready (or fails, or times out).
   Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId);
+  // Waits until the object (a claim or a volume) reaches one of `phases` (status.phase).
+  Result<void> waitPhase(const std::string& collection, const nlohmann::json& object,
+                         const std::set<std::string>& phases,
+                         std::chrono::steady_clock::time_point deadline);
   Result<void> waitGone(const std::string& ns, const std::string& pod,
                         std::chrono::steady_clock::time_point deadline);
   Result<void> removeEverything(const std::string& ns, const std::string& sandboxId, bool podOnly);
