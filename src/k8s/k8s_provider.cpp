@@ -406,9 +406,9 @@ Result<void> K8sProvider::waitPhase(const std::string& collection, const json& o
   }
 }
 
-Result<void> K8sProvider::waitGone(const std::string& ns, const std::string& name,
+Result<void> K8sProvider::waitGone(const std::string& collection, const std::string& name,
                                    Clock::time_point deadline) {
-  auto got = client_->get(podPath(ns, name));
+  auto got = client_->get(collection + "/" + name);
   if (!got.ok()) {
     if (isCode(got.error(), ErrorCode::K8sNotFound)) return {};
     return got.takeError();
@@ -416,7 +416,7 @@ Result<void> K8sProvider::waitGone(const std::string& ns, const std::string& nam
   WatchOptions wo;
   wo.selectors.fieldSelector = "metadata.name=" + name;
   wo.resourceVersion = got->value("metadata", json::object()).value("resourceVersion", "");
-  Watcher watcher(client_, podPath(ns), wo);
+  Watcher watcher(client_, collection, wo);
   CloseAtDeadline guard(watcher, deadline);
   for (;;) {
     auto ev = watcher.next();
@@ -445,16 +445,21 @@ Result<void> K8sProvider::removeEverything(const std::string& ns, const std::str
   if (pod.ok()) {
     auto r = client_->remove(podPath(ns, podName(sandboxId)), del);
     if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
-    AP_TRY(waitGone(ns, podName(sandboxId), deadline));
+    AP_TRY(waitGone(podPath(ns), podName(sandboxId), deadline));
   } else if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) {
     return pod.takeError();
   }
   if (podOnly) return {};
-  auto claim = ownClaim(ns, sandboxId);
+  // The claim even while it is being deleted (ownClaim hides those): wait for it too.
+  auto claim = client_->get(claimPath(ns, claimName(sandboxId)));
   if (claim.ok()) {
-    auto r = client_->remove(claimPath(ns, claimName(sandboxId)), {});
-    if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
-  } else if (!isCode(claim.error(), ErrorCode::SandboxNotFound)) {
+    if (ownedBy(*claim, sandboxId, opts_.scopeLabels)) {
+      auto r = client_->remove(claimPath(ns, claimName(sandboxId)), {});
+      if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+      // Gone, not merely deleting: a caller that lists right after sees nothing of it.
+      AP_TRY(waitGone(claimPath(ns), claimName(sandboxId), deadline));
+    }
+  } else if (!isCode(claim.error(), ErrorCode::K8sNotFound)) {
     return claim.takeError();
   }
   auto pv = client_->get(volumePath(volumeName(ns, sandboxId)));
@@ -462,6 +467,7 @@ Result<void> K8sProvider::removeEverything(const std::string& ns, const std::str
     if (ownedBy(*pv, sandboxId, opts_.scopeLabels)) {
       auto r = client_->remove(volumePath(volumeName(ns, sandboxId)), {});
       if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+      AP_TRY(waitGone(volumePath(), volumeName(ns, sandboxId), deadline));
     }
   } else if (!isCode(pv.error(), ErrorCode::K8sNotFound)) {
     return pv.takeError();

@@ -92,7 +92,8 @@ class K8sProvider final : public SandboxProvider {
   Result<void> waitPhase(const std::string& collection, const nlohmann::json& object,
                          const std::set<std::string>& phases,
                          std::chrono::steady_clock::time_point deadline);
-  Result<void> waitGone(const std::string& ns, const std::string& pod,
+  // Waits until the object `name` of `collection` no longer exists.
+  Result<void> waitGone(const std::string& collection, const std::string& name,
                         std::chrono::steady_clock::time_point deadline);
   Result<void> removeEverything(const std::string& ns, const std::string& sandboxId, bool podOnly);
   std::string nsOf(const SandboxRef& ref) const;
