@@ -269,6 +269,10 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
   }
 
   const auto t0 = Clock::now();
+  // The profile's startup budget covers everything: volume, claim and pod.
+  const auto deadline = t0 + (spec.kubernetes.startupTimeoutSeconds > 0
+                                  ? std::chrono::seconds(spec.kubernetes.startupTimeoutSeconds)
+                                  : opts_.startupTimeout);
   AP_TRY(ensureNamespace());
   const std::string& ns = opts_.namespaceName;
   // A stopped sandbox has a claim and no pod: it exists too.
@@ -301,26 +305,28 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
       // The volume controller binds a claim to its named volume at once only if the volume
       // is already in its cache; otherwise the claim waits for the periodic resync (15 s by
       // default). The controller marks a volume it has seen Available.
-      auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, t0 + opts_.startupTimeout);
+      auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, deadline);
       if (!seen.ok()) return fail(seen.takeError());
     }
     auto pvc = client_->create(claimPath(ns), claimManifest(spec, t, pod));
     if (!pvc.ok()) return fail(pvc.takeError());
     // The scheduler refuses a pod whose claim is unbound and retries only with a backoff of
-    // seconds: the pod goes in once the claim is bound.
-    auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, t0 + opts_.startupTimeout);
-    if (!bound.ok()) return fail(bound.takeError());
-    spdlog::debug("k8s: sandbox {} claim bound after {} ms", spec.id,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+    // seconds: the pod goes in once the claim is bound. (A storage class may bind only for
+    // a pod — WaitForFirstConsumer — so its claims are not waited for.)
+    if (t.storageClass.empty()) {
+      auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, deadline);
+      if (!bound.ok()) return fail(bound.takeError());
+    }
   }
-  auto ran = runPod(pod, spec.id);
+  auto ran = runPod(pod, spec.id, deadline);
   if (!ran.ok()) return fail(ran.takeError());
   spdlog::debug("k8s: sandbox {} ready in {} ms", spec.id,
                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   return ran;
 }
 
-Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sandboxId) {
+Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sandboxId,
+                                        Clock::time_point deadline) {
   const std::string ns = pod["metadata"].value("namespace", opts_.namespaceName);
   const std::string name = pod["metadata"].value("name", "");
   auto made = client_->create(podPath(ns), pod);
@@ -331,7 +337,6 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
     }
     return made.takeError();
   }
-  const auto deadline = Clock::now() + opts_.startupTimeout;
   WatchOptions wo;
   wo.selectors.fieldSelector = "metadata.name=" + name;
   wo.resourceVersion = made->value("metadata", json::object()).value("resourceVersion", "");
@@ -352,8 +357,7 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
             where +=
                 "; " + c.value("type", std::string()) + ": " + c.value("message", std::string());
         return Error(ErrorCode::K8sPodStartupTimeout,
-                     "pod " + name + " was not ready within " +
-                         std::to_string(opts_.startupTimeout.count()) + " s (" + where + ")",
+                     "pod " + name + " was not ready within the startup timeout (" + where + ")",
                      {{"pod", name}, {"namespace", ns}});
       }
       return ev.takeError();
@@ -503,6 +507,23 @@ Result<std::vector<SandboxInfo>> K8sProvider::list(const ListFilter& filter) {
       if (claim.contains(json::json_pointer("/metadata/deletionTimestamp"))) continue;
       SandboxInfo info = infoFromClaim(claim, instance());
       if (info.id.empty() || seen.count(info.id)) continue;
+      seen.insert(info.id);
+      out.push_back(std::move(info));
+    }
+    // A volume alone is what a create cut short (a server killed) left: listed as failed,
+    // so that reconcile removes it like any orphan.
+    auto volumes = client_->listAll(volumePath(), lo);
+    if (!volumes.ok()) return volumes.takeError();
+    for (const auto& v : volumes->value("items", json::array())) {
+      if (v.contains(json::json_pointer("/metadata/deletionTimestamp"))) continue;
+      const std::string id = labelOf(v, labels::kSandboxId);
+      if (id.empty() || seen.count(id) ||
+          v.value("metadata", json::object()).value("name", "") != volumeName(ns, id)) {
+        continue;
+      }
+      SandboxInfo info = infoFromClaim(v, instance());
+      info.state = SandboxState::Failed;
+      info.stateDetail = "workspace volume without claim or pod (an interrupted create)";
       out.push_back(std::move(info));
     }
   }
@@ -546,7 +567,7 @@ Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
                      "' does not hold a pod template to start from",
                  {{"id", ref.sandboxId}});
   }
-  return runPod(tmpl, ref.sandboxId);
+  return runPod(tmpl, ref.sandboxId, Clock::now() + opts_.startupTimeout);
 }
 
 Result<void> K8sProvider::stop(const SandboxRef& ref) {

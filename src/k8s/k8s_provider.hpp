@@ -87,7 +87,8 @@ class K8sProvider final : public SandboxProvider {
   Result<nlohmann::json> ownPod(const std::string& ns, const std::string& sandboxId);
   Result<nlohmann::json> ownClaim(const std::string& ns, const std::string& sandboxId);
   // Creates the pod and waits until it is Ready (or fails, or times out).
-  Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId);
+  Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId,
+                             std::chrono::steady_clock::time_point deadline);
   // Waits until the object (a claim or a volume) reaches one of `phases` (status.phase).
   Result<void> waitPhase(const std::string& collection, const nlohmann::json& object,
                          const std::set<std::string>& phases,
