@@ -1,15 +1,19 @@
 // DockerProvider::openExec and the engine side of an exec session: exit codes from
 // GET /exec/{id}/json, and killing a process tree the engine has no API for.
 //
+// The user: the one the container was created as (label docker_labels::kUidGid, the project
+// directory's owner; sandbox_user.hpp), or root when asked.
+//
 // Killing: Docker cannot kill an exec; on timeout or cancel the process tree is killed by
 // its environment marker (common/exec_marker.hpp), by an exec as the same user (with all
-// capabilities dropped, root could not signal uid 1000).
+// capabilities dropped, root could not signal another uid's processes).
 #include <thread>
 
 #include "common/exec_marker.hpp"
 #include "common/hash.hpp"
 #include "docker/docker_provider.hpp"
 #include "docker/exec_session.hpp"
+#include "docker/sandbox_user.hpp"
 
 namespace agentpane::docker {
 
@@ -84,6 +88,21 @@ class DockerExecControl final : public ExecControl {
   std::chrono::milliseconds killTimeout_;
 };
 
+// The user a sandbox's non-root execs run as: its label, or 1000:1000 for a container made
+// before the label existed (they were all created as 1000:1000).
+Result<std::string> sandboxUserOf(const SandboxInfo& info) {
+  auto it = info.labels.find(docker_labels::kUidGid);
+  if (it == info.labels.end()) return SandboxUser{}.toString();
+  auto user = parseSandboxUser(it->second);
+  if (!user) {
+    return Error(ErrorCode::SandboxExecFailed,
+                 "sandbox '" + info.id + "' has an unreadable " +
+                     std::string(docker_labels::kUidGid) + " label '" + it->second + "'",
+                 {{"id", info.id}});
+  }
+  return user->toString();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& ref,
@@ -98,6 +117,8 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
   if (info->state != SandboxState::Running) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
   }
+  auto sandboxUser = sandboxUserOf(info.value());
+  if (!sandboxUser.ok()) return sandboxUser.takeError();
   const std::string marker = randomHex(16);
   json env = json::array();
   for (const auto& [k, v] : options.env) {
@@ -107,7 +128,7 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
     env.push_back(k + "=" + v);
   }
   env.push_back(std::string(kExecMarkerVar) + "=" + marker);
-  const std::string user = options.root ? "0:0" : "1000:1000";
+  const std::string user = options.root ? "0:0" : sandboxUser.value();
   json body = {{"AttachStdin", options.attachStdin},
                {"AttachStdout", true},
                {"AttachStderr", true},

@@ -9,14 +9,13 @@
 #include "docker/container_info.hpp"
 #include "docker/docker_host.hpp"
 #include "docker/engine_json.hpp"
+#include "docker/sandbox_user.hpp"
 
 namespace agentpane::docker {
 
 using nlohmann::json;
 
 namespace {
-
-constexpr const char* kSandboxUser = "1000:1000";
 
 // An image reference as docker accepts it; anything else never reaches a URL.
 bool isValidImageRef(const std::string& image) {
@@ -125,6 +124,9 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
                  "project path '" + spec.projectPath + "' is not an existing absolute directory",
                  {{"projectPath", spec.projectPath}});
   }
+  // The sandbox runs as the directory's owner, so that it can write the project and its
+  // files belong to that owner on the host (root-owned: root without capabilities).
+  const SandboxUser user = sandboxUserFor(st.st_uid, st.st_gid);
 
   auto image = client_->call("GET", "/images/" + spec.image + "/json");
   if (!image.ok()) {
@@ -155,16 +157,21 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
   lbls[labels::kAgentId] = spec.agentId;
   lbls[docker_labels::kProjectPath] = spec.projectPath;
   lbls[docker_labels::kImage] = spec.image;
+  lbls[docker_labels::kUidGid] = user.toString();
 
   json env = json::array();
   for (const auto& [k, v] : spec.env)
     env.push_back(k + "=" + v);
+  // A profile's own HOME wins; execs inherit the container's environment.
+  const bool ownHome = std::any_of(spec.env.begin(), spec.env.end(),
+                                   [](const auto& kv) { return kv.first == "HOME"; });
+  if (auto home = homeFor(user); home && !ownHome) env.push_back("HOME=" + *home);
 
   const auto memory = static_cast<std::int64_t>(spec.memoryMb) * 1024 * 1024;
   json body = {
       {"Image", spec.image},
       {"Cmd", {"sleep", "infinity"}},
-      {"User", kSandboxUser},
+      {"User", user.toString()},
       {"WorkingDir", "/workspace"},
       {"Env", env},
       {"Labels", lbls},

@@ -1,8 +1,9 @@
 // SandboxProvider on a Docker engine. One container per sandbox, named agentpane-<id>,
 // labelled so that the engine alone (list by label) is the source of truth: besides the
 // SPEC labels it stores the project path and image, so list() rebuilds SandboxInfo after a
-// restart. Hardened by default: all capabilities dropped, no-new-privileges, uid 1000,
-// memory/CPU/pids limits, tini as PID 1 (reaps zombies; tmux needs it).
+// restart. Hardened by default: all capabilities dropped, no-new-privileges, the project
+// directory's owner as the user (sandbox_user.hpp), memory/CPU/pids limits, tini as PID 1
+// (reaps zombies; tmux needs it).
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,8 @@ namespace agentpane::docker {
 namespace docker_labels {
 inline constexpr const char* kProjectPath = "agentpane.io/project-path";
 inline constexpr const char* kImage = "agentpane.io/image";
+// "U:G" the container runs as (sandbox_user.hpp); execs run as it after a restart too.
+inline constexpr const char* kUidGid = "agentpane.io/uid-gid";
 }  // namespace docker_labels
 
 struct DockerProviderOptions {

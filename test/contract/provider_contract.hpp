@@ -45,8 +45,8 @@ struct ProviderHarness {
   bool workspaceSharedWithHost = true;
   // What create() of an image the backend does not have fails with.
   ErrorCode unknownImageCode = ErrorCode::SandboxImageNotFound;
-  // >= 0: project directories are given to this uid and gid (a Kubernetes sandbox runs as
-  // the project's owner and refuses root-owned ones).
+  // >= 0: project directories are given to this uid and gid (a sandbox runs as the
+  // project's owner; Kubernetes refuses root-owned ones, Docker runs them as root).
   int projectOwner = -1;
 };
 

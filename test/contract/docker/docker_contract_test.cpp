@@ -31,6 +31,9 @@ ProviderHarness makeHarness() {
     return std::move(p.value());
   };
   h.unreachableCode = ErrorCode::SandboxProviderUnavailable;
+  // The sandbox runs as the project directory's owner: the image's user, so that the suite's
+  // "uid 1000 by default" means what it says (other owners: test/integration/docker).
+  h.projectOwner = 1000;
   return h;
 }
 

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 #include "unit/docker/frames.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -33,6 +36,7 @@ struct FakeEngine {
   std::string apiVersion = "1.41";
   std::string minApiVersion = "1.12";
   std::map<std::string, std::function<void(const FakeRequest&, FakeConn&)>> routes;
+  std::map<std::string, std::string> inspectLabels;  // added to the unrouted inspect's labels
   std::unique_ptr<FakeHttpServer> server;
 
   FakeEngine() {
@@ -59,6 +63,8 @@ struct FakeEngine {
       json labels = {{"agentpane.io/sandbox", "true"},
                      {"agentpane.io/sandbox-id", name.substr(10)},
                      {"agentpane.io/project-id", "p"}};
+      for (const auto& [k, v] : inspectLabels)
+        labels[k] = v;
       c.write(FakeHttpServer::response(
           200, json{{"Id", name},
                     {"Config", {{"Labels", labels}, {"Image", "agentpane/sandbox:latest"}}},
@@ -264,11 +270,66 @@ TEST(FakeEngine, TimeoutRunsTheMarkerKillAsTheSameUser) {
   EXPECT_EQ(kill["Cmd"][2].get<std::string>().find(marker), std::string::npos);
 }
 
+// The user recorded at create (label agentpane.io/uid-gid) is the exec's and the kill's, in
+// any provider (a restarted server's too); a container without it ran as 1000:1000.
+TEST(FakeEngine, ExecRunsAsTheRecordedUser) {
+  FakeEngine e;
+  e.inspectLabels = {{"agentpane.io/uid-gid", "1234:5678"}};
+  std::vector<json> execs;
+  std::mutex mu;
+  std::atomic<bool> killed{false};
+  e.routes["POST /containers/agentpane-s1/exec"] = [&](const FakeRequest& r, FakeConn& c) {
+    std::lock_guard lock(mu);
+    execs.push_back(json::parse(r.body));
+    reply(c, 201, execs.size() == 1 ? R"({"Id":"slow"})" : R"({"Id":"killer"})");
+  };
+  e.routes["POST /exec/slow/start"] = [&](const FakeRequest&, FakeConn& c) {
+    c.write("HTTP/1.1 101 UPGRADED\r\n\r\n");
+    while (!killed)
+      std::this_thread::sleep_for(5ms);
+  };
+  e.routes["POST /exec/killer/start"] = [&](const FakeRequest&, FakeConn& c) {
+    c.write("HTTP/1.1 101 UPGRADED\r\n\r\n");
+    killed = true;
+  };
+  ExecRequest req;
+  req.argv = {"sleep", "1000"};
+  req.options.timeout = 200ms;
+  auto r = e.provider()->exec(SandboxRef{"docker", "", "", "", "s1"}, req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::ExecTimeout);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(execs.size(), 2u);
+  EXPECT_EQ(execs[0]["User"], "1234:5678");
+  EXPECT_EQ(execs[1]["User"], "1234:5678");  // the marker kill
+}
+
+TEST(FakeEngine, AnUnreadableUserLabelRunsNothing) {
+  for (const char* bad :
+       {"", "1234", "1234:", ":5", "-1:5", "a:b", "1234:5678:9", "99999999999:1"}) {
+    FakeEngine e;
+    e.inspectLabels = {{"agentpane.io/uid-gid", bad}};
+    bool execed = false;
+    e.routes["POST /containers/agentpane-s1/exec"] = [&](const FakeRequest&, FakeConn& c) {
+      execed = true;
+      reply(c, 500, "{}");
+    };
+    ExecRequest req;
+    req.argv = {"true"};
+    auto r = e.provider()->exec(SandboxRef{"docker", "", "", "", "s1"}, req);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::SandboxExecFailed) << bad;
+    EXPECT_FALSE(execed) << bad;
+  }
+}
+
 class FakeEngineCreate : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string tmpl = (std::filesystem::temp_directory_path() / "ap-proj-XXXXXX").string();
     dir_ = ::mkdtemp(tmpl.data());
+    // The sandbox runs as the project's owner: the image's user, unless a test says otherwise.
+    ASSERT_EQ(::chown(dir_.c_str(), 1000, 1000), 0) << "the unit tests run as root";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   SandboxSpec spec() {
@@ -356,13 +417,58 @@ TEST_F(FakeEngineCreate, FailedStartRemovesTheContainer) {
   EXPECT_EQ(hc["Mounts"][0]["Source"], dir_);
   EXPECT_EQ(hc["Mounts"][0]["Target"], "/workspace");
   EXPECT_EQ(created["User"], "1000:1000");
+  for (const auto& kv : created["Env"])
+    EXPECT_FALSE(startsWith(kv.get<std::string>(), "HOME=")) << kv;  // the image user's home
   const json& l = created["Labels"];
+  EXPECT_EQ(l["agentpane.io/uid-gid"], "1000:1000");
   EXPECT_EQ(l["agentpane.io/sandbox"], "true");
   EXPECT_EQ(l["agentpane.io/managed"], "true");
   EXPECT_EQ(l["agentpane.io/sandbox-id"], "s1");  // extraLabels cannot spoof ours
   EXPECT_EQ(l["agentpane.io/warm-pool"], "true");
   EXPECT_EQ(l["agentpane.io/project-path"], dir_);
   EXPECT_EQ(l["agentpane.io/image"], "agentpane/sandbox:latest");
+}
+
+// The container's user follows the project directory's owner (sandbox_user.hpp).
+TEST_F(FakeEngineCreate, RunsAsTheProjectDirectorysOwner) {
+  struct Case {
+    uid_t uid;
+    gid_t gid;
+    std::vector<std::pair<std::string, std::string>> env;
+    const char* user;
+    const char* home;  // nullptr: no HOME in the container's environment
+  };
+  for (const Case& k :
+       {Case{1234, 5678, {}, "1234:5678", "HOME=/tmp"}, Case{1234, 0, {}, "1234:1234", "HOME=/tmp"},
+        Case{1000, 100, {}, "1000:100", nullptr}, Case{0, 0, {}, "0:0", nullptr},
+        Case{0, 5678, {}, "0:0", nullptr},
+        Case{1234, 5678, {{"HOME", "/w"}}, "1234:5678", "HOME=/w"}}) {
+    ASSERT_EQ(::chown(dir_.c_str(), k.uid, k.gid), 0);
+    FakeEngine e;
+    json created;
+    e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) {
+      reply(c, 200, "{}");
+    };
+    e.routes["POST /containers/create"] = [&](const FakeRequest& r, FakeConn& c) {
+      created = json::parse(r.body);
+      reply(c, 500, R"({"message":"enough"})");
+    };
+    SandboxSpec s = spec();
+    s.network = NetworkMode::None;
+    s.env = k.env;
+    EXPECT_EQ(e.provider()->create(s).error().code, ErrorCode::SandboxCreateFailed);
+    EXPECT_EQ(created["User"], k.user) << k.uid << ":" << k.gid;
+    EXPECT_EQ(created["Labels"]["agentpane.io/uid-gid"], k.user);
+    std::vector<std::string> homes;
+    for (const auto& kv : created["Env"]) {
+      if (startsWith(kv.get<std::string>(), "HOME=")) homes.push_back(kv.get<std::string>());
+    }
+    if (k.home == nullptr) {
+      EXPECT_TRUE(homes.empty()) << k.uid;
+    } else {
+      EXPECT_EQ(homes, std::vector<std::string>{k.home}) << k.uid;
+    }
+  }
 }
 
 TEST_F(FakeEngineCreate, DuplicateIdAndIdempotentRemove) {
