@@ -68,6 +68,46 @@ class CloseAtDeadline {
   std::thread thread_;  // last: starts once the members it uses exist
 };
 
+// While alive, touches an annotation of one object now and then:
+// an update event for the controllers that watch it.
+class Nudge {
+ public:
+  Nudge(std::shared_ptr<RestClient> client, std::string path)
+      : client_(std::move(client)), path_(std::move(path)), thread_([this] { run(); }) {}
+  ~Nudge() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Nudge(const Nudge&) = delete;
+  Nudge& operator=(const Nudge&) = delete;
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    // A bind that works takes about 100 ms: the first nudge after 300 ms, then every second.
+    auto wait = std::chrono::milliseconds(300);
+    for (int n = 1; !cv_.wait_for(lock, wait, [this] { return done_; }); ++n) {
+      wait = std::chrono::seconds(1);
+      lock.unlock();
+      json patch = {{"metadata", {{"annotations", {{"agentpane.io/nudge", std::to_string(n)}}}}}};
+      auto r = client_->patch(path_, patch, PatchType::Merge);
+      if (!r.ok()) spdlog::debug("nudge {}: {}", path_, r.error().describe());
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<RestClient> client_;
+  std::string path_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
 // The object named `name` in a watch event (nullptr: this event does not carry it; for a
 // Synced list without it, `gone` is set).
 const json* eventObject(const WatchEvent& ev, const std::string& name, bool& gone) {
@@ -314,6 +354,10 @@ Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
     // seconds: the pod goes in once the claim is bound. (A storage class may bind only for
     // a pod — WaitForFirstConsumer — so its claims are not waited for.)
     if (t.storageClass.empty()) {
+      // The volume controller binds the pair on the claim's event; when that first try does
+      // not finish (seen: the volume side bound, the claim left Pending), it tries again only
+      // at its periodic resync, 15 s later. A changed annotation is an event: it retries now.
+      Nudge nudge(client_, claimPath(ns, claimName(spec.id)));
       auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, deadline);
       if (!bound.ok()) return fail(bound.takeError());
     }
