@@ -20,7 +20,14 @@ if [[ -f $HOME_DIR/server.pid ]] && kill -0 "$(cat "$HOME_DIR/server.pid")" 2>/d
   kill -TERM "$(cat "$HOME_DIR/server.pid")" || true
   for _ in $(seq 50); do kill -0 "$(cat "$HOME_DIR/server.pid")" 2>/dev/null || break; sleep 0.2; done
 fi
-setsid ./build/agentpane serve --home "$HOME_DIR" >"$HOME_DIR/server.log" 2>&1 < /dev/null &
+# Projects must lie strictly inside a project root. The README's examples use this checkout
+# ($PWD) as the project, so its parent is a root, next to the defaults ($HOME, the temp dir).
+# AGENTPANE_PROJECT_ROOTS (colon-separated), when set, is used instead.
+ROOT_ARGS=()
+if [[ -z ${AGENTPANE_PROJECT_ROOTS:-} ]]; then
+  for r in "$(dirname "$PWD")" "$HOME" "${TMPDIR:-/tmp}"; do ROOT_ARGS+=(--project-root "$r"); done
+fi
+setsid ./build/agentpane serve --home "$HOME_DIR" "${ROOT_ARGS[@]}" >"$HOME_DIR/server.log" 2>&1 < /dev/null &
 echo $! >"$HOME_DIR/server.pid"
 for _ in $(seq 100); do
   curl -fsS http://127.0.0.1:7300/api/health >/dev/null 2>&1 && break

@@ -29,7 +29,14 @@ run_ctest() {  # run_ctest NAME ctest-args...
   total=$(sed -nE 's/.* tests failed out of ([0-9]+).*/\1/p' "$out" | tail -1)
   failed=$(sed -nE 's/.*, ([0-9]+) tests failed out of.*/\1/p' "$out" | tail -1)
   if [[ -z $total ]]; then
-    if grep -q 'No tests were found' "$out"; then record "$name" 0 0; return; fi
+    # A suite that finds no tests has not passed. The one exception: the cluster label
+    # before any test/cluster/<area>/*.cpp exists (nothing to run is then the truth).
+    if grep -q 'No tests were found' "$out"; then
+      if [[ $name == k8s-cluster ]] && ! compgen -G 'test/cluster/*/*.cpp' >/dev/null; then
+        echo "-- $name: no cluster tests in the tree yet"; record "$name" 0 0; return
+      fi
+      echo "-- $name: no tests were found (a build or discovery problem)"; record "$name" 0 1; return
+    fi
     tail -30 "$out"; record "$name" 0 1; return
   fi
   ((rc != 0 && failed == 0)) && failed=1

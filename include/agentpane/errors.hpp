@@ -21,6 +21,7 @@ enum class ErrorCode {
   Internal,           // INTERNAL_ERROR            500
   ServerUnreachable,  // SERVER_UNREACHABLE        (CLI only; 503 if ever sent)
   Timeout,            // TIMEOUT                   504 (a call to a dependency timed out)
+  PathForbidden,      // PATH_FORBIDDEN            403 (a host path outside the policy)
   // Sandboxes
   SandboxNotFound,             // SANDBOX_NOT_FOUND            404
   SandboxAlreadyExists,        // SANDBOX_ALREADY_EXISTS       409
@@ -31,6 +32,7 @@ enum class ErrorCode {
   SandboxProviderUnavailable,  // SANDBOX_PROVIDER_UNAVAILABLE 503
   SandboxProviderError,        // SANDBOX_PROVIDER_ERROR       502 (engine answered with an error)
   SandboxExecFailed,           // SANDBOX_EXEC_FAILED          500
+  SandboxRootExecForbidden,    // SANDBOX_ROOT_EXEC_FORBIDDEN  403 (the profile does not allow it)
   ExecTimeout,                 // EXEC_TIMEOUT                 504
   SandboxConfigNotFound,       // SANDBOX_CONFIG_NOT_FOUND     404
   SandboxConfigInUse,          // SANDBOX_CONFIG_IN_USE        409

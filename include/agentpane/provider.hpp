@@ -59,7 +59,9 @@ class SandboxExecutor {
   virtual ~SandboxExecutor() = default;
 
   // Starts argv in the sandbox (see exec.hpp for semantics). Sandbox not running:
-  // SandboxNotRunning; unknown: SandboxNotFound; empty argv: ValidationError.
+  // SandboxNotRunning; unknown: SandboxNotFound; empty argv: ValidationError. A command that
+  // cannot be started (no such binary, not executable) MUST end with exit code 126 or 127,
+  // as a shell reports it, never 0 and never an Error.
   virtual Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                         const std::vector<std::string>& argv,
                                                         const ExecOptions& options) = 0;

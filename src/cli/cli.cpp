@@ -8,6 +8,7 @@
 
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
+#include "cli/profile_commands.hpp"
 #include "net/url.hpp"
 
 namespace agentpane::cli {
@@ -97,6 +98,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   serve->add_option("--reconcile-seconds", serveArgs.reconcileSeconds, "Reconcile period")
       ->check(CLI::Range(1, 86400));
+  serve->add_option("--project-root", serveArgs.projectRoots,
+                    "Directory whose subdirectories may be projects (repeatable; default: "
+                    "AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory)");
 
   // sandbox
   auto* sandbox = app.add_subcommand("sandbox", "Manage sandboxes");
@@ -116,7 +120,10 @@ int run(int argc, char** argv) {
   create->add_option("--image", image);
   create->add_option("--memory-mb", memoryMb);
   create->add_option("--cpu", cpu);
-  create->add_option("--config", configId, "Sandbox config id");
+  create->add_option("--config", configId, "Sandbox config (profile) id");
+  std::string profileRef;
+  create->add_option("--profile", profileRef, "Profile (sandbox config) by name or id")
+      ->excludes("--config");
   create->add_option("--env", envs, "K=V, repeatable");
   create->add_option("--allow-egress", egress, "HOST[:PORT], repeatable");
   create->add_flag("--json", createJson);
@@ -198,6 +205,7 @@ int run(int argc, char** argv) {
       app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
   manifests->add_option("--namespace", manifestNs);
   auto* doctor = app.add_subcommand("doctor", "Check the engine, image, database and token");
+  ProfileCommands profiles(app);
 
   try {
     app.parse(argc, argv);
@@ -220,6 +228,7 @@ int run(int argc, char** argv) {
   if (!client.ok()) return fail(client.error());
   const ApiClient& api = client.value();
   const std::string sb = "/api/sandboxes/" + net::percentEncode(sandboxId);
+  if (profiles.parsed()) return profiles.run(api);
 
   if (create->parsed()) {
     json body = {{"projectPath", projectPath}};
@@ -228,6 +237,11 @@ int run(int argc, char** argv) {
     if (!provider.empty()) body["provider"] = provider;
     if (!image.empty()) body["image"] = image;
     if (!configId.empty()) body["configId"] = configId;
+    if (!profileRef.empty()) {
+      auto profile = findProfile(api, profileRef);
+      if (!profile.ok()) return fail(profile.error());
+      body["configId"] = profile->value("id", "");
+    }
     if (memoryMb) body["memoryMb"] = memoryMb;
     if (cpu > 0) body["cpu"] = cpu;
     if (!envs.empty()) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace agentpane::cli {
 
@@ -10,6 +11,8 @@ struct ServeArgs {
   std::string home;            // empty: AGENTPANE_HOME or ~/.agentpane
   int orphanGraceSeconds = 0;  // 0: the service default
   int reconcileSeconds = 0;    // 0: the service default
+  // --project-root (repeatable); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp dir.
+  std::vector<std::string> projectRoots;
 };
 
 // `agentpane serve`: runs until SIGTERM/SIGINT.

@@ -25,6 +25,7 @@ int runServeCommand(const ServeArgs& args) {
   opts.home = args.home;
   if (args.orphanGraceSeconds > 0) opts.orphanGrace = std::chrono::seconds(args.orphanGraceSeconds);
   if (args.reconcileSeconds > 0) opts.reconcileEvery = std::chrono::seconds(args.reconcileSeconds);
+  opts.projectRoots = args.projectRoots;
   return server::runServe(opts);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "net/endpoint.hpp"
 #include "server/auth.hpp"
 #include "server/server.hpp"
 #include "service/composition.hpp"
@@ -68,6 +69,22 @@ int runServe(const ServeOptions& options) {
   so.enableK8s = options.enableK8s || k8sEnabledByEnvironment();
   so.reconcileEvery = options.reconcileEvery;
   so.orphanGrace = options.orphanGrace;
+  auto pathSettings = PathPolicy::settingsFromEnvironment(options.projectRoots, home.string());
+  if (const char* dh = std::getenv("DOCKER_HOST"); dh != nullptr && *dh != '\0') {
+    // A socket named by DOCKER_HOST outside /run is refused like the usual ones.
+    if (auto ep = net::parseEndpoint(dh); ep.ok() && ep->kind == net::Endpoint::Kind::Unix)
+      pathSettings.extraDenied.push_back(fs::path(ep->path).parent_path().string());
+  }
+  auto pathPolicy = std::make_shared<const PathPolicy>(pathSettings);
+  for (const auto& dropped : pathPolicy->droppedRoots())
+    spdlog::warn("project root {} is not an existing absolute directory: ignored", dropped);
+  {
+    std::string list;
+    for (const auto& r : pathPolicy->roots())
+      list += (list.empty() ? "" : ", ") + r.string();
+    spdlog::info("project roots: {}", list.empty() ? "none (every project is refused)" : list);
+  }
+  so.pathPolicy = pathPolicy;
   SandboxService service(*store.value(), so);
 
   // Which providers exist, and their instance scope, is decided in one place (composition.hpp)

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace agentpane::server {
 
@@ -18,6 +19,9 @@ struct ServeOptions {
   std::chrono::seconds shutdownGrace{10};
   // ENABLE_K8S_SANDBOX=true in the environment turns this on as well.
   bool enableK8s = false;
+  // Project roots (--project-root); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp
+  // directory. See common/path_policy.hpp.
+  std::vector<std::string> projectRoots;
 };
 
 // The home directory `serve` uses for `home` (AGENTPANE_HOME, else ~/.agentpane).

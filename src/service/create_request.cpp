@@ -9,27 +9,20 @@
 
 namespace agentpane {
 
-Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req) {
+Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req,
+                                              const PathPolicy& policy) {
   namespace fs = std::filesystem;
   ValidatedCreate v;
-  fs::path p(req.projectPath);
+  // The policy resolves symlinks: what is checked is what the engine will mount.
+  auto canon = policy.check(req.projectPath, "projectPath");
+  if (!canon.ok()) return canon.takeError();
   std::error_code ec;
-  if (req.projectPath.empty() || !p.is_absolute()) {
-    return Error(ErrorCode::SandboxProjectPathInvalid, "projectPath must be an absolute path",
-                 {{"field", "projectPath"}});
-  }
-  if (!fs::is_directory(p, ec)) {
+  if (!fs::is_directory(canon.value(), ec)) {
     return Error(ErrorCode::SandboxProjectPathInvalid,
                  "projectPath " + req.projectPath + " is not an existing directory",
                  {{"field", "projectPath"}});
   }
-  auto canon = fs::canonical(p, ec);
-  if (ec) {
-    return Error(ErrorCode::SandboxProjectPathInvalid,
-                 "projectPath " + req.projectPath + ": " + ec.message(),
-                 {{"field", "projectPath"}});
-  }
-  v.projectPath = canon.string();
+  v.projectPath = canon->string();
   if (req.projectId.empty()) {
     v.projectId = "p-" + sha256Hex(v.projectPath).substr(0, 12);
   } else {

@@ -180,6 +180,7 @@ const std::map<std::string, Setter<SandboxConfig>>& configFields() {
       {"storageClass", member(&C::storageClass)},
       {"workspaceSizeGi", member(&C::workspaceSizeGi)},
       {"startupTimeoutSeconds", member(&C::startupTimeoutSeconds)},
+      {"allowRootExec", member(&C::allowRootExec)},
       {"createdAt", member(&C::createdAtUnix)},
       {"updatedAt", member(&C::updatedAtUnix)},
   };
@@ -251,6 +252,7 @@ json toJson(const SandboxConfig& c) {
       {"storageClass", c.storageClass},
       {"workspaceSizeGi", c.workspaceSizeGi},
       {"startupTimeoutSeconds", c.startupTimeoutSeconds},
+      {"allowRootExec", c.allowRootExec},
       {"createdAt", c.createdAtUnix},
       {"updatedAt", c.updatedAtUnix},
   };

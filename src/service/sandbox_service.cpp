@@ -55,6 +55,9 @@ std::int64_t systemNowMs() {
 ServiceOptions withDefaults(ServiceOptions o) {
   if (!o.nowUnixMs) o.nowUnixMs = systemNowMs;
   if (!o.newId) o.newId = [](const std::string& prefix) { return prefix + "-" + randomHex12(); };
+  if (!o.pathPolicy) {
+    o.pathPolicy = std::make_shared<PathPolicy>(PathPolicy::settingsFromEnvironment({}, ""));
+  }
   return o;
 }
 
@@ -152,6 +155,10 @@ void SandboxService::registerProvider(std::shared_ptr<SandboxProvider> provider)
 
 SandboxProvider* SandboxService::provider(ProviderType t) {
   return impl_->providerFor(t).get();
+}
+
+const PathPolicy& SandboxService::pathPolicy() const {
+  return *impl_->opts.pathPolicy;
 }
 
 }  // namespace agentpane

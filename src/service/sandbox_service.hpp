@@ -18,6 +18,7 @@
 #include "agentpane/result.hpp"
 #include "agentpane/sandbox.hpp"
 #include "agentpane/tmux.hpp"
+#include "common/path_policy.hpp"
 #include "store/records.hpp"
 
 namespace agentpane {
@@ -70,6 +71,9 @@ struct ServiceOptions {
   // Returns a fresh id for `prefix` ("sbx" for sandboxes, "cfg" for configs); the default
   // is prefix + "-" + 12 random hex digits. Sandbox ids MUST satisfy isValidSandboxId().
   std::function<std::string(const std::string& prefix)> newId;
+  // Which host directories may become a project (see common/path_policy.hpp). Null: the
+  // defaults of this process (AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory).
+  std::shared_ptr<const PathPolicy> pathPolicy;
 };
 
 class SandboxService {
@@ -80,6 +84,8 @@ class SandboxService {
   // Providers are registered at start (Docker always; Kubernetes when enabled/configured).
   void registerProvider(std::shared_ptr<SandboxProvider> provider);
   SandboxProvider* provider(ProviderType t);
+  // The host-path rule for projects; the same rule covers other paths the API is given.
+  const PathPolicy& pathPolicy() const;
 
   // Configs
   Result<std::vector<SandboxConfig>> listConfigs();
@@ -106,8 +112,10 @@ class SandboxService {
 
   // Exec (audited with argv, exit code, duration and actor; touches lastActivity). The sandbox
   // must be running (SandboxNotRunning otherwise), or idle-stopped under a config with
-  // wakeOnUse: then it is started first (this holds for tmux calls and attach too). An openExec
-  // session is audited when it ends (wait() or destruction) and MUST NOT outlive the Store.
+  // wakeOnUse: then it is started first (this holds for tmux calls and attach too). A root exec
+  // MUST be refused with SandboxRootExecForbidden unless the sandbox's config has
+  // allowRootExec. An openExec session is audited when it ends (wait() or destruction) and MUST
+  // NOT outlive the Store.
   Result<ExecResult> exec(const std::string& id, const ExecRequest& req, const std::string& actor);
   Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
                                                 const std::vector<std::string>& argv,

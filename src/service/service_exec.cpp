@@ -102,12 +102,27 @@ class AuditedExecSession : public ExecSession {
 
 }  // namespace
 
+Result<void> SandboxService::Impl::checkRootExec(const SandboxRecord& row) {
+  std::optional<SandboxConfig> config;
+  if (!row.configId.empty()) {
+    auto c = store.getConfig(row.configId);
+    if (c.ok()) config = std::move(c.value());
+  }
+  if (config && config->allowRootExec) return {};
+  return Error(ErrorCode::SandboxRootExecForbidden,
+               config ? "root exec is not allowed by the sandbox's profile '" + config->name +
+                            "' (set allowRootExec on it to allow it)"
+                      : "root exec is not allowed: the sandbox has no profile that allows it",
+               {{"field", "root"}, {"configId", row.configId}});
+}
+
 Result<ExecResult> SandboxService::exec(const std::string& id, const ExecRequest& req,
                                         const std::string& actor) {
   auto& I = *impl_;
   AP_TRY(validateExec(req.argv, req.options));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
+  if (req.options.root) AP_TRY(I.checkRootExec(rs->row));
   auto& prov = rs->provider;
   I.auditor->touch(id);
   WorkGuard working(I.auditor, id);  // a long buffered exec keeps the sandbox from idling
@@ -137,6 +152,7 @@ Result<std::unique_ptr<ExecSession>> SandboxService::openExec(const std::string&
   AP_TRY(validateExec(argv, opts));
   auto rs = I.runningSandbox(id);
   if (!rs.ok()) return rs.takeError();
+  if (opts.root) AP_TRY(I.checkRootExec(rs->row));
   auto prov = rs->provider;
   I.auditor->touch(id);
   json detail{{"argv", auditArgv(argv)},

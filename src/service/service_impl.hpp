@@ -127,6 +127,9 @@ struct SandboxService::Impl {
                               const std::string& reason);
   // An idle-stopped sandbox whose config wakes on use.
   bool wakesOnUse(const SandboxRecord& row);
+  // SandboxRootExecForbidden unless the row's config allows root exec (a config removed
+  // since the sandbox was made allows nothing).
+  Result<void> checkRootExec(const SandboxRecord& row);
 
   // service_reconcile.cpp
   Result<void> reconcile();
@@ -150,6 +153,8 @@ struct ValidatedCreate {
   std::string projectPath;  // canonical
   std::string projectId;
 };
-Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req);
+// The project path must pass `policy` (project roots, refused directories).
+Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req,
+                                              const PathPolicy& policy);
 
 }  // namespace agentpane

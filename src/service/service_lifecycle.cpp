@@ -88,7 +88,7 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
 Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRequest& req,
                                                            const std::string& actor) {
   auto& I = *impl_;
-  auto valid = validateCreateRequest(req);
+  auto valid = validateCreateRequest(req, *impl_->opts.pathPolicy);
   if (!valid.ok()) return valid.takeError();
 
   Result<SandboxConfig> cfgR =

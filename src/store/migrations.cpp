@@ -98,6 +98,12 @@ ALTER TABLE sandboxes ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE sandbox_configs ADD COLUMN wake_on_use INTEGER NOT NULL DEFAULT 1;
 )sql";
 
+// Root exec is a permission of the profile, off by default (also for configs made before).
+constexpr const char* kMigration4 = R"sql(
+ALTER TABLE sandbox_configs ADD COLUMN allow_root_exec INTEGER NOT NULL DEFAULT 0
+  CHECK (allow_root_exec IN (0, 1));
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -105,6 +111,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {1, "initial schema", kMigration1},
       {2, "sandboxes record their provider instance", kMigration2},
       {3, "stop reasons and wake on use", kMigration3},
+      {4, "sandbox_configs.allow_root_exec", kMigration4},
   };
   return kMigrations;
 }

@@ -40,6 +40,9 @@ struct SandboxConfig {
   // A sandbox this config's idle stop stopped starts again on its next exec, tmux call or
   // attach (instead of SANDBOX_NOT_RUNNING).
   bool wakeOnUse = true;
+  // Execs with root=true are refused (SandboxRootExecForbidden) unless the profile allows
+  // them: a root shell in a sandbox is one step from the host's mounts.
+  bool allowRootExec = false;
   std::int64_t createdAtUnix = 0;
   std::int64_t updatedAtUnix = 0;
 };

@@ -96,7 +96,7 @@ constexpr const char* kConfigColumns =
     "is_default, network, allow_fallback, enable_k8s, kube_config_path, kube_context, "
     "kube_namespace, network_policy_enabled, allowed_egress_hosts, workspace_volume, "
     "storage_class, workspace_size_gi, startup_timeout_seconds, created_at, updated_at, "
-    "wake_on_use";
+    "wake_on_use, allow_root_exec";
 
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
@@ -242,6 +242,7 @@ struct Store::Impl {
     c.createdAtUnix = st.i64(22);
     c.updatedAtUnix = st.i64(23);
     c.wakeOnUse = st.boolean(24);
+    c.allowRootExec = st.boolean(25);
     return c;
   }
 
@@ -486,12 +487,13 @@ Result<void> Store::insertConfig(const SandboxConfig& c) {
   auto r = impl_->run(
       std::string("INSERT INTO sandbox_configs (") + kConfigColumns +
           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-          "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+          "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
       "insert sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
-      c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix, c.wakeOnUse);
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix, c.wakeOnUse,
+      c.allowRootExec);
   if (!r.ok()) return impl_->configWriteError(c, "insert sandbox config");
   return txn.commit();
 }
@@ -507,13 +509,13 @@ Result<void> Store::updateConfig(const SandboxConfig& c) {
       "network = ?11, allow_fallback = ?12, enable_k8s = ?13, kube_config_path = ?14, "
       "kube_context = ?15, kube_namespace = ?16, network_policy_enabled = ?17, "
       "allowed_egress_hosts = ?18, workspace_volume = ?19, storage_class = ?20, "
-      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = ?24 "
-      "WHERE id = ?1",
+      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = ?24, "
+      "allow_root_exec = ?25 WHERE id = ?1",
       "update sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
-      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix, c.wakeOnUse);
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix, c.wakeOnUse, c.allowRootExec);
   if (!r.ok()) return impl_->configWriteError(c, "update sandbox config");
   if (r.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + c.id + " not found");

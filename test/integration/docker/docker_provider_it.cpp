@@ -1,6 +1,9 @@
 // Docker-specific behaviour on the real engine, beyond the shared contract suite:
 // negotiation, events, network modes, health warnings, exec edge cases.
 #include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -77,9 +80,14 @@ TEST_F(DockerIt, EventsOfOurSandboxes) {
   ASSERT_TRUE(made.ok()) << made.error().describe();
   ASSERT_TRUE(provider_->remove(sandboxRef(*made)).ok());
   std::vector<std::string> actions;
+  // A watchdog that never hangs the suite: it closes the stream after 20 s unless told the
+  // loop is over, and it is joined before anything it touches goes out of scope.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
   std::thread guard([&] {
-    std::this_thread::sleep_for(20s);  // never hang the suite
-    events.value()->close();
+    std::unique_lock lk(mu);
+    if (!cv.wait_for(lk, 20s, [&] { return done; })) events.value()->close();
   });
   while (true) {
     auto ev = events.value()->next();
@@ -88,8 +96,13 @@ TEST_F(DockerIt, EventsOfOurSandboxes) {
     actions.push_back(ev.value()->action);
     if (ev.value()->action == "destroy") break;
   }
+  {
+    std::lock_guard lk(mu);
+    done = true;
+  }
+  cv.notify_all();
+  guard.join();
   events.value()->close();
-  guard.detach();  // it only closes an already closed stream
   ASSERT_FALSE(actions.empty());
   EXPECT_EQ(actions.front(), "create");
   EXPECT_NE(std::find(actions.begin(), actions.end(), "start"), actions.end());

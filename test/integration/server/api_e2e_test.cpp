@@ -269,5 +269,60 @@ TEST_F(ApiE2E, ExecIsAuditedAndCounted) {
             std::string::npos);
 }
 
+TEST_F(ApiE2E, HostPathsOutsideTheRulesAreRefused) {
+  // The server inherits this process's HOME; its default roots are that and the temp dir.
+  const char* home = std::getenv("HOME");
+  ASSERT_NE(home, nullptr);
+  auto outside = fs::path("/var/tmp") / (projectId_ + "-outside");
+  fs::create_directories(outside);
+  fs::create_directory_symlink("/etc", project_ / "etc-link");
+  struct Case {
+    std::string path, rule;
+  };
+  for (const Case& c : {Case{outside.string(), "outside-project-roots"},
+                        Case{"/var/run", "engine-socket-directory"},
+                        Case{(project_ / "etc-link").string(), "system-directory"},
+                        Case{home, "server-home"}, Case{home_.string(), "server-state"}}) {
+    auto r = call("POST", "/api/sandboxes", {{"projectPath", c.path}, {"projectId", projectId_}});
+    EXPECT_EQ(r.status, 403) << c.path << " " << r.body.dump();
+    EXPECT_EQ(r.code(), "PATH_FORBIDDEN") << c.path;
+    EXPECT_EQ(r.body["error"]["details"].value("rule", ""), c.rule) << r.body.dump();
+    EXPECT_EQ(r.body["error"]["details"].value("field", ""), "projectPath");
+  }
+  fs::remove_all(outside);
+  auto left =
+      run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
+  EXPECT_TRUE(left.out.empty()) << left.out;
+}
+
+TEST_F(ApiE2E, RootExecIsAPermissionOfTheProfile) {
+  auto cfg = call("POST", "/api/sandbox-configs", {{"name", "rooty-" + projectId_}});
+  ASSERT_EQ(cfg.status, 201) << cfg.body.dump();
+  EXPECT_EQ(cfg.body["data"].value("allowRootExec", true), false);
+  auto cfgId = cfg.body["data"].value("id", "");
+  auto created =
+      call("POST", "/api/sandboxes",
+           {{"projectPath", project_.string()}, {"projectId", projectId_}, {"configId", cfgId}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  sandboxId_ = created.body["data"].value("id", "");
+  const std::string exec = "/api/sandboxes/" + sandboxId_ + "/exec";
+
+  auto refused = call("POST", exec, {{"argv", {"id", "-u"}}, {"root", true}});
+  EXPECT_EQ(refused.status, 403) << refused.body.dump();
+  EXPECT_EQ(refused.code(), "SANDBOX_ROOT_EXEC_FORBIDDEN");
+  auto user = call("POST", exec, {{"argv", {"id", "-u"}}});
+  EXPECT_EQ(user.body["data"].value("stdout", ""), "1000\n") << user.body.dump();
+
+  auto allow = call("PATCH", "/api/sandbox-configs/" + cfgId, {{"allowRootExec", true}});
+  ASSERT_EQ(allow.status, 200) << allow.body.dump();
+  auto root = call("POST", exec, {{"argv", {"id", "-u"}}, {"root", true}});
+  ASSERT_EQ(root.status, 200) << root.body.dump();
+  EXPECT_EQ(root.body["data"].value("stdout", ""), "0\n");
+
+  EXPECT_EQ(call("DELETE", "/api/sandboxes/" + sandboxId_).status, 200);
+  sandboxId_.clear();
+  EXPECT_EQ(call("DELETE", "/api/sandbox-configs/" + cfgId).status, 200);
+}
+
 }  // namespace
 }  // namespace agentpane::testing

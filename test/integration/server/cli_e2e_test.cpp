@@ -157,8 +157,11 @@ TEST_F(E2E, CliLifecycleExecAndTmux) {
 
   auto whoami = cli({"exec", id, "--", "id", "-u"});
   EXPECT_EQ(whoami.out, "1000\n");
+  // The default profile does not allow root exec.
   auto root = cli({"exec", "--root", id, "--", "id", "-u"});
-  EXPECT_EQ(root.out, "0\n");
+  EXPECT_EQ(root.exitCode, 3) << root.err;
+  EXPECT_NE(root.err.find("SANDBOX_ROOT_EXEC_FORBIDDEN"), std::string::npos) << root.err;
+  EXPECT_EQ(root.out, "");
 
   auto written = cli({"exec", id, "--", "sh", "-c", "echo hi > /workspace/from-sandbox.txt"});
   EXPECT_EQ(written.exitCode, 0) << written.err;
@@ -195,6 +198,72 @@ TEST_F(E2E, CliLifecycleExecAndTmux) {
   EXPECT_EQ(gone.exitCode, 4);
   EXPECT_NE(gone.err.find("error: SANDBOX_NOT_FOUND"), std::string::npos) << gone.err;
   EXPECT_TRUE(containerIds().empty());
+}
+
+TEST_F(E2E, ProfilesFromTheCliByNameOrId) {
+  const std::string name = "root-ok-" + projectId_;
+  auto made = cli(
+      {"profile", "create", name, "--memory-mb", "1024", "--allow-root-exec", "true", "--json"});
+  ASSERT_EQ(made.exitCode, 0) << made.err;
+  auto mj = json::parse(made.out, nullptr, false);
+  ASSERT_TRUE(mj.is_object()) << made.out;
+  EXPECT_EQ(mj.value("name", ""), name);
+  EXPECT_EQ(mj.value("memoryMb", 0), 1024);
+  EXPECT_EQ(mj.value("allowRootExec", false), true);
+  const std::string id = mj.value("id", "");
+  ASSERT_FALSE(id.empty());
+
+  auto ls = cli({"profile", "ls"});
+  ASSERT_EQ(ls.exitCode, 0) << ls.err;
+  EXPECT_NE(ls.out.find(name), std::string::npos) << ls.out;
+  auto lsj = json::parse(cli({"profile", "ls", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(lsj.is_array());
+  EXPECT_EQ(lsj.size(), 2u) << lsj.dump();  // the default profile and ours
+  EXPECT_EQ(json::parse(cli({"profile", "get", name, "--json"}).out).value("id", ""), id);
+  EXPECT_EQ(json::parse(cli({"profile", "get", id, "--json"}).out).value("name", ""), name);
+
+  auto set = cli({"profile", "set", name, "--cpu", "1", "--set", "description=for root work",
+                  "--set", "pidsLimit=256", "--json"});
+  ASSERT_EQ(set.exitCode, 0) << set.err;
+  auto sj = json::parse(set.out);
+  EXPECT_EQ(sj.value("cpu", 0.0), 1.0);
+  EXPECT_EQ(sj.value("description", ""), "for root work");
+  EXPECT_EQ(sj.value("pidsLimit", 0), 256);
+  EXPECT_EQ(sj.value("memoryMb", 0), 1024);  // untouched
+  auto bad = cli({"profile", "set", name, "--memory-mb", "1"});
+  EXPECT_EQ(bad.exitCode, 2);
+  EXPECT_NE(bad.err.find("VALIDATION_ERROR"), std::string::npos) << bad.err;
+  auto nothing = cli({"profile", "set", name});
+  EXPECT_EQ(nothing.exitCode, 2) << nothing.err;
+  auto missing = cli({"profile", "get", "no-such-profile"});
+  EXPECT_EQ(missing.exitCode, 4);
+  EXPECT_NE(missing.err.find("SANDBOX_CONFIG_NOT_FOUND"), std::string::npos) << missing.err;
+  auto dup = cli({"profile", "create", name});
+  EXPECT_EQ(dup.exitCode, 5);
+  EXPECT_NE(dup.err.find("SANDBOX_CONFIG_NAME_CONFLICT"), std::string::npos) << dup.err;
+
+  auto noProfile = cli(
+      {"sandbox", "create", "--project-path", project_.string(), "--profile", "no-such-profile"});
+  EXPECT_EQ(noProfile.exitCode, 4) << noProfile.err;
+  EXPECT_TRUE(containerIds().empty());
+
+  // A sandbox made with the profile by name gets its limits and its root permission.
+  auto created = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                      projectId_, "--profile", name, "--json"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  auto cj = json::parse(created.out);
+  EXPECT_EQ(cj.value("configId", ""), id);
+  const std::string sandboxId = cj.value("id", "");
+  auto root = cli({"exec", "--root", sandboxId, "--", "id", "-u"});
+  EXPECT_EQ(root.exitCode, 0) << root.err;
+  EXPECT_EQ(root.out, "0\n");
+
+  auto inUse = cli({"profile", "rm", name});
+  EXPECT_EQ(inUse.exitCode, 5);
+  EXPECT_NE(inUse.err.find("SANDBOX_CONFIG_IN_USE"), std::string::npos) << inUse.err;
+  ASSERT_EQ(cli({"sandbox", "rm", sandboxId}).exitCode, 0);
+  EXPECT_EQ(cli({"profile", "rm", id}).exitCode, 0);
+  EXPECT_EQ(cli({"profile", "get", name}).exitCode, 4);
 }
 
 TEST_F(E2E, AuthIsRequired) {

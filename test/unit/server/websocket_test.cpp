@@ -71,8 +71,7 @@ TEST_F(WebSocketTest, ExecSeparatesStreamsAndReportsTheExitCode) {
   };
   WsClient ws(ts->port());
   ASSERT_TRUE(ws.connect(execTarget(), ts->wsAuth()));
-  ASSERT_TRUE(ws.write(
-      true, json{{"argv", {"sh", "-c", "x"}}, {"root", true}, {"timeoutSeconds", 30}}.dump()));
+  ASSERT_TRUE(ws.write(true, json{{"argv", {"sh", "-c", "x"}}, {"timeoutSeconds", 30}}.dump()));
   ASSERT_TRUE(ws.write(true, R"({"type":"eof"})"));
   auto t = collect(ws.readAll());
   EXPECT_EQ(t.out, "to out");

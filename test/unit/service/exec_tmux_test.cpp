@@ -15,6 +15,38 @@ ExecRequest argv(std::vector<std::string> a) {
   return r;
 }
 
+void allowRootExec(SandboxService& svc, const SandboxRecord& s, bool allow = true) {
+  auto c = svc.getConfig(s.configId.empty() ? svc.defaultConfig().value().id : s.configId);
+  ASSERT_TRUE(c.ok());
+  c.value().allowRootExec = allow;
+  ASSERT_TRUE(svc.updateConfig(c.value()).ok());
+}
+
+TEST_F(ServiceTest, RootExecNeedsAProfileThatAllowsIt) {
+  auto s = createOk();
+  ASSERT_FALSE(s.configId.empty());
+  auto root = argv({"id", "-u"});
+  root.options.root = true;
+  auto refused = svc->exec(s.info.id, root, "api");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::SandboxRootExecForbidden);
+  EXPECT_EQ(errorInfo(refused.error().code).httpStatus, 403);
+  EXPECT_EQ(refused.error().details.at("configId"), s.configId);
+  auto stream = svc->openExec(s.info.id, {"sh"}, root.options, "api");
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.error().code, ErrorCode::SandboxRootExecForbidden);
+  EXPECT_EQ(docker->callCount("exec"), 0);
+  EXPECT_EQ(docker->callCount("openExec"), 0);
+  // Not root: allowed as before.
+  EXPECT_TRUE(svc->exec(s.info.id, argv({"id", "-u"}), "api").ok());
+
+  allowRootExec(*svc, s);
+  EXPECT_TRUE(svc->exec(s.info.id, root, "api").ok());
+  EXPECT_TRUE(svc->openExec(s.info.id, {"sh"}, root.options, "api").ok());
+  allowRootExec(*svc, s, false);
+  EXPECT_EQ(svc->exec(s.info.id, root, "api").error().code, ErrorCode::SandboxRootExecForbidden);
+}
+
 TEST_F(ServiceTest, ExecRunsAuditsAndTouchesActivity) {
   auto s = createOk();
   docker->execHandler = [](const std::string&, const std::vector<std::string>& a,
@@ -25,6 +57,7 @@ TEST_F(ServiceTest, ExecRunsAuditsAndTouchesActivity) {
   advance(std::chrono::seconds(90));
   auto req = argv({"echo", "hi there"});
   req.options.root = true;
+  allowRootExec(*svc, s);
   auto r = svc->exec(s.info.id, req, "cli");
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->exitCode, 0);

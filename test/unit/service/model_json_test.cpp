@@ -74,6 +74,7 @@ TEST(ConfigJson, RoundTripsEveryFieldInCamelCase) {
                           "storageClass",
                           "workspaceSizeGi",
                           "startupTimeoutSeconds",
+                          "allowRootExec",
                           "createdAt",
                           "updatedAt",
                           "wakeOnUse"}) {

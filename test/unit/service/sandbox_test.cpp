@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/path_policy.hpp"
 #include "unit/service/service_fixture.hpp"
 
 namespace agentpane::fakes {
@@ -93,6 +94,52 @@ TEST_F(ServiceTest, ProjectPathMustBeAnExistingAbsoluteDirectory) {
   }
   EXPECT_EQ(docker->callCount("create"), 0);
   EXPECT_TRUE(svc->listSandboxes().value().empty());
+}
+
+TEST_F(ServiceTest, ProjectPathMustBeInsideAProjectRootAndNotASystemDirectory) {
+  // The server's home is dir/home (refused itself); its only root is dir/roots.
+  auto home = mkdir("home");
+  auto roots = mkdir("roots");
+  auto inside = mkdir("roots/proj");
+  auto outside = mkdir("outside");
+  std::filesystem::create_directory_symlink("/etc", dir.path() / "roots" / "etc-link");
+  std::filesystem::create_directory_symlink(home, dir.path() / "roots" / "home-link");
+  PathPolicy::Settings settings;
+  settings.roots = {roots, home, "/"};  // even a root of "/" leaves system directories out
+  settings.userHome = home;
+  auto o = options();
+  o.pathPolicy = std::make_shared<PathPolicy>(settings);
+  svc = std::make_unique<SandboxService>(*store, o);
+  svc->registerProvider(docker);
+
+  struct Case {
+    std::string path;
+    const char* rule;
+  };
+  settings.roots = {roots, home};
+  auto o2 = options();
+  o2.pathPolicy = std::make_shared<PathPolicy>(settings);
+  SandboxService narrow(*store, o2);
+  narrow.registerProvider(docker);
+  EXPECT_EQ(narrow.createSandbox(request(outside), "api").error().details.at("rule"),
+            path_rule::kOutsideRoots);
+
+  for (const Case& c :
+       {Case{"/var/run", path_rule::kEngineSocketDirectory},
+        Case{"/run", path_rule::kEngineSocketDirectory}, Case{"/etc", path_rule::kSystemDirectory},
+        Case{"/", path_rule::kSystemDirectory},
+        Case{roots + "/etc-link", path_rule::kSystemDirectory}, Case{home, path_rule::kServerHome},
+        Case{roots + "/home-link", path_rule::kServerHome}}) {
+    auto r = svc->createSandbox(request(c.path), "api");
+    ASSERT_FALSE(r.ok()) << c.path;
+    EXPECT_EQ(r.error().code, ErrorCode::PathForbidden) << c.path;
+    EXPECT_EQ(errorInfo(r.error().code).httpStatus, 403);
+    EXPECT_EQ(r.error().details.at("rule"), c.rule) << c.path << ": " << r.error().message;
+    EXPECT_EQ(r.error().details.at("field"), "projectPath");
+  }
+  EXPECT_EQ(docker->callCount("create"), 0);
+  auto ok = createOk(request(inside));
+  EXPECT_EQ(ok.info.projectPath, inside);
 }
 
 TEST_F(ServiceTest, CreateValidatesEnvIdsImageAndEgress) {

@@ -200,6 +200,7 @@ TEST(StoreConfigs, RoundTripsEveryField) {
   c.storageClass = "standard";
   c.workspaceSizeGi = 20;
   c.startupTimeoutSeconds = 300;
+  c.allowRootExec = true;
   c.createdAtUnix = 5;
   c.updatedAtUnix = 6;
   ASSERT_TRUE(s->insertConfig(c).ok());
@@ -226,6 +227,7 @@ TEST(StoreConfigs, RoundTripsEveryField) {
   EXPECT_EQ(g.storageClass, c.storageClass);
   EXPECT_EQ(g.workspaceSizeGi, c.workspaceSizeGi);
   EXPECT_EQ(g.startupTimeoutSeconds, c.startupTimeoutSeconds);
+  EXPECT_TRUE(g.allowRootExec);
   EXPECT_EQ(g.createdAtUnix, 5);
   EXPECT_EQ(g.updatedAtUnix, 6);
   EXPECT_EQ(s->getConfigByName("k8s big").value().id, "cfg-1");
