@@ -105,16 +105,18 @@ PathPolicy::Settings PathPolicy::settingsFromEnvironment(std::vector<std::string
   return s;
 }
 
-Result<fs::path> PathPolicy::check(std::string_view path, const std::string& field) const {
+Result<fs::path> PathPolicy::check(std::string_view path, const std::string& field,
+                                   ErrorCode invalid) const {
   fs::path p{std::string(path)};
-  if (path.empty() || !p.is_absolute()) {
-    return refuse(ErrorCode::SandboxProjectPathInvalid, field, path, path_rule::kNotAbsolute,
+  // A NUL would cut the path short in every system call: what is checked must be all of it.
+  if (path.empty() || !p.is_absolute() || path.find('\0') != std::string_view::npos) {
+    return refuse(invalid, field, path, path_rule::kNotAbsolute,
                   field + " must be an absolute path");
   }
   std::error_code ec;
   fs::path c = fs::canonical(p, ec);
   if (ec) {
-    return refuse(ErrorCode::SandboxProjectPathInvalid, field, path, path_rule::kNotFound,
+    return refuse(invalid, field, path, path_rule::kNotFound,
                   field + " " + std::string(path) + ": " + ec.message());
   }
   const std::string shown = c == p ? c.string() : std::string(path) + " (" + c.string() + ")";

@@ -48,10 +48,13 @@ class PathPolicy {
                                           std::string serverHome);
 
   // Checks `path` (as the client gave it) and returns it resolved (canonical, symlinks
-  // followed). It MUST exist. Failures: SandboxProjectPathInvalid for a path that is not
-  // absolute or does not exist; PathForbidden (403) for a policy refusal. Both carry
-  // details {"field": field, "rule": path_rule::..., "path": path}.
-  Result<std::filesystem::path> check(std::string_view path, const std::string& field) const;
+  // followed). It MUST exist. Failures: `invalid` (SandboxProjectPathInvalid unless given) for
+  // a path that is not absolute or does not exist; PathForbidden (403) for a policy refusal.
+  // Both carry details {"field": field, "rule": path_rule::..., "path": path}. Callers use the
+  // returned path, not the one given, so that what is checked is what is used.
+  Result<std::filesystem::path> check(
+      std::string_view path, const std::string& field,
+      ErrorCode invalid = ErrorCode::SandboxProjectPathInvalid) const;
 
   // The resolved roots in use, and the ones given that could not be resolved.
   [[nodiscard]] const std::vector<std::filesystem::path>& roots() const { return roots_; }

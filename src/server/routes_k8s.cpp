@@ -32,16 +32,33 @@ Result<void> noQuery(const RequestContext& ctx, std::string_view allowed = {}) {
   return {};
 }
 
+// A kubeconfig path given through the API (a query, or a profile's kubeConfigPath) passes the
+// project-path rule before it is read: a kubeconfig can name a command to run (an exec
+// plugin) and credentials to use, so the API may not point the server at any file on the host
+// (/etc/kubernetes/admin.conf, another user's files). Returns the resolved path to read.
+Result<std::string> allowedKubeconfig(ServerContext& server, const std::string& path,
+                                      const std::string& field) {
+  auto checked = server.service.pathPolicy().check(path, field, ErrorCode::K8sKubeconfigInvalid);
+  if (!checked.ok()) return checked.takeError();
+  return checked->string();
+}
+
 // The cluster the server's default profile names (kubeconfig path, context, namespace), or
 // K8sDisabled when neither the server (ENABLE_K8S_SANDBOX / its options) nor that profile
-// turns the feature on. Blocking (SQLite).
+// turns the feature on. Blocking (SQLite, the file system).
 Result<k8s::ClusterTarget> targetOf(ServerContext& server) {
   auto cfg = server.service.defaultConfig();
   bool on = server.options.enableK8s || (cfg.ok() && cfg.value().enableK8s);
   if (!on) return disabledError();
   k8s::ClusterTarget t;
   if (cfg.ok()) {
-    t.kubeconfigPath = cfg.value().kubeConfigPath;
+    // Checked again at each use (the roots or the file may have changed since the profile
+    // was written).
+    if (!cfg->kubeConfigPath.empty()) {
+      auto path = allowedKubeconfig(server, cfg->kubeConfigPath, "kubeConfigPath");
+      if (!path.ok()) return path.takeError();
+      t.kubeconfigPath = path.value();
+    }
     t.context = cfg.value().kubeContext;
     t.namespaceName = cfg.value().kubeNamespace;
   }
@@ -78,8 +95,8 @@ asio::awaitable<Reply> k8sContexts(RequestContext& ctx) {
   std::string path;
   if (auto it = ctx.query.find("kubeconfigPath"); it != ctx.query.end()) {
     path = it->second;
-    // Reading a file the caller names: only whole, absolute paths. (Listing contexts never
-    // runs an exec plugin, so a kubeconfig read here cannot make the server run anything.)
+    // Reading a file the caller names: only whole, absolute paths, under the project-path
+    // rule (allowedKubeconfig). Listing contexts never runs an exec plugin.
     if (path.empty() || !std::filesystem::path(path).is_absolute() ||
         path.find('\0') != std::string::npos) {
       co_return errorReply(
@@ -89,7 +106,10 @@ asio::awaitable<Reply> k8sContexts(RequestContext& ctx) {
   auto call = runBlocking(ctx.server.pool, [&ctx, path]() -> Result<k8s::ContextList> {
     auto target = targetOf(ctx.server);
     if (!target.ok()) return target.takeError();
-    return ctx.server.cluster->contexts(path);
+    if (path.empty()) return ctx.server.cluster->contexts("");
+    auto allowed = allowedKubeconfig(ctx.server, path, "kubeconfigPath");
+    if (!allowed.ok()) return allowed.takeError();
+    return ctx.server.cluster->contexts(allowed.value());
   });
   auto r = co_await std::move(call);
   co_return replyFrom(r, [](const k8s::ContextList& l) {

@@ -42,6 +42,13 @@ Result<SandboxConfig> SandboxService::Impl::ensureDefaultConfig() {
   return c;
 }
 
+Result<void> SandboxService::Impl::checkKubeconfigPath(const SandboxConfig& c) {
+  if (c.kubeConfigPath.empty()) return {};  // the server's own discovery, not the API's path
+  auto r = opts.pathPolicy->check(c.kubeConfigPath, "kubeConfigPath", ErrorCode::ValidationError);
+  if (!r.ok()) return r.takeError();
+  return {};
+}
+
 Result<std::vector<SandboxConfig>> SandboxService::listConfigs() {
   return impl_->store.listConfigs();
 }
@@ -58,6 +65,7 @@ Result<SandboxConfig> SandboxService::createConfig(SandboxConfig c) {
   c.id = impl_->newId("cfg");
   c.createdAtUnix = c.updatedAtUnix = impl_->nowSec();
   AP_TRY(validateConfig(c));
+  AP_TRY(impl_->checkKubeconfigPath(c));
   auto count = impl_->store.countConfigs();
   if (!count.ok()) return count.takeError();
   if (count.value() == 0) c.isDefault = true;  // the first config is the default
@@ -80,6 +88,7 @@ Result<SandboxConfig> SandboxService::updateConfig(const SandboxConfig& in) {
   c.createdAtUnix = existing->createdAtUnix;
   c.updatedAtUnix = impl_->nowSec();
   AP_TRY(validateConfig(c));
+  if (c.kubeConfigPath != existing->kubeConfigPath) AP_TRY(impl_->checkKubeconfigPath(c));
   auto r = impl_->store.updateConfig(c);
   impl_->audit("", "api", "config.update", json{{"id", c.id}, {"name", c.name}}, r.ok());
   if (!r.ok()) return r.takeError();

@@ -127,6 +127,9 @@ struct SandboxService::Impl {
                               const std::string& reason);
   // An idle-stopped sandbox whose config wakes on use.
   bool wakesOnUse(const SandboxRecord& row);
+  // A profile's kubeConfigPath (given through the API) under the project-path rule: a
+  // kubeconfig can name a command to run. Empty (the server's own discovery) passes.
+  Result<void> checkKubeconfigPath(const SandboxConfig& c);
   // SandboxRootExecForbidden unless the row's config allows root exec (a config removed
   // since the sandbox was made allows nothing).
   Result<void> checkRootExec(const SandboxRecord& row);

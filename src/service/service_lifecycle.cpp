@@ -161,7 +161,13 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
       spec.allowedEgressHosts.push_back(h);
     }
   }
-  spec.kubernetes.kubeConfigPath = cfg.kubeConfigPath;
+  if (prov->type() == ProviderType::Kubernetes && !cfg.kubeConfigPath.empty()) {
+    // A profile's kubeconfig came through the API: the path rule holds at each use.
+    auto kc = I.opts.pathPolicy->check(cfg.kubeConfigPath, "kubeConfigPath",
+                                       ErrorCode::K8sKubeconfigInvalid);
+    if (!kc.ok()) return kc.takeError();
+    spec.kubernetes.kubeConfigPath = kc->string();
+  }
   spec.kubernetes.kubeContext = cfg.kubeContext;
   spec.kubernetes.kubeNamespace = cfg.kubeNamespace;
   spec.kubernetes.networkPolicyEnabled = cfg.networkPolicyEnabled;

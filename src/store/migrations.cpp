@@ -111,7 +111,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {1, "initial schema", kMigration1},
       {2, "sandboxes record their provider instance", kMigration2},
       {3, "stop reasons and wake on use", kMigration3},
-      {4, "sandbox_configs.allow_root_exec", kMigration4},
+      {4, "root exec a profile permission", kMigration4},
   };
   return kMigrations;
 }

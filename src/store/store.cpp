@@ -509,7 +509,8 @@ Result<void> Store::updateConfig(const SandboxConfig& c) {
       "network = ?11, allow_fallback = ?12, enable_k8s = ?13, kube_config_path = ?14, "
       "kube_context = ?15, kube_namespace = ?16, network_policy_enabled = ?17, "
       "allowed_egress_hosts = ?18, workspace_volume = ?19, storage_class = ?20, "
-      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = ?24, "
+      "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = "
+      "?24, "
       "allow_root_exec = ?25 WHERE id = ?1",
       "update sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),

@@ -156,7 +156,13 @@ TEST_F(K8sE2E, CliLifecycleExecAndTmuxOnAPod) {
   EXPECT_EQ(wc.exitCode, 0) << wc.err;
   EXPECT_EQ(wc.out, "100000\n");
   EXPECT_EQ(cli({"exec", id, "--", "id", "-u"}).out, "1000\n");
+  // Root exec is a permission of the profile (off by default); a profile that allows it
+  // still meets the pod's restricted security context.
   auto root = cli({"exec", "--root", id, "--", "id", "-u"});
+  EXPECT_NE(root.exitCode, 0);
+  EXPECT_NE(root.err.find("SANDBOX_ROOT_EXEC_FORBIDDEN"), std::string::npos) << root.err;
+  ASSERT_EQ(cli({"profile", "set", "default", "--allow-root-exec", "true"}).exitCode, 0);
+  root = cli({"exec", "--root", id, "--", "id", "-u"});
   EXPECT_NE(root.exitCode, 0);
   EXPECT_NE(root.err.find("restricted"), std::string::npos) << root.err;
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "k8s/cluster_info.hpp"
 #include "unit/server/server_fake.hpp"
@@ -52,7 +53,16 @@ TEST_F(K8sRoutesClusterTest, StatusContextsAndNamespaces) {
   EXPECT_EQ(d["credentialType"], "token");
   EXPECT_LE(d["pods"]["running"].get<int>(), d["pods"]["total"].get<int>());
 
-  auto ctx = c.get("/api/sandbox/k8s/contexts?kubeconfigPath=" + kubeconfig);
+  // A kubeconfig path given through the API follows the project-path rule: the test
+  // cluster's own file lives under /var/lib (a system directory) and is refused; a copy in a
+  // project root (the temp directory, a default root) is read.
+  auto refused = c.get("/api/sandbox/k8s/contexts?kubeconfigPath=" + kubeconfig);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(refused.code(), "PATH_FORBIDDEN");
+  TempDir copyDir("ap-k8s-kubeconfig-");
+  const auto copy = copyDir.path() / "kubeconfig";
+  std::filesystem::copy_file(kubeconfig, copy);
+  auto ctx = c.get("/api/sandbox/k8s/contexts?kubeconfigPath=" + copy.string());
   ASSERT_EQ(ctx.status, 200) << ctx.body;
   EXPECT_EQ(ctx.data()["current"], "agentpane@agentpane-test");
   ASSERT_EQ(ctx.data()["contexts"].size(), 1u);

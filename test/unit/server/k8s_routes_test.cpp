@@ -2,9 +2,12 @@
 // apiserver (FakeHttpServer) named by a kubeconfig the test writes.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
+#include "common/path_policy.hpp"
 #include "k8s/cluster_info.hpp"
+#include "net/url.hpp"
 #include "unit/net/fake_http_server.hpp"
 #include "unit/server/server_fake.hpp"
 #include "unit/server/test_server.hpp"
@@ -36,7 +39,8 @@ class K8sRoutesTest : public ::testing::Test {
     apiserver.reset();
   }
 
-  void start(const std::string& k8sKubeconfig, bool serverEnables = true) {
+  void start(const std::string& k8sKubeconfig, bool serverEnables = true,
+             ServiceOptions serviceOptions = {}) {
     ts.reset();
     k8s::ClusterInfoOptions o;
     o.rules.env = [k8sKubeconfig](const char* name) -> std::optional<std::string> {
@@ -51,7 +55,7 @@ class K8sRoutesTest : public ::testing::Test {
     ts = std::make_unique<TestServer>(
         std::vector<std::shared_ptr<SandboxProvider>>{
             std::make_shared<ServerFake>(ProviderType::Docker)},
-        so);
+        so, std::move(serviceOptions));
   }
 
   static void write(const std::string& path, const std::string& text) {
@@ -243,6 +247,78 @@ TEST_F(K8sRoutesTest, OffUnlessTheServerOrTheDefaultProfileTurnsItOn) {
   auto r = c.get("/api/sandbox/k8s/status");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.data()["version"], "v1.30.99");
+}
+
+TEST_F(K8sRoutesTest, KubeconfigPathsGivenThroughTheApiFollowTheProjectPathRule) {
+  // A kubeconfig can name a command to run and credentials to use: a path the API gives (the
+  // contexts query, a profile's kubeConfigPath) must lie inside a project root, like a
+  // project. The server's own discovery (K8S_KUBECONFIG here, outside the roots) is not the
+  // API's and stays allowed.
+  namespace fs = std::filesystem;
+  const fs::path roots = dir.path() / "roots";
+  fs::create_directories(roots / "team");
+  const std::string inside = (roots / "team" / "kubeconfig").string();
+  write(inside, kubeconfigFor("http://127.0.0.1:" + std::to_string(apiserver->port()), "fake-ctx"));
+  fs::create_symlink(kubeconfig, roots / "team" / "link-out");
+  fs::create_symlink("/etc", roots / "team" / "etc-link");
+  PathPolicy::Settings settings;
+  settings.roots = {roots.string()};
+  ServiceOptions so;
+  so.pathPolicy = std::make_shared<PathPolicy>(settings);
+  start(kubeconfig, /*serverEnables=*/true, so);
+  auto c = ts->client();
+  const std::string contexts = "/api/sandbox/k8s/contexts?kubeconfigPath=";
+
+  auto ok = c.get(contexts + inside);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.data()["current"], "fake-ctx");
+  struct Case {
+    std::string path;
+    const char* rule;
+  };
+  for (const Case& k :
+       {Case{kubeconfig, path_rule::kOutsideRoots},
+        Case{(roots / "team" / "link-out").string(), path_rule::kOutsideRoots},
+        Case{(roots / "team" / ".." / ".." / "kubeconfig").string(), path_rule::kOutsideRoots},
+        Case{"/etc/passwd", path_rule::kSystemDirectory},
+        Case{(roots / "team" / "etc-link" / "passwd").string(), path_rule::kSystemDirectory}}) {
+    auto r = c.get(contexts + net::percentEncode(k.path));
+    EXPECT_EQ(r.status, 403) << k.path << ": " << r.body;
+    EXPECT_EQ(r.code(), "PATH_FORBIDDEN") << k.path;
+    EXPECT_EQ(r.json()["error"]["details"]["rule"], k.rule) << r.body;
+    EXPECT_EQ(r.json()["error"]["details"]["field"], "kubeconfigPath") << r.body;
+  }
+  EXPECT_EQ(c.get(contexts + inside + "-gone").code(), "K8S_KUBECONFIG_INVALID");
+
+  // A profile's kubeConfigPath: checked when written ...
+  auto out = c.post("/api/sandbox-configs", {{"name", "kc-out"}, {"kubeConfigPath", kubeconfig}});
+  EXPECT_EQ(out.status, 403) << out.body;
+  EXPECT_EQ(out.code(), "PATH_FORBIDDEN");
+  auto rel = c.post("/api/sandbox-configs", {{"name", "kc-rel"}, {"kubeConfigPath", "kc"}});
+  EXPECT_EQ(rel.code(), "VALIDATION_ERROR") << rel.body;
+  auto good = c.post("/api/sandbox-configs", {{"name", "kc-in"}, {"kubeConfigPath", inside}});
+  EXPECT_EQ(good.status, 201) << good.body;
+
+  std::string id;
+  for (const auto& cfg : c.get("/api/sandbox-configs").data()) {
+    if (cfg.value("isDefault", false)) id = cfg.value("id", "");
+  }
+  ASSERT_FALSE(id.empty());
+  auto patchOut = c.patch("/api/sandbox-configs/" + id, {{"kubeConfigPath", "/etc/passwd"}});
+  EXPECT_EQ(patchOut.code(), "PATH_FORBIDDEN") << patchOut.body;
+  auto patched = c.patch("/api/sandbox-configs/" + id, {{"kubeConfigPath", inside}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  auto st = c.get("/api/sandbox/k8s/status");
+  ASSERT_EQ(st.status, 200) << st.body;
+  EXPECT_EQ(st.data()["context"], "fake-ctx");
+
+  // ... and again at each use: the file swapped for a link out of the roots is refused.
+  fs::remove(inside);
+  fs::create_symlink(kubeconfig, inside);
+  auto swapped = c.get("/api/sandbox/k8s/status");
+  EXPECT_EQ(swapped.status, 403) << swapped.body;
+  EXPECT_EQ(swapped.code(), "PATH_FORBIDDEN");
+  EXPECT_EQ(c.get("/api/sandbox/k8s/namespaces").code(), "PATH_FORBIDDEN");
 }
 
 }  // namespace

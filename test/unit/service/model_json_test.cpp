@@ -45,6 +45,7 @@ SandboxConfig fullConfig() {
   c.storageClass = "sc";
   c.workspaceSizeGi = 5;
   c.startupTimeoutSeconds = 60;
+  c.allowRootExec = true;
   c.createdAtUnix = 11;
   c.updatedAtUnix = 12;
   return c;
@@ -80,7 +81,7 @@ TEST(ConfigJson, RoundTripsEveryFieldInCamelCase) {
                           "wakeOnUse"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
-  EXPECT_EQ(j.size(), 25u);
+  EXPECT_EQ(j.size(), 26u);
   EXPECT_EQ(j["providerType"], "kubernetes");
   EXPECT_EQ(j["network"], "internal");
   auto back = configFromJson(j);

@@ -339,6 +339,39 @@ TEST_F(ProviderChoiceTest, ConfigSwitchEnablesKubernetes) {
   EXPECT_EQ(row.info.podUid, "uid-" + row.info.id);
 }
 
+TEST_F(ProviderChoiceTest, AProfilesKubeconfigFollowsThePathRuleWhenWrittenAndAtEachCreate) {
+  namespace fs = std::filesystem;
+  const std::string kc = (dir.path() / "team-kubeconfig").string();  // in the temp root
+  std::ofstream(kc) << "apiVersion: v1\nkind: Config\n";
+  SandboxConfig forbidden;
+  forbidden.name = "kc-etc";
+  forbidden.kubeConfigPath = "/etc/passwd";
+  auto refused = svc->createConfig(forbidden);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::PathForbidden);
+  EXPECT_EQ(refused.error().details.at("field"), "kubeConfigPath");
+
+  SandboxConfig c;
+  c.name = "kc-team";
+  c.providerType = ProviderType::Kubernetes;
+  c.enableK8s = true;
+  c.kubeConfigPath = kc;
+  auto made = svc->createConfig(c);
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  auto out = svc->createSandbox(k8sRequest(made->id), "api");
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  EXPECT_EQ(k8s->createdSpecs().at(0).kubernetes.kubeConfigPath, fs::canonical(kc).string());
+
+  // The file swapped for a link to a system file after the profile was written.
+  fs::remove(kc);
+  fs::create_symlink("/etc/passwd", kc);
+  auto r = svc->createSandbox(k8sRequest(made->id), "api");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::PathForbidden);
+  EXPECT_EQ(r.error().details.at("rule"), path_rule::kSystemDirectory);
+  EXPECT_EQ(k8s->callCount("create"), 1);
+}
+
 TEST_F(ProviderChoiceTest, FallsBackToDockerWhenTheClusterIsUnreachable) {
   enableK8s = true;
   restart();

@@ -175,6 +175,40 @@ TEST(StoreMigrations, RefusesADatabaseFromANewerVersion) {
   EXPECT_EQ(s.error().details.at("schemaVersion"), "99");
 }
 
+TEST(StoreMigrations, ConfigsMadeBeforeMigration4DoNotAllowRootExec) {
+  // A database at schema 3 (before root exec became a profile permission) with a config:
+  // after migration 4 the config allows no root exec, and the column takes only 0 or 1.
+  TempDir dir;
+  auto path = (dir.path() / "state.db").string();
+  std::vector<Migration> upTo3;
+  for (const auto& m : Store::builtinMigrations()) {
+    if (m.version <= 3) upTo3.push_back(m);
+  }
+  ASSERT_EQ(upTo3.size(), 3u);
+  {
+    auto s = Store::openFile(path, upTo3);
+    ASSERT_TRUE(s.ok()) << s.error().describe();
+  }
+  rawExec(path,
+          "INSERT INTO sandbox_configs (id, name, image, memory_mb, cpu, pids_limit, "
+          "timeout_minutes, created_at, updated_at) VALUES ('old', 'old', 'img', 512, 1, 256, "
+          "30, 1, 1)");
+  auto s = openOrDie(path);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->schemaVersion().value(), 4);
+  auto c = s->getConfig("old");
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_FALSE(c->allowRootExec);
+  EXPECT_TRUE(c->wakeOnUse);  // migration 3's default is kept
+  s.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_NE(
+      sqlite3_exec(db, "UPDATE sandbox_configs SET allow_root_exec = 2", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+}
+
 // --- configs ------------------------------------------------------------------------------
 
 TEST(StoreConfigs, RoundTripsEveryField) {
