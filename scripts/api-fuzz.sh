@@ -3,12 +3,12 @@
 # every route, a bounded number of examples each. Fails on any 5xx, any answer that the
 # description does not allow (status, content type, body schema), any error without a code
 # of the catalogue, and any sandbox left on the engine after the run.
-#   bash scripts/api-fuzz.sh            # AP_FUZZ_EXAMPLES (default 25) examples per operation
+#   bash scripts/api-fuzz.sh            # AP_FUZZ_EXAMPLES (default 50) examples per operation
 # Schemathesis lives in a venv under /var/cache/agentpane/ (made once; later runs reuse it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-EXAMPLES=${AP_FUZZ_EXAMPLES:-25}
+EXAMPLES=${AP_FUZZ_EXAMPLES:-50}
 VENV=/var/cache/agentpane/schemathesis-venv
 ST_VERSION=('schemathesis==3.39.16' 'hypothesis>=6.108,<6.120')  # newer hypothesis breaks 3.39
 
@@ -21,8 +21,8 @@ fi
 WORK=$(mktemp -d /tmp/agentpane-fuzz.XXXXXX)
 HOME_DIR=$WORK/home
 PROJECT=$WORK/projects/fuzz-project
-mkdir -p "$HOME_DIR" "$PROJECT"
-chown 1000:1000 "$PROJECT" 2>/dev/null || true
+mkdir -p "$HOME_DIR" "$PROJECT" "$WORK/projects/fixture"
+chown 1000:1000 "$PROJECT" "$WORK/projects/fixture" 2>/dev/null || true
 # The sandboxes of this server carry its instance label (serve_main.cpp: sha256 of the
 # canonical home, 12 hex digits): that is how the engine's containers are counted.
 INSTANCE=$(printf '%s' "$(realpath "$HOME_DIR")" | sha256sum | cut -c1-12)
@@ -56,8 +56,24 @@ s = yaml.safe_load(open(sys.argv[1]))
 print(",".join(s["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]))
 ' docs/openapi.yaml)
 
-echo "[api-fuzz] $URL, $EXAMPLES examples per operation"
+# A real sandbox, a tmux session in it and a profile of its own, whose ids the hooks put into
+# some path parameters: without them every operation on /api/sandboxes/{id}/... would only
+# ever see a 404 for a random id.
+api() {  # api METHOD PATH [JSON]
+  curl -fsS -X "$1" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    ${3:+--data "$3"} "$URL$2"
+}
+field() { "$VENV/bin/python3" -c 'import sys, json; print(json.load(sys.stdin)["data"][sys.argv[1]])' "$1"; }
+SANDBOX=$(api POST /api/sandboxes "{\"projectPath\":\"$WORK/projects/fixture\"}" | field id) ||
+  { echo "[api-fuzz] cannot create the fixture sandbox"; tail -20 "$WORK/server.log"; exit 1; }
+api POST "/api/sandboxes/$SANDBOX/tmux" '{"name":"fuzz"}' >/dev/null ||
+  { echo "[api-fuzz] cannot create the fixture tmux session"; exit 1; }
+PROFILE=$(api POST /api/sandbox-configs '{"name":"fuzz-profile"}' | field id) ||
+  { echo "[api-fuzz] cannot create the fixture profile"; exit 1; }
+
+echo "[api-fuzz] $URL, $EXAMPLES examples per operation (fixture sandbox $SANDBOX, profile $PROFILE)"
 AP_FUZZ_CODES=$CODES AP_FUZZ_PROJECT=$PROJECT PYTHONPATH=$ROOT/scripts \
+AP_FUZZ_SANDBOX=$SANDBOX AP_FUZZ_TMUX=fuzz AP_FUZZ_PROFILE=$PROFILE \
 SCHEMATHESIS_HOOKS=api_fuzz_hooks \
   "$VENV/bin/st" run docs/openapi.yaml --base-url "$URL" \
   -H "Authorization: Bearer $TOKEN" \

@@ -3,6 +3,8 @@
 - error_has_code: every 4xx/5xx answer is the error envelope with a code of the catalogue.
 - Some POST /api/sandboxes bodies get the run's real project directory, so that creates reach
   the Docker engine (and the leak check after the run means something).
+- Some path parameters get the ids of the fixtures api-fuzz.sh made (a running sandbox, a tmux
+  session in it, a profile), so that the operations on them run for real, not only their 404.
 """
 import json
 import os
@@ -11,7 +13,10 @@ import schemathesis
 
 CODES = set(os.environ.get("AP_FUZZ_CODES", "").split(","))
 PROJECT = os.environ.get("AP_FUZZ_PROJECT", "")
-_counter = {"n": 0}
+SANDBOX = os.environ.get("AP_FUZZ_SANDBOX", "")
+TMUX = os.environ.get("AP_FUZZ_TMUX", "")
+PROFILE = os.environ.get("AP_FUZZ_PROFILE", "")
+_counter = {"n": 0, "p": 0}
 
 
 @schemathesis.check
@@ -45,3 +50,24 @@ def map_body(context, body):
             if "cpu" in body and isinstance(body["cpu"], (int, float)):
                 body["cpu"] = min(body["cpu"], float(os.cpu_count() or 1))
     return body
+
+
+@schemathesis.hook
+def map_path_parameters(context, path_parameters):
+    op = context.operation
+    if not isinstance(path_parameters, dict) or "id" not in path_parameters:
+        return path_parameters
+    _counter["p"] += 1
+    if _counter["p"] % 2:
+        return path_parameters  # every other case keeps its generated id
+    params = dict(path_parameters)
+    if op.path.startswith("/api/sandboxes/") and SANDBOX:
+        # Removing the fixture would leave the operations after it only their 404 again.
+        if op.method.upper() == "DELETE" and op.path == "/api/sandboxes/{id}":
+            return path_parameters
+        params["id"] = SANDBOX
+        if "name" in params and TMUX and _counter["p"] % 4 == 0:
+            params["name"] = TMUX
+    elif op.path.startswith("/api/sandbox-configs/") and PROFILE:
+        params["id"] = PROFILE
+    return params

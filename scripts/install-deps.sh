@@ -7,7 +7,7 @@ PKGS=(
   libsqlite3-dev sqlite3 libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libbenchmark-dev clang-format clang-tidy liburiparser-dev libhowardhinnant-date-dev
   clang libclang-rt-14-dev
-  docker.io debootstrap tmux jq wrk hyperfine
+  docker.io debootstrap tmux jq wrk hyperfine python3-venv
   containerd etcd-server containernetworking-plugins iptables ipset conntrack socat iproute2 openssl
   chromium chromium-driver
 )

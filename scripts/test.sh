@@ -85,6 +85,19 @@ fi
 step "Contract suite (Docker)";    run_ctest contract -L contract
 step "Integration tests (Docker)"; run_ctest integration -L integration
 
+step "API fuzz (schemathesis over docs/openapi.yaml)"
+# A real server on the real engine; each operation of the description counts once. The script's
+# own checks (no sandbox left on the engine, no crash in the server log) fail it as a whole.
+bash scripts/api-fuzz.sh >"$LOGDIR/api-fuzz.log" 2>&1
+fuzz_rc=$?
+summary=$(grep -E '^=+ .*[0-9]+ (passed|failed|errored).* in [0-9.]+s =+$' "$LOGDIR/api-fuzz.log" | tail -1)
+count() { sed -nE "s/.*[^0-9]([0-9]+) $1.*/\1/p" <<<" $summary"; }
+fuzz_passed=$(count passed); fuzz_failed=$(count failed); fuzz_errored=$(count errored)
+fuzz_passed=${fuzz_passed:-0}; fuzz_failed=$((${fuzz_failed:-0} + ${fuzz_errored:-0}))
+((fuzz_rc != 0 && fuzz_failed == 0)) && fuzz_failed=1
+((fuzz_failed > 0)) && grep -vE '^  - ' "$LOGDIR/api-fuzz.log" | tail -40
+record api-fuzz "$fuzz_passed" "$fuzz_failed"
+
 if [[ -z ${SKIP_CLUSTER:-} && -x scripts/test-cluster ]]; then
   step "Kubernetes test cluster"
   if bash scripts/test-cluster up; then

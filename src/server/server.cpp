@@ -175,6 +175,9 @@ struct Server::Impl {
   asio::awaitable<void> acceptLoop();
   asio::awaitable<void> session(beast::tcp_stream stream);
   asio::awaitable<void> lingerClose(beast::tcp_stream& stream);
+  // Answers a request the HTTP parser refused (400), then closes the connection.
+  asio::awaitable<void> refuseMalformed(beast::tcp_stream& stream,
+                                        const boost::system::error_code& why);
   asio::awaitable<void> upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
                                 Request req, const Route& route, PatternMatch match, Target target,
                                 Clock::time_point startedAt);
@@ -321,6 +324,40 @@ Reply Server::Impl::headerTooLarge() {
   return errorReply(ErrorCode::ValidationError, "request header too large");
 }
 
+namespace {
+
+// A request the parser refused as not HTTP (a NUL or control byte in a header, a bad request
+// line, target, version, length or chunk), as opposed to a connection that ended or timed
+// out. Such a request gets a 400 before the connection closes: closing without a word leaves
+// the client with "connection closed without response" and no reason.
+bool isMalformedRequest(const boost::system::error_code& ec) {
+  if (ec.category() != make_error_code(http::error::bad_method).category()) return false;
+  switch (static_cast<http::error>(ec.value())) {
+    case http::error::end_of_stream:
+    case http::error::partial_message:
+    case http::error::need_more:
+    case http::error::need_buffer:
+    case http::error::stale_parser:
+    case http::error::short_read:
+      return false;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> Server::Impl::refuseMalformed(beast::tcp_stream& stream,
+                                                    const boost::system::error_code& why) {
+  Reply bad = errorReply(ErrorCode::ValidationError, "malformed HTTP request: " + why.message());
+  ctx.metrics.recordRequest("unmatched", "other", bad.status, 0);
+  auto res = toResponse(bad, 11, false);
+  boost::system::error_code ec;
+  stream.expires_after(options.ioTimeout);
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  co_await lingerClose(stream);
+}
+
 Reply Server::Impl::internalError() {
   return errorReply(ErrorCode::Internal, "internal error");
 }
@@ -419,7 +456,11 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         co_await lingerClose(stream);
         co_return;
       }
-      if (ec) break;  // closed, timed out, cancelled by stop(), or garbage
+      if (isMalformedRequest(ec)) {
+        co_await refuseMalformed(stream, ec);
+        co_return;
+      }
+      if (ec) break;  // closed, timed out or cancelled by stop()
 
       const auto startedAt = Clock::now();
       Request& req = parser.get();
@@ -479,6 +520,10 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         if (ec == http::error::body_limit) {
           Reply tooLarge = payloadTooLarge();
           co_await refuse(tooLarge, d.label);
+          co_return;
+        }
+        if (isMalformedRequest(ec)) {  // a bad chunk, say
+          co_await refuseMalformed(stream, ec);
           co_return;
         }
         if (ec) break;

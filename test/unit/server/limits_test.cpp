@@ -83,12 +83,30 @@ TEST_F(LimitsTest, RefusalWithAnUnreadBodyClosesTheConnection) {
   EXPECT_EQ(conn2.send(c.make(http::verb::get, "/api/health")).status, 200);
 }
 
-TEST_F(LimitsTest, GarbageIsDroppedWithoutCrashing) {
+TEST_F(LimitsTest, MalformedRequestsGetA400BeforeTheConnectionCloses) {
+  // Closing without an answer leaves a client with "connection closed without response" (what
+  // schemathesis saw for a NUL byte in a header): the parser's refusal is a coded 400.
   auto c = ts->client();
-  HttpConnection conn(c.port());
-  ASSERT_TRUE(conn.connect());
-  conn.sendRaw("NOT HTTP AT ALL\r\n\r\n");
-  EXPECT_TRUE(conn.closedByPeer());
+  const std::string nul(1, '\0');
+  for (const std::string& raw :
+       {std::string("NOT HTTP AT ALL\r\n\r\n"),
+        "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Probe: a" + nul + "b\r\n\r\n",
+        std::string("GET /api/health HTTP/1.1\r\nHost: x\r\nCookie: a=\x01\r\n\r\n"),
+        std::string("GET /api/he alth HTTP/1.1\r\nHost: x\r\n\r\n"),
+        std::string("GET /api/health HTTP/9.9\r\nHost: x\r\n\r\n"),
+        std::string("POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+        std::string("POST /api/session HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                    "\r\nzz\r\n")}) {
+    HttpConnection conn(c.port());
+    ASSERT_TRUE(conn.connect());
+    ASSERT_TRUE(conn.sendRaw(raw));
+    auto r = conn.readResponse();
+    EXPECT_EQ(r.status, 400) << r.error << " for " << raw;
+    EXPECT_EQ(r.code(), "VALIDATION_ERROR") << r.body;
+    EXPECT_NE(r.body.find("malformed HTTP request"), std::string::npos) << r.body;
+    EXPECT_EQ(r.header("connection"), "close");
+    EXPECT_TRUE(conn.closedByPeer()) << raw;
+  }
   EXPECT_EQ(c.get("/api/health").status, 200);
 }
 
