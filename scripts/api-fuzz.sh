@@ -74,6 +74,7 @@ PROFILE=$(api POST /api/sandbox-configs '{"name":"fuzz-profile"}' | field id) ||
 echo "[api-fuzz] $URL, $EXAMPLES examples per operation (fixture sandbox $SANDBOX, profile $PROFILE)"
 AP_FUZZ_CODES=$CODES AP_FUZZ_PROJECT=$PROJECT PYTHONPATH=$ROOT/scripts \
 AP_FUZZ_SANDBOX=$SANDBOX AP_FUZZ_TMUX=fuzz AP_FUZZ_PROFILE=$PROFILE \
+HYPOTHESIS_STORAGE_DIRECTORY=$WORK/hypothesis \
 SCHEMATHESIS_HOOKS=api_fuzz_hooks \
   "$VENV/bin/st" run docs/openapi.yaml --base-url "$URL" \
   -H "Authorization: Bearer $TOKEN" \
