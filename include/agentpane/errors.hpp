@@ -22,6 +22,7 @@ enum class ErrorCode {
   ServerUnreachable,  // SERVER_UNREACHABLE        (CLI only; 503 if ever sent)
   Timeout,            // TIMEOUT                   504 (a call to a dependency timed out)
   PathForbidden,      // PATH_FORBIDDEN            403 (a host path outside the policy)
+  TooManyRequests,    // TOO_MANY_REQUESTS         429 (a concurrency bound; retry later)
   // Sandboxes
   SandboxNotFound,             // SANDBOX_NOT_FOUND            404
   SandboxAlreadyExists,        // SANDBOX_ALREADY_EXISTS       409
@@ -34,6 +35,7 @@ enum class ErrorCode {
   SandboxExecFailed,           // SANDBOX_EXEC_FAILED          500
   SandboxRootExecForbidden,    // SANDBOX_ROOT_EXEC_FORBIDDEN  403 (the profile does not allow it)
   ExecTimeout,                 // EXEC_TIMEOUT                 504
+  ExecOutputTooLarge,          // EXEC_OUTPUT_TOO_LARGE        422 (buffered exec; use the stream)
   SandboxConfigNotFound,       // SANDBOX_CONFIG_NOT_FOUND     404
   SandboxConfigInUse,          // SANDBOX_CONFIG_IN_USE        409
   SandboxConfigNameConflict,   // SANDBOX_CONFIG_NAME_CONFLICT 409

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,9 +36,36 @@ struct ExecChunk {
   std::string data;  // raw bytes, binary-safe
 };
 
-// One running command. Thread-safety: writeStdin/closeStdin MAY be called from one thread
-// while another thread calls read(); implementations MUST make that safe. cancel() MAY be
-// called from any thread at any time.
+// Completion handler of the asynchronous form of ExecSession.
+template <typename T>
+using ExecHandler = std::function<void(Result<T>)>;
+
+// One running command, in two forms: blocking calls for worker threads, and the same
+// operations asynchronously for servers that multiplex many streams on a few I/O threads
+// (the WebSocket exec, the Kubernetes exec, the in-sandbox channel). One session is driven
+// through one form only; mixing them is unsupported.
+//
+// Blocking form. Thread-safety: writeStdin/closeStdin MAY be called from one thread while
+// another thread calls read(); implementations MUST make that safe. cancel() MAY be called
+// from any thread at any time.
+//
+// Asynchronous form (async*). It is written with plain completion handlers, not a
+// networking library's types, so that this contract stays library-free (STYLE: library
+// types stay in their room); src/common/exec_async.hpp turns each call into a Boost.Asio
+// awaitable that resumes on the caller's own executor, and helps implementations built on
+// coroutines. Rules:
+//  - An async* call MUST return at once: no engine call, no waiting for the process, no
+//    lock held across I/O. The work runs on the implementation's own I/O loop.
+//  - Its handler MUST be called exactly once, on a thread of that loop or (for sessions
+//    that never wait, such as in-memory fakes) before the call returns. A handler MUST NOT
+//    block; callers hop back to their own executor.
+//  - At most one output operation (asyncRead or asyncWait) and one input operation
+//    (asyncWriteStdin or asyncCloseStdin) MAY be pending at a time; they MAY overlap.
+//  - asyncCancel MAY be called at any time, also while other operations are pending: it
+//    fails them (they complete with an error) and its own handler runs once the remote
+//    process is dead or the kill gave up (bounded, like every provider call).
+//  - The caller MUST keep the session alive until every handler it started has run.
+//  - Semantics (timeouts, exit codes, EOF, errors) are those of the blocking calls.
 class ExecSession {
  public:
   virtual ~ExecSession() = default;
@@ -52,8 +80,16 @@ class ExecSession {
   // After read() returned std::nullopt: the exact exit code, 0-255; a process killed by
   // signal N reports 128+N.
   virtual Result<int> wait() = 0;
-  // Kills the remote process and unblocks read(). Idempotent.
+  // Kills the remote process and unblocks read(). Idempotent. Blocks while killing.
   virtual void cancel() = 0;
+
+  // Asynchronous form: writeStdin, closeStdin, read, wait and cancel without a thread.
+  virtual void asyncWriteStdin(std::string data, ExecHandler<void> done) = 0;
+  virtual void asyncCloseStdin(ExecHandler<void> done) = 0;
+  virtual void asyncRead(ExecHandler<std::optional<ExecChunk>> done) = 0;
+  virtual void asyncWait(ExecHandler<int> done) = 0;
+  // Idempotent: a second call completes once the first kill has ended.
+  virtual void asyncCancel(ExecHandler<void> done) = 0;
 };
 
 struct ExecResult {

@@ -101,6 +101,14 @@ int run(int argc, char** argv) {
   serve->add_option("--project-root", serveArgs.projectRoots,
                     "Directory whose subdirectories may be projects (repeatable; default: "
                     "AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory)");
+  serve
+      ->add_option("--max-streams", serveArgs.maxStreams,
+                   "Concurrent WebSocket streams (default: from the descriptor limit)")
+      ->check(CLI::Range(1, 1 << 20));
+  serve
+      ->add_option("--max-execs", serveArgs.maxExecs,
+                   "Concurrent buffered execs (POST …/exec) on the whole server")
+      ->check(CLI::Range(1, 4096));
 
   // sandbox
   auto* sandbox = app.add_subcommand("sandbox", "Manage sandboxes");

@@ -13,6 +13,8 @@ struct ServeArgs {
   int reconcileSeconds = 0;    // 0: the service default
   // --project-root (repeatable); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp dir.
   std::vector<std::string> projectRoots;
+  int maxStreams = 0;  // 0: derived from the descriptor limit
+  int maxExecs = 0;    // 0: the server default
 };
 
 // `agentpane serve`: runs until SIGTERM/SIGINT.

@@ -11,7 +11,7 @@ struct Entry {
 };
 
 // CLI exit codes: 2 bad input, 3 auth, 4 not found, 5 conflict, 6 timeout,
-// 7 unavailable, 8 internal/provider failure.
+// 7 unavailable, 8 internal/provider failure, 9 busy (a concurrency bound: retry later).
 constexpr std::array kCatalogue = {
     Entry{ErrorCode::ValidationError, {"VALIDATION_ERROR", 400, 2}},
     Entry{ErrorCode::Unauthorized, {"UNAUTHORIZED", 401, 3}},
@@ -24,6 +24,7 @@ constexpr std::array kCatalogue = {
     Entry{ErrorCode::ServerUnreachable, {"SERVER_UNREACHABLE", 503, 7}},
     Entry{ErrorCode::Timeout, {"TIMEOUT", 504, 6}},
     Entry{ErrorCode::PathForbidden, {"PATH_FORBIDDEN", 403, 3}},
+    Entry{ErrorCode::TooManyRequests, {"TOO_MANY_REQUESTS", 429, 9}},
     Entry{ErrorCode::SandboxNotFound, {"SANDBOX_NOT_FOUND", 404, 4}},
     Entry{ErrorCode::SandboxAlreadyExists, {"SANDBOX_ALREADY_EXISTS", 409, 5}},
     Entry{ErrorCode::SandboxNotRunning, {"SANDBOX_NOT_RUNNING", 409, 5}},
@@ -35,6 +36,7 @@ constexpr std::array kCatalogue = {
     Entry{ErrorCode::SandboxExecFailed, {"SANDBOX_EXEC_FAILED", 500, 8}},
     Entry{ErrorCode::SandboxRootExecForbidden, {"SANDBOX_ROOT_EXEC_FORBIDDEN", 403, 3}},
     Entry{ErrorCode::ExecTimeout, {"EXEC_TIMEOUT", 504, 6}},
+    Entry{ErrorCode::ExecOutputTooLarge, {"EXEC_OUTPUT_TOO_LARGE", 422, 2}},
     Entry{ErrorCode::SandboxConfigNotFound, {"SANDBOX_CONFIG_NOT_FOUND", 404, 4}},
     Entry{ErrorCode::SandboxConfigInUse, {"SANDBOX_CONFIG_IN_USE", 409, 5}},
     Entry{ErrorCode::SandboxConfigNameConflict, {"SANDBOX_CONFIG_NAME_CONFLICT", 409, 5}},

@@ -107,22 +107,25 @@ Result<ApiVersion> DockerClient::apiVersion() {
   return *api_;
 }
 
-Result<json> DockerClient::call(std::string_view method, const std::string& pathAndQuery,
-                                const json* body, std::chrono::milliseconds timeout) {
-  auto api = apiVersion();
-  if (!api.ok()) return api.takeError();
+std::optional<ApiVersion> DockerClient::negotiated() {
+  std::lock_guard lock(mu_);
+  return api_;
+}
+
+net::HttpRequest DockerClient::jsonRequest(const ApiVersion& api, std::string_view method,
+                                           const std::string& pathAndQuery,
+                                           const json* body) const {
   net::HttpRequest req;
   req.method = std::string(method);
-  req.target = "/v" + api->toString() + pathAndQuery;
+  req.target = "/v" + api.toString() + pathAndQuery;
   if (body != nullptr) {
     req.body = body->dump();
     req.contentType = "application/json";
   }
-  net::CallOptions co;
-  co.timeout = timeout.count() > 0 ? timeout : opts_.callTimeout;
-  co.maxBodyBytes = opts_.maxBodyBytes;
-  const std::string what = req.method + " " + pathAndQuery.substr(0, pathAndQuery.find('?'));
-  auto r = http_->request(req, co);
+  return req;
+}
+
+Result<json> DockerClient::jsonAnswer(Result<net::HttpResponse> r, const std::string& what) const {
   if (!r.ok()) return mapNetError(r.error(), what);
   if (r->status < 200 || r->status >= 300) return engineError(r.value(), what);
   if (r->body.empty()) return json();
@@ -132,22 +135,69 @@ Result<json> DockerClient::call(std::string_view method, const std::string& path
   return j;
 }
 
-Result<std::unique_ptr<net::ByteStream>> DockerClient::startExec(const std::string& execId) {
-  auto api = apiVersion();
-  if (!api.ok()) return api.takeError();
+net::HttpRequest DockerClient::startExecRequest(const ApiVersion& api,
+                                                const std::string& execId) const {
   net::HttpRequest req;
   req.method = "POST";
-  req.target = "/v" + api->toString() + "/exec/" + execId + "/start";
+  req.target = "/v" + api.toString() + "/exec/" + execId + "/start";
   req.body = R"({"Detach":false,"Tty":false})";
   req.contentType = "application/json";
   req.headers = {{"Connection", "Upgrade"}, {"Upgrade", "tcp"}};
+  return req;
+}
+
+Result<json> DockerClient::call(std::string_view method, const std::string& pathAndQuery,
+                                const json* body, std::chrono::milliseconds timeout) {
+  auto api = apiVersion();
+  if (!api.ok()) return api.takeError();
+  net::HttpRequest req = jsonRequest(api.value(), method, pathAndQuery, body);
+  net::CallOptions co;
+  co.timeout = timeout.count() > 0 ? timeout : opts_.callTimeout;
+  co.maxBodyBytes = opts_.maxBodyBytes;
+  const std::string what = req.method + " " + pathAndQuery.substr(0, pathAndQuery.find('?'));
+  return jsonAnswer(http_->request(req, co), what);
+}
+
+boost::asio::awaitable<Result<json>> DockerClient::asyncCall(std::string method,
+                                                             std::string pathAndQuery,
+                                                             std::optional<json> body,
+                                                             std::chrono::milliseconds timeout) {
+  auto api = negotiated();
+  if (!api) co_return Error(ErrorCode::Internal, "docker API version not negotiated yet");
+  net::HttpRequest req = jsonRequest(*api, method, pathAndQuery, body ? &*body : nullptr);
+  net::CallOptions co;
+  co.timeout = timeout.count() > 0 ? timeout : opts_.callTimeout;
+  co.maxBodyBytes = opts_.maxBodyBytes;
+  const std::string what = req.method + " " + pathAndQuery.substr(0, pathAndQuery.find('?'));
+  auto op = http_->asyncRequest(std::move(req), co);
+  auto r = co_await std::move(op);
+  co_return jsonAnswer(std::move(r), what);
+}
+
+Result<std::unique_ptr<net::ByteStream>> DockerClient::startExec(const std::string& execId) {
+  auto api = apiVersion();
+  if (!api.ok()) return api.takeError();
   net::CallOptions co;
   co.timeout = opts_.callTimeout;
   co.maxBodyBytes = 1u << 20;
-  auto r = http_->upgrade(req, co);
+  auto r = http_->upgrade(startExecRequest(api.value(), execId), co);
   if (!r.ok()) return mapNetError(r.error(), "POST /exec/{id}/start");
   if (!r->stream) return engineError(r->response, "POST /exec/{id}/start");
   return std::move(r->stream);
+}
+
+boost::asio::awaitable<Result<std::unique_ptr<net::ByteStream>>> DockerClient::asyncStartExec(
+    std::string execId) {
+  auto api = negotiated();
+  if (!api) co_return Error(ErrorCode::Internal, "docker API version not negotiated yet");
+  net::CallOptions co;
+  co.timeout = opts_.callTimeout;
+  co.maxBodyBytes = 1u << 20;
+  auto op = http_->asyncUpgrade(startExecRequest(*api, execId), co);
+  auto r = co_await std::move(op);
+  if (!r.ok()) co_return mapNetError(r.error(), "POST /exec/{id}/start");
+  if (!r->stream) co_return engineError(r->response, "POST /exec/{id}/start");
+  co_return std::move(r->stream);
 }
 
 Result<std::unique_ptr<EventStream>> DockerClient::events(const std::string& filtersQueryValue) {

@@ -5,6 +5,7 @@
 // status in details["httpStatus"] for callers to refine (404 -> SandboxNotFound, ...).
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -60,6 +61,17 @@ class DockerClient {
   // POST /exec/{id}/start with Upgrade: tcp; on 101 the raw multiplexed stream.
   Result<std::unique_ptr<net::ByteStream>> startExec(const std::string& execId);
 
+  // Coroutine forms of call() and startExec() for code on the I/O loop; awaited on a strand
+  // of the client's IoThread (an exec session's stream strand). They never block: the API
+  // version must be negotiated already (every session was opened by a blocking call that
+  // did it), otherwise they fail with Internal.
+  boost::asio::awaitable<Result<nlohmann::json>> asyncCall(std::string method,
+                                                           std::string pathAndQuery,
+                                                           std::optional<nlohmann::json> body,
+                                                           std::chrono::milliseconds timeout);
+  boost::asio::awaitable<Result<std::unique_ptr<net::ByteStream>>> asyncStartExec(
+      std::string execId);
+
   // GET pathAndQuery as a stream of body pieces (events).
   Result<std::unique_ptr<EventStream>> events(const std::string& filtersQueryValue);
 
@@ -70,6 +82,11 @@ class DockerClient {
   DockerClient(DockerClientOptions opts, std::unique_ptr<net::HttpClient> http);
   Error mapNetError(const Error& e, const std::string& what) const;
   Error engineError(const net::HttpResponse& r, const std::string& what) const;
+  std::optional<ApiVersion> negotiated();
+  net::HttpRequest jsonRequest(const ApiVersion& api, std::string_view method,
+                               const std::string& pathAndQuery, const nlohmann::json* body) const;
+  Result<nlohmann::json> jsonAnswer(Result<net::HttpResponse> r, const std::string& what) const;
+  net::HttpRequest startExecRequest(const ApiVersion& api, const std::string& execId) const;
 
   DockerClientOptions opts_;
   std::unique_ptr<net::HttpClient> http_;

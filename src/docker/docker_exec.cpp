@@ -7,6 +7,15 @@
 // Killing: Docker cannot kill an exec; on timeout or cancel the process tree is killed by
 // its environment marker (common/exec_marker.hpp), by an exec as the same user (with all
 // capabilities dropped, root could not signal another uid's processes).
+
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <thread>
 
 #include "common/exec_marker.hpp"
@@ -18,6 +27,7 @@
 namespace agentpane::docker {
 
 using nlohmann::json;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -62,10 +72,59 @@ class DockerExecControl final : public ExecControl {
     }
   }
 
+  asio::awaitable<Result<int>> asyncExitCode() override {
+    auto delay = std::chrono::milliseconds(1);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex);
+    for (;;) {
+      auto op = client_->asyncCall("GET", "/exec/" + execId_ + "/json", std::nullopt,
+                                   std::chrono::milliseconds(0));
+      auto r = co_await std::move(op);
+      if (!r.ok()) co_return r.takeError();
+      const json& j = r.value();
+      bool running = j.value("Running", false);
+      auto code = j.find("ExitCode");
+      if (!running && code != j.end() && code->is_number_integer()) co_return code->get<int>();
+      if (std::chrono::steady_clock::now() > give_up) {
+        co_return Error(ErrorCode::SandboxExecFailed, "the engine did not report an exit code");
+      }
+      timer.expires_after(delay);
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      delay = std::min(delay * 2, std::chrono::milliseconds(100));
+    }
+  }
+
+  asio::awaitable<void> asyncKillProcessTree() override {
+    // GCC 12 destroys temporaries of a co_await expression twice: build, then await by name.
+    auto create = client_->asyncCall("POST", "/containers/" + container_ + "/exec", killerBody(),
+                                     killTimeout_);
+    auto made = co_await std::move(create);
+    if (!made.ok()) co_return;
+    auto start = client_->asyncStartExec(made->value("Id", std::string()));
+    auto started = co_await std::move(start);
+    if (!started.ok()) co_return;
+    auto stream = std::move(started.value());
+    // Wait for the killer to finish (its stream ends), bounded.
+    const auto deadline = net::Clock::now() + killTimeout_;
+    std::string buf(4096, '\0');
+    for (;;) {
+      auto read = stream->asyncReadSome(buf.data(), buf.size(), deadline);
+      auto n = co_await std::move(read);
+      if (!n.ok() || n.value() == 0) break;
+    }
+    stream->close();
+  }
+
+  json killerBody() const {
+    return json{{"AttachStdin", false}, {"AttachStdout", true},
+                {"AttachStderr", true}, {"Tty", false},
+                {"User", user_},        {"Cmd", {"sh", "-c", kKillByMarkerScript, "sh", marker_}}};
+  }
+
   void killProcessTree() override {
-    json body = {{"AttachStdin", false}, {"AttachStdout", true},
-                 {"AttachStderr", true}, {"Tty", false},
-                 {"User", user_},        {"Cmd", {"sh", "-c", kKillByMarkerScript, "sh", marker_}}};
+    json body = killerBody();
     auto made = client_->call("POST", "/containers/" + container_ + "/exec", &body, killTimeout_);
     if (!made.ok()) return;
     auto stream = client_->startExec(made->value("Id", std::string()));

@@ -3,6 +3,9 @@
 // multiplexer) is tested against fakes that fail at any step.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <string_view>
@@ -33,6 +36,17 @@ class ByteStream {
   virtual Result<void> shutdownWrite() = 0;
   // Closes now; pending and later calls fail. Idempotent.
   virtual void close() = 0;
+
+  // Coroutine forms of the three calls above, for code that runs on the I/O loop and must
+  // not block it. They MUST be awaited from a coroutine running on executor() (the
+  // stream's strand, which serialises them with close()); one read and one write MAY be
+  // pending at once. Same results, deadlines and errors as the blocking forms.
+  virtual boost::asio::any_io_executor executor() = 0;
+  virtual boost::asio::awaitable<Result<std::size_t>> asyncReadSome(char* buf, std::size_t size,
+                                                                    Deadline deadline) = 0;
+  virtual boost::asio::awaitable<Result<void>> asyncWriteAll(std::string_view data,
+                                                             Deadline deadline) = 0;
+  virtual boost::asio::awaitable<Result<void>> asyncShutdownWrite() = 0;
 };
 
 }  // namespace agentpane::net

@@ -314,45 +314,47 @@ Result<HttpResponse> HttpClient::pooledRequest(const HttpRequest& req, const Cal
 }
 
 Result<UpgradeResult> HttpClient::upgrade(const HttpRequest& req, const CallOptions& opts) {
-  auto io = io_;
-  return blockOn<UpgradeResult>(
-      *io_, io_->makeStrand(), [this, io, req, opts]() -> asio::awaitable<Result<UpgradeResult>> {
-        const Deadline deadline = Clock::now() + opts.timeout;
-        const std::string what = describe(req, endpoint_);
-        auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());
-        if (!conn.ok()) co_return conn.takeError();
-        auto& c = *conn.value();
-        http::response_parser<http::string_body> p;
-        p.body_limit(opts.maxBodyBytes);
-        p.header_limit(static_cast<std::uint32_t>(opts.maxHeaderBytes));
-        error_code ec =
-            co_await std::visit([&](auto& s) { return readHeader(s, c.buffer, p); }, c.stream);
-        if (ec) {
-          closeNow(c.stream);
-          co_return readError(ec, what, opts);
-        }
-        UpgradeResult out;
-        out.response = fromHeader(p);
-        if (out.response.status == 101) {
-          // Whatever followed the header in the same read belongs to the new protocol.
-          std::string leftover = beast::buffers_to_string(c.buffer.data());
-          c.buffer.consume(c.buffer.size());
-          auto ex = co_await asio::this_coro::executor;
-          out.stream = std::make_unique<UpgradedStream>(io, ex, std::move(conn.value()),
-                                                        std::move(leftover));
-          co_return out;
-        }
-        if (declaredTooLarge(p, opts)) {
-          closeNow(c.stream);
-          co_return tooLarge(what, opts);
-        }
-        if (!p.is_done())
-          ec = co_await std::visit([&](auto& s) { return readRest(s, c.buffer, p); }, c.stream);
-        closeNow(c.stream);
-        if (ec) co_return readError(ec, what, opts);
-        out.response.body = std::move(p.get().body());
-        co_return out;
-      });
+  return blockOn<UpgradeResult>(*io_, io_->makeStrand(),
+                                [this, req, opts]() { return asyncUpgrade(req, opts); });
+}
+
+asio::awaitable<Result<UpgradeResult>> HttpClient::asyncUpgrade(HttpRequest req,
+                                                                CallOptions opts) {
+  const Deadline deadline = Clock::now() + opts.timeout;
+  const std::string what = describe(req, endpoint_);
+  auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());
+  if (!conn.ok()) co_return conn.takeError();
+  auto& c = *conn.value();
+  http::response_parser<http::string_body> p;
+  p.body_limit(opts.maxBodyBytes);
+  p.header_limit(static_cast<std::uint32_t>(opts.maxHeaderBytes));
+  error_code ec =
+      co_await std::visit([&](auto& s) { return readHeader(s, c.buffer, p); }, c.stream);
+  if (ec) {
+    closeNow(c.stream);
+    co_return readError(ec, what, opts);
+  }
+  UpgradeResult out;
+  out.response = fromHeader(p);
+  if (out.response.status == 101) {
+    // Whatever followed the header in the same read belongs to the new protocol.
+    std::string leftover = beast::buffers_to_string(c.buffer.data());
+    c.buffer.consume(c.buffer.size());
+    auto ex = co_await asio::this_coro::executor;
+    out.stream =
+        std::make_unique<UpgradedStream>(io_, ex, std::move(conn.value()), std::move(leftover));
+    co_return out;
+  }
+  if (declaredTooLarge(p, opts)) {
+    closeNow(c.stream);
+    co_return tooLarge(what, opts);
+  }
+  if (!p.is_done())
+    ec = co_await std::visit([&](auto& s) { return readRest(s, c.buffer, p); }, c.stream);
+  closeNow(c.stream);
+  if (ec) co_return readError(ec, what, opts);
+  out.response.body = std::move(p.get().body());
+  co_return out;
 }
 
 Result<StreamResult> HttpClient::openStream(const HttpRequest& req, const CallOptions& opts) {

@@ -118,8 +118,10 @@ class HttpClient {
   // Sends req and returns once the response header is in (within opts.timeout).
   Result<StreamResult> openStream(const HttpRequest& req, const CallOptions& opts = {});
 
-  // Coroutine form of request(), for callers already on the loop.
+  // Coroutine forms, for callers already on the loop. The connection lives on the awaiting
+  // coroutine's executor, which MUST be a strand of io() (an upgraded stream keeps it).
   boost::asio::awaitable<Result<HttpResponse>> asyncRequest(HttpRequest req, CallOptions opts);
+  boost::asio::awaitable<Result<UpgradeResult>> asyncUpgrade(HttpRequest req, CallOptions opts);
 
  private:
   HttpClient(Endpoint endpoint, std::shared_ptr<IoThread> io,

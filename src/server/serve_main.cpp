@@ -120,6 +120,8 @@ int runServe(const ServeOptions& options) {
   serverOptions.workerThreads = options.workerThreads;
   serverOptions.shutdownGrace = options.shutdownGrace;
   serverOptions.enableK8s = so.enableK8s;
+  serverOptions.maxStreams = options.maxStreams;
+  serverOptions.maxBufferedExecs = options.maxExecs;
   Server server(service, serverOptions);
   if (auto r = server.start(); !r.ok()) {
     spdlog::error("{}", r.error().describe());

@@ -18,6 +18,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <sys/resource.h>
+
 #include <condition_variable>
 #include <csignal>
 #include <future>
@@ -129,10 +131,10 @@ http::response<http::string_body> toResponse(const Reply& r, unsigned version, b
 struct Server::Impl {
   Impl(SandboxService& service, ServerOptions opts)
       : options(std::move(opts)),
-        routes(buildRoutes()),
+routes(buildRoutes()),
         ctx(service, options, pool, streamPool),
         pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
-        streamPool(static_cast<std::size_t>(std::max(2, options.maxStreams * 2))) {
+        streamPool(static_cast<std::size_t>(std::max(1, options.maxBufferedExecs))) {
     // Always there: the default profile may turn the feature on at any time. It reads
     // nothing until a cluster route is called.
     ctx.cluster = options.cluster ? options.cluster
@@ -180,7 +182,7 @@ struct Server::Impl {
                                         const boost::system::error_code& why);
   asio::awaitable<void> upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
                                 Request req, const Route& route, PatternMatch match, Target target,
-                                Clock::time_point startedAt);
+                                std::shared_ptr<void> streamSlot);
 
   struct Dispatch {
     const Route* route = nullptr;
@@ -188,6 +190,7 @@ struct Server::Impl {
     Target target;
     std::string label = "unmatched";
     std::optional<Reply> early;  // a reply without running a handler
+    std::shared_ptr<void> streamSlot;  // WebSocket routes: the slot taken for the stream
   };
   Dispatch dispatch(const Request& req);
   // Everything decided on the header alone: size, origin, route, auth, upgrade.
@@ -198,7 +201,29 @@ struct Server::Impl {
   static Reply internalError();
 };
 
+namespace {
+
+// The stream bound when none is configured. Descriptors are the real resource: a stream
+// holds the client's socket and the provider's, and briefly a third (exit code, kill). The
+// soft limit is raised to the hard one first, as servers commonly do.
+int streamsForDescriptors() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 256;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = std::min<rlim_t>(lim.rlim_max, 1u << 20);
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  constexpr rlim_t kReserved = 256;  // the database, logs, HTTP clients, the engine's calls
+  if (lim.rlim_cur == RLIM_INFINITY) return 8192;
+  rlim_t usable = lim.rlim_cur > kReserved * 2 ? lim.rlim_cur - kReserved : lim.rlim_cur / 2;
+  return static_cast<int>(std::clamp<rlim_t>(usable / 3, 16, 8192));
+}
+
+}  // namespace
+
 Result<void> Server::Impl::start() {
+  ctx.maxStreams = options.maxStreams > 0 ? options.maxStreams : streamsForDescriptors();
   auto ep = parseListen(options.listen);
   if (!ep.ok()) return ep.takeError();
   if (options.home.empty())
@@ -390,8 +415,12 @@ Server::Impl::Dispatch Server::Impl::checkHeader(http::request_parser<http::stri
   if (route.ws) {
     if (!websocket::is_upgrade(req)) {
       d.early = errorReply(ErrorCode::ValidationError, "this route needs a WebSocket upgrade");
-    } else if (ctx.activeStreams.load() >= options.maxStreams) {
-      d.early = errorReply(ErrorCode::SandboxProviderUnavailable, "too many concurrent streams");
+    } else if (!(d.streamSlot = ctx.acquireStream())) {
+      const std::string limit = std::to_string(ctx.maxStreams);
+      d.early = errorReply(Error(ErrorCode::TooManyRequests,
+                                 "the server already runs its limit of " + limit +
+                                     " concurrent streams; retry when one has ended",
+                                 {{"limit", limit}}));
     }
   }
   return d;
@@ -502,7 +531,7 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         // GCC 12 destroys non-trivial temporaries of a co_await expression twice: awaitables
         // are built first, then awaited (see blocking.hpp).
         auto op = upgrade(stream, conn, parser.release(), route, std::move(d.match),
-                          std::move(d.target), startedAt);
+                          std::move(d.target), std::move(d.streamSlot));
         co_await std::move(op);
         co_return;
       }
@@ -556,12 +585,11 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
 asio::awaitable<void> Server::Impl::upgrade(beast::tcp_stream& stream,
                                             const std::shared_ptr<Conn>& conn, Request req,
                                             const Route& route, PatternMatch match, Target target,
-                                            Clock::time_point) {
+                                            std::shared_ptr<void> streamSlot) {
+  // streamSlot (taken by checkHeader) is held until the stream ends.
   auto ch = std::make_shared<WsChannel>(std::move(stream), options);
   conn->stream = nullptr;
   conn->ws = ch;
-  ctx.activeStreams.fetch_add(1);
-  ScopeExit release{[this] { ctx.activeStreams.fetch_sub(1); }};
   if (!co_await ch->accept(req)) co_return;
   if (ctx.stopping) {
     ch->close(websocket::close_code::going_away, "server stopping");

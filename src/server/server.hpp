@@ -2,8 +2,9 @@
 //
 // Threads: one io_context for the network (1-2 threads, a strand per connection) and a
 // separate worker pool for the blocking SandboxService calls, so that no SQLite or provider
-// call ever runs on a network thread. Long-lived exec streams use a pool of their own so
-// that they cannot starve short requests.
+// call ever runs on a network thread. WebSocket exec streams need no thread: they drive
+// ExecSession's asynchronous form on the network threads. Buffered execs (POST …/exec) wait
+// on a pool of their own so that they cannot starve short requests.
 #pragma once
 
 #include <chrono>
@@ -30,7 +31,11 @@ struct ServerOptions {
   std::filesystem::path home;             // token file lives here (created 0700)
   int networkThreads = 1;                 // 1..2 is plenty
   int workerThreads = 4;                  // blocking service calls
-  int maxStreams = 16;                    // concurrent WebSocket exec/attach sessions
+  // Concurrent WebSocket exec/attach sessions; beyond it TOO_MANY_REQUESTS (429). A stream
+  // costs no thread, only descriptors (the client's socket and the provider's): 0 derives
+  // the bound from the descriptor limit (raised to its hard maximum at start).
+  int maxStreams = 0;
+  int maxBufferedExecs = 32;  // concurrent POST …/exec on the whole server (a thread each)
 
   std::uint64_t maxBodyBytes = 16u << 20;  // 413 beyond
   std::uint32_t maxHeaderBytes = 16u << 10;

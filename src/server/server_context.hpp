@@ -42,14 +42,29 @@ struct ServerContext {
   SandboxService& service;
   const ServerOptions& options;
   boost::asio::thread_pool& pool;        // short blocking service calls
-  boost::asio::thread_pool& streamPool;  // ExecSession::read()/writeStdin() of WebSocket streams
+  boost::asio::thread_pool& streamPool;  // buffered execs (POST …/exec), a thread each
   Metrics metrics;
   SessionStore sessions;
   std::string token;
+  int maxStreams = 0;  // the effective bound (options.maxStreams, or derived at start)
   std::atomic<int> activeStreams{0};
   std::atomic<bool> stopping{false};
   // The cluster routes' clients (never null; the routes check that the feature is on).
   std::shared_ptr<k8s::ClusterInfo> cluster;
+
+  // Takes one of maxStreams slots, the check and the increment in one step. The slot is
+  // given back when the returned handle is destroyed; null when none is free.
+  std::shared_ptr<void> acquireStream() {
+    int n = activeStreams.load();
+    while (n < maxStreams) {
+      if (activeStreams.compare_exchange_weak(n, n + 1)) {
+        return std::shared_ptr<void>(static_cast<void*>(this), [](void* self) {
+          static_cast<ServerContext*>(self)->activeStreams.fetch_sub(1);
+        });
+      }
+    }
+    return nullptr;
+  }
 };
 
 struct RequestContext {

@@ -19,6 +19,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/exec_async.hpp"
 #include "server/blocking.hpp"
 #include "server/server_context.hpp"
 #include "server/ws_channel.hpp"
@@ -78,11 +79,23 @@ Result<StartRequest> parseStart(const std::string& text) {
 }
 
 // State shared by the reader (handler) and the output pump; both run on the channel's strand.
+// The session is driven only through its asynchronous form, so a chunk goes from the
+// provider's I/O thread straight to this strand: no worker thread per stream, and nothing
+// here blocks (opening the exec and the final release, which audits, run on the pool).
 struct StreamState {
   std::shared_ptr<ExecSession> session;
   bool pumpDone = false;
   bool stdinClosed = false;
+  bool canceled = false;
 };
+
+// Kills the process without blocking the strand; the pump then sees its read fail.
+asio::awaitable<void> cancelOnce(std::shared_ptr<StreamState> st) {
+  if (st->canceled) co_return;
+  st->canceled = true;
+  auto op = execCancel(st->session);
+  (void)co_await std::move(op);
+}
 
 asio::awaitable<void> pumpOutput(ServerContext& server, std::shared_ptr<WsChannel> ch,
                                  std::shared_ptr<StreamState> st, std::string provider,
@@ -90,16 +103,16 @@ asio::awaitable<void> pumpOutput(ServerContext& server, std::shared_ptr<WsChanne
   auto session = st->session;
   std::string result = "error";
   for (;;) {
-    auto chunkCall = runBlocking(server.streamPool, [session] { return session->read(); });
-    auto chunk = co_await std::move(chunkCall);
+    auto readOp = execRead(session);
+    auto chunk = co_await std::move(readOp);
     if (!chunk.ok()) {
       result = chunk.error().code == ErrorCode::ExecTimeout ? "timeout" : "error";
       ch->sendText(errorFrame(chunk.error()));
       break;
     }
     if (!chunk.value()) {
-      auto codeCall = runBlocking(server.streamPool, [session] { return session->wait(); });
-      auto code = co_await std::move(codeCall);
+      auto waitOp = execWait(session);
+      auto code = co_await std::move(waitOp);
       result = execResultLabel(code);
       if (code.ok()) {
         ch->sendText(dumpJson(json{{"type", "exit"}, {"exitCode", code.value()}}));
@@ -116,7 +129,8 @@ asio::awaitable<void> pumpOutput(ServerContext& server, std::shared_ptr<WsChanne
     // Back-pressure: a slow client slows the process down instead of growing our memory.
     co_await ch->waitForSpace(kOutHighWater);
     if (ch->closing()) {
-      session->cancel();
+      auto c = cancelOnce(st);
+      co_await std::move(c);
       result = "error";
       break;
     }
@@ -157,9 +171,17 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   }
 
   const auto startedAt = Clock::now();
-  auto openedCall = runBlocking(server.pool, [&server, id, s = start.value()] {
-    return server.service.openExec(id, s.argv, s.options, "api");
-  });
+  auto* pool = &server.pool;
+  // The session's last reference may drop anywhere (here, in the pump, at shutdown); its
+  // destructor audits (SQLite) and may kill, so it always runs on the worker pool.
+  auto openedCall = runBlocking(
+      server.pool, [&server, id, s = start.value(), pool]() -> Result<std::shared_ptr<ExecSession>> {
+        auto r = server.service.openExec(id, s.argv, s.options, "api");
+        if (!r.ok()) return r.takeError();
+        return std::shared_ptr<ExecSession>(r.value().release(), [pool](ExecSession* p) {
+          asio::post(*pool, [p] { delete p; });
+        });
+      });
   auto opened = co_await std::move(openedCall);
   auto providerCall =
       runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });
@@ -172,7 +194,7 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   }
 
   auto st = std::make_shared<StreamState>();
-  st->session = std::shared_ptr<ExecSession>(std::move(opened.value()));
+  st->session = std::move(opened.value());
   st->stdinClosed = !start->options.attachStdin;
   auto pumpFinished = std::make_shared<Signal>(ch->executor());
   asio::co_spawn(ch->executor(), pumpOutput(server, ch, st, provider, startedAt, pumpFinished),
@@ -185,10 +207,8 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     if (st->pumpDone) continue;  // finished: wait for the client's close reply
     if (!msg->text) {
       if (st->stdinClosed) continue;  // the process has no stdin any more; drop quietly
-      auto wCall = runBlocking(server.streamPool, [session, data = std::move(msg->data)] {
-        return session->writeStdin(data);
-      });
-      auto w = co_await std::move(wCall);
+      auto wOp = execWriteStdin(session, std::move(msg->data));
+      auto w = co_await std::move(wOp);
       // A process that exits without reading its stdin makes writes fail; that is the
       // process's choice and the exit frame will say how it ended.
       if (!w.ok()) st->stdinClosed = true;
@@ -198,9 +218,8 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
     if (j.is_object() && j.size() == 1 && j.contains("type") && j["type"] == "eof") {
       if (!st->stdinClosed) {
         st->stdinClosed = true;
-        auto closeCall =
-            runBlocking(server.streamPool, [session] { return session->closeStdin(); });
-        (void)co_await std::move(closeCall);
+        auto closeOp = execCloseStdin(session);
+        (void)co_await std::move(closeOp);
       }
       continue;
     }
@@ -208,12 +227,16 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
         Error(ErrorCode::ValidationError, R"(unknown control message (expected {"type":"eof"}))")));
     // Closing now keeps the error the last word: the pump's exit report is dropped.
     ch->close(websocket::close_code::normal);
-    session->cancel();
+    auto c = cancelOnce(st);
+    co_await std::move(c);
     break;
   }
   // The client went away (or broke the protocol) before the process ended: kill it rather
   // than leave it running unobserved. The pump then reports and closes.
-  if (!st->pumpDone) session->cancel();
+  if (!st->pumpDone) {
+    auto c = cancelOnce(st);
+    co_await std::move(c);
+  }
   while (!st->pumpDone)
     co_await pumpFinished->wait();
 }

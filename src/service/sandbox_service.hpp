@@ -116,6 +116,8 @@ class SandboxService {
   // MUST be refused with SandboxRootExecForbidden unless the sandbox's config has
   // allowRootExec. An openExec session is audited when it ends (wait() or destruction) and MUST
   // NOT outlive the Store.
+  // Driven through its asynchronous form it is audited at destruction (a SQLite write, maybe
+  // a kill): destroy it off the network threads.
   Result<ExecResult> exec(const std::string& id, const ExecRequest& req, const std::string& actor);
   Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
                                                 const std::vector<std::string>& argv,

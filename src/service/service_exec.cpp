@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
@@ -51,7 +52,14 @@ class AuditedExecSession : public ExecSession {
   }
 
   ~AuditedExecSession() override {
-    if (!finished_.load()) {
+    std::optional<Outcome> outcome;
+    {
+      std::lock_guard lock(mu_);
+      outcome = std::move(outcome_);
+    }
+    if (outcome) {
+      finish(outcome->exitCode, outcome->error);
+    } else if (!finished_.load()) {
       inner_->cancel();
       finish(std::nullopt,
              Error(ErrorCode::SandboxExecFailed, "session closed before the process exited"));
@@ -78,7 +86,42 @@ class AuditedExecSession : public ExecSession {
   }
   void cancel() override { inner_->cancel(); }
 
+  // The asynchronous form runs on I/O threads, where no SQLite write may happen: the
+  // outcome is remembered and audited when the session is destroyed (the caller destroys
+  // it off the I/O threads; see sandbox_service.hpp).
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    inner_->asyncWriteStdin(std::move(data), std::move(done));
+  }
+  void asyncCloseStdin(ExecHandler<void> done) override {
+    inner_->asyncCloseStdin(std::move(done));
+  }
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
+    inner_->asyncRead([this, done = std::move(done)](Result<std::optional<ExecChunk>> r) {
+      if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) remember({std::nullopt, r.error()});
+      done(std::move(r));
+    });
+  }
+  void asyncWait(ExecHandler<int> done) override {
+    inner_->asyncWait([this, done = std::move(done)](Result<int> r) {
+      if (r.ok())
+        remember({r.value(), std::nullopt});
+      else
+        remember({std::nullopt, r.error()});
+      done(std::move(r));
+    });
+  }
+  void asyncCancel(ExecHandler<void> done) override { inner_->asyncCancel(std::move(done)); }
+
  private:
+  struct Outcome {
+    std::optional<int> exitCode;
+    std::optional<Error> error;
+  };
+  void remember(Outcome o) {
+    std::lock_guard lock(mu_);
+    if (!outcome_) outcome_ = std::move(o);
+  }
+
   void finish(std::optional<int> exitCode, std::optional<Error> err) {
     if (finished_.exchange(true)) return;
     auditor_->endWork(sandboxId_);
@@ -98,6 +141,8 @@ class AuditedExecSession : public ExecSession {
   json detail_;
   std::chrono::steady_clock::time_point start_;
   std::atomic<bool> finished_{false};
+  std::mutex mu_;
+  std::optional<Outcome> outcome_;  // asynchronous form: audited at destruction
 };
 
 }  // namespace

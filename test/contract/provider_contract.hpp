@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -473,6 +474,65 @@ TEST_F(ProviderContract, CancelUnblocksReadAndKills) {
   (*session)->cancel();  // idempotent
   std::string ps = sh("ps -eo args");
   EXPECT_EQ(ps.find("sleep 3133"), std::string::npos) << ps;
+}
+
+// The asynchronous form (exec.hpp): driven here with plain handlers and promises, as the
+// contract names no library; the server drives it through common/exec_async.hpp.
+template <typename T, typename Start>
+Result<T> awaitHandler(Start start) {
+  auto p = std::make_shared<std::promise<Result<T>>>();
+  auto f = p->get_future();
+  start(ExecHandler<T>([p](Result<T> r) { p->set_value(std::move(r)); }));
+  return f.get();
+}
+
+TEST_F(ProviderContract, AsyncFormStreamsStdinOutputAndExitCode) {
+  ExecOptions opts;
+  opts.attachStdin = true;
+  auto session =
+      provider().openExec(sharedId(), {"sh", "-c", "cat; echo err >&2; exit 3"}, opts);
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  auto& s = *session.value();
+  // A read is pending while stdin is written: the two directions overlap.
+  auto pending = std::make_shared<std::promise<Result<std::optional<ExecChunk>>>>();
+  auto first = pending->get_future();
+  s.asyncRead([pending](Result<std::optional<ExecChunk>> r) { pending->set_value(std::move(r)); });
+  auto w = awaitHandler<void>([&](auto h) { s.asyncWriteStdin("hello async\n", std::move(h)); });
+  ASSERT_TRUE(w.ok()) << w.error().describe();
+  auto c = awaitHandler<void>([&](auto h) { s.asyncCloseStdin(std::move(h)); });
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  std::string out, err;
+  auto chunk = first.get();
+  for (;;) {
+    ASSERT_TRUE(chunk.ok()) << chunk.error().describe();
+    if (!*chunk) break;
+    ((*chunk)->stream == ExecStream::Stdout ? out : err) += (*chunk)->data;
+    chunk = awaitHandler<std::optional<ExecChunk>>([&](auto h) { s.asyncRead(std::move(h)); });
+  }
+  EXPECT_EQ(out, "hello async\n");
+  EXPECT_EQ(err, "err\n");
+  auto code = awaitHandler<int>([&](auto h) { s.asyncWait(std::move(h)); });
+  ASSERT_TRUE(code.ok()) << code.error().describe();
+  EXPECT_EQ(*code, 3);
+}
+
+TEST_F(ProviderContract, AsyncCancelFailsThePendingReadAndKills) {
+  auto session = provider().openExec(sharedId(), {"sleep", "3134"}, {});
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  auto& s = *session.value();
+  auto pending = std::make_shared<std::promise<Result<std::optional<ExecChunk>>>>();
+  auto read = pending->get_future();
+  s.asyncRead([pending](Result<std::optional<ExecChunk>> r) { pending->set_value(std::move(r)); });
+  EXPECT_EQ(read.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  auto canceled = awaitHandler<void>([&](auto h) { s.asyncCancel(std::move(h)); });
+  EXPECT_TRUE(canceled.ok());
+  auto r = read.get();
+  EXPECT_FALSE(r.ok());
+  // The kill has ended when asyncCancel completes: the process is gone now.
+  std::string ps = sh("ps -eo args");
+  EXPECT_EQ(ps.find("sleep 3134"), std::string::npos) << ps;
+  auto again = awaitHandler<void>([&](auto h) { s.asyncCancel(std::move(h)); });
+  EXPECT_TRUE(again.ok());
 }
 
 TEST_F(ProviderContract, SandboxUserByDefaultRootOnlyWhenAsked) {

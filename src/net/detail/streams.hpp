@@ -27,6 +27,11 @@ class UpgradedStream final : public ByteStream {
   Result<void> writeAll(std::string_view data, Deadline deadline) override;
   Result<void> shutdownWrite() override;
   void close() override;
+  boost::asio::any_io_executor executor() override { return st_->ex; }
+  asio::awaitable<Result<std::size_t>> asyncReadSome(char* buf, std::size_t size,
+                                                     Deadline deadline) override;
+  asio::awaitable<Result<void>> asyncWriteAll(std::string_view data, Deadline deadline) override;
+  asio::awaitable<Result<void>> asyncShutdownWrite() override;
 
   struct State {
     Executor ex;
@@ -39,7 +44,16 @@ class UpgradedStream final : public ByteStream {
  private:
   std::shared_ptr<IoThread> io_;
   std::shared_ptr<State> st_;
-  std::string leftover_;  // reader thread only
+  // The coroutine bodies, run on the strand by both forms.
+  static asio::awaitable<Result<std::size_t>> readOnStrand(std::shared_ptr<State> st, char* buf,
+                                                           std::size_t size, Deadline deadline);
+  static asio::awaitable<Result<void>> writeOnStrand(std::shared_ptr<State> st,
+                                                     std::string_view data, Deadline deadline);
+  static asio::awaitable<Result<void>> shutdownOnStrand(std::shared_ptr<State> st);
+  // Serves bytes that arrived with the 101 header; 0 when none are left.
+  std::size_t takeLeftover(char* buf, std::size_t size);
+
+  std::string leftover_;  // reader only
   std::size_t leftoverPos_ = 0;
   std::atomic<bool> closed_{false};
 };

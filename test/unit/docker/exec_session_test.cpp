@@ -2,14 +2,10 @@
 // sweep where each read fails in turn (an error, never a hang), timeouts, cancel, stdin.
 #include <gtest/gtest.h>
 
+#include "unit/docker/exec_fakes.hpp"
 #include "unit/docker/frames.hpp"
 
-#include <condition_variable>
-#include <cstring>
 #include <thread>
-
-#include "docker/exec_session.hpp"
-#include "net/errors.hpp"
 
 namespace agentpane::docker {
 namespace {
@@ -17,113 +13,8 @@ namespace {
 using namespace std::chrono_literals;
 
 using agentpane::docker::testing::frame;
-
-struct FakeState {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> reads;  // what successive readSome calls return
-  std::size_t next = 0;
-  int failReadAt = -1;              // this readSome (0-based) fails
-  int failWriteAt = -1;             // this writeAll fails
-  bool blockAtEnd = false;          // after the scripted reads: block until close/deadline, not EOF
-  bool eofAfterStdinClose = false;  // after the scripted reads: EOF once stdin is closed (cat)
-  int readCalls = 0;
-  int writeCalls = 0;
-  std::string written;
-  int shutdowns = 0;
-  bool closed = false;
-};
-
-class FakeStream final : public net::ByteStream {
- public:
-  explicit FakeStream(std::shared_ptr<FakeState> st) : st_(std::move(st)) {}
-
-  Result<std::size_t> readSome(char* buf, std::size_t size, net::Deadline deadline) override {
-    std::unique_lock lock(st_->mu);
-    int call = st_->readCalls++;
-    if (st_->closed) return net::netError(net::kClosed, "closed");
-    if (call == st_->failReadAt) return net::netError(net::kIo, "injected read failure");
-    if (st_->next < st_->reads.size()) {
-      std::string& r = st_->reads[st_->next];
-      std::size_t n = std::min(size, r.size());
-      std::memcpy(buf, r.data(), n);
-      if (n == r.size())
-        ++st_->next;
-      else
-        r.erase(0, n);
-      return n;
-    }
-    if (st_->eofAfterStdinClose) {
-      st_->cv.wait(lock, [&] { return st_->closed || st_->shutdowns > 0; });
-      if (st_->closed) return net::netError(net::kClosed, "closed");
-      return std::size_t{0};
-    }
-    if (!st_->blockAtEnd) return std::size_t{0};
-    auto woke = [&] { return st_->closed; };
-    if (deadline == net::kNoDeadline) {
-      st_->cv.wait(lock, woke);
-    } else if (!st_->cv.wait_until(lock, deadline, woke)) {
-      st_->closed = true;
-      return net::netError(net::kTimeout, "read timed out");
-    }
-    return net::netError(net::kClosed, "closed");
-  }
-
-  Result<void> writeAll(std::string_view data, net::Deadline) override {
-    std::lock_guard lock(st_->mu);
-    int call = st_->writeCalls++;
-    if (st_->closed) return net::netError(net::kClosed, "closed");
-    if (call == st_->failWriteAt) return net::netError(net::kIo, "injected write failure");
-    st_->written.append(data);
-    return {};
-  }
-
-  Result<void> shutdownWrite() override {
-    std::lock_guard lock(st_->mu);
-    ++st_->shutdowns;
-    st_->cv.notify_all();
-    return {};
-  }
-
-  void close() override {
-    std::lock_guard lock(st_->mu);
-    st_->closed = true;
-    st_->cv.notify_all();
-  }
-
- private:
-  std::shared_ptr<FakeState> st_;
-};
-
-struct ControlState {
-  std::atomic<int> kills{0};
-  std::atomic<int> exitCalls{0};
-  Result<int> exit = 0;
-};
-
-class FakeControl final : public ExecControl {
- public:
-  explicit FakeControl(std::shared_ptr<ControlState> st) : st_(std::move(st)) {}
-  Result<int> exitCode() override {
-    ++st_->exitCalls;
-    return st_->exit;
-  }
-  void killProcessTree() override { ++st_->kills; }
-
- private:
-  std::shared_ptr<ControlState> st_;
-};
-
-struct Rig {
-  std::shared_ptr<FakeState> stream = std::make_shared<FakeState>();
-  std::shared_ptr<ControlState> control = std::make_shared<ControlState>();
-  std::unique_ptr<DockerExecSession> make(std::chrono::milliseconds timeout = 0ms,
-                                          bool stdin = false) {
-    return std::make_unique<DockerExecSession>(std::make_unique<FakeStream>(stream),
-                                               std::make_unique<FakeControl>(control), timeout,
-                                               stdin);
-  }
-};
+using agentpane::docker::testing::FakeState;
+using agentpane::docker::testing::Rig;
 
 struct Drained {
   std::string out, err;

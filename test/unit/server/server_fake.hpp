@@ -13,29 +13,72 @@
 namespace agentpane::testing {
 
 // A process that copies stdin to stdout (EOF ends it with exit 0), or, with echo=false,
-// waits for cancel() (exit 137).
+// waits for cancel() (exit 137). Its asynchronous read parks the handler until there is
+// something to read, as a real session parks it on a socket.
 class StreamingSession : public ExecSession {
  public:
+  using Chunk = Result<std::optional<ExecChunk>>;
   explicit StreamingSession(bool echo, std::atomic<int>* cancels)
       : echo_(echo), cancels_(cancels) {}
 
   // agentpane::ExecSession
   Result<void> writeStdin(std::string_view data) override {
-    std::lock_guard lk(mu_);
-    if (stdinClosed_) return Error(ErrorCode::SandboxExecFailed, "stdin closed");
-    if (echo_) pending_.emplace_back(data);
-    cv_.notify_all();
+    {
+      std::lock_guard lk(mu_);
+      if (stdinClosed_) return Error(ErrorCode::SandboxExecFailed, "stdin closed");
+      if (echo_) pending_.emplace_back(data);
+      cv_.notify_all();
+    }
+    wakeReader();
     return {};
   }
   Result<void> closeStdin() override {
-    std::lock_guard lk(mu_);
-    stdinClosed_ = true;
-    cv_.notify_all();
+    {
+      std::lock_guard lk(mu_);
+      stdinClosed_ = true;
+      cv_.notify_all();
+    }
+    wakeReader();
     return {};
   }
   Result<std::optional<ExecChunk>> read() override {
     std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return cancelled_ || !pending_.empty() || (echo_ && stdinClosed_); });
+    cv_.wait(lk, [&] { return readyLocked(); });
+    return takeLocked();
+  }
+  Result<int> wait() override {
+    std::lock_guard lk(mu_);
+    return cancelled_ ? 137 : 0;
+  }
+  void cancel() override {
+    {
+      std::lock_guard lk(mu_);
+      if (!cancelled_ && cancels_ != nullptr) ++*cancels_;
+      cancelled_ = true;
+      cv_.notify_all();
+    }
+    wakeReader();
+  }
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    done(writeStdin(data));
+  }
+  void asyncCloseStdin(ExecHandler<void> done) override { done(closeStdin()); }
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
+    {
+      std::lock_guard lk(mu_);
+      parked_ = std::move(done);
+    }
+    wakeReader();
+  }
+  void asyncWait(ExecHandler<int> done) override { done(wait()); }
+  void asyncCancel(ExecHandler<void> done) override {
+    cancel();
+    done(Result<void>());
+  }
+
+ private:
+  bool readyLocked() const { return cancelled_ || !pending_.empty() || (echo_ && stdinClosed_); }
+  Chunk takeLocked() {
     if (cancelled_) return std::optional<ExecChunk>{};
     if (!pending_.empty()) {
       ExecChunk c{ExecStream::Stdout, std::move(pending_.front())};
@@ -44,18 +87,20 @@ class StreamingSession : public ExecSession {
     }
     return std::optional<ExecChunk>{};
   }
-  Result<int> wait() override {
-    std::lock_guard lk(mu_);
-    return cancelled_ ? 137 : 0;
-  }
-  void cancel() override {
-    std::lock_guard lk(mu_);
-    if (!cancelled_ && cancels_ != nullptr) ++*cancels_;
-    cancelled_ = true;
-    cv_.notify_all();
+  // Completes a parked asynchronous read once there is an answer (outside the lock).
+  void wakeReader() {
+    ExecHandler<std::optional<ExecChunk>> h;
+    std::optional<Chunk> answer;
+    {
+      std::lock_guard lk(mu_);
+      if (!parked_ || !readyLocked()) return;
+      h = std::move(parked_);
+      parked_ = nullptr;
+      answer.emplace(takeLocked());
+    }
+    h(std::move(*answer));
   }
 
- private:
   bool echo_;
   std::atomic<int>* cancels_;
   std::mutex mu_;
@@ -63,6 +108,7 @@ class StreamingSession : public ExecSession {
   std::deque<std::string> pending_;
   bool stdinClosed_ = false;
   bool cancelled_ = false;
+  ExecHandler<std::optional<ExecChunk>> parked_;
 };
 
 class ServerFake : public fakes::FakeProvider {

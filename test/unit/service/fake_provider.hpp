@@ -65,6 +65,17 @@ class FakeExecSession : public ExecSession {
     std::lock_guard lk(mu_);
     cancelled_ = true;
   }
+  // Nothing here ever waits: the asynchronous form completes before returning.
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    done(writeStdin(data));
+  }
+  void asyncCloseStdin(ExecHandler<void> done) override { done(closeStdin()); }
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override { done(read()); }
+  void asyncWait(ExecHandler<int> done) override { done(wait()); }
+  void asyncCancel(ExecHandler<void> done) override {
+    cancel();
+    done(Result<void>());
+  }
 
   std::string stdinData;
   bool stdinClosed = false;

@@ -1,0 +1,280 @@
+// Streamed execs at scale on a real `agentpane serve` with the real Docker provider: 500
+// WebSocket execs over a few sandboxes, all open at the same time, all complete (a stream
+// holds no server thread); a burst of real `agentpane exec` processes all succeed; and a
+// refusal at the stream bound reaches the CLI as TOO_MANY_REQUESTS, not "cannot reach".
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/websocket.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "integration/server/process.hpp"
+#include "net/endpoint.hpp"
+#include "net/http_client.hpp"
+
+namespace agentpane::testing {
+namespace {
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class StreamsE2E : public ::testing::Test {
+ protected:
+  void startServer(std::vector<std::string> extra = {}) {
+    std::mt19937_64 rng(std::random_device{}());
+    projectId_ = "streams-e2e-" + std::to_string(rng() % 1000000000);
+    root_ = fs::temp_directory_path() / projectId_;
+    home_ = root_ / "home";
+    project_ = root_ / "project";
+    fs::create_directories(home_);
+    fs::create_directories(project_);
+    ASSERT_EQ(chown(project_.c_str(), 1000, 1000), 0);
+    std::vector<std::string> argv{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
+                                  home_.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<Background>(argv, std::map<std::string, std::string>{},
+                                           (root_ / "server.log").string());
+    for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
+      std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(fs::exists(home_ / "address"));
+    std::getline(std::ifstream(home_ / "address"), url_);
+    std::getline(std::ifstream(home_ / "token"), token_);
+    auto ep = net::parseEndpoint(url_);
+    ASSERT_TRUE(ep.ok());
+    host_ = ep->host;
+    port_ = ep->port;
+    auto c = net::HttpClient::create(ep.value(), net::IoThread::create());
+    ASSERT_TRUE(c.ok());
+    http_ = std::move(c.value());
+  }
+
+  void TearDown() override {
+    for (const auto& id : sandboxes_)
+      call("DELETE", "/api/sandboxes/" + id);
+    server_.reset();
+    auto left =
+        run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
+    EXPECT_TRUE(left.out.empty()) << "leaked containers: " << left.out;
+    std::istringstream ids(left.out);
+    for (std::string cid; std::getline(ids, cid);) {
+      if (!cid.empty()) run({"docker", "rm", "-f", cid});
+    }
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  json call(const std::string& method, const std::string& target, const json& body = nullptr) {
+    net::HttpRequest req;
+    req.method = method;
+    req.target = target;
+    req.headers = {{"Authorization", "Bearer " + token_}};
+    if (!body.is_null()) {
+      req.body = body.dump();
+      req.contentType = "application/json";
+    }
+    net::CallOptions co;
+    co.timeout = 300s;
+    auto r = http_->request(req, co);
+    if (!r.ok()) return json{{"transport", r.error().describe()}};
+    return json::parse(r->body, nullptr, false);
+  }
+
+  std::string createSandbox() {
+    auto r = call("POST", "/api/sandboxes",
+                  json{{"projectPath", project_.string()}, {"projectId", projectId_}});
+    EXPECT_TRUE(r.is_object() && r.value("ok", false)) << r.dump();
+    if (!r.is_object() || !r.value("ok", false)) return {};
+    std::string id = r["data"]["id"];
+    sandboxes_.push_back(id);
+    return id;
+  }
+
+  std::map<std::string, std::string> cliEnv() const {
+    return {{"AGENTPANE_URL", url_}, {"AGENTPANE_TOKEN", token_}};
+  }
+
+  std::string projectId_;
+  fs::path root_, home_, project_;
+  std::string url_, token_, host_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Background> server_;
+  std::unique_ptr<net::HttpClient> http_;
+  std::vector<std::string> sandboxes_;
+};
+
+// Many exec streams driven from one thread of the test: each says "ready", waits until all
+// of them have, then gets one line on stdin (and EOF) and must echo it and exit 0.
+struct Fleet {
+  asio::io_context ioc;
+  std::string host, token;
+  std::uint16_t port = 0;
+  int total = 0;
+  int ready = 0;
+  int completed = 0;
+  std::vector<std::string> failures;
+  asio::steady_timer allReady{ioc, asio::steady_timer::time_point::max()};
+
+  asio::awaitable<void> one(int i, std::string sandboxId, std::vector<std::string> argv) {
+    auto fail = [&](const std::string& what) {
+      failures.push_back("stream " + std::to_string(i) + ": " + what);
+      if (++ready == total) allReady.cancel();  // never hold the others back
+    };
+    websocket::stream<beast::tcp_stream> ws(ioc);
+    beast::error_code ec;
+    auto ep = asio::ip::tcp::endpoint(asio::ip::make_address(host), port);
+    co_await beast::get_lowest_layer(ws).async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return fail("connect: " + ec.message());
+    ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+      r.set(beast::http::field::authorization, "Bearer " + token);
+    }));
+    websocket::response_type res;
+    co_await ws.async_handshake(res, host, "/api/sandboxes/" + sandboxId + "/exec/stream",
+                                asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return fail("handshake: HTTP " + std::to_string(res.result_int()) + " " + res.body());
+    ws.text(true);
+    const std::string start = json{{"argv", argv}, {"stdin", true}}.dump();
+    co_await ws.async_write(asio::buffer(start), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return fail("start: " + ec.message());
+    std::string out;
+    bool saidReady = false;
+    std::optional<int> exitCode;
+    beast::flat_buffer buf;
+    for (;;) {
+      buf.clear();
+      co_await ws.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      std::string msg = beast::buffers_to_string(buf.data());
+      if (!ws.got_text()) {
+        if (!msg.empty() && msg[0] == 1) out += msg.substr(1);
+      } else {
+        auto j = json::parse(msg, nullptr, false);
+        if (j.value("type", "") == "exit") exitCode = j.value("exitCode", -1);
+        if (j.value("type", "") == "error") co_return fail("error frame: " + msg);
+      }
+      if (!saidReady && out == "ready\n") {
+        saidReady = true;
+        if (++ready == total) allReady.cancel();
+        while (ready < total) {
+          beast::error_code wec;
+          co_await allReady.async_wait(asio::redirect_error(asio::use_awaitable, wec));
+        }
+        ws.binary(true);
+        const std::string line = "line-" + std::to_string(i) + "\n";
+        co_await ws.async_write(asio::buffer(line), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return fail("stdin: " + ec.message());
+        ws.text(true);
+        const std::string eof = R"({"type":"eof"})";
+        co_await ws.async_write(asio::buffer(eof), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return fail("eof: " + ec.message());
+      }
+    }
+    if (!saidReady) co_return fail("never ready; output '" + out + "' (" + ec.message() + ")");
+    if (out != "ready\ngot line-" + std::to_string(i) + "\n")
+      co_return failures.push_back("stream " + std::to_string(i) + ": output '" + out + "'");
+    if (exitCode != 0)
+      co_return failures.push_back("stream " + std::to_string(i) + ": no exit 0");
+    ++completed;
+  }
+};
+
+TEST_F(StreamsE2E, FiveHundredConcurrentStreamedExecsAllComplete) {
+  startServer();
+  constexpr int kSandboxes = 5;
+  constexpr int kStreams = 500;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kSandboxes; ++i) {
+    ids.push_back(createSandbox());
+    ASSERT_FALSE(ids.back().empty());
+  }
+  Fleet fleet;
+  fleet.host = host_;
+  fleet.port = port_;
+  fleet.token = token_;
+  fleet.total = kStreams;
+  const std::vector<std::string> argv{"sh", "-c", "echo ready; read l; echo \"got $l\""};
+  for (int i = 0; i < kStreams; ++i) {
+    asio::co_spawn(fleet.ioc, fleet.one(i, ids[i % kSandboxes], argv), asio::detached);
+  }
+  // A bound on the whole run so that a hang fails instead of blocking the suite.
+  fleet.ioc.run_for(10min);
+  std::string first;
+  for (std::size_t i = 0; i < fleet.failures.size() && i < 5; ++i)
+    first += fleet.failures[i] + "\n";
+  EXPECT_EQ(fleet.completed, kStreams) << fleet.failures.size() << " failed, first:\n" << first;
+  // Every stream was open at once: all had said "ready" before any got its line.
+  EXPECT_EQ(fleet.ready, kStreams);
+}
+
+TEST_F(StreamsE2E, ABurstOfCliExecsAllSucceed) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  constexpr int kExecs = 40;  // the repro of issue 7: 24 of 40 failed at 16 streams
+  std::vector<ProcResult> results(kExecs);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kExecs; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = run({agentpaneBin(), "exec", id, "--", "sh", "-c", "sleep 1; echo ok $0",
+                        std::to_string(i)},
+                       cliEnv());
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  for (int i = 0; i < kExecs; ++i) {
+    EXPECT_EQ(results[i].exitCode, 0) << i << ": " << results[i].err;
+    EXPECT_EQ(results[i].out, "ok " + std::to_string(i) + "\n") << i;
+  }
+}
+
+TEST_F(StreamsE2E, RefusalAtTheStreamBoundReachesTheCliWithItsCode) {
+  startServer({"--max-streams", "2"});
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  // Two streams that stay open (they wait for stdin) take both slots.
+  std::vector<std::unique_ptr<Background>> holders;
+  for (int i = 0; i < 2; ++i) {
+    holders.push_back(std::make_unique<Background>(
+        std::vector<std::string>{agentpaneBin(), "exec", "-i", id, "--", "sh", "-c",
+                                 "echo held; sleep 600"},
+        cliEnv(), (root_ / ("holder" + std::to_string(i) + ".log")).string()));
+  }
+  for (int i = 0; i < 600; ++i) {
+    std::ifstream a(root_ / "holder0.log"), b(root_ / "holder1.log");
+    std::string x, y;
+    std::getline(a, x);
+    std::getline(b, y);
+    if (x == "held" && y == "held") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  auto refused = run({agentpaneBin(), "exec", id, "--", "true"}, cliEnv());
+  EXPECT_EQ(refused.exitCode, 9) << refused.err;
+  EXPECT_NE(refused.err.find("TOO_MANY_REQUESTS"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find("cannot reach"), std::string::npos) << refused.err;
+  // A slot comes back when a stream ends (the client goes away: the process is killed).
+  holders[0]->signal(SIGKILL);
+  ProcResult again;
+  for (int i = 0; i < 100; ++i) {
+    again = run({agentpaneBin(), "exec", id, "--", "echo", "in"}, cliEnv());
+    if (again.exitCode != 9) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(again.exitCode, 0) << again.err;
+  EXPECT_EQ(again.out, "in\n");
+}
+
+}  // namespace
+}  // namespace agentpane::testing
