@@ -27,6 +27,12 @@ struct ExecOptions {
   std::chrono::milliseconds timeout{0};
   std::string workingDir = "/workspace";
   std::vector<std::pair<std::string, std::string>> env;
+  // Run under a pseudo-terminal of ttyRows x ttyColumns (interactive programs such as
+  // `tmux attach`): output then arrives as Stdout only, as the terminal wrote it. A provider
+  // that cannot give a terminal MUST refuse with ValidationError.
+  bool tty = false;
+  int ttyRows = 24;
+  int ttyColumns = 80;
 };
 
 enum class ExecStream { Stdout = 1, Stderr = 2 };
@@ -84,12 +90,15 @@ class ExecSession {
   virtual void cancel() = 0;
 
   // Asynchronous form: writeStdin, closeStdin, read, wait and cancel without a thread.
-  virtual void asyncWriteStdin(std::string data, ExecHandler<void> done) = 0;
-  virtual void asyncCloseStdin(ExecHandler<void> done) = 0;
-  virtual void asyncRead(ExecHandler<std::optional<ExecChunk>> done) = 0;
-  virtual void asyncWait(ExecHandler<int> done) = 0;
-  // Idempotent: a second call completes once the first kill has ended.
-  virtual void asyncCancel(ExecHandler<void> done) = 0;
+  // Every provider's session MUST override all five (the contract suite drives them). The
+  // defaults exist only so that a session written before this form fails loudly
+  // (Internal, reason "noAsyncForm") instead of blocking a network thread.
+  virtual void asyncWriteStdin(std::string data, ExecHandler<void> done);
+  virtual void asyncCloseStdin(ExecHandler<void> done);
+  virtual void asyncRead(ExecHandler<std::optional<ExecChunk>> done);
+  virtual void asyncWait(ExecHandler<int> done);
+  // Idempotent: a later call completes at once, without waiting for the first kill.
+  virtual void asyncCancel(ExecHandler<void> done);
 };
 
 struct ExecResult {

@@ -6,6 +6,31 @@
 
 namespace agentpane {
 
+namespace {
+Error noAsyncForm() {
+  return Error(ErrorCode::Internal, "this exec session has no asynchronous form",
+               {{"reason", "noAsyncForm"}});
+}
+}  // namespace
+
+void ExecSession::asyncWriteStdin(std::string, ExecHandler<void> done) {
+  done(noAsyncForm());
+}
+void ExecSession::asyncCloseStdin(ExecHandler<void> done) {
+  done(noAsyncForm());
+}
+void ExecSession::asyncRead(ExecHandler<std::optional<ExecChunk>> done) {
+  done(noAsyncForm());
+}
+void ExecSession::asyncWait(ExecHandler<int> done) {
+  done(noAsyncForm());
+}
+void ExecSession::asyncCancel(ExecHandler<void> done) {
+  // Cancelling still works: the blocking form's cancel() is all a caller can get here.
+  cancel();
+  done(Result<void>());
+}
+
 Result<ExecResult> runToCompletion(ExecSession& session, const ExecRequest& req) {
   // Stdin is written on its own thread: a process that fills stdout before reading all of
   // its stdin would otherwise deadlock against us.
@@ -37,8 +62,11 @@ Result<ExecResult> runToCompletion(ExecSession& session, const ExecRequest& req)
     if (target.size() + chunk.value()->data.size() > req.maxOutputBytes) {
       session.cancel();
       joinFeeder();
-      return Error(ErrorCode::SandboxExecFailed,
-                   "output exceeds the limit of " + std::to_string(req.maxOutputBytes) + " bytes");
+      const std::string limit = std::to_string(req.maxOutputBytes);
+      return Error(ErrorCode::ExecOutputTooLarge,
+                   "output exceeds the limit of " + limit +
+                       " bytes per stream; stream larger outputs (GET …/exec/stream)",
+                   {{"limit", limit}});
     }
     target += chunk.value()->data;
   }

@@ -54,8 +54,7 @@ boost::asio::awaitable<Result<T>> await(Start start) {
     }));
   };
   std::optional<Result<T>> out =
-      co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-                                    void(std::optional<Result<T>>)>(
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::optional<Result<T>>)>(
           std::move(initiate), asio::use_awaitable, std::move(start));
   co_return std::move(*out);
 }
@@ -84,11 +83,10 @@ inline boost::asio::awaitable<Result<std::optional<ExecChunk>>> execRead(
 }
 
 inline boost::asio::awaitable<Result<void>> execWriteStdin(std::shared_ptr<ExecSession> s,
-                                                          std::string data) {
-  return exec_async_detail::await<void>(
-      [s, data = std::move(data)](ExecHandler<void> h) mutable {
-        s->asyncWriteStdin(std::move(data), std::move(h));
-      });
+                                                           std::string data) {
+  return exec_async_detail::await<void>([s, data = std::move(data)](ExecHandler<void> h) mutable {
+    s->asyncWriteStdin(std::move(data), std::move(h));
+  });
 }
 
 inline boost::asio::awaitable<Result<void>> execCloseStdin(std::shared_ptr<ExecSession> s) {
@@ -101,8 +99,7 @@ inline boost::asio::awaitable<Result<int>> execWait(std::shared_ptr<ExecSession>
 }
 
 inline boost::asio::awaitable<Result<void>> execCancel(std::shared_ptr<ExecSession> s) {
-  return exec_async_detail::await<void>(
-      [s](ExecHandler<void> h) { s->asyncCancel(std::move(h)); });
+  return exec_async_detail::await<void>([s](ExecHandler<void> h) { s->asyncCancel(std::move(h)); });
 }
 
 // --- implementations ------------------------------------------------------------------------

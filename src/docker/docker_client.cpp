@@ -135,12 +135,12 @@ Result<json> DockerClient::jsonAnswer(Result<net::HttpResponse> r, const std::st
   return j;
 }
 
-net::HttpRequest DockerClient::startExecRequest(const ApiVersion& api,
-                                                const std::string& execId) const {
+net::HttpRequest DockerClient::startExecRequest(const ApiVersion& api, const std::string& execId,
+                                                bool tty) const {
   net::HttpRequest req;
   req.method = "POST";
   req.target = "/v" + api.toString() + "/exec/" + execId + "/start";
-  req.body = R"({"Detach":false,"Tty":false})";
+  req.body = tty ? R"({"Detach":false,"Tty":true})" : R"({"Detach":false,"Tty":false})";
   req.contentType = "application/json";
   req.headers = {{"Connection", "Upgrade"}, {"Upgrade", "tcp"}};
   return req;
@@ -174,13 +174,14 @@ boost::asio::awaitable<Result<json>> DockerClient::asyncCall(std::string method,
   co_return jsonAnswer(std::move(r), what);
 }
 
-Result<std::unique_ptr<net::ByteStream>> DockerClient::startExec(const std::string& execId) {
+Result<std::unique_ptr<net::ByteStream>> DockerClient::startExec(const std::string& execId,
+                                                                 bool tty) {
   auto api = apiVersion();
   if (!api.ok()) return api.takeError();
   net::CallOptions co;
   co.timeout = opts_.callTimeout;
   co.maxBodyBytes = 1u << 20;
-  auto r = http_->upgrade(startExecRequest(api.value(), execId), co);
+  auto r = http_->upgrade(startExecRequest(api.value(), execId, tty), co);
   if (!r.ok()) return mapNetError(r.error(), "POST /exec/{id}/start");
   if (!r->stream) return engineError(r->response, "POST /exec/{id}/start");
   return std::move(r->stream);
@@ -193,7 +194,7 @@ boost::asio::awaitable<Result<std::unique_ptr<net::ByteStream>>> DockerClient::a
   net::CallOptions co;
   co.timeout = opts_.callTimeout;
   co.maxBodyBytes = 1u << 20;
-  auto op = http_->asyncUpgrade(startExecRequest(*api, execId), co);
+  auto op = http_->asyncUpgrade(startExecRequest(*api, execId, false), co);
   auto r = co_await std::move(op);
   if (!r.ok()) co_return mapNetError(r.error(), "POST /exec/{id}/start");
   if (!r->stream) co_return engineError(r->response, "POST /exec/{id}/start");

@@ -58,8 +58,9 @@ class DockerClient {
                               const nlohmann::json* body = nullptr,
                               std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
-  // POST /exec/{id}/start with Upgrade: tcp; on 101 the raw multiplexed stream.
-  Result<std::unique_ptr<net::ByteStream>> startExec(const std::string& execId);
+  // POST /exec/{id}/start with Upgrade: tcp; on 101 the raw stream (multiplexed unless the
+  // exec was made with a TTY, then the terminal's bytes as they are).
+  Result<std::unique_ptr<net::ByteStream>> startExec(const std::string& execId, bool tty = false);
 
   // Coroutine forms of call() and startExec() for code on the I/O loop; awaited on a strand
   // of the client's IoThread (an exec session's stream strand). They never block: the API
@@ -86,7 +87,8 @@ class DockerClient {
   net::HttpRequest jsonRequest(const ApiVersion& api, std::string_view method,
                                const std::string& pathAndQuery, const nlohmann::json* body) const;
   Result<nlohmann::json> jsonAnswer(Result<net::HttpResponse> r, const std::string& what) const;
-  net::HttpRequest startExecRequest(const ApiVersion& api, const std::string& execId) const;
+  net::HttpRequest startExecRequest(const ApiVersion& api, const std::string& execId,
+                                    bool tty) const;
 
   DockerClientOptions opts_;
   std::unique_ptr<net::HttpClient> http_;

@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/exec_marker.hpp"
@@ -37,6 +38,13 @@ Error mapExecError(const Error& e, const std::string& id) {
     return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
   if (status == 409) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox '" + id + "' is not running", {{"id", id}});
+  }
+  if (status == 400) {  // the engine refused the exec request itself (a bad user, workingDir)
+    auto it = e.details.find("engineMessage");
+    return Error(
+        ErrorCode::ValidationError,
+        "the Docker engine refused the exec: " + (it != e.details.end() ? it->second : e.message),
+        e.details);
   }
   if (status != 0) return Error(ErrorCode::SandboxExecFailed, e.message, e.details);
   return e;
@@ -191,7 +199,7 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
   json body = {{"AttachStdin", options.attachStdin},
                {"AttachStdout", true},
                {"AttachStderr", true},
-               {"Tty", false},
+               {"Tty", options.tty},
                {"Cmd", argv},
                {"User", user},
                {"Env", env}};
@@ -203,12 +211,21 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
   std::string execId = made->value("Id", std::string());
   if (execId.empty()) return Error(ErrorCode::SandboxExecFailed, "the engine returned no exec id");
 
-  auto stream = client_->startExec(execId);
+  auto stream = client_->startExec(execId, options.tty);
   if (!stream.ok()) return mapExecError(stream.error(), id);
+  if (options.tty) {
+    // The terminal's size; a failure leaves the engine's default, which still works.
+    auto resized = client_->call(
+        "POST", "/exec/" + execId +
+                    "/resize?h=" + std::to_string(std::clamp(options.ttyRows, 1, 1000)) +
+                    "&w=" + std::to_string(std::clamp(options.ttyColumns, 1, 1000)));
+    (void)resized;
+  }
   auto control = std::make_unique<DockerExecControl>(client_, container, execId, marker, user,
                                                      opts_.killTimeout);
-  return std::unique_ptr<ExecSession>(std::make_unique<DockerExecSession>(
-      std::move(stream.value()), std::move(control), options.timeout, options.attachStdin));
+  return std::unique_ptr<ExecSession>(
+      std::make_unique<DockerExecSession>(std::move(stream.value()), std::move(control),
+                                          options.timeout, options.attachStdin, options.tty));
 }
 
 }  // namespace agentpane::docker

@@ -198,6 +198,17 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
     if (status == 404) {
       return Error(ErrorCode::SandboxImageNotFound, made.error().message, {{"image", spec.image}});
     }
+    if (status == 400) {
+      // The engine refused the request itself (more CPUs than the host has, a memory limit
+      // below its minimum, ...): the caller's input, said in the engine's words.
+      auto d = made.error().details;
+      const std::string& msg = made.error().message;
+      if (msg.find("CPU") != std::string::npos) d["field"] = "cpu";
+      if (msg.find("emory") != std::string::npos) d["field"] = "memoryMb";
+      auto engine = d.count("engineMessage") != 0 ? d["engineMessage"] : msg;
+      return Error(ErrorCode::ValidationError, "the Docker engine refused the sandbox: " + engine,
+                   d);
+    }
     return Error(ErrorCode::SandboxCreateFailed, made.error().message, made.error().details);
   }
 

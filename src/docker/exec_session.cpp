@@ -31,12 +31,13 @@ Error canceledError() {
 
 DockerExecSession::DockerExecSession(std::unique_ptr<net::ByteStream> stream,
                                      std::unique_ptr<ExecControl> control,
-                                     std::chrono::milliseconds timeout, bool attachStdin)
+                                     std::chrono::milliseconds timeout, bool attachStdin, bool tty)
     : stream_(std::move(stream)),
       control_(std::move(control)),
       timeout_(timeout),
       deadline_(deadlineFor(timeout)),
-      attachStdin_(attachStdin) {}
+      attachStdin_(attachStdin),
+      tty_(tty) {}
 
 DockerExecSession::~DockerExecSession() {
   stream_->close();
@@ -77,8 +78,16 @@ Error DockerExecSession::streamFailure(const Error& e, const std::string& what, 
 }
 
 std::optional<Error> DockerExecSession::absorb(std::string_view bytes) {
+  if (tty_ && !bytes.empty()) {  // a terminal: bytes as they are, no frames
+    if (!pending_.empty()) {
+      pending_.back().data.append(bytes);
+    } else {
+      pending_.push_back({ExecStream::Stdout, std::string(bytes)});
+    }
+    return std::nullopt;
+  }
   if (bytes.empty()) {
-    if (!parser_.atFrameBoundary())
+    if (!tty_ && !parser_.atFrameBoundary())
       return Error(ErrorCode::SandboxExecFailed, "exec stream ended inside a frame");
     eof_ = true;
     // Both output streams ended: the process is gone. The engine keeps our stdin side
@@ -240,8 +249,7 @@ asio::awaitable<Result<std::optional<ExecChunk>>> DockerExecSession::readOp() {
       }
       co_return *readError_;
     }
-    if (auto e = absorb(std::string_view(readBuf_.data(), n.value())))
-      co_return *(readError_ = e);
+    if (auto e = absorb(std::string_view(readBuf_.data(), n.value()))) co_return *(readError_ = e);
   }
   ExecChunk c = std::move(pending_.front());
   pending_.pop_front();

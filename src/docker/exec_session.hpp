@@ -35,8 +35,9 @@ class DockerExecSession final : public ExecSession {
  public:
   static constexpr std::size_t kReadSize = 64u << 10;
 
+  // tty: the stream carries a terminal's bytes (no multiplex headers), all as Stdout.
   DockerExecSession(std::unique_ptr<net::ByteStream> stream, std::unique_ptr<ExecControl> control,
-                    std::chrono::milliseconds timeout, bool attachStdin);
+                    std::chrono::milliseconds timeout, bool attachStdin, bool tty = false);
   ~DockerExecSession() override;
 
   // agentpane::ExecSession
@@ -75,6 +76,7 @@ class DockerExecSession final : public ExecSession {
   const std::chrono::milliseconds timeout_;
   const net::Deadline deadline_;
   const bool attachStdin_;
+  const bool tty_;
 
   std::mutex readMu_;  // read() and wait()
   MultiplexParser parser_;

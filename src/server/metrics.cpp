@@ -51,10 +51,22 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   out += fmt::format("{}_count{{{}}} {}\n", name, labels, count_);
 }
 
+std::string methodLabel(std::string_view method) {
+  // Any string is a valid HTTP method token, and requests are counted before they are
+  // authenticated: only the methods HTTP defines get their own label, so that a client
+  // cannot grow the label set (and /metrics) without bound.
+  static constexpr std::string_view kKnown[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  for (auto m : kKnown) {
+    if (method == m) return std::string(m);
+  }
+  return "other";
+}
+
 void Metrics::recordRequest(const std::string& route, const std::string& method, int status,
                             double seconds) {
   std::lock_guard lock(mu_);
-  ++requests_[{route, method, status}];
+  ++requests_[{route, methodLabel(method), status}];
   requestDurations_[route].observe(seconds);
 }
 

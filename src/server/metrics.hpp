@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -47,5 +48,7 @@ class Metrics {
 
 // Escapes a label value (backslash, double quote, newline).
 std::string escapeLabelValue(const std::string& v);
+// The method label of a request: one of the HTTP methods, or "other" (bounded label set).
+std::string methodLabel(std::string_view method);
 
 }  // namespace agentpane::server

@@ -3,12 +3,17 @@
 // GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "agentpane/tmux.hpp"
+#include "common/exec_async.hpp"
 #include "server/blocking.hpp"
+#include "server/exec_runner.hpp"
 #include "server/server_context.hpp"
 #include "service/model_json.hpp"
 #include "service/sandbox_service.hpp"
@@ -247,14 +252,41 @@ asio::awaitable<Reply> execSandbox(RequestContext& ctx) {
   if (api.request.options.timeout.count() == 0) {
     api.request.options.timeout = ctx.server.options.defaultExecTimeout;
   }
+  if (api.request.stdinData) api.request.options.attachStdin = true;
   const auto startedAt = Clock::now();
   const auto id = ctx.param("id");
-  // Commands can run for long: they use the stream pool so that short calls never queue
-  // behind them.
-  auto rCall = runBlocking(ctx.server.streamPool, [&ctx, id, q = std::move(api.request)] {
-    return ctx.server.service.exec(id, q, kActor);
-  });
-  auto r = co_await std::move(rCall);
+  auto slot = BufferedExecSlot::take(ctx.server, id);
+  if (!slot.ok()) co_return errorReply(slot.error());
+  // The command runs without a thread of ours: opened on the pool, then driven on this
+  // connection's strand, while a watch on the socket kills it if the client leaves.
+  auto openOp = openExecOnPool(ctx.server, id, api.request.argv, api.request.options);
+  auto opened = co_await std::move(openOp);
+  Result<ExecResult> r = Error(ErrorCode::Internal, "not run");
+  if (!opened.ok()) {
+    r = opened.takeError();
+  } else {
+    auto session = opened.value();
+    std::shared_ptr<ClientWatch> watch;
+    if (ctx.socket != nullptr) {
+      watch = std::make_shared<ClientWatch>(*ctx.socket);
+      auto ex = co_await asio::this_coro::executor;
+      asio::co_spawn(
+          ex,
+          [watch, session]() -> asio::awaitable<void> {
+            auto w = watch->run();
+            if (co_await std::move(w)) {
+              auto c = execCancel(session);  // the client is gone: so is its command
+              (void)co_await std::move(c);
+            }
+          },
+          asio::detached);
+    }
+    auto runOp = runToCompletionAsync(
+        session, std::move(api.request.stdinData),
+        std::min(api.request.maxOutputBytes, ctx.server.options.maxBufferedOutputBytes));
+    r = co_await std::move(runOp);
+    if (watch) watch->stop();
+  }
   auto providerCall = blocking(ctx, [&ctx, id] { return providerLabel(ctx.server.service, id); });
   auto provider = co_await std::move(providerCall);
   Result<int> code = r.ok() ? Result<int>(r.value().exitCode) : Result<int>(r.error());

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,7 +19,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <sys/resource.h>
 
 #include <condition_variable>
 #include <csignal>
@@ -131,10 +131,9 @@ http::response<http::string_body> toResponse(const Reply& r, unsigned version, b
 struct Server::Impl {
   Impl(SandboxService& service, ServerOptions opts)
       : options(std::move(opts)),
-routes(buildRoutes()),
-        ctx(service, options, pool, streamPool),
-        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
-        streamPool(static_cast<std::size_t>(std::max(1, options.maxBufferedExecs))) {
+        routes(buildRoutes()),
+        ctx(service, options, pool),
+        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))) {
     // Always there: the default profile may turn the feature on at any time. It reads
     // nothing until a cluster route is called.
     ctx.cluster = options.cluster ? options.cluster
@@ -151,7 +150,6 @@ routes(buildRoutes()),
   ServerContext ctx;
   std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
   asio::thread_pool pool;
-  asio::thread_pool streamPool;
 
   std::optional<tcp::acceptor> acceptor;
   asio::any_io_executor acceptorEx;
@@ -189,7 +187,7 @@ routes(buildRoutes()),
     PatternMatch match;
     Target target;
     std::string label = "unmatched";
-    std::optional<Reply> early;  // a reply without running a handler
+    std::optional<Reply> early;        // a reply without running a handler
     std::shared_ptr<void> streamSlot;  // WebSocket routes: the slot taken for the stream
   };
   Dispatch dispatch(const Request& req);
@@ -559,7 +557,12 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       }
       stream.expires_never();
 
-      RequestContext rc{ctx, req, std::move(d.match.params), std::move(d.target.query), d.label};
+      RequestContext rc{ctx,
+                        req,
+                        std::move(d.match.params),
+                        std::move(d.target.query),
+                        d.label,
+                        &stream.socket()};
       Reply reply;
       try {
         auto op = route.http(rc);
@@ -663,10 +666,9 @@ void Server::Impl::stop() {
   acceptor->close(ec);  // no network thread runs any more
   // Calls still running on the pools are bounded by the provider contract; queued ones are
   // abandoned.
+  ctx.poolOpen->store(false);
   pool.stop();
-  streamPool.stop();
   pool.join();
-  streamPool.join();
   spdlog::info("server stopped");
 }
 

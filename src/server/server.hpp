@@ -35,16 +35,20 @@ struct ServerOptions {
   // costs no thread, only descriptors (the client's socket and the provider's): 0 derives
   // the bound from the descriptor limit (raised to its hard maximum at start).
   int maxStreams = 0;
-  int maxBufferedExecs = 32;  // concurrent POST …/exec on the whole server (a thread each)
+  // Buffered execs (POST …/exec): at most this many at once on the server and per sandbox
+  // (TOO_MANY_REQUESTS beyond), each stdout and stderr at most maxBufferedOutputBytes
+  // (EXEC_OUTPUT_TOO_LARGE beyond: larger outputs belong on the stream).
+  int maxBufferedExecs = 32;
+  int maxBufferedExecsPerSandbox = 8;
+  std::size_t maxBufferedOutputBytes = 16u << 20;
 
   std::uint64_t maxBodyBytes = 16u << 20;  // 413 beyond
   std::uint32_t maxHeaderBytes = 16u << 10;
-  std::uint64_t maxWsMessageBytes = 1u << 20;  // client -> server frames
-  std::chrono::seconds idleTimeout{60};        // keep-alive connection waiting for a request
-  std::chrono::seconds ioTimeout{60};          // reading a body / writing a response
-  std::chrono::seconds wsPingInterval{20};     // idle WebSocket: ping, close after 2x silence
-  std::chrono::seconds wsStartTimeout{30};     // first message of an exec stream
-  std::chrono::milliseconds attachPollInterval{200};
+  std::uint64_t maxWsMessageBytes = 1u << 20;      // client -> server frames
+  std::chrono::seconds idleTimeout{60};            // keep-alive connection waiting for a request
+  std::chrono::seconds ioTimeout{60};              // reading a body / writing a response
+  std::chrono::seconds wsPingInterval{20};         // idle WebSocket: ping, close after 2x silence
+  std::chrono::seconds wsStartTimeout{30};         // first message of an exec stream
   std::chrono::seconds sessionTtl{12 * 3600};      // browser sessions (POST /api/session)
   std::chrono::milliseconds shutdownGrace{10000};  // in-flight requests may finish within this
   std::chrono::seconds defaultExecTimeout{3600};   // POST exec without timeoutSeconds

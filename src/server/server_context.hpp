@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,14 +37,12 @@ class WsChannel;
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
 struct ServerContext {
-  ServerContext(SandboxService& s, const ServerOptions& o, boost::asio::thread_pool& p,
-                boost::asio::thread_pool& sp)
-      : service(s), options(o), pool(p), streamPool(sp), sessions(o.sessionTtl) {}
+  ServerContext(SandboxService& s, const ServerOptions& o, boost::asio::thread_pool& p)
+      : service(s), options(o), pool(p), sessions(o.sessionTtl) {}
 
   SandboxService& service;
   const ServerOptions& options;
-  boost::asio::thread_pool& pool;        // short blocking service calls
-  boost::asio::thread_pool& streamPool;  // buffered execs (POST …/exec), a thread each
+  boost::asio::thread_pool& pool;  // short blocking service calls; no exec waits here
   Metrics metrics;
   SessionStore sessions;
   std::string token;
@@ -51,6 +51,14 @@ struct ServerContext {
   std::atomic<bool> stopping{false};
   // The cluster routes' clients (never null; the routes check that the feature is on).
   std::shared_ptr<k8s::ClusterInfo> cluster;
+  // False once stop() has stopped the pool: what would be posted there runs inline instead
+  // (a session released while the server is torn down).
+  std::shared_ptr<std::atomic<bool>> poolOpen = std::make_shared<std::atomic<bool>>(true);
+  // Buffered execs running, on the server and per sandbox (network threads only touch
+  // them, under execMu).
+  std::mutex execMu;
+  int activeExecs = 0;
+  std::map<std::string, int> activeExecsBySandbox;
 
   // Takes one of maxStreams slots, the check and the increment in one step. The slot is
   // given back when the returned handle is destroyed; null when none is free.
@@ -73,6 +81,9 @@ struct RequestContext {
   std::map<std::string, std::string> params;  // "id", "name"
   std::map<std::string, std::string> query;
   std::string route;  // pattern label, e.g. /api/sandboxes/:id
+  // The client's connection, idle while the handler runs: a long handler (a buffered exec)
+  // watches it to notice the client going away. Null for WebSocket routes.
+  boost::asio::ip::tcp::socket* socket = nullptr;
 
   [[nodiscard]] const std::string& param(const std::string& name) const { return params.at(name); }
 };

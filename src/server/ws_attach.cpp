@@ -1,23 +1,28 @@
-// GET /api/sandboxes/:id/tmux/:name/attach — a live view of a tmux pane (docs/api.md).
+// GET /api/sandboxes/:id/tmux/:name/attach — a live terminal on a tmux session (docs/api.md).
 //
-// Without a TTY, `tmux attach` cannot run through exec, so the server polls the pane
-// (capture-pane) every attachPollInterval and sends the screen whenever it changed:
-//   server -> client  text {"type":"screen","data":"<pane text>"}
-//                     text {"type":"error","code","message"} then a close
-//   client -> server  text frames: literal keys for the pane (no Enter added; send "\r")
-// Query: ?lines=N (1..10000, default 50) rows of scroll-back in each screen.
+// One long-lived stream per viewer: a `tmux attach-session` run under a pseudo-terminal
+// (ExecOptions::tty), driven through ExecSession's asynchronous form like the exec stream.
+// Nothing polls: while nobody types and the pane is quiet, no exec runs and nothing is sent.
+//   server -> client  binary: the terminal's bytes (escape sequences included)
+//                     text {"type":"exit","exitCode":n} when tmux detaches or the session ends
+//                     text {"type":"error","code","message"}, then a close
+//   client -> server  text or binary frames: bytes typed into the terminal, as they are
+//                     (send "\r" for Enter)
+// Query: ?rows=R&cols=C (1..1000, default 50 x 200), the terminal's size.
+// The session is audited once, when the viewer leaves (an "exec" entry with its duration),
+// not per keystroke.
 // GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agentpane/tmux.hpp"
+#include "common/exec_async.hpp"
 #include "server/blocking.hpp"
+#include "server/exec_runner.hpp"
 #include "server/server_context.hpp"
 #include "server/ws_channel.hpp"
 #include "service/sandbox_service.hpp"
@@ -29,43 +34,73 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kScreenHighWater = 256u << 10;
+constexpr std::size_t kTerminalHighWater = 1u << 20;
 
 std::string errorFrame(const Error& e) {
   return dumpJson(
       json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
 }
 
+Result<int> sizeParam(const RequestContext& ctx, const std::string& name, int fallback) {
+  auto it = ctx.query.find(name);
+  if (it == ctx.query.end()) return fallback;
+  try {
+    std::size_t used = 0;
+    int v = std::stoi(it->second, &used);
+    if (used != it->second.size() || v < 1 || v > 1000) throw std::out_of_range(name);
+    return v;
+  } catch (const std::exception&) {
+    return Error(ErrorCode::ValidationError, "'" + name + "' must be an integer 1..1000",
+                 {{"field", name}});
+  }
+}
+
 struct AttachState {
+  std::shared_ptr<ExecSession> session;
   bool done = false;
+  bool canceled = false;
 };
 
-asio::awaitable<void> pollScreen(ServerContext& server, std::shared_ptr<WsChannel> ch,
-                                 std::string id, std::string name, int lines,
-                                 std::shared_ptr<AttachState> st) {
-  asio::steady_timer tick(ch->executor());
-  std::optional<std::string> last;
-  while (!ch->closing() && !st->done) {
-    auto screenCall = runBlocking(server.pool, [&server, id, name, lines] {
-      return server.service.tmuxCapture(id, name, lines);
-    });
-    auto screen = co_await std::move(screenCall);
-    if (ch->closing() || st->done) break;
-    if (!screen.ok()) {
-      ch->sendText(errorFrame(screen.error()));
-      ch->close(websocket::close_code::normal);
+asio::awaitable<void> cancelOnce(std::shared_ptr<AttachState> st) {
+  if (st->canceled) co_return;
+  st->canceled = true;
+  auto op = execCancel(st->session);
+  (void)co_await std::move(op);
+}
+
+// The terminal's output to the viewer, with back-pressure (a slow viewer slows tmux's
+// writes to this client only).
+asio::awaitable<void> pumpTerminal(std::shared_ptr<WsChannel> ch, std::shared_ptr<AttachState> st,
+                                   std::shared_ptr<Signal> finished) {
+  auto session = st->session;
+  for (;;) {
+    auto readOp = execRead(session);
+    auto chunk = co_await std::move(readOp);
+    if (!chunk.ok()) {
+      if (!st->canceled) ch->sendText(errorFrame(chunk.error()));
       break;
     }
-    // A slow client skips frames instead of queueing stale screens.
-    if ((!last || *last != screen.value()) && ch->queuedBytes() <= kScreenHighWater) {
-      last = screen.value();
-      ch->sendText(dumpJson(json{{"type", "screen"}, {"data", screen.value()}}));
+    if (!chunk.value()) {
+      auto waitOp = execWait(session);
+      auto code = co_await std::move(waitOp);
+      if (code.ok()) {
+        ch->sendText(dumpJson(json{{"type", "exit"}, {"exitCode", code.value()}}));
+      } else {
+        ch->sendText(errorFrame(code.error()));
+      }
+      break;
     }
-    tick.expires_after(server.options.attachPollInterval);
-    boost::system::error_code ec;
-    co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    ch->sendBinary(std::move(chunk.value()->data));
+    co_await ch->waitForSpace(kTerminalHighWater);
+    if (ch->closing()) {
+      auto c = cancelOnce(st);
+      co_await std::move(c);
+      break;
+    }
   }
   st->done = true;
+  ch->close(websocket::close_code::normal);
+  finished->notify();
 }
 
 }  // namespace
@@ -74,42 +109,68 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
   ServerContext& server = ctx.server;
   const std::string id = ctx.param("id");
   const std::string name = ctx.param("name");
-  int lines = 50;
-  if (auto it = ctx.query.find("lines"); it != ctx.query.end()) {
-    try {
-      std::size_t used = 0;
-      lines = std::stoi(it->second, &used);
-      if (used != it->second.size() || lines < 1 || lines > 10000) throw std::out_of_range("lines");
-    } catch (const std::exception&) {
+  for (const auto& [k, v] : ctx.query) {
+    if (k != "rows" && k != "cols") {
       ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
-                                    "'lines' must be an integer 1..10000", {{"field", "lines"}})));
+                                    "unknown query parameter '" + k + "'", {{"field", k}})));
       co_return;
     }
+  }
+  auto rows = sizeParam(ctx, "rows", 50);
+  auto cols = sizeParam(ctx, "cols", 200);
+  if (!rows.ok() || !cols.ok()) {
+    ch->sendText(errorFrame(!rows.ok() ? rows.error() : cols.error()));
+    co_return;
+  }
+
+  // One look before attaching, so that a missing session is its own error rather than
+  // tmux's words on the terminal.
+  auto checkCall = runBlocking(
+      server.pool, [&server, id, name] { return server.service.tmuxCapture(id, name, 1); });
+  auto exists = co_await std::move(checkCall);
+  if (!exists.ok()) {
+    ch->sendText(errorFrame(exists.error()));
+    co_return;
+  }
+  ExecOptions opts;
+  opts.tty = true;
+  opts.ttyRows = rows.value();
+  opts.ttyColumns = cols.value();
+  opts.attachStdin = true;
+  opts.env = {{"TERM", "xterm-256color"}};
+  auto openOp = openExecOnPool(server, id, {"tmux", "attach-session", "-t", "=" + name}, opts);
+  auto opened = co_await std::move(openOp);
+  if (!opened.ok()) {
+    ch->sendText(errorFrame(opened.error()));
+    co_return;
   }
 
   // An attached viewer is use: the sandbox does not idle-stop under it (released on close).
   auto holding = server.service.holdActive(id);
   auto st = std::make_shared<AttachState>();
-  asio::co_spawn(ch->executor(), pollScreen(server, ch, id, name, lines, st), asio::detached);
+  st->session = std::move(opened.value());
+  auto finished = std::make_shared<Signal>(ch->executor());
+  asio::co_spawn(ch->executor(), pumpTerminal(ch, st, finished), asio::detached);
 
+  auto session = st->session;
   for (;;) {
     auto msg = co_await ch->read();
     if (!msg) break;
-    if (st->done) continue;
-    if (!msg->text) {
-      ch->sendText(errorFrame(Error(ErrorCode::ValidationError, "keys are sent as text frames")));
-      continue;
+    if (st->done || msg->data.empty()) continue;
+    auto wOp = execWriteStdin(session, std::move(msg->data));
+    auto w = co_await std::move(wOp);
+    if (!w.ok() && !st->done) {
+      ch->sendText(errorFrame(w.error()));
+      break;
     }
-    if (msg->data.empty()) continue;
-    auto sentCall = runBlocking(server.pool, [&server, id, name, text = msg->data] {
-      return server.service.tmuxSendKeys(id, name, text, /*enter=*/false, "api");
-    });
-    auto sent = co_await std::move(sentCall);
-    if (!sent.ok()) ch->sendText(errorFrame(sent.error()));
   }
-  // The poller may be inside a capture; it sees `done` and exits on its own, holding what
-  // it needs by value, so the close need not wait for it.
-  st->done = true;
+  // The viewer left: end its tmux client (the tmux session itself lives on).
+  if (!st->done) {
+    auto c = cancelOnce(st);
+    co_await std::move(c);
+  }
+  while (!st->done)
+    co_await finished->wait();
 }
 
 }  // namespace agentpane::server

@@ -21,8 +21,10 @@
 
 #include "common/exec_async.hpp"
 #include "server/blocking.hpp"
+#include "server/exec_runner.hpp"
 #include "server/server_context.hpp"
 #include "server/ws_channel.hpp"
+#include "service/model_json.hpp"
 #include "service/sandbox_service.hpp"
 
 namespace agentpane::server {
@@ -40,42 +42,11 @@ std::string errorFrame(const Error& e) {
       json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
 }
 
-struct StartRequest {
-  std::vector<std::string> argv;
-  ExecOptions options;
-};
-
-Result<StartRequest> parseStart(const std::string& text) {
+// The start message is read by the same parser as the buffered exec's body.
+Result<ExecStreamStart> parseStart(const std::string& text) {
   auto obj = parseJsonObject(text);
   if (!obj.ok()) return obj.takeError();
-  auto f =
-      JsonFields::of(obj.value(), {"argv", "root", "timeoutSeconds", "workingDir", "env", "stdin"});
-  if (!f.ok()) return f.takeError();
-  StartRequest s;
-  auto argv = f->optionalStringArray("argv", true);
-  if (!argv.ok()) return argv.takeError();
-  if (!argv.value()) return fieldError("argv", "'argv' is required");
-  s.argv = std::move(*argv.value());
-  auto root = f->optionalBool("root");
-  if (!root.ok()) return root.takeError();
-  s.options.root = root.value().value_or(false);
-  auto timeout = f->optionalInt("timeoutSeconds", 0, 7 * 24 * 3600);
-  if (!timeout.ok()) return timeout.takeError();
-  s.options.timeout = std::chrono::seconds(timeout.value().value_or(0));
-  auto wd = f->optionalString("workingDir");
-  if (!wd.ok()) return wd.takeError();
-  if (wd.value()) {
-    if (wd.value()->empty() || wd.value()->front() != '/')
-      return fieldError("workingDir", "'workingDir' must be absolute");
-    s.options.workingDir = *wd.value();
-  }
-  auto env = f->optionalStringMap("env");
-  if (!env.ok()) return env.takeError();
-  if (env.value()) s.options.env = std::move(*env.value());
-  auto stdinFlag = f->optionalBool("stdin");
-  if (!stdinFlag.ok()) return stdinFlag.takeError();
-  s.options.attachStdin = stdinFlag.value().value_or(true);
-  return s;
+  return execStreamStartFromJson(obj.value());
 }
 
 // State shared by the reader (handler) and the output pump; both run on the channel's strand.
@@ -171,17 +142,7 @@ asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChann
   }
 
   const auto startedAt = Clock::now();
-  auto* pool = &server.pool;
-  // The session's last reference may drop anywhere (here, in the pump, at shutdown); its
-  // destructor audits (SQLite) and may kill, so it always runs on the worker pool.
-  auto openedCall = runBlocking(
-      server.pool, [&server, id, s = start.value(), pool]() -> Result<std::shared_ptr<ExecSession>> {
-        auto r = server.service.openExec(id, s.argv, s.options, "api");
-        if (!r.ok()) return r.takeError();
-        return std::shared_ptr<ExecSession>(r.value().release(), [pool](ExecSession* p) {
-          asio::post(*pool, [p] { delete p; });
-        });
-      });
+  auto openedCall = openExecOnPool(server, id, start->argv, start->options);
   auto opened = co_await std::move(openedCall);
   auto providerCall =
       runBlocking(server.pool, [&server, id] { return providerLabel(server.service, id); });

@@ -486,60 +486,117 @@ json toJson(const ExecApiRequest& r) {
   return j;
 }
 
-Result<ExecApiRequest> execApiRequestFromJson(const json& j) {
-  using A = ExecApiRequest;
-  static const std::map<std::string, Setter<A>> kFields = {
-      {"argv",
-       [](const json& v, const std::string& f, A& a) { return read(v, f, a.request.argv); }},
-      {"root", [](const json& v, const std::string& f,
-                  A& a) { return read(v, f, a.request.options.root); }},
+namespace {
+
+// How a command runs, read the same way for the buffered exec and the stream's start
+// message: one set of rules for both (issue 7 found two that differed).
+constexpr double kMaxExecTimeoutSeconds = 7 * 24 * 3600.0;
+
+const std::map<std::string, Setter<ExecOptions>>& execOptionFields() {
+  using O = ExecOptions;
+  static const std::map<std::string, Setter<O>> kFields = {
+      {"root", member(&O::root)},
       {"timeoutSeconds",
-       [](const json& v, const std::string& f, A& a) -> Result<void> {
+       [](const json& v, const std::string& f, O& o) -> Result<void> {
          double s = 0;
          AP_TRY(read(v, f, s));
-         if (!(s >= 0 && s <= 86400))
-           return validationError(f, "'timeoutSeconds' must be 0..86400");
-         a.request.options.timeout =
-             std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
+         if (!(s >= 0 && s <= kMaxExecTimeoutSeconds))
+           return validationError(f, "'timeoutSeconds' must be 0..604800 (7 days)");
+         o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
          return {};
        }},
-      {"workingDir", [](const json& v, const std::string& f,
-                        A& a) { return read(v, f, a.request.options.workingDir); }},
-      {"env", [](const json& v, const std::string& f,
-                 A& a) { return readEnv(v, f, a.request.options.env); }},
-      {"stdin",
-       [](const json& v, const std::string& f, A& a) -> Result<void> {
-         std::string s;
-         AP_TRY(read(v, f, s));
-         a.request.stdinData = std::move(s);
+      {"workingDir",
+       [](const json& v, const std::string& f, O& o) -> Result<void> {
+         AP_TRY(read(v, f, o.workingDir));
+         if (o.workingDir.empty() || o.workingDir.front() != '/')
+           return validationError(f, "'workingDir' must be an absolute path");
          return {};
        }},
-      {"stdinBase64",
-       [](const json& v, const std::string& f, A& a) -> Result<void> {
-         std::string s;
-         AP_TRY(read(v, f, s));
-         auto bytes = base64Decode(s);
-         if (!bytes) return typeError(f, "base64");
-         a.request.stdinData = std::move(*bytes);
+      {"env",
+       [](const json& v, const std::string& f, O& o) -> Result<void> {
+         AP_TRY(readEnv(v, f, o.env));
+         for (const auto& [k, val] : o.env) {
+           if (!isValidEnvKey(k))
+             return validationError(f, "environment variable name '" + k + "' is invalid");
+         }
          return {};
        }},
-      {"base64",
-       [](const json& v, const std::string& f, A& a) { return read(v, f, a.base64Output); }},
   };
+  return kFields;
+}
+
+// Adds the option fields to a request's table, reaching the options through `options`.
+template <typename T>
+void addExecOptionFields(std::map<std::string, Setter<T>>& fields, ExecOptions& (*options)(T&)) {
+  for (const auto& [name, setter] : execOptionFields()) {
+    fields[name] = [setter = setter, options](const json& v, const std::string& f, T& t) {
+      return setter(v, f, options(t));
+    };
+  }
+}
+
+Result<void> checkArgv(const std::vector<std::string>& argv) {
+  if (argv.empty()) return validationError("argv", "'argv' must be a non-empty array of strings");
+  return {};
+}
+
+}  // namespace
+
+Result<ExecApiRequest> execApiRequestFromJson(const json& j) {
+  using A = ExecApiRequest;
+  static const std::map<std::string, Setter<A>> kFields = [] {
+    std::map<std::string, Setter<A>> f = {
+        {"argv",
+         [](const json& v, const std::string& n, A& a) { return read(v, n, a.request.argv); }},
+        {"stdin",
+         [](const json& v, const std::string& n, A& a) -> Result<void> {
+           std::string s;
+           AP_TRY(read(v, n, s));
+           a.request.stdinData = std::move(s);
+           return {};
+         }},
+        {"stdinBase64",
+         [](const json& v, const std::string& n, A& a) -> Result<void> {
+           std::string s;
+           AP_TRY(read(v, n, s));
+           auto bytes = base64Decode(s);
+           if (!bytes) return typeError(n, "base64");
+           a.request.stdinData = std::move(*bytes);
+           return {};
+         }},
+        {"base64",
+         [](const json& v, const std::string& n, A& a) { return read(v, n, a.base64Output); }},
+    };
+    addExecOptionFields<A>(f, [](A& a) -> ExecOptions& { return a.request.options; });
+    return f;
+  }();
   A a;
   AP_TRY(applyFields(j, kFields, a, /*nullIsAbsent=*/true));
-  if (a.request.argv.empty())
-    return validationError("argv", "'argv' must be a non-empty array of strings");
+  AP_TRY(checkArgv(a.request.argv));
   if (j.contains("stdin") && j.contains("stdinBase64") && !j["stdin"].is_null() &&
       !j["stdinBase64"].is_null()) {
     return validationError("stdinBase64", "give stdin or stdinBase64, not both");
   }
-  for (const auto& [k, v] : a.request.options.env) {
-    if (!isValidEnvKey(k))
-      return validationError("env", "environment variable name '" + k + "' is invalid");
-  }
   if (a.request.stdinData) a.request.options.attachStdin = true;
   return a;
+}
+
+Result<ExecStreamStart> execStreamStartFromJson(const json& j) {
+  using S = ExecStreamStart;
+  static const std::map<std::string, Setter<S>> kFields = [] {
+    std::map<std::string, Setter<S>> f = {
+        {"argv", [](const json& v, const std::string& n, S& s) { return read(v, n, s.argv); }},
+        {"stdin", [](const json& v, const std::string& n,
+                     S& s) { return read(v, n, s.options.attachStdin); }},
+    };
+    addExecOptionFields<S>(f, [](S& s) -> ExecOptions& { return s.options; });
+    return f;
+  }();
+  S s;
+  s.options.attachStdin = true;  // a stream is interactive unless told otherwise
+  AP_TRY(applyFields(j, kFields, s, /*nullIsAbsent=*/true));
+  AP_TRY(checkArgv(s.argv));
+  return s;
 }
 
 // --- Audit, tmux, events ------------------------------------------------------------------

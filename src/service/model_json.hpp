@@ -64,6 +64,16 @@ struct ExecApiRequest {
 nlohmann::json toJson(const ExecApiRequest& r);
 Result<ExecApiRequest> execApiRequestFromJson(const nlohmann::json& j);
 
+// The first message of GET /api/sandboxes/:id/exec/stream. The fields that say how the
+// command runs (root, timeoutSeconds 0..7 days, workingDir absolute, env) are read by the
+// same rules as the buffered exec's; only "stdin" differs: here a bool that attaches stdin
+// (default true: a stream is interactive), there the bytes themselves.
+struct ExecStreamStart {
+  std::vector<std::string> argv;
+  ExecOptions options;
+};
+Result<ExecStreamStart> execStreamStartFromJson(const nlohmann::json& j);
+
 // --- Audit, tmux, events ------------------------------------------------------------------
 // {id, atMs, sandboxId, actor, action, detail (the JSON detail, or a string), ok}
 nlohmann::json toJson(const AuditEntry& e);

@@ -138,7 +138,13 @@ Result<TmuxSessionInfo> TmuxController::create(const SandboxRef& sandbox, const 
   AP_TRY(validateTmuxName(name));
   std::vector<std::string> args = {"new-session", "-d", "-s",  name, "-c",
                                    "/workspace",  "-x", "200", "-y", "50"};
-  // Several arguments make tmux exec the command directly, without a shell.
+  // Several arguments make tmux exec the command directly, without a shell; a single one
+  // it would hand to `sh -c`. So a one-element command goes through env(1), which execs
+  // it as it is: the argv is never interpreted, whatever its length.
+  if (command.size() == 1) {
+    args.emplace_back("env");
+    args.emplace_back("--");
+  }
   for (const auto& c : command)
     args.push_back(c);
   auto r = runTmux(exec_, sandbox, std::move(args));

@@ -198,7 +198,21 @@ TEST_F(DockerIt, ExecEdgeCases) {
   req.maxOutputBytes = 1000000;
   auto capped = provider_->exec(sandboxRef(*made), req);
   ASSERT_FALSE(capped.ok());
-  EXPECT_EQ(capped.error().code, ErrorCode::SandboxExecFailed);
+  EXPECT_EQ(capped.error().code, ErrorCode::ExecOutputTooLarge);
+}
+
+TEST_F(DockerIt, MoreCpusThanTheHostHasIsTheCallersError) {
+  auto s = spec("cpus");
+  s.cpu = std::thread::hardware_concurrency() + 1;
+  auto made = provider_->create(s);
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.error().code, ErrorCode::ValidationError) << made.error().describe();
+  EXPECT_EQ(errorInfo(made.error().code).httpStatus, 400);
+  EXPECT_NE(made.error().message.find("CPU"), std::string::npos) << made.error().message;
+  EXPECT_EQ(made.error().details.at("field"), "cpu");
+  auto left = provider_->list(ListFilter{});
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());  // nothing made
 }
 
 // Another server's provider (another instance scope) never touches our container, even

@@ -42,8 +42,8 @@ class StreamsE2E : public ::testing::Test {
     fs::create_directories(home_);
     fs::create_directories(project_);
     ASSERT_EQ(chown(project_.c_str(), 1000, 1000), 0);
-    std::vector<std::string> argv{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
-                                  home_.string()};
+    std::vector<std::string> argv{agentpaneBin(), "serve",  "--listen",
+                                  "127.0.0.1:0",  "--home", home_.string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     server_ = std::make_unique<Background>(argv, std::map<std::string, std::string>{},
                                            (root_ / "server.log").string());
@@ -135,7 +135,8 @@ struct Fleet {
     websocket::stream<beast::tcp_stream> ws(ioc);
     beast::error_code ec;
     auto ep = asio::ip::tcp::endpoint(asio::ip::make_address(host), port);
-    co_await beast::get_lowest_layer(ws).async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+    co_await beast::get_lowest_layer(ws).async_connect(
+        ep, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return fail("connect: " + ec.message());
     ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
       r.set(beast::http::field::authorization, "Bearer " + token);
@@ -143,7 +144,8 @@ struct Fleet {
     websocket::response_type res;
     co_await ws.async_handshake(res, host, "/api/sandboxes/" + sandboxId + "/exec/stream",
                                 asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return fail("handshake: HTTP " + std::to_string(res.result_int()) + " " + res.body());
+    if (ec)
+      co_return fail("handshake: HTTP " + std::to_string(res.result_int()) + " " + res.body());
     ws.text(true);
     const std::string start = json{{"argv", argv}, {"stdin", true}}.dump();
     co_await ws.async_write(asio::buffer(start), asio::redirect_error(asio::use_awaitable, ec));
@@ -184,8 +186,7 @@ struct Fleet {
     if (!saidReady) co_return fail("never ready; output '" + out + "' (" + ec.message() + ")");
     if (out != "ready\ngot line-" + std::to_string(i) + "\n")
       co_return failures.push_back("stream " + std::to_string(i) + ": output '" + out + "'");
-    if (exitCode != 0)
-      co_return failures.push_back("stream " + std::to_string(i) + ": no exit 0");
+    if (exitCode != 0) co_return failures.push_back("stream " + std::to_string(i) + ": no exit 0");
     ++completed;
   }
 };
@@ -227,9 +228,9 @@ TEST_F(StreamsE2E, ABurstOfCliExecsAllSucceed) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kExecs; ++i) {
     threads.emplace_back([&, i] {
-      results[i] = run({agentpaneBin(), "exec", id, "--", "sh", "-c", "sleep 1; echo ok $0",
-                        std::to_string(i)},
-                       cliEnv());
+      results[i] = run(
+          {agentpaneBin(), "exec", id, "--", "sh", "-c", "sleep 1; echo ok $0", std::to_string(i)},
+          cliEnv());
     });
   }
   for (auto& t : threads)
@@ -238,6 +239,95 @@ TEST_F(StreamsE2E, ABurstOfCliExecsAllSucceed) {
     EXPECT_EQ(results[i].exitCode, 0) << i << ": " << results[i].err;
     EXPECT_EQ(results[i].out, "ok " + std::to_string(i) + "\n") << i;
   }
+}
+
+// A buffered exec ends with its client: the command is killed when the connection closes,
+// so the file it would have made later never appears.
+TEST_F(StreamsE2E, BufferedExecWhoseClientLeavesIsKilled) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  const std::string body = json{
+      {"argv", {"sh", "-c", "touch /workspace/started; sleep 3; touch /workspace/late"}},
+      {"timeoutSeconds", 60}}.dump();
+  asio::io_context ioc;
+  asio::ip::tcp::socket sock(ioc);
+  beast::error_code ec;
+  sock.connect(asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  const std::string req =
+      "POST /api/sandboxes/" + id + "/exec HTTP/1.1\r\nHost: " + host_ +
+      "\r\nAuthorization: Bearer " + token_ +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  asio::write(sock, asio::buffer(req), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  for (int i = 0; i < 600 && !fs::exists(project_ / "started"); ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(fs::exists(project_ / "started"));
+  const auto startedAt = std::chrono::steady_clock::now();
+  sock.close();  // the client leaves two seconds or more before the command would finish
+  // Past the moment the command would have made the file, with room to spare.
+  std::this_thread::sleep_until(startedAt + 6s);
+  EXPECT_FALSE(fs::exists(project_ / "late"));
+  // The exec is recorded as ended early, not as a success.
+  auto audit = call("GET", "/api/audit?sandboxId=" + id);
+  bool recorded = false;
+  for (const auto& e : audit.value("data", json::array())) {
+    if (e.value("action", "") == "exec" && e["detail"].dump().find("late") != std::string::npos)
+      recorded = !e.value("ok", true);
+  }
+  EXPECT_TRUE(recorded) << audit.dump();
+}
+
+// A viewer's terminal on the real engine: keys typed into the attach stream reach the pane
+// (tmux runs them), the stream carries the terminal's output, and leaving ends only the
+// viewer's tmux client.
+TEST_F(StreamsE2E, TmuxAttachTypedKeysReachThePane) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  auto made = call("POST", "/api/sandboxes/" + id + "/tmux", json{{"name", "dev"}});
+  ASSERT_TRUE(made.value("ok", false)) << made.dump();
+
+  asio::io_context ioc;
+  websocket::stream<beast::tcp_stream> ws(ioc);
+  beast::error_code ec;
+  beast::get_lowest_layer(ws).connect(asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_),
+                                      ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+    r.set(beast::http::field::authorization, "Bearer " + token_);
+  }));
+  beast::get_lowest_layer(ws).expires_after(60s);
+  ws.handshake(host_, "/api/sandboxes/" + id + "/tmux/dev/attach?rows=40&cols=120", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ws.text(true);
+  ws.write(asio::buffer(std::string("echo typed-$((6*7))\r")), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  // The terminal shows the result (42 computed by the pane's shell, not echoed by us).
+  std::string screen;
+  beast::flat_buffer buf;
+  while (screen.find("typed-42") == std::string::npos) {
+    buf.clear();
+    ws.read(buf, ec);
+    ASSERT_FALSE(ec) << ec.message() << "; terminal so far: " << screen;
+    if (!ws.got_text()) screen += beast::buffers_to_string(buf.data());
+  }
+  // The pane holds it as well: the keys went to tmux, not only to our terminal.
+  std::string pane;
+  for (int i = 0; i < 100 && pane.find("typed-42") == std::string::npos; ++i) {
+    auto cap = call("GET", "/api/sandboxes/" + id + "/tmux/dev/capture?lines=20");
+    pane = cap.value("data", json::object()).value("content", "");
+    if (pane.find("typed-42") == std::string::npos) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(pane.find("typed-42"), std::string::npos) << pane;
+  ws.close(websocket::close_code::normal, ec);
+  // The session outlives its viewer.
+  auto list = call("GET", "/api/sandboxes/" + id + "/tmux");
+  ASSERT_TRUE(list.value("ok", false)) << list.dump();
+  ASSERT_EQ(list["data"].size(), 1u);
+  EXPECT_EQ(list["data"][0]["name"], "dev");
 }
 
 TEST_F(StreamsE2E, RefusalAtTheStreamBoundReachesTheCliWithItsCode) {

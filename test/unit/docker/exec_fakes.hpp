@@ -6,6 +6,7 @@
 // GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -13,7 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -193,10 +193,10 @@ struct Rig {
   std::shared_ptr<FakeState> stream = std::make_shared<FakeState>();
   std::shared_ptr<ControlState> control = std::make_shared<ControlState>();
   std::unique_ptr<DockerExecSession> make(std::chrono::milliseconds timeout = 0ms,
-                                          bool stdin = false) {
+                                          bool stdin = false, bool tty = false) {
     return std::make_unique<DockerExecSession>(
         std::make_unique<FakeStream>(stream, asio::make_strand(loop)),
-        std::make_unique<FakeControl>(control), timeout, stdin);
+        std::make_unique<FakeControl>(control), timeout, stdin, tty);
   }
   ~Rig() {
     work.reset();

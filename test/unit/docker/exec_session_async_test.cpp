@@ -135,6 +135,24 @@ TEST(DockerExecSessionAsync, StdinFlowsWhileAReadWaitsAndEofEndsTheProcess) {
   EXPECT_EQ(*code, 0);
 }
 
+TEST(DockerExecSessionAsync, ATerminalStreamIsRawBytesOnStdout) {
+  Rig rig;
+  // With a TTY the engine sends the terminal's bytes with no multiplex header; bytes that
+  // would look like one stay data.
+  const std::string raw = std::string("\x01\0\0\0\0\0\0\x05prompt$ ", 16) + "\x1b[1mbold";
+  rig.stream->reads = {raw.substr(0, 5), raw.substr(5)};
+  auto s = rig.make(0ms, true, true);
+  std::string out;
+  for (;;) {
+    auto c = readOnce(*s);
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+    if (!*c) break;
+    EXPECT_EQ((*c)->stream, ExecStream::Stdout);
+    out += (*c)->data;
+  }
+  EXPECT_EQ(out, raw);
+}
+
 TEST(DockerExecSessionAsync, FailureSweepEveryReadFailsInTurn) {
   const std::string bytes = frame(1, "abc") + frame(2, "de");
   std::vector<std::string> reads;

@@ -3,10 +3,46 @@
 
 #include "unit/server/fake_server_fixture.hpp"
 
+#include <algorithm>
+#include <random>
+
 namespace agentpane::testing {
 namespace {
 
 using LimitsTest = FakeServerTest;
+
+TEST_F(LimitsTest, RandomMethodsBeforeAuthenticationDoNotGrowMetrics) {
+  auto c = ts->client();
+  auto series = [&] {
+    auto r = c.get("/metrics");
+    EXPECT_EQ(r.status, 200);
+    return std::count(r.body.begin(), r.body.end(), '\n');
+  };
+  HttpConnection conn(c.port());
+  ASSERT_TRUE(conn.connect());
+  std::mt19937 rng(7);
+  auto burst = [&](int n) {
+    std::string all;
+    for (int i = 0; i < n; ++i) {
+      std::string method;
+      for (int k = 0; k < 8; ++k)
+        method += static_cast<char>('A' + rng() % 26);
+      all += method + " /api/sandboxes HTTP/1.1\r\nHost: " + c.host() + "\r\n\r\n";
+    }
+    ASSERT_TRUE(conn.sendRaw(all));
+    for (int i = 0; i < n; ++i) {
+      auto r = conn.readResponse();
+      ASSERT_EQ(r.status, 405) << r.error;
+    }
+  };
+  burst(1);
+  const auto before = series();
+  for (int i = 0; i < 100; ++i)
+    burst(100);  // 10,000 requests, each with a method of its own
+  EXPECT_EQ(series(), before);
+  auto text = c.get("/metrics").body;
+  EXPECT_NE(text.find("method=\"other\""), std::string::npos);
+}
 
 TEST_F(LimitsTest, TwentyMegabyteBodyIs413) {
   auto c = ts->client();

@@ -118,12 +118,20 @@ class ServerFake : public fakes::FakeProvider {
   std::atomic<int> opens{0};    // streaming sessions opened
   std::atomic<int> cancels{0};  // streaming sessions cancelled by the server
   std::atomic<int> lastAttachStdin{-1};
+  std::atomic<int> attaches{0};  // terminal streams (tmux attach-session under a TTY)
 
   Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& ref,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override {
     const std::string& id = ref.sandboxId;
     lastAttachStdin = options.attachStdin ? 1 : 0;
+    // A viewer's terminal: its keys come back as the pane's output (an echoing terminal).
+    if (argv.size() == 4 && argv[0] == "tmux" && argv[1] == "attach-session" && options.tty) {
+      if (tmuxSessions(id).count(argv[3].substr(1)) == 0)
+        return Error(ErrorCode::TmuxSessionNotFound, "no session " + argv[3]);
+      ++attaches;
+      return std::unique_ptr<ExecSession>(std::make_unique<StreamingSession>(true, &cancels));
+    }
     if (!argv.empty() && (argv[0] == "cat" || argv[0] == "block")) {
       if (!exists(id)) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
       ++opens;

@@ -59,7 +59,6 @@ inline server::ServerOptions testServerOptions() {
   o.workerThreads = 4;
   o.maxStreams = 8;
   o.shutdownGrace = std::chrono::seconds(5);
-  o.attachPollInterval = std::chrono::milliseconds(20);
   o.wsStartTimeout = std::chrono::seconds(5);
   return o;
 }

@@ -185,31 +185,51 @@ TEST_F(WebSocketTest, ExecCountsInMetrics) {
       << m.body;
 }
 
-TEST_F(WebSocketTest, TmuxAttachSendsScreensAndTakesKeys) {
+TEST_F(WebSocketTest, TmuxAttachIsOneTerminalStreamPerViewer) {
   auto c = ts->client();
   ASSERT_EQ(c.post("/api/sandboxes/" + id + "/tmux", {{"name", "main"}}).status, 201);
-  WsClient ws(ts->port());
-  ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach?lines=20", ts->wsAuth()));
-  auto first = ws.read();
-  ASSERT_TRUE(first && first->text);
-  auto screen = json::parse(first->data);
-  EXPECT_EQ(screen["type"], "screen");
-  EXPECT_EQ(screen["data"], "");
-  ASSERT_TRUE(ws.write(true, "ls -la\r"));
-  // The next screen carries the keys (sent literally, no Enter added).
-  auto next = ws.read();
-  ASSERT_TRUE(next && next->text);
-  screen = json::parse(next->data);
-  EXPECT_EQ(screen["type"], "screen");
-  EXPECT_EQ(screen["data"], "ls -la\r\n");  // capture ends the pane with a newline
-  // A session that ends ends the attach with an error message.
-  ASSERT_EQ(c.del("/api/sandboxes/" + id + "/tmux/main").status, 200);
-  std::optional<WsClient::Message> last;
-  while (auto m = ws.read())
-    last = m;
-  ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(json::parse(last->data)["code"], "SANDBOX_TMUX_SESSION_NOT_FOUND");
-  EXPECT_TRUE(ws.closedNormally());
+  auto execs = [&] {
+    return fake->callCount("exec") + fake->callCount("openExec") + fake->attaches.load();
+  };
+  const int before = execs();
+  WsClient a(ts->port());
+  WsClient b(ts->port());
+  ASSERT_TRUE(
+      a.connect("/api/sandboxes/" + id + "/tmux/main/attach?rows=30&cols=100", ts->wsAuth()));
+  ASSERT_TRUE(b.connect("/api/sandboxes/" + id + "/tmux/main/attach", ts->wsAuth()));
+  // Each viewer's keys reach its terminal (the fake terminal echoes them back).
+  for (int i = 0; i < 20; ++i) {
+    for (WsClient* v : {&a, &b}) {
+      const std::string keys = "key" + std::to_string(i) + "\r";
+      ASSERT_TRUE(v->write(i % 2 == 0, keys));
+      auto echoed = v->read();
+      ASSERT_TRUE(echoed.has_value());
+      EXPECT_FALSE(echoed->text);
+      EXPECT_EQ(echoed->data, keys);
+    }
+  }
+  // Attaching took one look at the session and one stream per viewer; forty keystrokes and
+  // the time they took cost no exec at all (no polling, no exec per key).
+  EXPECT_EQ(fake->attaches.load(), 2);
+  EXPECT_EQ(execs() - before, 2 + 2);
+  // Keys are not audited one by one.
+  AuditQuery q;
+  q.sandboxId = id;
+  auto audit = ts->service().audit(q);
+  ASSERT_TRUE(audit.ok());
+  for (const auto& e : audit.value())
+    EXPECT_NE(e.action, "tmux.keys");
+  // A viewer that leaves ends its own tmux client only.
+  const int cancelsBefore = fake->cancels.load();
+  a.close();
+  auto still = b.write(false, "x");
+  ASSERT_TRUE(still);
+  auto echoed = b.read();
+  ASSERT_TRUE(echoed.has_value());
+  EXPECT_EQ(echoed->data, "x");
+  for (int i = 0; i < 2000 && fake->cancels.load() == cancelsBefore; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(fake->cancels.load(), cancelsBefore + 1);
 }
 
 TEST_F(WebSocketTest, TmuxAttachRefusesBadInput) {
@@ -218,12 +238,12 @@ TEST_F(WebSocketTest, TmuxAttachRefusesBadInput) {
     EXPECT_FALSE(ws.connect("/api/sandboxes/" + id + "/tmux/a;b/attach", ts->wsAuth()));
     EXPECT_EQ(ws.upgradeResponse.result_int(), 400u);
   }
-  {
+  for (const std::string& query : {"?rows=0", "?cols=1001", "?rows=x", "?lines=20"}) {
     WsClient ws(ts->port());
-    ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach?lines=0", ts->wsAuth()));
+    ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach" + query, ts->wsAuth()));
     auto msgs = ws.readAll();
-    ASSERT_FALSE(msgs.empty());
-    EXPECT_EQ(json::parse(msgs.back().data)["code"], "VALIDATION_ERROR");
+    ASSERT_FALSE(msgs.empty()) << query;
+    EXPECT_EQ(json::parse(msgs.back().data)["code"], "VALIDATION_ERROR") << query;
   }
   {
     WsClient ws(ts->port());

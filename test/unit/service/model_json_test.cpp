@@ -279,6 +279,42 @@ TEST(ExecJson, ApiRequest) {
   expectFieldError(execApiRequestFromJson(json{{"argv", {"ls"}}, {"shell", true}}), "shell");
 }
 
+TEST(ExecJson, StreamStartSharesTheRulesOfTheBufferedExec) {
+  auto s = execStreamStartFromJson(json{{"argv", {"cat"}}, {"timeoutSeconds", 30}});
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  EXPECT_TRUE(s->options.attachStdin);  // a stream attaches stdin unless told not to
+  EXPECT_EQ(s->options.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(s->options.workingDir, "/workspace");
+  auto noStdin = execStreamStartFromJson(json{{"argv", {"cat"}}, {"stdin", false}});
+  ASSERT_TRUE(noStdin.ok());
+  EXPECT_FALSE(noStdin->options.attachStdin);
+  // Every option is refused or accepted alike on both paths.
+  const std::vector<std::pair<json, std::string>> cases = {
+      {{{"timeoutSeconds", 7 * 24 * 3600 + 1}}, "timeoutSeconds"},
+      {{{"timeoutSeconds", -1}}, "timeoutSeconds"},
+      {{{"workingDir", "relative/dir"}}, "workingDir"},
+      {{{"workingDir", ""}}, "workingDir"},
+      {{{"env", {{"1X", "v"}}}}, "env"},
+      {{{"root", "yes"}}, "root"},
+      {{{"shell", true}}, "shell"},
+  };
+  for (const auto& [extra, field] : cases) {
+    json body = {{"argv", {"ls"}}};
+    body.update(extra);
+    expectFieldError(execApiRequestFromJson(body), field);
+    expectFieldError(execStreamStartFromJson(body), field);
+  }
+  for (const json& extra : {json{{"timeoutSeconds", 7 * 24 * 3600}}, json{{"workingDir", "/tmp"}},
+                            json{{"env", {{"K_1", "v"}}}}, json{{"root", true}}}) {
+    json body = {{"argv", {"ls"}}};
+    body.update(extra);
+    EXPECT_TRUE(execApiRequestFromJson(body).ok()) << body.dump();
+    EXPECT_TRUE(execStreamStartFromJson(body).ok()) << body.dump();
+  }
+  expectFieldError(execStreamStartFromJson(json{{"argv", json::array()}}), "argv");
+  expectFieldError(execStreamStartFromJson(json{{"stdin", "data"}, {"argv", {"ls"}}}), "stdin");
+}
+
 TEST(AuditJson, DetailIsEmbeddedAsJson) {
   AuditEntry e{7, 1234, "sbx-1", "api", "exec", R"({"argv":["ls"],"exitCode":0})", true};
   json j = toJson(e);

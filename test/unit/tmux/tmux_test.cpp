@@ -70,6 +70,20 @@ TEST(TmuxController, CreateUsesArgvAndExactTargets) {
   EXPECT_EQ(exec.calls[0], want);
 }
 
+TEST(TmuxController, OneElementCommandIsNotGivenToAShell) {
+  RecordingExecutor exec;
+  exec.answers.push_back({0, "", ""});
+  exec.answers.push_back({0, "dev\t1\t1700000000\t0\n", ""});
+  TmuxController tmux(exec);
+  ASSERT_TRUE(tmux.create("sbx", "dev", {"my prog; id"}).ok());
+  ASSERT_FALSE(exec.calls.empty());
+  const auto& argv = exec.calls[0];
+  ASSERT_GE(argv.size(), 3u);
+  // tmux gets more than one argument, so it execs them: env runs "my prog; id" as a name.
+  std::vector<std::string> tail(argv.end() - 3, argv.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"env", "--", "my prog; id"}));
+}
+
 TEST(TmuxController, DuplicateIsAConflict) {
   RecordingExecutor exec;
   exec.answers.push_back({1, "", "duplicate session: dev\n"});
