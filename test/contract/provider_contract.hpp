@@ -490,7 +490,7 @@ TEST_F(ProviderContract, AsyncFormStreamsStdinOutputAndExitCode) {
   ExecOptions opts;
   opts.attachStdin = true;
   auto session =
-      provider().openExec(sharedId(), {"sh", "-c", "cat; echo err >&2; exit 3"}, opts);
+      provider().openExec(sharedRef(), {"sh", "-c", "cat; echo err >&2; exit 3"}, opts);
   ASSERT_TRUE(session.ok()) << session.error().describe();
   auto& s = *session.value();
   // A read is pending while stdin is written: the two directions overlap.
@@ -517,7 +517,7 @@ TEST_F(ProviderContract, AsyncFormStreamsStdinOutputAndExitCode) {
 }
 
 TEST_F(ProviderContract, AsyncCancelFailsThePendingReadAndKills) {
-  auto session = provider().openExec(sharedId(), {"sleep", "3134"}, {});
+  auto session = provider().openExec(sharedRef(), {"sleep", "3134"}, {});
   ASSERT_TRUE(session.ok()) << session.error().describe();
   auto& s = *session.value();
   auto pending = std::make_shared<std::promise<Result<std::optional<ExecChunk>>>>();

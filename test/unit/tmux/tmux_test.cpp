@@ -75,7 +75,7 @@ TEST(TmuxController, OneElementCommandIsNotGivenToAShell) {
   exec.answers.push_back({0, "", ""});
   exec.answers.push_back({0, "dev\t1\t1700000000\t0\n", ""});
   TmuxController tmux(exec);
-  ASSERT_TRUE(tmux.create("sbx", "dev", {"my prog; id"}).ok());
+  ASSERT_TRUE(tmux.create(kSbx, "dev", {"my prog; id"}).ok());
   ASSERT_FALSE(exec.calls.empty());
   const auto& argv = exec.calls[0];
   ASSERT_GE(argv.size(), 3u);
