@@ -318,8 +318,7 @@ Result<UpgradeResult> HttpClient::upgrade(const HttpRequest& req, const CallOpti
                                 [this, req, opts]() { return asyncUpgrade(req, opts); });
 }
 
-asio::awaitable<Result<UpgradeResult>> HttpClient::asyncUpgrade(HttpRequest req,
-                                                                CallOptions opts) {
+asio::awaitable<Result<UpgradeResult>> HttpClient::asyncUpgrade(HttpRequest req, CallOptions opts) {
   const Deadline deadline = Clock::now() + opts.timeout;
   const std::string what = describe(req, endpoint_);
   auto conn = co_await send(req, endpoint_, tls_.get(), deadline, opts, opened_.get());

@@ -489,8 +489,7 @@ Result<T> awaitHandler(Start start) {
 TEST_F(ProviderContract, AsyncFormStreamsStdinOutputAndExitCode) {
   ExecOptions opts;
   opts.attachStdin = true;
-  auto session =
-      provider().openExec(sharedRef(), {"sh", "-c", "cat; echo err >&2; exit 3"}, opts);
+  auto session = provider().openExec(sharedRef(), {"sh", "-c", "cat; echo err >&2; exit 3"}, opts);
   ASSERT_TRUE(session.ok()) << session.error().describe();
   auto& s = *session.value();
   // A read is pending while stdin is written: the two directions overlap.

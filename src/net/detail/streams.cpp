@@ -119,9 +119,8 @@ Result<std::size_t> UpgradedStream::readSome(char* buf, std::size_t size, Deadli
   if (size == 0) return std::size_t{0};
   if (std::size_t n = takeLeftover(buf, size); n > 0) return n;
   auto st = st_;
-  return blockOn<std::size_t>(*io_, st->ex, [st, buf, size, deadline] {
-    return readOnStrand(st, buf, size, deadline);
-  });
+  return blockOn<std::size_t>(
+      *io_, st->ex, [st, buf, size, deadline] { return readOnStrand(st, buf, size, deadline); });
 }
 
 Result<void> UpgradedStream::writeAll(std::string_view data, Deadline deadline) {

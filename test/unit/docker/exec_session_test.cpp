@@ -12,8 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-using agentpane::docker::testing::frame;
 using agentpane::docker::testing::FakeState;
+using agentpane::docker::testing::frame;
 using agentpane::docker::testing::Rig;
 
 struct Drained {

@@ -110,6 +110,10 @@ class FakeProvider : public SandboxProvider {
   // --- injected errors ----------------------------------------------------------------------
   // The next `times` calls of `method` ("create", "get", "list", "start", "stop", "remove", "exec",
   // "openExec", "metrics", "cleanup") fail with `e`. times < 0: every call.
+  // "exec" is the running of a command, whichever form runs it: exec(), or the session an
+  // openExec() gives (an error that comes before a session exists, such as
+  // SandboxProviderUnavailable, is then openExec's result; ExecTimeout is the session's).
+  // "openExec" fails only openExec().
   void failNext(const std::string& method, Error e, int times = 1) {
     std::lock_guard lk(mu_);
     failures_[method] = {std::move(e), times};
@@ -360,6 +364,13 @@ class FakeProvider : public SandboxProvider {
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override {
     auto r = run("openExec", ref.sandboxId, argv, options);
+    if (r.ok()) {
+      // A command runs either way (exec() or a session): an injected "exec" error is what
+      // running it gives, also through a session, so the service and server may drive the
+      // command in either form.
+      std::lock_guard lk(mu_);
+      if (auto e = injected("exec")) r = *e;
+    }
     if (!r.ok() && isSetupError(r.error())) return r.takeError();
     return std::unique_ptr<ExecSession>(std::make_unique<FakeExecSession>(std::move(r)));
   }
