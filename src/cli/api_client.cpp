@@ -164,8 +164,20 @@ class ExecStreamSession : public std::enable_shared_from_this<ExecStreamSession>
       r.set(http::field::user_agent, "agentpane-cli");
     }));
     websocket::response_type upgradeRes;
-    ws_.handshake(upgradeRes, ep_.host + ":" + ep_.port,
-                  "/api/sandboxes/" + net::percentEncode(req_.sandboxId) + "/exec/stream", ec);
+    // The asynchronous handshake: Boost 1.74's blocking one drops the response of a refused
+    // upgrade, and with it the server's error (a 429 at the stream bound would read as
+    // "cannot reach the server").
+    // Run only until it completes: a refused handshake leaves its timer armed.
+    bool handshaken = false;
+    ws_.async_handshake(upgradeRes, ep_.host + ":" + ep_.port,
+                        "/api/sandboxes/" + net::percentEncode(req_.sandboxId) + "/exec/stream",
+                        [&](const beast::error_code& e) {
+                          ec = e;
+                          handshaken = true;
+                        });
+    while (!handshaken && ioc_.run_one() > 0) {
+    }
+    ioc_.restart();
     if (ec) {
       if (upgradeRes.result_int() >= 400) {
         return errorFromEnvelope(static_cast<int>(upgradeRes.result_int()), upgradeRes.body());

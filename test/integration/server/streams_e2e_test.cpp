@@ -65,12 +65,14 @@ class StreamsE2E : public ::testing::Test {
     for (const auto& id : sandboxes_)
       call("DELETE", "/api/sandboxes/" + id);
     server_.reset();
-    auto left =
-        run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId_});
-    EXPECT_TRUE(left.out.empty()) << "leaked containers: " << left.out;
-    std::istringstream ids(left.out);
-    for (std::string cid; std::getline(ids, cid);) {
-      if (!cid.empty()) run({"docker", "rm", "-f", cid});
+    for (const auto& projectId : projectIds_) {
+      auto left =
+          run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId});
+      EXPECT_TRUE(left.out.empty()) << "leaked containers: " << left.out;
+      std::istringstream ids(left.out);
+      for (std::string cid; std::getline(ids, cid);) {
+        if (!cid.empty()) run({"docker", "rm", "-f", cid});
+      }
     }
     std::error_code ec;
     fs::remove_all(root_, ec);
@@ -92,9 +94,19 @@ class StreamsE2E : public ::testing::Test {
     return json::parse(r->body, nullptr, false);
   }
 
-  std::string createSandbox() {
+  // A project has one live sandbox: sandbox n > 0 gets a project of its own (project_/n).
+  std::string createSandbox(int n = 0) {
+    fs::path path = project_;
+    std::string projectId = projectId_;
+    if (n > 0) {
+      path = project_ / std::to_string(n);
+      projectId += "-" + std::to_string(n);
+      fs::create_directories(path);
+      EXPECT_EQ(chown(path.c_str(), 1000, 1000), 0);
+    }
+    projectIds_.push_back(projectId);
     auto r = call("POST", "/api/sandboxes",
-                  json{{"projectPath", project_.string()}, {"projectId", projectId_}});
+                  json{{"projectPath", path.string()}, {"projectId", projectId}});
     EXPECT_TRUE(r.is_object() && r.value("ok", false)) << r.dump();
     if (!r.is_object() || !r.value("ok", false)) return {};
     std::string id = r["data"]["id"];
@@ -113,6 +125,7 @@ class StreamsE2E : public ::testing::Test {
   std::unique_ptr<Background> server_;
   std::unique_ptr<net::HttpClient> http_;
   std::vector<std::string> sandboxes_;
+  std::vector<std::string> projectIds_;
 };
 
 // Many exec streams driven from one thread of the test: each says "ready", waits until all
@@ -197,7 +210,7 @@ TEST_F(StreamsE2E, FiveHundredConcurrentStreamedExecsAllComplete) {
   constexpr int kStreams = 500;
   std::vector<std::string> ids;
   for (int i = 0; i < kSandboxes; ++i) {
-    ids.push_back(createSandbox());
+    ids.push_back(createSandbox(i));
     ASSERT_FALSE(ids.back().empty());
   }
   Fleet fleet;
