@@ -476,6 +476,38 @@ TEST_F(ProviderContract, CancelUnblocksReadAndKills) {
   EXPECT_EQ(ps.find("sleep 3133"), std::string::npos) << ps;
 }
 
+// A terminal (ExecOptions::tty, the attach of a tmux session): the command runs on a tty of
+// the asked size, typed keys reach it, and what it writes (errors too) arrives as Stdout.
+// It reads before it looks, so the size is in place whichever way the provider sets it.
+TEST_F(ProviderContract, TerminalOfTheAskedSize) {
+  ExecOptions opts;
+  opts.tty = true;
+  opts.ttyRows = 33;
+  opts.ttyColumns = 111;
+  opts.attachStdin = true;
+  auto session = provider().openExec(
+      sharedRef(),
+      {"sh", "-c", "read l; stty size; [ -t 0 ] && echo isatty; echo \"got $l\"; echo oops >&2"},
+      opts);
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  ASSERT_TRUE((*session)->writeStdin("typed\r").ok());
+  std::string out;
+  for (;;) {
+    auto c = (*session)->read();
+    ASSERT_TRUE(c.ok()) << c.error().describe() << "; so far: " << out;
+    if (!*c) break;
+    EXPECT_EQ((*c)->stream, ExecStream::Stdout);
+    out += (*c)->data;
+  }
+  auto code = (*session)->wait();
+  ASSERT_TRUE(code.ok()) << code.error().describe();
+  EXPECT_EQ(*code, 0) << out;
+  EXPECT_NE(out.find("33 111"), std::string::npos) << out;
+  EXPECT_NE(out.find("isatty"), std::string::npos) << out;
+  EXPECT_NE(out.find("got typed"), std::string::npos) << out;
+  EXPECT_NE(out.find("oops"), std::string::npos) << out;
+}
+
 // The asynchronous form (exec.hpp): driven here with plain handlers and promises, as the
 // contract names no library; the server drives it through common/exec_async.hpp.
 template <typename T, typename Start>
