@@ -15,6 +15,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "common/exec_async.hpp"
 #include "k8s/status.hpp"
 #include "k8s/ws_tls_cache.hpp"
 #include "net/detail/connection.hpp"
@@ -103,6 +104,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
   bool ended = false;
   std::optional<Error> streamError;    // what read() returns once the queue is drained
   std::optional<Result<int>> outcome;  // what wait() returns
+  std::optional<ExecHandler<std::optional<ExecChunk>>> pendingRead;  // asyncRead waiting
 
   void closeOnStrand() {
     if (closed) return;
@@ -249,6 +251,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
         cv.notify_all();
       }
       buf.consume(buf.size());
+      completePendingRead();
     }
     finish(reader, ec, std::move(protocolError));
   }
@@ -280,7 +283,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
       err = Error(ErrorCode::SandboxExecFailed, "exec stream: " + ec.message(), {{"reason", "io"}});
     }
     closeOnStrand();
-    std::lock_guard lock(mu);
+    std::unique_lock lock(mu);
     ended = true;
     if (err) {
       streamError = err;
@@ -289,6 +292,23 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
       outcome = std::move(result);
     }
     cv.notify_all();
+    lock.unlock();
+    completePendingRead();
+  }
+
+  // Gives a waiting asyncRead what it can have now, if anything (never under mu).
+  void completePendingRead() {
+    std::optional<ExecHandler<std::optional<ExecChunk>>> handler;
+    std::optional<Result<std::optional<ExecChunk>>> ready;
+    {
+      std::lock_guard lock(mu);
+      if (!pendingRead) return;
+      ready = takeReadyLocked();
+      if (!ready) return;
+      handler = std::move(pendingRead);
+      pendingRead.reset();
+    }
+    (*handler)(std::move(*ready));
   }
 
   // Why nothing more can be written, if so.
@@ -398,10 +418,75 @@ class WsExecSession final : public K8sExecSession {
     st_->postClose();
   }
 
+  // agentpane::ExecSession, asynchronous form: every call returns at once; the work and the
+  // handlers run on the session's strand.
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    std::optional<Error> refused;
+    {
+      std::lock_guard lock(writeMu_);
+      refused = writeRefusal();
+    }
+    if (refused) return post(std::move(done), Result<void>(std::move(*refused)));
+    completeWith(st_->strand, st_->writeStdinOp(std::move(data)), std::move(done));
+  }
+
+  void asyncCloseStdin(ExecHandler<void> done) override {
+    std::optional<Result<void>> shortcut;
+    {
+      std::lock_guard lock(writeMu_);
+      shortcut = closeStdinShortcut();
+    }
+    if (shortcut) return post(std::move(done), std::move(*shortcut));
+    completeWith(st_->strand, st_->closeStdinOp(), std::move(done));
+  }
+
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
+    std::optional<Result<std::optional<ExecChunk>>> ready;
+    {
+      std::lock_guard lock(st_->mu);
+      ready = st_->takeReadyLocked();
+      if (!ready) {
+        // The reading coroutine completes it when output, the end or a cancel comes.
+        st_->pendingRead = std::move(done);
+        return;
+      }
+    }
+    post(std::move(done), std::move(*ready));
+  }
+
+  void asyncWait(ExecHandler<int> done) override {
+    std::optional<Result<int>> r;
+    {
+      std::lock_guard lock(st_->mu);
+      r = st_->waitResultLocked();
+    }
+    post(std::move(done), std::move(*r));
+  }
+
+  void asyncCancel(ExecHandler<void> done) override {
+    {
+      std::lock_guard lock(st_->mu);
+      if (!st_->canceled.exchange(true)) st_->cv.notify_all();
+    }
+    // The close runs on the strand before this handler, for a first call and a second
+    // alike: when it runs, the stream is closed and a pending read has been failed.
+    asio::post(st_->strand, [s = st_, done = std::move(done)] {
+      s->closeOnStrand();
+      s->completePendingRead();
+      done(okResult());
+    });
+  }
+
   // agentpane::k8s::K8sExecSession
   [[nodiscard]] ChannelProtocol protocol() const override { return st_->protocol; }
 
  private:
+  template <typename T>
+  void post(ExecHandler<T> done, Result<T> r) {
+    asio::post(st_->strand,
+               [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  }
+
   template <typename Make>
   Result<void> blockOn(Make make) {
     return net::blockOn<void>(*st_->io, st_->strand, [&]() -> asio::awaitable<Result<void>> {
@@ -459,6 +544,12 @@ Result<std::unique_ptr<K8sExecSession>> openWith(const std::shared_ptr<net::IoTh
     auto opened = net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
       co_return co_await st->open(cfg, target, creds.bearerToken, handshakeDeadline);
     });
+    if (opened.ok() && spec.tty) {
+      // The terminal's size, before any output is read or input written.
+      opened = net::blockOn<void>(*io, st->strand, [&]() -> asio::awaitable<Result<void>> {
+        co_return co_await st->sendOp(encodeResize(spec.ttyColumns, spec.ttyRows));
+      });
+    }
     if (opened.ok()) {
       st->start(execDeadline);
       return std::unique_ptr<K8sExecSession>(new WsExecSession<Next>(st));
@@ -485,7 +576,9 @@ Result<std::unique_ptr<K8sExecSession>> openWith(const std::shared_ptr<net::IoTh
 
 std::vector<std::string> effectiveArgv(const ExecSpec& spec) {
   if (spec.timeout.count() <= 0 || !spec.killInPod) return spec.argv;
-  std::vector<std::string> out{"timeout", "-s", "KILL", secondsText(spec.timeout)};
+  std::vector<std::string> out{"timeout"};
+  if (spec.tty) out.emplace_back("--foreground");
+  out.insert(out.end(), {"-s", "KILL", secondsText(spec.timeout)});
   out.insert(out.end(), spec.argv.begin(), spec.argv.end());
   return out;
 }
@@ -501,8 +594,8 @@ std::string execTarget(const RestConfig& cfg, const ExecSpec& spec,
   if (!spec.container.empty()) query.emplace_back("container", spec.container);
   query.emplace_back("stdin", spec.attachStdin ? "true" : "false");
   query.emplace_back("stdout", "true");
-  query.emplace_back("stderr", "true");
-  query.emplace_back("tty", "false");
+  query.emplace_back("stderr", spec.tty ? "false" : "true");
+  query.emplace_back("tty", spec.tty ? "true" : "false");
   std::string prefix = cfg.pathPrefix;
   while (!prefix.empty() && prefix.back() == '/')
     prefix.pop_back();

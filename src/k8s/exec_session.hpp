@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ struct ExecSpec {
   std::string container;  // empty: the pod's only container (the apiserver refuses otherwise)
   std::vector<std::string> argv;
   bool attachStdin = false;
+  // Run under a pseudo-terminal of ttyRows x ttyColumns (sent on the resize channel before
+  // the session is handed out): output then comes on stdout only, as the terminal wrote it.
+  bool tty = false;
+  std::uint16_t ttyRows = 24;
+  std::uint16_t ttyColumns = 80;
 
   // 0 = none. On expiry the session reports ExecTimeout and closes the stream. The remote
   // process MUST die too, and Kubernetes has no API to kill an exec'd process: closing the
@@ -59,11 +65,15 @@ struct ExecSpec {
 };
 
 // The request target: [prefix]/api/v1/namespaces/{ns}/pods/{pod}/exec?command=…&… with
-// every argv element percent-encoded as its own `command=`, stdout and stderr on, tty off.
+// every argv element percent-encoded as its own `command=`, stdout on, stderr on unless
+// spec.tty (a terminal has one output), tty as spec.tty.
 std::string execTarget(const RestConfig& cfg, const ExecSpec& spec,
                        const std::vector<std::string>& argv);
 
-// The argv actually sent: spec.argv, or wrapped in `timeout -s KILL <s>` (see ExecSpec).
+// The argv actually sent: spec.argv, or wrapped in `timeout -s KILL <s>` (see ExecSpec);
+// under a terminal `timeout --foreground`, so that the command stays in the terminal's
+// foreground process group (else it stops on its first terminal read; children of the
+// command then escape the timeout).
 std::vector<std::string> effectiveArgv(const ExecSpec& spec);
 
 // Thread-safety as ExecSession says. Additionally:

@@ -14,11 +14,16 @@
 //   a shell line), with a random marker in the environment by which cancel() kills the
 //   process tree through a second exec, as the Docker provider does; the timeout is killed
 //   in the pod by coreutils' `timeout`. Root is refused (ValidationError): the pod runs as a
-//   non-root user under PodSecurity "restricted".
+//   non-root user under PodSecurity "restricted". The asynchronous form of a session runs on
+//   the client's I/O loop; the kill of a cancelled one on a small pool of the provider's (its
+//   exec is opened by a blocking call). A terminal (ExecOptions::tty) is the exec's own tty,
+//   its size sent on the resize channel.
 // - metrics: the container's own cgroup, read through an exec (the cluster's metrics API is
 //   not assumed); memory, pids and CPU are kernel figures, never placeholders.
 // - Every call is bounded (the REST client's deadlines; create and stop by their timeouts).
 #pragma once
+
+#include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <map>
@@ -102,6 +107,10 @@ class K8sProvider final : public SandboxProvider {
 
   K8sProviderOptions opts_;
   std::shared_ptr<RestClient> client_;
+  // Kills of cancelled execs (each a blocking exec of its own, bounded by killTimeout), run
+  // here by the asynchronous cancel so that it never blocks the I/O loop. Sessions share it.
+  std::shared_ptr<boost::asio::thread_pool> killPool_ =
+      std::make_shared<boost::asio::thread_pool>(2);
 };
 
 }  // namespace agentpane::k8s

@@ -1,9 +1,15 @@
 // K8sProvider::openExec and metrics: what Kubernetes exec lacks (user, directory,
 // environment, killing) made of arguments, never of a shell line built from user strings.
+// GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
-#include <mutex>
 #include <sstream>
 
 #include "common/exec_marker.hpp"
@@ -23,12 +29,17 @@ bool validEnvName(const std::string& k) {
 }
 
 // The sandbox's session: the WebSocket exec, plus the kill that Kubernetes does not have.
+// The kill is an exec of its own, opened by a blocking call (credentials may run a plugin):
+// the asynchronous cancel runs it on the provider's kill pool, never on the I/O loop, and
+// completes on the loop.
 class SandboxExecSession final : public ExecSession {
  public:
   SandboxExecSession(std::unique_ptr<K8sExecSession> inner, std::shared_ptr<net::IoThread> io,
-                     RestConfig cfg, ExecSpec killSpec)
+                     std::shared_ptr<boost::asio::thread_pool> killPool, RestConfig cfg,
+                     ExecSpec killSpec)
       : inner_(std::move(inner)),
         io_(std::move(io)),
+        killPool_(std::move(killPool)),
         cfg_(std::move(cfg)),
         killSpec_(std::move(killSpec)) {}
   ~SandboxExecSession() override {
@@ -42,8 +53,7 @@ class SandboxExecSession final : public ExecSession {
   Result<void> closeStdin() override { return inner_->closeStdin(); }
   Result<std::optional<ExecChunk>> read() override {
     auto r = inner_->read();
-    if (r.ok() && !r->has_value()) ended_ = true;
-    if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) ended_ = true;  // killed in pod
+    noteEnd(r);
     return r;
   }
   Result<int> wait() override { return inner_->wait(); }
@@ -52,25 +62,56 @@ class SandboxExecSession final : public ExecSession {
     if (!ended_.load()) killTree();
   }
 
- private:
-  // Blocks until the killer exec has ended (bounded by its own timeout). Once.
-  void killTree() {
-    std::call_once(killed_, [this] {
-      auto s = openExec(io_, cfg_, killSpec_);
-      if (!s.ok()) return;
-      for (;;) {
-        auto c = (*s)->read();
-        if (!c.ok() || !c->has_value()) break;
-      }
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    inner_->asyncWriteStdin(std::move(data), std::move(done));
+  }
+  void asyncCloseStdin(ExecHandler<void> done) override {
+    inner_->asyncCloseStdin(std::move(done));
+  }
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
+    inner_->asyncRead([this, done = std::move(done)](Result<std::optional<ExecChunk>> r) {
+      noteEnd(r);
+      done(std::move(r));
     });
+  }
+  void asyncWait(ExecHandler<int> done) override { inner_->asyncWait(std::move(done)); }
+  void asyncCancel(ExecHandler<void> done) override {
+    inner_->asyncCancel([this, done = std::move(done)](const Result<void>&) mutable {
+      // On the I/O loop: the stream is closed. A process that ended, or a kill already
+      // started by an earlier cancel, needs no (more) waiting.
+      if (ended_.load() || killStarted_.load()) return done(okResult());
+      boost::asio::post(*killPool_, [this, done = std::move(done)]() mutable {
+        killTree();
+        boost::asio::post(io_->context(), [done = std::move(done)] { done(okResult()); });
+      });
+    });
+  }
+
+ private:
+  void noteEnd(const Result<std::optional<ExecChunk>>& r) {
+    if (r.ok() && !r->has_value()) ended_ = true;
+    if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) ended_ = true;  // killed in pod
+  }
+
+  // Blocks until the killer exec has ended (bounded by its own timeout). The first call
+  // kills; later ones return at once.
+  void killTree() {
+    if (killStarted_.exchange(true)) return;
+    auto s = openExec(io_, cfg_, killSpec_);
+    if (!s.ok()) return;
+    for (;;) {
+      auto c = (*s)->read();
+      if (!c.ok() || !c->has_value()) break;
+    }
   }
 
   std::unique_ptr<K8sExecSession> inner_;
   std::shared_ptr<net::IoThread> io_;
+  std::shared_ptr<boost::asio::thread_pool> killPool_;
   RestConfig cfg_;
   ExecSpec killSpec_;
   std::atomic<bool> ended_{false};
-  std::once_flag killed_;
+  std::atomic<bool> killStarted_{false};
 };
 
 Error mapExecOpenError(Error e, const std::string& id) {
@@ -131,6 +172,9 @@ Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref
       return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
     }
   }
+  if (options.tty && (options.ttyRows < 1 || options.ttyColumns < 1)) {
+    return Error(ErrorCode::ValidationError, "a terminal needs at least one row and one column");
+  }
   auto info = requireRunning(ref);
   if (!info.ok()) return info.takeError();
 
@@ -140,6 +184,9 @@ Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref
   spec.pod = info->podName;
   spec.container = kSandboxContainer;
   spec.attachStdin = options.attachStdin;
+  spec.tty = options.tty;
+  spec.ttyRows = static_cast<std::uint16_t>(std::min(options.ttyRows, 1000));
+  spec.ttyColumns = static_cast<std::uint16_t>(std::min(options.ttyColumns, 1000));
   spec.timeout = options.timeout;
   spec.argv = {"env"};
   if (!options.workingDir.empty()) {
@@ -162,7 +209,7 @@ Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref
   auto session = k8s::openExec(client_->io(), cfg, spec);
   if (!session.ok()) return mapExecOpenError(session.takeError(), id);
   return std::unique_ptr<ExecSession>(std::make_unique<SandboxExecSession>(
-      std::move(session).value(), client_->io(), cfg, std::move(killSpec)));
+      std::move(session).value(), client_->io(), killPool_, cfg, std::move(killSpec)));
 }
 
 Result<SandboxMetrics> K8sProvider::metrics(const SandboxRef& ref) {

@@ -109,6 +109,41 @@ TEST_F(ExecSessionTest, TimeoutWrapsArgvInTimeoutKill) {
   EXPECT_EQ(effectiveArgv(s), s.argv);
 }
 
+TEST_F(ExecSessionTest, TtyAsksForATerminalWithOneOutputAndForegroundTimeout) {
+  ExecSpec s = spec({"tmux", "attach"});
+  s.tty = true;
+  EXPECT_EQ(execTarget(configFor(1), s, s.argv),
+            "/api/v1/namespaces/ns1/pods/p1/exec?command=tmux&command=attach&stdin=false&"
+            "stdout=true&stderr=false&tty=true");
+  s.timeout = std::chrono::milliseconds(2000);
+  EXPECT_EQ(effectiveArgv(s), (std::vector<std::string>{"timeout", "--foreground", "-s", "KILL",
+                                                        "2.000", "tmux", "attach"}));
+}
+
+TEST_F(ExecSessionTest, TtySizeIsTheFirstMessage) {
+  std::string first, target;
+  FakeWsApiserver server([&](FakeExchange& ex) {
+    target = std::string(ex.request().target());
+    ex.accept("v5.channel.k8s.io");
+    first = ex.receive();
+    ex.send(1, "\x1b[Hscreen");
+    ex.send(3, kSuccess);
+    ex.close();
+  });
+  ExecSpec sp = spec({"tmux", "attach"});
+  sp.tty = true;
+  sp.ttyRows = 50;
+  sp.ttyColumns = 200;
+  sp.attachStdin = true;
+  auto s = openExec(io_, configFor(server.port()), sp);
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  auto c = drain(*s.value());
+  ASSERT_TRUE(c.code.ok()) << c.code.error().describe();
+  EXPECT_EQ(c.out, "\x1b[Hscreen");
+  EXPECT_EQ(first, std::string("\x04") + R"({"Width":200,"Height":50})");
+  EXPECT_NE(target.find("&tty=true"), std::string::npos) << target;
+}
+
 TEST_F(ExecSessionTest, ExitCodeAndSeparateStreamsOnV5) {
   std::string auth, offered;
   FakeWsApiserver server([&](FakeExchange& ex) {
