@@ -381,38 +381,59 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
     }
     return made.takeError();
   }
-  WatchOptions wo;
-  wo.selectors.fieldSelector = "metadata.name=" + name;
-  wo.resourceVersion = made->value("metadata", json::object()).value("resourceVersion", "");
-  Watcher watcher(client_, podPath(ns), wo);
-  CloseAtDeadline guard(watcher, deadline);
   json last = *made;
-  for (;;) {
-    PodProgress p = podProgress(last);
-    if (p.failure) return *p.failure;
-    if (p.ready) return infoFromPod(last, instance());
-    auto ev = watcher.next();
-    if (!ev.ok()) {
-      if (guard.expired()) {
-        std::string where = p.phase.empty() ? "not yet scheduled" : p.phase;
-        for (const auto& c :
-             last.value("status", json::object()).value("conditions", json::array()))
+  auto verdict = watchObject(
+      podPath(ns), *made, deadline,
+      [&](const json* now) -> std::optional<Result<void>> {
+        if (now == nullptr) {
+          return Error(ErrorCode::K8sPodNotRunning, "pod " + name + " was deleted while starting",
+                       {{"pod", name}});
+        }
+        last = *now;
+        PodProgress p = podProgress(last);
+        if (p.failure) return *p.failure;
+        if (p.ready) return okResult();
+        return std::nullopt;
+      },
+      [&](const json& at) {
+        const std::string phase = at.value("status", json::object()).value("phase", "");
+        std::string where = phase.empty() ? "not yet scheduled" : phase;
+        for (const auto& c : at.value("status", json::object()).value("conditions", json::array()))
           if (c.value("status", "") == "False" && c.contains("message"))
             where +=
                 "; " + c.value("type", std::string()) + ": " + c.value("message", std::string());
         return Error(ErrorCode::K8sPodStartupTimeout,
                      "pod " + name + " was not ready within the startup timeout (" + where + ")",
                      {{"pod", name}, {"namespace", ns}});
-      }
+      });
+  if (!verdict.ok()) return verdict.takeError();
+  return infoFromPod(last, instance());
+}
+
+Result<void> K8sProvider::watchObject(
+    const std::string& collection, const json& object, Clock::time_point deadline,
+    const std::function<std::optional<Result<void>>(const json*)>& decide,
+    const std::function<Error(const json&)>& timedOut) {
+  const std::string name = object["metadata"].value("name", "");
+  json last = object;
+  if (auto v = decide(&last)) return std::move(*v);
+  WatchOptions wo;
+  wo.selectors.fieldSelector = "metadata.name=" + name;
+  wo.resourceVersion = object["metadata"].value("resourceVersion", "");
+  Watcher watcher(client_, collection, wo);
+  CloseAtDeadline guard(watcher, deadline);
+  for (;;) {
+    auto ev = watcher.next();
+    if (!ev.ok()) {
+      if (guard.expired()) return timedOut(last);
       return ev.takeError();
     }
     bool gone = false;
-    const json* obj = eventObject(*ev, name, gone);
-    if (gone) {
-      return Error(ErrorCode::K8sPodNotRunning, "pod " + name + " was deleted while starting",
-                   {{"pod", name}});
-    }
-    if (obj != nullptr) last = *obj;
+    const json* now = eventObject(*ev, name, gone);
+    if (gone) now = nullptr;
+    if (!gone && now == nullptr) continue;  // a bookmark
+    if (now != nullptr) last = *now;
+    if (auto v = decide(now)) return std::move(*v);
   }
 }
 
@@ -421,37 +442,29 @@ Result<void> K8sProvider::waitPhase(const std::string& collection, const json& o
                                     Clock::time_point deadline) {
   const std::string name = object["metadata"].value("name", "");
   const std::string kind = object.value("kind", std::string("object"));
-  WatchOptions wo;
-  wo.selectors.fieldSelector = "metadata.name=" + name;
-  wo.resourceVersion = object["metadata"].value("resourceVersion", "");
-  Watcher watcher(client_, collection, wo);
-  CloseAtDeadline guard(watcher, deadline);
-  json last = object;
-  for (;;) {
-    const std::string phase = last.value("status", json::object()).value("phase", "");
-    if (phases.count(phase)) return {};
-    if (phase == "Lost" || phase == "Failed") {
-      return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " is " + phase,
-                   {{"name", name}});
-    }
-    auto ev = watcher.next();
-    if (!ev.ok()) {
-      if (guard.expired()) {
+  auto phaseOf = [](const json& o) { return o.value("status", json::object()).value("phase", ""); };
+  return watchObject(
+      collection, object, deadline,
+      [&](const json* now) -> std::optional<Result<void>> {
+        if (now == nullptr) {
+          return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " was deleted",
+                       {{"name", name}});
+        }
+        const std::string phase = phaseOf(*now);
+        if (phases.count(phase)) return okResult();
+        if (phase == "Lost" || phase == "Failed") {
+          return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " is " + phase,
+                       {{"name", name}});
+        }
+        return std::nullopt;
+      },
+      [&](const json& at) {
+        const std::string phase = phaseOf(at);
         return Error(ErrorCode::K8sPodStartupTimeout,
                      kind + " " + name + " did not become " + *phases.begin() + " in time (phase " +
                          (phase.empty() ? "none" : phase) + ")",
                      {{"name", name}});
-      }
-      return ev.takeError();
-    }
-    bool gone = false;
-    const json* obj = eventObject(*ev, name, gone);
-    if (gone) {
-      return Error(ErrorCode::K8sPodNotRunning, kind + " " + name + " was deleted",
-                   {{"name", name}});
-    }
-    if (obj != nullptr) last = *obj;
-  }
+      });
 }
 
 Result<void> K8sProvider::waitGone(const std::string& collection, const std::string& name,
@@ -461,27 +474,16 @@ Result<void> K8sProvider::waitGone(const std::string& collection, const std::str
     if (isCode(got.error(), ErrorCode::K8sNotFound)) return {};
     return got.takeError();
   }
-  WatchOptions wo;
-  wo.selectors.fieldSelector = "metadata.name=" + name;
-  wo.resourceVersion = got->value("metadata", json::object()).value("resourceVersion", "");
-  Watcher watcher(client_, collection, wo);
-  CloseAtDeadline guard(watcher, deadline);
-  for (;;) {
-    auto ev = watcher.next();
-    if (!ev.ok()) {
-      if (guard.expired()) {
-        return Error(ErrorCode::Timeout,
-                     "pod " + name +
-                         " was still terminating after the stop "
-                         "timeout",
-                     {{"pod", name}});
-      }
-      return ev.takeError();
-    }
-    bool gone = false;
-    eventObject(*ev, name, gone);
-    if (gone) return {};
-  }
+  return watchObject(
+      collection, *got, deadline,
+      [](const json* now) -> std::optional<Result<void>> {
+        if (now == nullptr) return okResult();
+        return std::nullopt;
+      },
+      [&](const json&) {
+        return Error(ErrorCode::Timeout, name + " was still being deleted after the stop timeout",
+                     {{"name", name}});
+      });
 }
 
 Result<void> K8sProvider::removeEverything(const std::string& ns, const std::string& sandboxId,

@@ -26,8 +26,10 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -94,6 +96,14 @@ class K8sProvider final : public SandboxProvider {
   // Creates the pod and waits until it is Ready (or fails, or times out).
   Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId,
                              std::chrono::steady_clock::time_point deadline);
+  // Watches one object from the version of `object`: decide() sees it first, then each new
+  // version (nullptr once it is gone) and ends the wait with a verdict; at the deadline the
+  // answer is timedOut(last version seen).
+  Result<void> watchObject(
+      const std::string& collection, const nlohmann::json& object,
+      std::chrono::steady_clock::time_point deadline,
+      const std::function<std::optional<Result<void>>(const nlohmann::json*)>& decide,
+      const std::function<Error(const nlohmann::json&)>& timedOut);
   // Waits until the object (a claim or a volume) reaches one of `phases` (status.phase).
   Result<void> waitPhase(const std::string& collection, const nlohmann::json& object,
                          const std::set<std::string>& phases,

@@ -43,8 +43,12 @@ class SandboxExecSession final : public ExecSession {
         cfg_(std::move(cfg)),
         killSpec_(std::move(killSpec)) {}
   ~SandboxExecSession() override {
-    // A session dropped before its end (the client went away) leaves no process behind.
-    if (!ended_.load()) killTree();
+    // A session dropped before its end (the client went away) leaves no process behind. The
+    // owner may be a network thread: the kill runs on the kill pool, with copies of what it
+    // needs, and nothing here waits for it.
+    if (ended_.load() || killStarted_.exchange(true)) return;
+    boost::asio::post(*killPool_,
+                      [io = io_, cfg = cfg_, spec = killSpec_] { killByMarker(io, cfg, spec); });
   }
   SandboxExecSession(const SandboxExecSession&) = delete;
   SandboxExecSession& operator=(const SandboxExecSession&) = delete;
@@ -97,7 +101,13 @@ class SandboxExecSession final : public ExecSession {
   // kills; later ones return at once.
   void killTree() {
     if (killStarted_.exchange(true)) return;
-    auto s = openExec(io_, cfg_, killSpec_);
+    killByMarker(io_, cfg_, killSpec_);
+  }
+
+  // Runs the kill exec to its end (bounded by its own timeout). Blocking.
+  static void killByMarker(const std::shared_ptr<net::IoThread>& io, const RestConfig& cfg,
+                           const ExecSpec& spec) {
+    auto s = openExec(io, cfg, spec);
     if (!s.ok()) return;
     for (;;) {
       auto c = (*s)->read();

@@ -172,6 +172,30 @@ TEST_F(K8sProviderCluster, RootExecIsRefused) {
   EXPECT_TRUE(provider_->remove(sandboxRef(*made)).ok());
 }
 
+TEST_F(K8sProviderCluster, ADroppedSessionLeavesNoProcess) {
+  auto made = provider_->create(spec("drop"));
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  const SandboxRef ref = sandboxRef(*made);
+  {
+    // A child in the background: what the runtime does to the exec's own process when its
+    // stream goes does not reach it.
+    auto session = provider_->openExec(ref, {"sh", "-c", "sleep 3134 & wait"}, {});
+    ASSERT_TRUE(session.ok()) << session.error().describe();
+  }  // dropped unread, as by a client that went away: the kill runs in the background
+  std::string ps;
+  for (int i = 0; i < 100; ++i) {
+    ExecRequest req;
+    req.argv = {"ps", "-eo", "args"};
+    auto r = provider_->exec(ref, req);
+    ASSERT_TRUE(r.ok()) << r.error().describe();
+    ps = r->stdoutData;
+    if (ps.find("sleep 3134") == std::string::npos) break;
+    std::this_thread::sleep_for(100ms);  // the background kill is an exec of its own
+  }
+  EXPECT_EQ(ps.find("sleep 3134"), std::string::npos) << ps;
+  EXPECT_TRUE(provider_->remove(ref).ok());
+}
+
 TEST_F(K8sProviderCluster, ApiserverDownDuringCreateIsACodedErrorAndNothingLeaksAfter) {
   const std::string script = testing::testClusterScript();
   ASSERT_FALSE(script.empty()) << "scripts/test-cluster not found above the test binary";
