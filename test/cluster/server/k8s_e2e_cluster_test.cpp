@@ -15,6 +15,7 @@
 #include <set>
 
 #include "integration/server/process.hpp"
+#include "integration/server/reconcile_check.hpp"
 #include "k8s/kubeconfig_loader.hpp"
 #include "k8s/rest_client.hpp"
 
@@ -206,33 +207,31 @@ TEST_F(K8sE2E, KillDashNineDuringCreateLeaksNothing) {
                 project_.string(), "--project-id", projectId_});
   });
   // Kill the server the moment the cluster has the sandbox's first object.
-  for (int i = 0; i < 1000 && clusterObjects().empty(); ++i)
-    std::this_thread::sleep_for(10ms);
+  bool made = false;
+  for (int i = 0; i < 1000 && !made; ++i) {
+    made = !clusterObjects().empty();
+    if (!made) std::this_thread::sleep_for(10ms);
+  }
   server_->signal(SIGKILL);
   auto r = pending.get();
+  // The window is between the first object and the end of the create: a create that failed
+  // before making anything does not test what this test is about.
+  ASSERT_TRUE(made) << "no object appeared; the create said: " << r.err << serverLog();
   EXPECT_NE(r.exitCode, 0) << "create finished before the kill; the test did not hit its window";
 
   startServer();
   // Reconcile settles every row against the cluster: no row stays "creating", and every
   // labelled pod is a live row.
-  bool consistent = false;
   std::string last;
-  for (int i = 0; i < 600 && !consistent; ++i) {
-    auto rows = listSandboxes();
-    std::set<std::string> live;
-    bool creating = false;
-    for (const auto& s : rows) {
-      auto st = s.value("status", "");
-      if (st == "creating") creating = true;
-      if (st == "running" || st == "idle" || st == "stopped") live.insert(s.value("id", ""));
-    }
-    std::set<std::string> pods;
-    for (const auto& o : clusterObjects())
-      if (o.rfind("pod/agentpane-", 0) == 0) pods.insert(o.substr(14));
-    consistent = !creating && live == pods;
-    last = rows.dump() + " pods=" + std::to_string(pods.size());
-    if (!consistent) std::this_thread::sleep_for(100ms);
-  }
+  const bool consistent = rowsSettleOnBackend([&] { return listSandboxes(); },
+                                              [&] {
+                                                std::set<std::string> pods;
+                                                for (const auto& o : clusterObjects())
+                                                  if (o.rfind("pod/agentpane-", 0) == 0)
+                                                    pods.insert(o.substr(14));
+                                                return pods;
+                                              },
+                                              600, last);
   EXPECT_TRUE(consistent) << last << serverLog();
   for (const auto& s : listSandboxes())
     cli({"sandbox", "rm", s.value("id", "")});

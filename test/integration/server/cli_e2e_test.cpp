@@ -12,6 +12,7 @@
 #include <set>
 
 #include "integration/server/process.hpp"
+#include "integration/server/reconcile_check.hpp"
 
 namespace agentpane::testing {
 namespace {
@@ -359,22 +360,9 @@ TEST_F(E2E, KillDashNineDuringCreateLeaksNothing) {
   startServer();
   // Reconcile settles every row against the engine: no row stays "creating", and every
   // labelled container is a row that is alive (or has been removed).
-  bool consistent = false;
   std::string last;
-  for (int i = 0; i < 200 && !consistent; ++i) {
-    auto rows = listSandboxes();
-    std::set<std::string> live;
-    bool creating = false;
-    for (const auto& s : rows) {
-      auto st = s.value("status", "");
-      if (st == "creating") creating = true;
-      if (st == "running" || st == "idle" || st == "stopped") live.insert(s.value("id", ""));
-    }
-    auto engine = labelledSandboxIds(false);
-    consistent = !creating && live == engine;
-    last = rows.dump() + " engine=" + std::to_string(engine.size());
-    if (!consistent) std::this_thread::sleep_for(100ms);
-  }
+  const bool consistent = rowsSettleOnBackend([&] { return listSandboxes(); },
+                                              [&] { return labelledSandboxIds(false); }, 200, last);
   EXPECT_TRUE(consistent) << last << serverLog();
   for (const auto& s : listSandboxes())
     cli({"sandbox", "rm", s.value("id", "")});
