@@ -110,6 +110,11 @@ struct SandboxRef {
 // The ref of a sandbox as a row or a provider reports it.
 SandboxRef sandboxRef(const SandboxInfo& info);
 
+// The labels every provider puts on what it makes for `spec` (labels:: above): the spec's
+// extra labels, then the provider's scope labels, then the SPEC ones (which win).
+std::map<std::string, std::string> sandboxLabels(
+    const SandboxSpec& spec, const std::map<std::string, std::string>& scopeLabels);
+
 struct ListFilter {
   std::optional<std::string> projectId;
   std::optional<std::string> agentId;

@@ -39,6 +39,19 @@ SandboxState sandboxStateFromString(std::string_view s) {
   return SandboxState::Unknown;
 }
 
+std::map<std::string, std::string> sandboxLabels(
+    const SandboxSpec& spec, const std::map<std::string, std::string>& scopeLabels) {
+  std::map<std::string, std::string> out(spec.extraLabels.begin(), spec.extraLabels.end());
+  for (const auto& [k, v] : scopeLabels)
+    out[k] = v;
+  out[labels::kSandbox] = "true";
+  out[labels::kManaged] = "true";
+  out[labels::kSandboxId] = spec.id;
+  out[labels::kProjectId] = spec.projectId;
+  out[labels::kAgentId] = spec.agentId;
+  return out;
+}
+
 SandboxRef sandboxRef(const SandboxInfo& info) {
   SandboxRef ref;
   ref.instance = info.instance;

@@ -145,16 +145,7 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
     networkMode = opts_.internalNetwork;
   }
 
-  json lbls = json::object();
-  for (const auto& [k, v] : spec.extraLabels)
-    lbls[k] = v;
-  for (const auto& [k, v] : opts_.scopeLabels)
-    lbls[k] = v;
-  lbls[labels::kSandbox] = "true";
-  lbls[labels::kManaged] = "true";
-  lbls[labels::kSandboxId] = spec.id;
-  lbls[labels::kProjectId] = spec.projectId;
-  lbls[labels::kAgentId] = spec.agentId;
+  json lbls = sandboxLabels(spec, opts_.scopeLabels);
   lbls[docker_labels::kProjectPath] = spec.projectPath;
   lbls[docker_labels::kImage] = spec.image;
   lbls[docker_labels::kUidGid] = user.toString();

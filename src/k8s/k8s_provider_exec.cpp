@@ -12,6 +12,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "common/exec_forwarding.hpp"
 #include "common/exec_marker.hpp"
 #include "common/hash.hpp"
 #include "k8s/exec_session.hpp"
@@ -32,12 +33,12 @@ bool validEnvName(const std::string& k) {
 // The kill is an exec of its own, opened by a blocking call (credentials may run a plugin):
 // the asynchronous cancel runs it on the provider's kill pool, never on the I/O loop, and
 // completes on the loop.
-class SandboxExecSession final : public ExecSession {
+class SandboxExecSession final : public ForwardingExecSession {
  public:
   SandboxExecSession(std::unique_ptr<K8sExecSession> inner, std::shared_ptr<net::IoThread> io,
                      std::shared_ptr<boost::asio::thread_pool> killPool, RestConfig cfg,
                      ExecSpec killSpec)
-      : inner_(std::move(inner)),
+      : ForwardingExecSession(std::move(inner)),
         io_(std::move(io)),
         killPool_(std::move(killPool)),
         cfg_(std::move(cfg)),
@@ -53,32 +54,22 @@ class SandboxExecSession final : public ExecSession {
   SandboxExecSession(const SandboxExecSession&) = delete;
   SandboxExecSession& operator=(const SandboxExecSession&) = delete;
 
-  Result<void> writeStdin(std::string_view data) override { return inner_->writeStdin(data); }
-  Result<void> closeStdin() override { return inner_->closeStdin(); }
   Result<std::optional<ExecChunk>> read() override {
     auto r = inner_->read();
     noteEnd(r);
     return r;
   }
-  Result<int> wait() override { return inner_->wait(); }
   void cancel() override {
     inner_->cancel();
     if (!ended_.load()) killTree();
   }
 
-  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
-    inner_->asyncWriteStdin(std::move(data), std::move(done));
-  }
-  void asyncCloseStdin(ExecHandler<void> done) override {
-    inner_->asyncCloseStdin(std::move(done));
-  }
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
     inner_->asyncRead([this, done = std::move(done)](Result<std::optional<ExecChunk>> r) {
       noteEnd(r);
       done(std::move(r));
     });
   }
-  void asyncWait(ExecHandler<int> done) override { inner_->asyncWait(std::move(done)); }
   void asyncCancel(ExecHandler<void> done) override {
     inner_->asyncCancel([this, done = std::move(done)](const Result<void>&) mutable {
       // On the I/O loop: the stream is closed. A process that ended, or a kill already
@@ -115,7 +106,6 @@ class SandboxExecSession final : public ExecSession {
     }
   }
 
-  std::unique_ptr<K8sExecSession> inner_;
   std::shared_ptr<net::IoThread> io_;
   std::shared_ptr<boost::asio::thread_pool> killPool_;
   RestConfig cfg_;

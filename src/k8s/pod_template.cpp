@@ -25,19 +25,6 @@ std::string volumeName(const std::string& namespaceName, const std::string& sand
   return "agentpane-" + namespaceName + "-" + sandboxId;
 }
 
-std::map<std::string, std::string> sandboxLabels(const SandboxSpec& spec,
-                                                 const PodTemplateOptions& opts) {
-  std::map<std::string, std::string> out(spec.extraLabels.begin(), spec.extraLabels.end());
-  for (const auto& [k, v] : opts.scopeLabels)
-    out[k] = v;
-  out[labels::kSandbox] = "true";
-  out[labels::kManaged] = "true";
-  out[labels::kSandboxId] = spec.id;
-  out[labels::kProjectId] = spec.projectId;
-  out[labels::kAgentId] = spec.agentId;
-  return out;
-}
-
 std::string scopeSelector(const std::map<std::string, std::string>& scopeLabels,
                           const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> all = {{labels::kSandbox, "true"}};
@@ -108,7 +95,7 @@ json podManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"volumeMounts", {{{"name", "workspace"}, {"mountPath", kWorkspaceMount}}}},
   };
-  json lbls = sandboxLabels(spec, opts);
+  json lbls = sandboxLabels(spec, opts.scopeLabels);
   return {
       {"apiVersion", "v1"},
       {"kind", "Pod"},
@@ -152,7 +139,7 @@ json claimManifest(const SandboxSpec& spec, const PodTemplateOptions& opts, cons
       {"metadata",
        {{"name", claimName(spec.id)},
         {"namespace", opts.namespaceName},
-        {"labels", sandboxLabels(spec, opts)},
+        {"labels", sandboxLabels(spec, opts.scopeLabels)},
         {"annotations",
          {{k8s_annotations::kProjectPath, spec.projectPath},
           {k8s_annotations::kPodTemplate, pod.dump()}}}}},
@@ -166,7 +153,7 @@ json volumeManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
       {"kind", "PersistentVolume"},
       {"metadata",
        {{"name", volumeName(opts.namespaceName, spec.id)},
-        {"labels", sandboxLabels(spec, opts)},
+        {"labels", sandboxLabels(spec, opts.scopeLabels)},
         {"annotations", {{k8s_annotations::kProjectPath, spec.projectPath}}}}},
       {"spec",
        {{"capacity", {{"storage", std::to_string(opts.workspaceSizeGi) + "Gi"}}},

@@ -58,9 +58,6 @@ std::string podName(const std::string& sandboxId);
 std::string claimName(const std::string& sandboxId);
 std::string volumeName(const std::string& namespaceName, const std::string& sandboxId);
 
-// The labels of every object of the sandbox (SPEC labels, extra and scope labels).
-std::map<std::string, std::string> sandboxLabels(const SandboxSpec& spec,
-                                                 const PodTemplateOptions& opts);
 // "k=v,k=v" selecting everything of this scope (plus `extra`).
 std::string scopeSelector(const std::map<std::string, std::string>& scopeLabels,
                           const std::map<std::string, std::string>& extra = {});

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "common/exec_forwarding.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 #include "service/validation.hpp"
@@ -36,12 +37,12 @@ std::int64_t msSince(std::chrono::steady_clock::time_point t0) {
 
 // Wraps a provider's session: when it ends (wait() or destruction) the exec is audited with
 // its exit code and duration, and the sandbox's activity is touched.
-class AuditedExecSession : public ExecSession {
+class AuditedExecSession : public ForwardingExecSession {
  public:
   AuditedExecSession(std::unique_ptr<ExecSession> inner, std::shared_ptr<Auditor> auditor,
                      std::shared_ptr<SandboxProvider> provider, std::string sandboxId,
                      std::string actor, json detail)
-      : inner_(std::move(inner)),
+      : ForwardingExecSession(std::move(inner)),
         auditor_(std::move(auditor)),
         provider_(std::move(provider)),
         sandboxId_(std::move(sandboxId)),
@@ -67,8 +68,6 @@ class AuditedExecSession : public ExecSession {
   }
 
   // agentpane::ExecSession
-  Result<void> writeStdin(std::string_view data) override { return inner_->writeStdin(data); }
-  Result<void> closeStdin() override { return inner_->closeStdin(); }
   Result<std::optional<ExecChunk>> read() override {
     auto r = inner_->read();
     if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) {
@@ -84,17 +83,10 @@ class AuditedExecSession : public ExecSession {
       finish(std::nullopt, r.error());
     return r;
   }
-  void cancel() override { inner_->cancel(); }
 
   // The asynchronous form runs on I/O threads, where no SQLite write may happen: the
   // outcome is remembered and audited when the session is destroyed (the caller destroys
   // it off the I/O threads; see sandbox_service.hpp).
-  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
-    inner_->asyncWriteStdin(std::move(data), std::move(done));
-  }
-  void asyncCloseStdin(ExecHandler<void> done) override {
-    inner_->asyncCloseStdin(std::move(done));
-  }
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
     inner_->asyncRead([this, done = std::move(done)](Result<std::optional<ExecChunk>> r) {
       if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) remember({std::nullopt, r.error()});
@@ -110,7 +102,6 @@ class AuditedExecSession : public ExecSession {
       done(std::move(r));
     });
   }
-  void asyncCancel(ExecHandler<void> done) override { inner_->asyncCancel(std::move(done)); }
 
  private:
   struct Outcome {
@@ -133,7 +124,6 @@ class AuditedExecSession : public ExecSession {
     auditor_->write(sandboxId_, actor_, "exec", detail, exitCode.has_value());
   }
 
-  std::unique_ptr<ExecSession> inner_;
   std::shared_ptr<Auditor> auditor_;
   std::shared_ptr<SandboxProvider> provider_;  // keeps the provider alive for the session
   std::string sandboxId_;
