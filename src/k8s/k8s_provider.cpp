@@ -164,6 +164,15 @@ std::string K8sProvider::nsOf(const SandboxRef& ref) const {
 }
 
 Result<void> K8sProvider::ensureNamespace() {
+  // Checked once: a namespace that goes away later shows as a 404 of a create, which clears
+  // this (create()).
+  if (namespaceSeen_.load()) return {};
+  auto r = checkNamespace();
+  if (r.ok()) namespaceSeen_ = true;
+  return r;
+}
+
+Result<void> K8sProvider::checkNamespace() {
   const std::string& ns = opts_.namespaceName;
   auto got = client_->get(resourcePath("v1", "namespaces", {}, ns));
   if (got.ok()) {
@@ -253,6 +262,12 @@ Result<SandboxInfo> K8sProvider::requireRunning(const SandboxRef& ref) {
 }
 
 Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
+  auto made = createSandbox(spec);
+  if (!made.ok() && made.error().code == ErrorCode::K8sNotFound) namespaceSeen_ = false;
+  return made;
+}
+
+Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
   if (!isValidSandboxId(spec.id)) {
     return Error(ErrorCode::ValidationError, "invalid sandbox id '" + spec.id + "'");
   }

@@ -25,6 +25,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -87,7 +88,9 @@ class K8sProvider final : public SandboxProvider {
  private:
   K8sProvider(K8sProviderOptions opts, std::shared_ptr<RestClient> client);
 
-  Result<void> ensureNamespace();
+  Result<void> ensureNamespace();  // checkNamespace() once
+  Result<void> checkNamespace();
+  Result<SandboxInfo> createSandbox(const SandboxSpec& spec);
   // The pod a ref names, checked to be ours; 404 or not ours: SandboxNotFound. A claim
   // without its pod (a stopped sandbox) is reported as Stopped.
   Result<SandboxInfo> resolve(const SandboxRef& ref);
@@ -117,6 +120,7 @@ class K8sProvider final : public SandboxProvider {
 
   K8sProviderOptions opts_;
   std::shared_ptr<RestClient> client_;
+  std::atomic<bool> namespaceSeen_{false};
   // Kills of cancelled execs (each a blocking exec of its own, bounded by killTimeout), run
   // here by the asynchronous cancel so that it never blocks the I/O loop. Sessions share it.
   std::shared_ptr<boost::asio::thread_pool> killPool_ =
