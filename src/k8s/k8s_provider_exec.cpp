@@ -132,6 +132,11 @@ std::uint64_t parseU64(const std::string& s) {
   return v;
 }
 
+// Sets the terminal's size, then becomes the command: sh -c SCRIPT sh ROWS COLS ARGV...
+// A missing stty leaves the size to the resize channel.
+constexpr const char* kSetTtySizeScript =
+    "stty rows \"$1\" cols \"$2\" 2>/dev/null; shift 2; exec \"$@\"";
+
 // Reads the container's cgroup (v2, else v1) twice, 200 ms apart, for a CPU rate. Fixed
 // text: nothing of the caller's reaches it.
 constexpr const char* kCgroupScript =
@@ -196,6 +201,15 @@ Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref
   spec.argv.push_back(std::string(kExecMarkerVar) + "=" + marker);
   for (const auto& [k, v] : options.env)
     spec.argv.push_back(k + "=" + v);
+  if (options.tty) {
+    // The kubelet applies the resize channel and copies stdin on separate goroutines, so a
+    // command could read its terminal's size before the first resize lands (seen: 2 runs in
+    // 30). Setting the size on the tty before the command starts makes it certain; the
+    // script is constant and the numbers and argv are passed as arguments.
+    spec.argv.insert(spec.argv.end(),
+                     {"sh", "-c", kSetTtySizeScript, "sh", std::to_string(spec.ttyRows),
+                      std::to_string(spec.ttyColumns)});
+  }
   spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
 
   ExecSpec killSpec;
