@@ -28,6 +28,7 @@ enum class ErrorCode {
   SandboxAlreadyExists,        // SANDBOX_ALREADY_EXISTS       409
   SandboxNotRunning,           // SANDBOX_NOT_RUNNING          409
   SandboxCreateFailed,         // SANDBOX_CREATE_FAILED        500
+  SandboxCreateCancelled,      // SANDBOX_CREATE_CANCELLED     503 (client gone, server stopping)
   SandboxProjectPathInvalid,   // SANDBOX_PROJECT_PATH_INVALID 400
   SandboxImageNotFound,        // SANDBOX_IMAGE_NOT_FOUND      400
   SandboxProviderUnavailable,  // SANDBOX_PROVIDER_UNAVAILABLE 503

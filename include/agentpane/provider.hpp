@@ -11,7 +11,9 @@
 //    SandboxNotFound (and remove() of it succeeds without touching anything).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,37 @@
 #include "agentpane/sandbox.hpp"
 
 namespace agentpane {
+
+// A phase a create has reached, for the people waiting on it. `phase` is a short word a
+// client may match ("image", "volume", "claim", "scheduled", "pulling", "pulled",
+// "created", "started", "ready", ...); `message` says it in words.
+struct CreateProgress {
+  std::string phase;
+  std::string message;
+  std::string sandboxId;  // filled in by the service
+};
+
+// What a create's caller hands it besides the spec.
+struct CreateControl {
+  // Called at each phase, from the creating thread or a watch of the provider's, never two
+  // calls at once; may be empty.
+  std::function<void(const CreateProgress&)> onProgress;
+  // Once requested (the client went away, the server is stopping), the create stops at its
+  // next step or wait, removes what it made, and fails with SandboxCreateCancelled.
+  std::stop_token stop;
+
+  void progress(std::string phase, std::string message) const {
+    if (onProgress) onProgress(CreateProgress{std::move(phase), std::move(message), {}});
+  }
+  [[nodiscard]] bool cancelled() const { return stop.stop_requested(); }
+};
+
+// The error of a create that was cancelled through CreateControl::stop.
+inline Error createCancelledError(const std::string& sandboxId) {
+  return Error(ErrorCode::SandboxCreateCancelled,
+               "the create of sandbox '" + sandboxId + "' was cancelled; what it made is removed",
+               {{"id", sandboxId}});
+}
 
 class SandboxLifecycle {
  public:
@@ -31,7 +64,11 @@ class SandboxLifecycle {
   // (SandboxImageNotFound) without leaving anything behind; a failed create MUST remove
   // whatever it made. A second create with the same id is SandboxAlreadyExists. The result
   // MUST carry instance() in SandboxInfo::instance.
-  virtual Result<SandboxInfo> create(const SandboxSpec& spec) = 0;
+  // It reports its phases through control.progress and MUST notice control.stop at every
+  // wait (watch, poll, pull), so that no cancelled create runs on to its deadline.
+  virtual Result<SandboxInfo> create(const SandboxSpec& spec, const CreateControl& control) = 0;
+  // Without progress and never cancelled. (Implementations: `using SandboxLifecycle::create;`.)
+  Result<SandboxInfo> create(const SandboxSpec& spec) { return create(spec, CreateControl{}); }
 
   // Looks a sandbox up. Unknown: SandboxNotFound.
   virtual Result<SandboxInfo> get(const SandboxRef& ref) = 0;

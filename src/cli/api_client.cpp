@@ -139,6 +139,78 @@ Result<json> ApiClient::call(const std::string& method, const std::string& targe
   return j.contains("data") ? j["data"] : json(nullptr);
 }
 
+Result<json> ApiClient::callStreamed(const std::string& method, const std::string& target,
+                                     const json& body,
+                                     const std::function<void(const json&)>& onProgress) const {
+  std::uint16_t port = 0;
+  try {
+    port = static_cast<std::uint16_t>(std::stoul(endpoint_.port));
+  } catch (const std::exception&) {
+    return Error(ErrorCode::ValidationError, "bad server port '" + endpoint_.port + "'");
+  }
+  auto http =
+      net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+  if (!http.ok()) return http.takeError();
+  net::HttpRequest req;
+  req.method = method;
+  req.target = target;
+  req.headers = {{"Authorization", "Bearer " + token_},
+                 {"User-Agent", "agentpane-cli"},
+                 {"Accept", "application/x-ndjson"}};
+  req.contentType = "application/json";
+  req.body = body.dump();
+  net::CallOptions opts;
+  opts.timeout = std::chrono::seconds(30);  // up to the response header
+  opts.maxBodyBytes = kMaxResponse;
+  auto res = http.value()->openStream(req, opts);
+  if (!res.ok()) {
+    if (res.error().code == ErrorCode::Timeout)
+      return Error(ErrorCode::Timeout, "the server did not answer in time");
+    if (res.error().code == ErrorCode::ServerUnreachable)
+      return unreachable(endpoint_, res.error().message);
+    return res.takeError();
+  }
+  if (!res->body) return errorFromEnvelope(res->response.status, res->response.body);
+  const bool lines =
+      res->response.header("Content-Type").value_or("").find("application/x-ndjson") == 0;
+  std::string buffer;
+  const auto deadline = net::Clock::now() + kCallTimeout;
+  for (;;) {
+    auto piece = res->body->next(deadline);
+    if (!piece.ok()) {
+      if (piece.error().code == ErrorCode::Timeout)
+        return Error(ErrorCode::Timeout, "the server did not finish in time");
+      return piece.takeError();
+    }
+    if (!*piece) break;
+    buffer += **piece;
+    if (buffer.size() > kMaxResponse)
+      return Error(ErrorCode::PayloadTooLarge, "the server's answer is too large");
+    if (!lines) continue;
+    for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
+      auto j = json::parse(buffer.substr(0, nl), nullptr, false);
+      buffer.erase(0, nl + 1);
+      if (!j.is_object()) continue;
+      if (j.value("type", "") == "progress") {
+        if (onProgress) onProgress(j);
+        continue;
+      }
+      if (j.value("type", "") != "result") continue;
+      const int status = j.value("status", 200);
+      if (status >= 400 || !j.value("ok", false)) return errorFromEnvelope(status, j.dump());
+      return j.contains("data") ? j["data"] : json(nullptr);
+    }
+  }
+  if (lines) {
+    return Error(ErrorCode::ServerUnreachable,
+                 "the server's answer ended before the outcome (did it stop?)");
+  }
+  auto j = json::parse(buffer, nullptr, false);
+  if (res->response.status >= 400 || !j.is_object() || !j.value("ok", false))
+    return errorFromEnvelope(res->response.status, buffer);
+  return j.contains("data") ? j["data"] : json(nullptr);
+}
+
 namespace {
 
 // One exec over WebSocket, driven on one io_context thread; stdin is read on its own

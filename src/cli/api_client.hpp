@@ -2,6 +2,7 @@
 // streaming exec WebSocket. Nothing here knows about providers.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -44,6 +45,14 @@ class ApiClient {
   // One request; returns the envelope's `data`, or its error as an Error.
   Result<nlohmann::json> call(const std::string& method, const std::string& target,
                               const std::optional<nlohmann::json>& body = std::nullopt) const;
+
+  // A request answered with a stream of JSON lines (Accept: application/x-ndjson): each
+  // {"type":"progress",…} line goes to onProgress as it arrives; the {"type":"result",…}
+  // line ends it and is returned as call() returns an envelope. A server that answers with
+  // one envelope instead is read as call() reads it.
+  Result<nlohmann::json> callStreamed(
+      const std::string& method, const std::string& target, const nlohmann::json& body,
+      const std::function<void(const nlohmann::json&)>& onProgress) const;
 
   // Streaming exec over WebSocket: remote stdout/stderr go to ours, byte-exact; returns
   // the remote exit code.

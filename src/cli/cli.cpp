@@ -264,7 +264,14 @@ int run(int argc, char** argv) {
       body["env"] = env;
     }
     if (!egress.empty()) body["allowEgress"] = egress;
-    auto r = api.call("POST", "/api/sandboxes", body);
+    // Phases go to stderr as they happen (stdout keeps the id); --json stays quiet.
+    auto showPhase = [&](const json& p) {
+      if (createJson) return;
+      std::fprintf(stderr, "[%5.1fs] %-10s %s\n", p.value("elapsedMs", 0) / 1000.0,
+                   str(p, "phase").c_str(), str(p, "message").c_str());
+      std::fflush(stderr);
+    };
+    auto r = api.callStreamed("POST", "/api/sandboxes", body, showPhase);
     if (!r.ok()) return fail(r.error());
     const json& s = r->contains("sandbox") ? (*r)["sandbox"] : *r;
     if (r->contains("fallbackReason") && !(*r)["fallbackReason"].is_null()) {

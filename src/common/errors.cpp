@@ -29,6 +29,7 @@ constexpr std::array kCatalogue = {
     Entry{ErrorCode::SandboxAlreadyExists, {"SANDBOX_ALREADY_EXISTS", 409, 5}},
     Entry{ErrorCode::SandboxNotRunning, {"SANDBOX_NOT_RUNNING", 409, 5}},
     Entry{ErrorCode::SandboxCreateFailed, {"SANDBOX_CREATE_FAILED", 500, 8}},
+    Entry{ErrorCode::SandboxCreateCancelled, {"SANDBOX_CREATE_CANCELLED", 503, 7}},
     Entry{ErrorCode::SandboxProjectPathInvalid, {"SANDBOX_PROJECT_PATH_INVALID", 400, 2}},
     Entry{ErrorCode::SandboxImageNotFound, {"SANDBOX_IMAGE_NOT_FOUND", 400, 2}},
     Entry{ErrorCode::SandboxProviderUnavailable, {"SANDBOX_PROVIDER_UNAVAILABLE", 503, 7}},

@@ -1,5 +1,6 @@
 #include "docker/docker_provider.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -105,7 +106,7 @@ Result<void> DockerProvider::ensureInternalNetwork() {
   return {};
 }
 
-Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
+Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const CreateControl& control) {
   if (!isValidSandboxId(spec.id)) return invalidId(spec.id);
   if (!isValidImageRef(spec.image))
     return Error(ErrorCode::ValidationError, "invalid image '" + spec.image + "'");
@@ -137,6 +138,8 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
     }
     return image.takeError();
   }
+  control.progress("image", "image " + spec.image + " is present on the engine");
+  if (control.cancelled()) return createCancelledError(spec.id);
 
   std::string networkMode = "none";
   if (spec.network == NetworkMode::Bridge) networkMode = "bridge";
@@ -209,8 +212,16 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec) {
     if (!removed.ok()) d["cleanup"] = removed.error().message;
     return Error(ErrorCode::SandboxCreateFailed, why, d);
   };
+  control.progress("created", "container " + name + " created");
+  if (control.cancelled()) {
+    auto removed = remove(SandboxRef{instance(), "", "", "", spec.id});
+    if (!removed.ok())
+      spdlog::warn("sandbox {}: cancelled create: {}", spec.id, removed.error().describe());
+    return createCancelledError(spec.id);
+  }
   auto started = client_->call("POST", "/containers/" + name + "/start");
   if (!started.ok()) return fail("starting the container failed: " + started.error().message);
+  control.progress("started", "container started");
 
   auto info = resolve(SandboxRef{instance(), "", "", "", spec.id});
   if (!info.ok()) return fail("inspecting the new container failed: " + info.error().message);

@@ -50,7 +50,8 @@ class DockerProvider final : public SandboxProvider {
   ~DockerProvider() override;
 
   // agentpane::SandboxLifecycle
-  Result<SandboxInfo> create(const SandboxSpec& spec) override;
+  using SandboxLifecycle::create;
+  Result<SandboxInfo> create(const SandboxSpec& spec, const CreateControl& control) override;
   Result<SandboxInfo> get(const SandboxRef& ref) override;
   Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override;
   Result<SandboxInfo> start(const SandboxRef& ref) override;

@@ -36,14 +36,15 @@ std::string volumePath(const std::string& name = {}) {
   return resourcePath("v1", "persistentvolumes", {}, name);
 }
 
-// Closes a watcher at a deadline, from a thread of its own: Watcher::next() blocks.
+// Closes a watcher at a deadline, or once `stop` is requested, from a thread of its own:
+// Watcher::next() blocks.
 class CloseAtDeadline {
  public:
-  CloseAtDeadline(Watcher& w, Clock::time_point deadline)
-      : thread_([this, &w, deadline] {
+  CloseAtDeadline(Watcher& w, Clock::time_point deadline, std::stop_token stop = {})
+      : thread_([this, &w, deadline, stop = std::move(stop)] {
           std::unique_lock lock(mu_);
-          if (!cv_.wait_until(lock, deadline, [this] { return done_; })) {
-            expired_ = true;
+          if (!cv_.wait_until(lock, stop, deadline, [this] { return done_; })) {
+            (stop.stop_requested() ? cancelled_ : expired_) = true;
             lock.unlock();
             w.close();
           }
@@ -59,12 +60,85 @@ class CloseAtDeadline {
   CloseAtDeadline(const CloseAtDeadline&) = delete;
   CloseAtDeadline& operator=(const CloseAtDeadline&) = delete;
   [[nodiscard]] bool expired() const { return expired_.load(); }
+  [[nodiscard]] bool cancelled() const { return cancelled_.load(); }
 
  private:
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   bool done_ = false;
   std::atomic<bool> expired_{false};
+  std::atomic<bool> cancelled_{false};
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+// Reports a create's phases once each, from more than one thread, one call at a time.
+class PhaseReporter {
+ public:
+  explicit PhaseReporter(const CreateControl& control) : control_(control) {}
+  void report(const std::string& phase, const std::string& message) {
+    std::lock_guard lock(mu_);
+    if (!seen_.insert(phase).second) return;
+    control_.progress(phase, message);
+  }
+
+ private:
+  const CreateControl& control_;
+  std::mutex mu_;
+  std::set<std::string> seen_;
+};
+
+// While alive, turns the events of one pod (scheduled, pulling, pulled, created, started)
+// into phases, from a watch on a thread of its own. Events are a bonus: credentials that
+// may not read them only lose the detail.
+class PodEventFeed {
+ public:
+  PodEventFeed(std::shared_ptr<RestClient> client, const std::string& ns, const std::string& pod,
+               PhaseReporter& reporter)
+      : watcher_(std::move(client), resourcePath("v1", "events", ns, {}),
+                 [&] {
+                   WatchOptions wo;
+                   wo.selectors.fieldSelector =
+                       "involvedObject.kind=Pod,involvedObject.name=" + pod;
+                   return wo;
+                 }()),
+        reporter_(reporter),
+        thread_([this] { run(); }) {}
+  ~PodEventFeed() {
+    watcher_.close();
+    thread_.join();
+  }
+  PodEventFeed(const PodEventFeed&) = delete;
+  PodEventFeed& operator=(const PodEventFeed&) = delete;
+
+ private:
+  void run() {
+    static const std::map<std::string, std::string> kPhases = {{"Scheduled", "scheduled"},
+                                                               {"Pulling", "pulling"},
+                                                               {"Pulled", "pulled"},
+                                                               {"Created", "created"},
+                                                               {"Started", "started"}};
+    auto deliver = [&](const json& e) {
+      auto it = kPhases.find(e.value("reason", ""));
+      if (it != kPhases.end()) reporter_.report(it->second, e.value("message", it->first));
+    };
+    for (;;) {
+      auto ev = watcher_.next();
+      if (!ev.ok()) {
+        if (ev.error().code != ErrorCode::K8sForbidden)
+          spdlog::debug("pod events: {}", ev.error().describe());
+        return;  // closed, or not allowed
+      }
+      if (ev->type == WatchEvent::Type::Synced) {
+        for (const auto& item : ev->items)
+          deliver(item);
+      } else if (ev->type == WatchEvent::Type::Added || ev->type == WatchEvent::Type::Modified) {
+        deliver(ev->object);
+      }
+    }
+  }
+
+  Watcher watcher_;
+  PhaseReporter& reporter_;
   std::thread thread_;  // last: starts once the members it uses exist
 };
 
@@ -261,13 +335,14 @@ Result<SandboxInfo> K8sProvider::requireRunning(const SandboxRef& ref) {
   return info;
 }
 
-Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec) {
-  auto made = createSandbox(spec);
+Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec, const CreateControl& control) {
+  auto made = createSandbox(spec, control);
   if (!made.ok() && made.error().code == ErrorCode::K8sNotFound) namespaceSeen_ = false;
   return made;
 }
 
-Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
+Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
+                                               const CreateControl& control) {
   if (!isValidSandboxId(spec.id)) {
     return Error(ErrorCode::ValidationError, "invalid sandbox id '" + spec.id + "'");
   }
@@ -342,10 +417,12 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
 
   json pod = podManifest(spec, t);
   auto fail = [&](Error e) -> Error {
+    if (e.code == ErrorCode::SandboxCreateCancelled) e = createCancelledError(spec.id);
     auto removed = removeEverything(ns, spec.id, false);  // leaves nothing behind
     if (!removed.ok()) e.details["cleanup"] = removed.error().message;
     return e;
   };
+  if (control.cancelled()) return createCancelledError(spec.id);
   if (t.workspace == WorkspaceKind::Claim) {
     if (t.storageClass.empty()) {
       auto pv = client_->create(volumePath(), volumeManifest(spec, t));
@@ -360,11 +437,14 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
       // The volume controller binds a claim to its named volume at once only if the volume
       // is already in its cache; otherwise the claim waits for the periodic resync (15 s by
       // default). The controller marks a volume it has seen Available.
-      auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, deadline);
+      control.progress("volume", "workspace volume " + volumeName(ns, spec.id) + " over " +
+                                     spec.projectPath + " created");
+      auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, deadline, control.stop);
       if (!seen.ok()) return fail(seen.takeError());
     }
     auto pvc = client_->create(claimPath(ns), claimManifest(spec, t, pod));
     if (!pvc.ok()) return fail(pvc.takeError());
+    control.progress("claim", "workspace claim " + claimName(spec.id) + " created");
     // The scheduler refuses a pod whose claim is unbound and retries only with a backoff of
     // seconds: the pod goes in once the claim is bound. (A storage class may bind only for
     // a pod — WaitForFirstConsumer — so its claims are not waited for.)
@@ -373,11 +453,13 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
       // not finish (seen: the volume side bound, the claim left Pending), it tries again only
       // at its periodic resync, 15 s later. A changed annotation is an event: it retries now.
       Nudge nudge(client_, claimPath(ns, claimName(spec.id)));
-      auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, deadline);
+      auto bound = waitPhase(claimPath(ns), *pvc, {"Bound"}, deadline, control.stop);
       if (!bound.ok()) return fail(bound.takeError());
+      control.progress("bound", "workspace claim bound to its volume");
     }
   }
-  auto ran = runPod(pod, spec.id, deadline);
+  if (control.cancelled()) return fail(createCancelledError(spec.id));
+  auto ran = runPod(pod, spec.id, deadline, control);
   if (!ran.ok()) return fail(ran.takeError());
   spdlog::debug("k8s: sandbox {} ready in {} ms", spec.id,
                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
@@ -385,7 +467,7 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec) {
 }
 
 Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sandboxId,
-                                        Clock::time_point deadline) {
+                                        Clock::time_point deadline, const CreateControl& control) {
   const std::string ns = pod["metadata"].value("namespace", opts_.namespaceName);
   const std::string name = pod["metadata"].value("name", "");
   auto made = client_->create(podPath(ns), pod);
@@ -397,6 +479,10 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
     return made.takeError();
   }
   json last = *made;
+  PhaseReporter reporter(control);
+  reporter.report("pod", "pod " + name + " created in namespace " + ns);
+  std::optional<PodEventFeed> events;
+  if (control.onProgress) events.emplace(client_, ns, name, reporter);
   auto verdict = watchObject(
       podPath(ns), *made, deadline,
       [&](const json* now) -> std::optional<Result<void>> {
@@ -407,7 +493,22 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
         last = *now;
         PodProgress p = podProgress(last);
         if (p.failure) return *p.failure;
-        if (p.ready) return okResult();
+        const json status = last.value("status", json::object());
+        for (const auto& c : status.value("conditions", json::array())) {
+          if (c.value("type", "") == "PodScheduled" && c.value("status", "") == "True") {
+            reporter.report(
+                "scheduled",
+                "scheduled on node " + last.value("spec", json::object()).value("nodeName", ""));
+          }
+        }
+        for (const auto& cs : status.value("containerStatuses", json::array())) {
+          if (cs.value("state", json::object()).contains("running"))
+            reporter.report("started", "container " + cs.value("name", "") + " started");
+        }
+        if (p.ready) {
+          reporter.report("ready", "pod " + name + " is ready");
+          return okResult();
+        }
         return std::nullopt;
       },
       [&](const json& at) {
@@ -420,7 +521,8 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
         return Error(ErrorCode::K8sPodStartupTimeout,
                      "pod " + name + " was not ready within the startup timeout (" + where + ")",
                      {{"pod", name}, {"namespace", ns}});
-      });
+      },
+      control.stop);
   if (!verdict.ok()) return verdict.takeError();
   return infoFromPod(last, instance());
 }
@@ -428,18 +530,20 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
 Result<void> K8sProvider::watchObject(
     const std::string& collection, const json& object, Clock::time_point deadline,
     const std::function<std::optional<Result<void>>(const json*)>& decide,
-    const std::function<Error(const json&)>& timedOut) {
+    const std::function<Error(const json&)>& timedOut, std::stop_token stop) {
   const std::string name = object["metadata"].value("name", "");
   json last = object;
   if (auto v = decide(&last)) return std::move(*v);
+  if (stop.stop_requested()) return Error(ErrorCode::SandboxCreateCancelled, "cancelled");
   WatchOptions wo;
   wo.selectors.fieldSelector = "metadata.name=" + name;
   wo.resourceVersion = object["metadata"].value("resourceVersion", "");
   Watcher watcher(client_, collection, wo);
-  CloseAtDeadline guard(watcher, deadline);
+  CloseAtDeadline guard(watcher, deadline, stop);
   for (;;) {
     auto ev = watcher.next();
     if (!ev.ok()) {
+      if (guard.cancelled()) return Error(ErrorCode::SandboxCreateCancelled, "cancelled");
       if (guard.expired()) return timedOut(last);
       return ev.takeError();
     }
@@ -453,8 +557,8 @@ Result<void> K8sProvider::watchObject(
 }
 
 Result<void> K8sProvider::waitPhase(const std::string& collection, const json& object,
-                                    const std::set<std::string>& phases,
-                                    Clock::time_point deadline) {
+                                    const std::set<std::string>& phases, Clock::time_point deadline,
+                                    std::stop_token stop) {
   const std::string name = object["metadata"].value("name", "");
   const std::string kind = object.value("kind", std::string("object"));
   auto phaseOf = [](const json& o) { return o.value("status", json::object()).value("phase", ""); };
@@ -479,7 +583,8 @@ Result<void> K8sProvider::waitPhase(const std::string& collection, const json& o
                      kind + " " + name + " did not become " + *phases.begin() + " in time (phase " +
                          (phase.empty() ? "none" : phase) + ")",
                      {{"name", name}});
-      });
+      },
+      std::move(stop));
 }
 
 Result<void> K8sProvider::waitGone(const std::string& collection, const std::string& name,
@@ -628,7 +733,7 @@ Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
                      "' does not hold a pod template to start from",
                  {{"id", ref.sandboxId}});
   }
-  return runPod(tmpl, ref.sandboxId, Clock::now() + opts_.startupTimeout);
+  return runPod(tmpl, ref.sandboxId, Clock::now() + opts_.startupTimeout, CreateControl{});
 }
 
 Result<void> K8sProvider::stop(const SandboxRef& ref) {

@@ -65,7 +65,8 @@ class K8sProvider final : public SandboxProvider {
   static Result<std::unique_ptr<K8sProvider>> create(K8sProviderOptions opts);
   ~K8sProvider() override;
 
-  Result<SandboxInfo> create(const SandboxSpec& spec) override;
+  using SandboxLifecycle::create;
+  Result<SandboxInfo> create(const SandboxSpec& spec, const CreateControl& control) override;
   Result<SandboxInfo> get(const SandboxRef& ref) override;
   Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override;
   Result<SandboxInfo> start(const SandboxRef& ref) override;
@@ -90,27 +91,29 @@ class K8sProvider final : public SandboxProvider {
 
   Result<void> ensureNamespace();  // checkNamespace() once
   Result<void> checkNamespace();
-  Result<SandboxInfo> createSandbox(const SandboxSpec& spec);
+  Result<SandboxInfo> createSandbox(const SandboxSpec& spec, const CreateControl& control);
   // The pod a ref names, checked to be ours; 404 or not ours: SandboxNotFound. A claim
   // without its pod (a stopped sandbox) is reported as Stopped.
   Result<SandboxInfo> resolve(const SandboxRef& ref);
   Result<nlohmann::json> ownPod(const std::string& ns, const std::string& sandboxId);
   Result<nlohmann::json> ownClaim(const std::string& ns, const std::string& sandboxId);
-  // Creates the pod and waits until it is Ready (or fails, or times out).
+  // Creates the pod and waits until it is Ready (or fails, or times out, or is cancelled),
+  // reporting its phases (from its status and its events).
   Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId,
-                             std::chrono::steady_clock::time_point deadline);
+                             std::chrono::steady_clock::time_point deadline,
+                             const CreateControl& control);
   // Watches one object from the version of `object`: decide() sees it first, then each new
   // version (nullptr once it is gone) and ends the wait with a verdict; at the deadline the
-  // answer is timedOut(last version seen).
+  // answer is timedOut(last version seen); once `stop` is requested, SandboxCreateCancelled.
   Result<void> watchObject(
       const std::string& collection, const nlohmann::json& object,
       std::chrono::steady_clock::time_point deadline,
       const std::function<std::optional<Result<void>>(const nlohmann::json*)>& decide,
-      const std::function<Error(const nlohmann::json&)>& timedOut);
+      const std::function<Error(const nlohmann::json&)>& timedOut, std::stop_token stop = {});
   // Waits until the object (a claim or a volume) reaches one of `phases` (status.phase).
   Result<void> waitPhase(const std::string& collection, const nlohmann::json& object,
                          const std::set<std::string>& phases,
-                         std::chrono::steady_clock::time_point deadline);
+                         std::chrono::steady_clock::time_point deadline, std::stop_token stop);
   // Waits until the object `name` of `collection` no longer exists.
   Result<void> waitGone(const std::string& collection, const std::string& name,
                         std::chrono::steady_clock::time_point deadline);

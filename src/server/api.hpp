@@ -21,6 +21,10 @@ struct Reply {
   std::string body;
   std::string contentType = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. Set-Cookie, Allow
+  // Set by a handler that wrote its response itself (a chunked stream; `status` is what it
+  // sent): the server only counts it, and keeps the connection only when this is true (the
+  // stream was finished whole).
+  std::optional<bool> streamed;
 };
 
 // JSON text that never throws on bytes that are not UTF-8 (they become U+FFFD).

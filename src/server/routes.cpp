@@ -192,12 +192,8 @@ asio::awaitable<Reply> createSandbox(RequestContext& ctx) {
   if (!body.ok()) co_return errorReply(body.error());
   auto req = createSandboxRequestFromJson(body.value());
   if (!req.ok()) co_return errorReply(req.error());
-  auto rCall = blocking(ctx, [&ctx, q = std::move(req.value())] {
-    return ctx.server.service.createSandbox(q, kActor);
-  });
-  auto r = co_await std::move(rCall);
-  co_return replyFrom(
-      r, [](const auto& v) { return toJson(v); }, 201);
+  auto run = runCreate(ctx, std::move(req.value()));
+  co_return co_await std::move(run);
 }
 
 asio::awaitable<Reply> getSandbox(RequestContext& ctx) {

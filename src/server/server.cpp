@@ -132,8 +132,9 @@ struct Server::Impl {
   Impl(SandboxService& service, ServerOptions opts)
       : options(std::move(opts)),
         routes(buildRoutes()),
-        ctx(service, options, pool),
-        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))) {
+        ctx(service, options, pool, lifecyclePool),
+        pool(static_cast<std::size_t>(std::max(1, options.workerThreads))),
+        lifecyclePool(static_cast<std::size_t>(std::max(1, options.lifecycleThreads))) {
     // Always there: the default profile may turn the feature on at any time. It reads
     // nothing until a cluster route is called.
     ctx.cluster = options.cluster ? options.cluster
@@ -150,6 +151,7 @@ struct Server::Impl {
   ServerContext ctx;
   std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
   asio::thread_pool pool;
+  asio::thread_pool lifecyclePool;
 
   std::optional<tcp::acceptor> acceptor;
   asio::any_io_executor acceptorEx;
@@ -572,6 +574,12 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
         reply = internalError();
       }
       bool keepAlive = req.keep_alive() && !ctx.stopping && !conn->stopping;
+      if (reply.streamed) {
+        double secs = std::chrono::duration<double>(Clock::now() - startedAt).count();
+        ctx.metrics.recordRequest(d.label, method, reply.status, secs);
+        if (!*reply.streamed || !keepAlive) break;
+        continue;
+      }
       bool ok = co_await finish(reply, d.label, keepAlive);
       if (!ok || !keepAlive) break;
     }
@@ -621,6 +629,7 @@ void Server::Impl::stop() {
   if (!started) return;
   spdlog::info("server stopping: finishing in-flight requests");
   ctx.stopping = true;
+  ctx.stopAll.request_stop();  // creates in flight remove what they made and end
 
   // New connections are refused from here on; wait for the close so that a caller of stop()
   // can rely on it.
@@ -669,6 +678,8 @@ void Server::Impl::stop() {
   ctx.poolOpen->store(false);
   pool.stop();
   pool.join();
+  lifecyclePool.stop();
+  lifecyclePool.join();
   spdlog::info("server stopped");
 }
 

@@ -31,6 +31,9 @@ struct ServerOptions {
   std::filesystem::path home;             // token file lives here (created 0700)
   int networkThreads = 1;                 // 1..2 is plenty
   int workerThreads = 4;                  // blocking service calls
+  // Create, start, stop and remove wait on engines and clusters (an image, a pod start):
+  // they run on a pool of their own so that they never starve the workers.
+  int lifecycleThreads = 8;
   // Concurrent WebSocket exec/attach sessions; beyond it TOO_MANY_REQUESTS (429). A stream
   // costs no thread, only descriptors (the client's socket and the provider's): 0 derives
   // the bound from the descriptor limit (raised to its hard maximum at start).

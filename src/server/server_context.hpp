@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@
 
 namespace agentpane {
 class SandboxService;
-}
+struct CreateSandboxRequest;
+}  // namespace agentpane
 namespace agentpane::k8s {
 class ClusterInfo;
 }
@@ -37,12 +39,16 @@ class WsChannel;
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
 struct ServerContext {
-  ServerContext(SandboxService& s, const ServerOptions& o, boost::asio::thread_pool& p)
-      : service(s), options(o), pool(p), sessions(o.sessionTtl) {}
+  ServerContext(SandboxService& s, const ServerOptions& o, boost::asio::thread_pool& p,
+                boost::asio::thread_pool& lp)
+      : service(s), options(o), pool(p), lifecyclePool(lp), sessions(o.sessionTtl) {}
 
   SandboxService& service;
   const ServerOptions& options;
-  boost::asio::thread_pool& pool;  // short blocking service calls; no exec waits here
+  boost::asio::thread_pool& pool;           // short blocking service calls; no exec waits here
+  boost::asio::thread_pool& lifecyclePool;  // create, start, stop, remove
+  // Requested when the server starts stopping: creates in flight are cancelled.
+  std::stop_source stopAll;
   Metrics metrics;
   SessionStore sessions;
   std::string token;
@@ -106,6 +112,8 @@ struct Route {
 std::vector<Route> buildRoutes();
 boost::asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
 boost::asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
+// POST /api/sandboxes once its body is read (create_stream.cpp).
+boost::asio::awaitable<Reply> runCreate(RequestContext& ctx, CreateSandboxRequest request);
 // The cluster routes (routes_k8s.cpp).
 boost::asio::awaitable<Reply> k8sStatus(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sContexts(RequestContext& ctx);

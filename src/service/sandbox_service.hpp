@@ -97,8 +97,12 @@ class SandboxService {
   Result<SandboxConfig> defaultConfig();
 
   // Sandboxes
+  // Reports its phases through control (each with the new sandbox's id; the first is
+  // "accepted"). Once control.stop is requested it stops, removes what it made and fails
+  // with SandboxCreateCancelled — even when the provider had just finished.
   Result<CreateSandboxOutcome> createSandbox(const CreateSandboxRequest& req,
-                                             const std::string& actor);
+                                             const std::string& actor,
+                                             const CreateControl& control = {});
   Result<std::vector<SandboxRecord>> listSandboxes();
   Result<SandboxRecord> getSandbox(const std::string& id);
   Result<void> stopSandbox(const std::string& id, const std::string& actor);

@@ -86,7 +86,8 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
 }
 
 Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRequest& req,
-                                                           const std::string& actor) {
+                                                           const std::string& actor,
+                                                           const CreateControl& control) {
   auto& I = *impl_;
   auto valid = validateCreateRequest(req, *impl_->opts.pathPolicy);
   if (!valid.ok()) return valid.takeError();
@@ -199,6 +200,17 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   row.createdAtUnix = row.info.createdAtUnix = I.nowSec();
   row.lastActivityUnix = row.createdAtUnix;
 
+  if (control.cancelled()) return createCancelledError(spec.id);
+  CreateControl inner;
+  inner.stop = control.stop;
+  if (control.onProgress) {
+    inner.onProgress = [&control, id = spec.id](const CreateProgress& p) {
+      CreateProgress q = p;
+      q.sandboxId = id;
+      control.onProgress(q);
+    };
+  }
+
   InflightGuard guard(I.inflightMu, I.inflight, spec.id);
   // The row comes first: the unique index settles concurrent creates for one project, and a
   // crash during provider.create leaves a row that reconcile settles.
@@ -209,8 +221,15 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     return ins.takeError();
   }
   I.emit("creating", spec.id, toString(prov->type()));
+  inner.progress("accepted", "sandbox " + spec.id + " on " + toString(prov->type()) + " (" +
+                                 prov->instance() + ")" +
+                                 (fallbackReason ? "; " + *fallbackReason : std::string()));
 
-  auto created = prov->create(spec);
+  auto created = prov->create(spec, inner);
+  if (created.ok() && control.cancelled()) {
+    // Made, but nobody wants it any more: the failure path below removes it.
+    created = createCancelledError(spec.id);
+  }
   if (!created.ok()) {
     Error err = created.takeError();
     // A create that failed leaves no row in the list: the tombstone (hidden) still tells

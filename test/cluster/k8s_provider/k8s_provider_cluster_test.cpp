@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <stop_token>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -157,6 +160,61 @@ TEST_F(K8sProviderCluster, MissingImageIsImagePullBackoffAndLeavesNothing) {
   EXPECT_EQ(made.error().code, ErrorCode::K8sImagePullBackoff) << made.error().describe();
   EXPECT_NE(made.error().message.find("no-such-image"), std::string::npos);
   EXPECT_EQ(leftovers(), 0);
+}
+
+// A create reports its phases in order, from the workspace to the ready pod; the pod's own
+// events (scheduled, pulled: the image is already on the node) come through the
+// least-privilege credentials.
+TEST_F(K8sProviderCluster, CreateReportsItsPhasesInOrder) {
+  std::mutex mu;
+  std::vector<std::string> phases;
+  CreateControl control;
+  control.onProgress = [&](const CreateProgress& p) {
+    std::lock_guard lk(mu);
+    phases.push_back(p.phase);
+  };
+  SandboxSpec s = spec("phases");
+  auto made = provider_->create(s, control);
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  std::lock_guard lk(mu);
+  std::string all;
+  for (const auto& p : phases)
+    all += p + " ";
+  auto at = [&](const std::string& p) {
+    auto it = std::find(phases.begin(), phases.end(), p);
+    return it == phases.end() ? -1 : static_cast<int>(it - phases.begin());
+  };
+  for (const char* p : {"volume", "claim", "bound", "pod", "scheduled", "pulled", "ready"})
+    EXPECT_GE(at(p), 0) << p << " missing from: " << all;
+  EXPECT_LT(at("volume"), at("claim")) << all;
+  EXPECT_LT(at("claim"), at("bound")) << all;
+  EXPECT_LT(at("bound"), at("pod")) << all;
+  EXPECT_LT(at("pod"), at("scheduled")) << all;
+  EXPECT_EQ(phases.back(), "ready") << all;
+  EXPECT_EQ(std::count(phases.begin(), phases.end(), "scheduled"), 1) << all;
+  EXPECT_TRUE(provider_->remove(SandboxRef{provider_->instance(), "", "", "", s.id}).ok());
+  EXPECT_EQ(leftovers(), 0);
+}
+
+// Cancelled at each wait of a create (the volume, the claim, the pod), the create ends
+// promptly with SandboxCreateCancelled and leaves nothing in the cluster.
+TEST_F(K8sProviderCluster, ACancelledCreateEndsAndLeavesNothing) {
+  for (const std::string at : {"volume", "claim", "pod"}) {
+    SCOPED_TRACE("cancelled at " + at);
+    std::stop_source stop;
+    CreateControl control;
+    control.stop = stop.get_token();
+    control.onProgress = [&](const CreateProgress& p) {
+      if (p.phase == at) stop.request_stop();
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    auto made = provider_->create(spec("cancel-" + at), control);
+    ASSERT_FALSE(made.ok());
+    EXPECT_EQ(made.error().code, ErrorCode::SandboxCreateCancelled) << made.error().describe();
+    // Bounded by the removal (a pod's grace), far below the 60 s startup budget.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 40s);
+    EXPECT_EQ(leftovers(), 0);
+  }
 }
 
 TEST_F(K8sProviderCluster, RootExecIsRefused) {

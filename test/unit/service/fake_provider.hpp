@@ -102,6 +102,8 @@ class FakeProvider : public SandboxProvider {
   ExecHandler execHandler;
   // Called inside create() before the sandbox exists (block here to hold a create open).
   std::function<void(const SandboxSpec&)> onCreate;
+  // Runs next, with the caller's control: a test reports phases or waits for a cancel here.
+  std::function<void(const SandboxSpec&, const CreateControl&)> onCreateWithControl;
   // createdAtUnix of sandboxes create() makes.
   std::function<std::int64_t()> now = [] { return std::int64_t{1'700'000'000}; };
   // State create() leaves the sandbox in.
@@ -262,8 +264,10 @@ class FakeProvider : public SandboxProvider {
   }
 
   // agentpane::SandboxLifecycle
-  Result<SandboxInfo> create(const SandboxSpec& spec) override {
+  using SandboxLifecycle::create;
+  Result<SandboxInfo> create(const SandboxSpec& spec, const CreateControl& control) override {
     std::function<void(const SandboxSpec&)> hook;
+    std::function<void(const SandboxSpec&, const CreateControl&)> controlHook;
     {
       std::lock_guard lk(mu_);
       calls_.push_back({"create", spec.id, {}});
@@ -273,8 +277,12 @@ class FakeProvider : public SandboxProvider {
         return Error(ErrorCode::SandboxAlreadyExists, "sandbox " + spec.id + " already exists");
       }
       hook = onCreate;
+      controlHook = onCreateWithControl;
     }
     if (hook) hook(spec);
+    if (controlHook) controlHook(spec, control);
+    if (control.cancelled()) return createCancelledError(spec.id);  // nothing kept
+    control.progress("ready", "fake sandbox " + spec.id + " is ready");
     std::lock_guard lk(mu_);
     SandboxInfo info = makeInfo(spec.id, spec.projectId, createdState, now());
     info.provider = type_;
