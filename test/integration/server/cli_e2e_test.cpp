@@ -267,6 +267,33 @@ TEST_F(E2E, ProfilesFromTheCliByNameOrId) {
   EXPECT_EQ(cli({"profile", "get", name}).exitCode, 4);
 }
 
+// `sandbox create` shows the create's phases on stderr as they happen (stdout keeps the id);
+// --json stays quiet. The phases are the Docker provider's, through the streamed API.
+TEST_F(E2E, CreateShowsItsPhasesOnStderr) {
+  auto r = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                projectId_});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  EXPECT_EQ(id.rfind("sbx", 0), 0u) << r.out;
+  std::size_t at = 0;
+  for (const char* phase : {"accepted", "image", "created", "started"}) {
+    auto found = r.err.find(phase, at);
+    EXPECT_NE(found, std::string::npos) << phase << " not shown (in order) in:\n" << r.err;
+    if (found != std::string::npos) at = found;
+  }
+  EXPECT_NE(r.err.find(id), std::string::npos) << r.err;  // "accepted" names the sandbox
+  ASSERT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+
+  auto quiet = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                    projectId_, "--json"});
+  ASSERT_EQ(quiet.exitCode, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+  auto j = json::parse(quiet.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << quiet.out;
+  EXPECT_EQ(j.value("status", ""), "running");
+  ASSERT_EQ(cli({"sandbox", "rm", j.value("id", "")}).exitCode, 0);
+}
+
 TEST_F(E2E, AuthIsRequired) {
   auto wrong = cli({"sandbox", "ls"}, "", {{"AGENTPANE_TOKEN", "not-the-token"}});
   EXPECT_EQ(wrong.exitCode, 3);
