@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "k8s/pod_security.hpp"
 #include "k8s/watch.hpp"
 
 namespace agentpane::k8s {
@@ -251,6 +252,9 @@ Result<void> K8sProvider::checkNamespace() {
   auto got = client_->get(resourcePath("v1", "namespaces", {}, ns));
   if (got.ok()) {
     const std::string level = labelOf(*got, "pod-security.kubernetes.io/enforce");
+    // No label is privileged; a value PodSecurity cannot parse makes it enforce restricted.
+    enforceLevel_ = static_cast<int>(pss::levelFromString(level).value_or(
+        level.empty() ? pss::Level::Privileged : pss::Level::Restricted));
     if (level != "restricted") {
       spdlog::warn(
           "namespace {} enforces PodSecurity '{}', not 'restricted'; sandbox pods are "
@@ -279,6 +283,7 @@ Result<void> K8sProvider::checkNamespace() {
                    {"pod-security.kubernetes.io/warn", "restricted"},
                    {"pod-security.kubernetes.io/audit", "restricted"}}}}}};
   auto made = client_->create(resourcePath("v1", "namespaces"), body);
+  if (made.ok()) enforceLevel_ = static_cast<int>(pss::Level::Restricted);
   if (made.ok() || isCode(made.error(), ErrorCode::K8sConflict)) return {};
   return Error(ErrorCode::K8sNamespaceError,
                "namespace " + ns + " does not exist and cannot be created (" +
@@ -416,6 +421,11 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
   }
 
   json pod = podManifest(spec, t);
+  // Refused here, before anything is made, when the namespace's PodSecurity would refuse it.
+  if (const int level = enforceLevel_.load(); level >= 0) {
+    auto verdict = pss::checkPod(pod, static_cast<pss::Level>(level));
+    if (!verdict.allowed()) return pss::violationError(verdict, ns, podName(spec.id));
+  }
   auto fail = [&](Error e) -> Error {
     if (e.code == ErrorCode::SandboxCreateCancelled) e = createCancelledError(spec.id);
     auto removed = removeEverything(ns, spec.id, false);  // leaves nothing behind

@@ -124,6 +124,9 @@ class K8sProvider final : public SandboxProvider {
   K8sProviderOptions opts_;
   std::shared_ptr<RestClient> client_;
   std::atomic<bool> namespaceSeen_{false};
+  // The namespace's PodSecurity enforce level (a pss::Level), read with it; -1 while unknown
+  // (credentials that cannot read namespaces): then only the apiserver judges the pod.
+  std::atomic<int> enforceLevel_{-1};
   // Kills of cancelled execs (each a blocking exec of its own, bounded by killTimeout), run
   // here by the asynchronous cancel so that it never blocks the I/O loop. Sessions share it.
   std::shared_ptr<boost::asio::thread_pool> killPool_ =

@@ -143,6 +143,22 @@ TEST_F(K8sProviderCluster, RootOwnedProjectIsRefusedWithAReason) {
   EXPECT_EQ(leftovers(), 0);
 }
 
+// The namespace enforces restricted: a hostPath workspace is refused by the provider's own
+// Pod Security check, by field, before anything is made (no volume, claim or pod).
+TEST_F(K8sProviderCluster, HostPathWorkspaceIsRefusedByFieldBeforeAnythingIsMade) {
+  SandboxSpec s = spec("hostpath");
+  s.kubernetes.workspaceVolume = "hostPath";
+  auto made = provider_->create(s);
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.error().code, ErrorCode::K8sPodSecurityViolation) << made.error().describe();
+  EXPECT_NE(made.error().message.find("spec.volumes[0].hostPath"), std::string::npos)
+      << made.error().message;
+  EXPECT_EQ(made.error().details.at("level"), "restricted");
+  // Our verdict, not the apiserver's: its refusal would carry the apiserver's wording.
+  EXPECT_EQ(made.error().message.find("violates PodSecurity"), std::string::npos);
+  EXPECT_EQ(leftovers(), 0);
+}
+
 TEST_F(K8sProviderCluster, ImpossibleMemoryIsInsufficientResourcesAndLeavesNothing) {
   SandboxSpec s = spec("huge");
   s.memoryMb = 64 * 1024 * 1024;  // 64 TiB: no node has it
