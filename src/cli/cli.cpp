@@ -191,13 +191,23 @@ int run(int argc, char** argv) {
 
   // k8s, pool, manifests, doctor
   bool k8sJson = false, poolJson = false;
-  auto* k8s = app.add_subcommand("k8s", "Kubernetes cluster information");
+  auto* k8s = app.add_subcommand("k8s", "Kubernetes cluster information and pod checks");
   k8s->require_subcommand(1);
   auto* k8sStatus = k8s->add_subcommand("status", "Connection, version, namespace, pods");
   auto* k8sContexts = k8s->add_subcommand("contexts", "Contexts of the merged kubeconfig");
   auto* k8sNamespaces = k8s->add_subcommand("namespaces", "Namespaces visible to the credentials");
   for (auto* c : {k8sStatus, k8sContexts, k8sNamespaces})
     c->add_flag("--json", k8sJson);
+  std::string checkPodFile;
+  std::string checkPodLevel = "restricted";
+  bool checkPodJson = false;
+  auto* k8sCheckPod = k8s->add_subcommand(
+      "check-pod", "Check a pod file (JSON or YAML) against a Pod Security level, locally");
+  k8sCheckPod->add_option("file", checkPodFile, "Pod, or an object with a pod template; - is stdin")
+      ->required();
+  k8sCheckPod->add_option("--level", checkPodLevel, "baseline or restricted (default)")
+      ->check(CLI::IsMember({"privileged", "baseline", "restricted"}));
+  k8sCheckPod->add_flag("--json", checkPodJson);
   std::string k8sKubeconfig;
   k8sContexts->add_option("--kubeconfig", k8sKubeconfig,
                           "Read this one kubeconfig file instead of the merged set");
@@ -226,6 +236,7 @@ int run(int argc, char** argv) {
 
   if (serve->parsed()) return runServeCommand(serveArgs);
   if (doctor->parsed()) return runDoctor();
+  if (k8sCheckPod->parsed()) return runCheckPod(checkPodFile, checkPodLevel, checkPodJson);
   if (manifests->parsed()) {
     return fail(
         Error(ErrorCode::K8sDisabled,

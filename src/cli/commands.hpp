@@ -24,4 +24,9 @@ int runServeCommand(const ServeArgs& args);
 // server; prints what to do about each problem. Exit 0 only when everything is fine.
 int runDoctor();
 
+// `agentpane k8s check-pod FILE`: prints each Pod Security violation of the pod (or pod
+// template) in FILE (JSON or YAML, "-" for stdin) at `level`; exits non-zero (with
+// K8S_POD_SECURITY_VIOLATION) when a pod would be refused. Local: no server, no cluster.
+int runCheckPod(const std::string& file, const std::string& level, bool asJson);
+
 }  // namespace agentpane::cli
