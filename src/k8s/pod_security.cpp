@@ -665,6 +665,67 @@ Outcome seccompProfileRestricted(const Ctx& x) {
                             "or \"Localhost\"");
 }
 
+// What the apiserver does to a pod before admission (pkg/registry/core/pod/strategy.go,
+// applyAppArmorVersionSkew, v1.30 with AppArmorFields on by default): a container's AppArmor
+// field and its annotation are copied into each other when only one is set (the pod-level field
+// standing in for a container's). It changes no verdict, only the wording upstream reports.
+std::string annotationForField(const json& f) {
+  const std::string t = strOf(at(f, "type"));
+  if (t == "Unconfined") return "unconfined";
+  if (t == "RuntimeDefault") return "runtime/default";
+  if (t == "Localhost" && at(f, "localhostProfile"))
+    return "localhost/" + strOf(at(f, "localhostProfile"));
+  return {};
+}
+
+std::optional<json> fieldForAnnotation(const std::string& a) {
+  if (a == "unconfined") return json{{"type", "Unconfined"}};
+  if (a == "runtime/default") return json{{"type", "RuntimeDefault"}};
+  const std::string prefix = "localhost/";
+  if (a.rfind(prefix, 0) == 0 && a.size() > prefix.size()) {
+    const std::string p = a.substr(prefix.size());
+    // ValidateAppArmorProfileField: no padding, at most 4095 bytes.
+    if (p.find_first_not_of(" \t\n\r\f\v") == 0 &&
+        p.find_last_not_of(" \t\n\r\f\v") == p.size() - 1 && p.size() <= 4095)
+      return json{{"type", "Localhost"}, {"localhostProfile", p}};
+  }
+  return std::nullopt;
+}
+
+PodView withAppArmorSkew(const PodView& in) {
+  PodView pod = in;
+  const json* os = at(pod.spec, "os");
+  if (os != nullptr && strOf(at(*os, "name")) == "windows") return pod;
+  const json* psc = at(pod.spec, "securityContext");
+  const json* podProfile = psc ? at(*psc, "appArmorProfile") : nullptr;
+  const std::string prefix = "container.apparmor.security.beta.kubernetes.io/";
+  for (const char* list : {"initContainers", "containers", "ephemeralContainers"}) {
+    if (!pod.spec.contains(list) || !pod.spec[list].is_array()) continue;
+    for (auto& c : pod.spec[list]) {
+      if (!c.is_object()) continue;
+      const std::string key = prefix + strOf(at(c, "name"));
+      const json* ann = at(pod.metadata, "annotations");
+      const json* annotation = ann ? at(*ann, key) : nullptr;
+      const json* sc = at(c, "securityContext");
+      const json* profile = sc ? at(*sc, "appArmorProfile") : nullptr;
+      if (annotation == nullptr) {
+        std::string a;
+        if (profile != nullptr) {
+          a = annotationForField(*profile);
+        } else if (podProfile != nullptr) {
+          a = annotationForField(*podProfile);
+        }
+        if (!a.empty()) pod.metadata["annotations"][key] = a;
+      } else if (profile == nullptr) {
+        auto f = fieldForAnnotation(strOf(annotation));
+        if (f && !(podProfile != nullptr && *podProfile == *f))
+          c["securityContext"]["appArmorProfile"] = *f;
+      }
+    }
+  }
+  return pod;
+}
+
 struct CheckDef {
   const char* id;
   Level level;
@@ -844,6 +905,13 @@ Verdict checkPod(const PodView& pod, Level level) {
     x.check = c.id;
     const std::size_t before = v.violations.size();
     auto outcome = c.run(x);
+    if (c.run == appArmorProfile) {
+      // Fields as the user wrote them; upstream's words from the pod as the apiserver sees it.
+      const PodView skewed = withAppArmorSkew(pod);
+      std::vector<Violation> scratch;
+      Ctx y{skewed, containersOf(skewed), x.windows, &scratch, c.id};
+      outcome = c.run(y);
+    }
     if (outcome) {
       v.failures.push_back({c.id, std::move(outcome->first), std::move(outcome->second)});
     } else {

@@ -240,6 +240,33 @@ TEST(PodSecurity, AppArmorFieldsAndAnnotations) {
                      "main\"]"}));
 }
 
+// The apiserver copies a container's AppArmor field into its annotation (and back) before
+// admission: upstream's wording names both; the violations name what the pod file has.
+TEST(PodSecurity, AppArmorVersionSkewAsTheApiserverApplies) {
+  json pod = goodPod();
+  pod["spec"]["securityContext"]["appArmorProfile"] = {{"type", "Unconfined"}};
+  Verdict v = checkPod(pod, Level::Baseline);
+  EXPECT_EQ(v.summary(),
+            "forbidden AppArmor profiles (pod and annotation must not set AppArmor profile type "
+            "to \"Unconfined\", "
+            "\"container.apparmor.security.beta.kubernetes.io/main=\"unconfined\"\")");
+  EXPECT_EQ(fields(v), Strings{"spec.securityContext.appArmorProfile.type"});
+  pod = goodPod();
+  pod["metadata"]["annotations"] = {
+      {"container.apparmor.security.beta.kubernetes.io/main", "unconfined"}};
+  v = checkPod(pod, Level::Baseline);
+  EXPECT_EQ(v.summary(),
+            "forbidden AppArmor profiles (container \"main\" and annotation must not set AppArmor "
+            "profile type to \"Unconfined\", "
+            "\"container.apparmor.security.beta.kubernetes.io/main=\"unconfined\"\")");
+  EXPECT_EQ(
+      fields(v),
+      Strings{"metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/main\"]"});
+  // Windows pods are left alone.
+  pod["spec"]["os"] = {{"name", "windows"}};
+  EXPECT_EQ(checkPod(pod, Level::Baseline).failures.at(0).reason, "forbidden AppArmor profile");
+}
+
 TEST(PodSecurity, SELinuxOptions) {
   json pod = goodPod();
   pod["spec"]["securityContext"]["seLinuxOptions"] = {{"type", "container_init_t"},
