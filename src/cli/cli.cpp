@@ -222,7 +222,8 @@ int run(int argc, char** argv) {
   auto* manifests =
       app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
   manifests->add_option("--namespace", manifestNs);
-  auto* doctor = app.add_subcommand("doctor", "Check the engine, image, database and token");
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check the engine, image, database, token, server, cluster and its RBAC");
   ProfileCommands profiles(app);
 
   try {

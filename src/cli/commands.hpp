@@ -21,7 +21,9 @@ struct ServeArgs {
 int runServeCommand(const ServeArgs& args);
 
 // `agentpane doctor`: checks the engine, the image, the database, the token and the
-// server; prints what to do about each problem. Exit 0 only when everything is fine.
+// server, and with the Kubernetes provider on, the cluster and every API verb the server uses
+// (SelfSubjectAccessReview; each missing verb named); prints what to do about each problem.
+// Exit 0 only when everything is fine.
 int runDoctor();
 
 // `agentpane k8s check-pod FILE`: prints each Pod Security violation of the pod (or pod

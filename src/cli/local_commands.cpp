@@ -11,6 +11,9 @@
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
 #include "k8s/cluster_info.hpp"
+#include "k8s/k8s_provider.hpp"
+#include "k8s/permissions.hpp"
+#include "k8s/rest_client.hpp"
 #include "server/serve_main.hpp"
 #include "service/composition.hpp"
 #include "store/store.hpp"
@@ -47,6 +50,39 @@ struct Doctor {
   }
 };
 
+// Every verb the server uses, asked of the cluster with SelfSubjectAccessReview for the
+// provider's own credentials and namespace; each missing one is a problem of its own.
+void checkPermissions(Doctor& d, k8s::K8sProvider& provider) {
+  const std::string& ns = provider.namespaceName();
+  k8s::PermissionOptions po;
+  auto got = provider.client().get(k8s::resourcePath("v1", "namespaces", {}, ns));
+  po.namespaceMissing = !got.ok() && got.error().code == ErrorCode::K8sNotFound;
+  const auto wanted = k8s::requiredPermissions(po);
+  auto checks = k8s::checkPermissions(provider.client(), ns, wanted);
+  if (!checks.ok()) {
+    d.problem("rbac",
+              "cannot ask the cluster (SelfSubjectAccessReview): " + checks.error().describe(),
+              "check the credentials of the kubeconfig");
+    return;
+  }
+  int missing = 0;
+  for (const auto& c : checks.value()) {
+    if (c.allowed) continue;
+    ++missing;
+    d.problem("rbac",
+              "missing: " + c.permission.describe() +
+                  (c.permission.clusterScoped ? "" : " in namespace " + ns) + " (" +
+                  c.permission.why + ")",
+              "grant it to these credentials (Role/ClusterRole of scripts/cluster/rbac.yaml; "
+              "docs/kubernetes-setup.md, RBAC)");
+  }
+  if (missing == 0) {
+    d.ok("rbac", "all " + std::to_string(wanted.size()) +
+                     " verbs the server uses are granted (SelfSubjectAccessReview; namespace " +
+                     ns + ")");
+  }
+}
+
 // The providers `serve` would build for this home (composition.hpp): the same engine and the
 // same instance scope, so the counts are this server's sandboxes.
 void checkProviders(Doctor& d, const fs::path& home) {
@@ -81,6 +117,7 @@ void checkProviders(Doctor& d, const fs::path& home) {
       }
     }
     if (isDocker && !imageMissing) d.ok("image", "agentpane/sandbox:latest present");
+    if (auto* k = dynamic_cast<k8s::K8sProvider*>(provider.get())) checkPermissions(d, *k);
   }
 }
 
