@@ -26,6 +26,8 @@ std::vector<Permission> requiredPermissions(const PermissionOptions& options) {
   add("pods", "exec", {"get", "create"}, false, "exec, tmux and metrics in a sandbox");
   add("persistentvolumeclaims", "", {"get", "list", "watch", "create", "delete", "patch"}, false,
       "the workspace claim; patch nudges a stalled bind");
+  add("events", "", {"list", "watch"}, false,
+      "a create's progress (scheduled, pulling, pulled, started) from its pod's events");
   add("namespaces", "", {"get", "list"}, true,
       "the sandbox namespace's PodSecurity level; `agentpane k8s namespaces`");
   if (options.namespaceMissing)
