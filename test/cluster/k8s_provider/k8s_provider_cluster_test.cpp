@@ -8,12 +8,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
-#include <stop_token>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <stop_token>
 #include <thread>
 
 #include "cluster/cluster_script.hpp"

@@ -270,8 +270,8 @@ TEST_F(E2E, ProfilesFromTheCliByNameOrId) {
 // `sandbox create` shows the create's phases on stderr as they happen (stdout keeps the id);
 // --json stays quiet. The phases are the Docker provider's, through the streamed API.
 TEST_F(E2E, CreateShowsItsPhasesOnStderr) {
-  auto r = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
-                projectId_});
+  auto r =
+      cli({"sandbox", "create", "--project-path", project_.string(), "--project-id", projectId_});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   const std::string id = r.out.substr(0, r.out.find('\n'));
   EXPECT_EQ(id.rfind("sbx", 0), 0u) << r.out;
