@@ -87,6 +87,18 @@ bool Watcher::transient(const Error& e) {
   }
 }
 
+// Right after an apiserver restart its RBAC authorizer can answer 403 until its caches are
+// filled (seen on the test cluster: "cannot watch persistentvolumeclaims" just after the
+// restart, for the ServiceAccount that had watched them a moment before). A list or watch
+// this watcher was allowed before is therefore retried for a short grace; then the 403 stands.
+bool Watcher::authorizerWarmingUp(const Error& e) {
+  constexpr auto kGrace = std::chrono::seconds(15);
+  if (e.code != ErrorCode::K8sForbidden || !allowedBefore_) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (!forbiddenSince_) forbiddenSince_ = now;
+  return now - *forbiddenSince_ < kGrace;
+}
+
 bool Watcher::backoff() {
   delay_ = delay_.count() == 0 ? opts_.minBackoff : std::min(delay_ * 2, opts_.maxBackoff);
   std::unique_lock lock(mu_);
@@ -120,6 +132,8 @@ Result<WatchEvent> Watcher::listNow() {
     rv_ = ev.resourceVersion;
   }
   needList_ = false;
+  allowedBefore_ = true;
+  forbiddenSince_.reset();
   return ev;
 }
 
@@ -144,6 +158,8 @@ Result<void> Watcher::openWatch() {
   }
   stream_ = std::move(body);
   ++stats_.watches;
+  allowedBefore_ = true;
+  forbiddenSince_.reset();
   splitter_.reset();
   return {};
 }
@@ -229,7 +245,7 @@ Result<WatchEvent> Watcher::next() {
       dropStream();
       auto l = listNow();
       if (l.ok()) return l;
-      if (!transient(l.error())) return l.takeError();
+      if (!transient(l.error()) && !authorizerWarmingUp(l.error())) return l.takeError();
       if (!backoff()) return closedError();
       continue;
     }
@@ -248,7 +264,7 @@ Result<WatchEvent> Watcher::next() {
         needList_ = true;
         continue;
       }
-      if (!transient(o.error())) return o.takeError();
+      if (!transient(o.error()) && !authorizerWarmingUp(o.error())) return o.takeError();
       if (!backoff()) return closedError();
       continue;
     }

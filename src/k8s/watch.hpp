@@ -26,6 +26,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agentpane/result.hpp"
@@ -82,6 +83,8 @@ class Watcher {
   bool backoff();  // false when closed while waiting
   bool closed() const;
   static bool transient(const Error& e);
+  // A 403 for what this watch was allowed before, within a short grace: retried (see .cpp).
+  bool authorizerWarmingUp(const Error& e);
 
   std::shared_ptr<RestClient> client_;
   std::string path_;
@@ -90,6 +93,8 @@ class Watcher {
   std::deque<WatchEvent> pending_;
   bool needList_;
   std::chrono::milliseconds delay_{0};
+  bool allowedBefore_ = false;
+  std::optional<std::chrono::steady_clock::time_point> forbiddenSince_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -216,6 +216,44 @@ TEST(Watcher, StartsFromAGivenVersionAndRetriesServerErrors) {
   EXPECT_EQ(w.stats().failures, 2u);
 }
 
+// After an apiserver restart its authorizer may refuse for a moment what it allowed just
+// before: a watch that was allowed retries a 403 (briefly), and goes on from its version.
+TEST(Watcher, AForbiddenRightAfterAnAllowedWatchIsRetried) {
+  std::atomic<int> n{0};
+  FakeApiServer server([&](const FakeRequest&, FakeConn& c) {
+    const int i = n++;
+    if (i == 0) {  // allowed: one event, then the stream ends (the apiserver went away)
+      startChunked(c);
+      chunk(c, event("ADDED", cm("a", "8")));
+      endChunked(c);
+      return true;
+    }
+    if (i <= 2) {  // back, but its authorizer is not ready yet
+      c.write(FakeHttpServer::response(
+          403, json{{"kind", "Status"}, {"code", 403}, {"message", "cannot watch"}}.dump()));
+      return true;
+    }
+    startChunked(c);
+    chunk(c, event("ADDED", cm("b", "9")));
+    holdUntilClientCloses(c);
+    return false;
+  });
+  auto client =
+      clientFor(server.port(), std::make_shared<ScriptedTokens>(std::vector<std::string>{"t"}));
+  WatchOptions o = fastOptions();
+  o.resourceVersion = "7";
+  Watcher w(client, "/api/v1/namespaces/ns/configmaps", o);
+  auto first = w.next();
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  auto second = w.next();
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_EQ(second->resourceVersion, "9");
+  w.close();
+  auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(queryOf(seen[3].target)["resourceVersion"], "8");
+}
+
 TEST(Watcher, PermanentErrorsAndOversizedEventsAreReturned) {
   FakeApiServer server([&](const FakeRequest& r, FakeConn& c) {
     if (r.target.find("/forbidden") != std::string::npos) {
