@@ -103,16 +103,26 @@ Result<ApiClient> ApiClient::fromEnvironment() {
   return ApiClient(ep.value(), token.value());
 }
 
-Result<json> ApiClient::call(const std::string& method, const std::string& target,
-                             const std::optional<json>& body) const {
+Result<std::unique_ptr<net::HttpClient>> ApiClient::http() const {
   std::uint16_t port = 0;
   try {
     port = static_cast<std::uint16_t>(std::stoul(endpoint_.port));
   } catch (const std::exception&) {
     return Error(ErrorCode::ValidationError, "bad server port '" + endpoint_.port + "'");
   }
-  auto http =
-      net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+  return net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+}
+
+Error ApiClient::callFailed(Error e) const {
+  if (e.code == ErrorCode::Timeout)
+    return Error(ErrorCode::Timeout, "the server did not answer in time");
+  if (e.code == ErrorCode::ServerUnreachable) return unreachable(endpoint_, e.message);
+  return e;
+}
+
+Result<json> ApiClient::call(const std::string& method, const std::string& target,
+                             const std::optional<json>& body) const {
+  auto http = this->http();
   if (!http.ok()) return http.takeError();
   net::HttpRequest req;
   req.method = method;
@@ -126,13 +136,7 @@ Result<json> ApiClient::call(const std::string& method, const std::string& targe
   opts.timeout = kCallTimeout;
   opts.maxBodyBytes = kMaxResponse;
   auto res = http.value()->request(req, opts);
-  if (!res.ok()) {
-    if (res.error().code == ErrorCode::Timeout)
-      return Error(ErrorCode::Timeout, "the server did not answer in time");
-    if (res.error().code == ErrorCode::ServerUnreachable)
-      return unreachable(endpoint_, res.error().message);
-    return res.takeError();
-  }
+  if (!res.ok()) return callFailed(res.takeError());
   auto j = json::parse(res->body, nullptr, false);
   if (res->status >= 400 || !j.is_object() || !j.value("ok", false))
     return errorFromEnvelope(res->status, res->body);
@@ -142,14 +146,7 @@ Result<json> ApiClient::call(const std::string& method, const std::string& targe
 Result<json> ApiClient::callStreamed(const std::string& method, const std::string& target,
                                      const json& body,
                                      const std::function<void(const json&)>& onProgress) const {
-  std::uint16_t port = 0;
-  try {
-    port = static_cast<std::uint16_t>(std::stoul(endpoint_.port));
-  } catch (const std::exception&) {
-    return Error(ErrorCode::ValidationError, "bad server port '" + endpoint_.port + "'");
-  }
-  auto http =
-      net::HttpClient::create(net::Endpoint::tcp(endpoint_.host, port), net::IoThread::create());
+  auto http = this->http();
   if (!http.ok()) return http.takeError();
   net::HttpRequest req;
   req.method = method;
@@ -163,13 +160,7 @@ Result<json> ApiClient::callStreamed(const std::string& method, const std::strin
   opts.timeout = std::chrono::seconds(30);  // up to the response header
   opts.maxBodyBytes = kMaxResponse;
   auto res = http.value()->openStream(req, opts);
-  if (!res.ok()) {
-    if (res.error().code == ErrorCode::Timeout)
-      return Error(ErrorCode::Timeout, "the server did not answer in time");
-    if (res.error().code == ErrorCode::ServerUnreachable)
-      return unreachable(endpoint_, res.error().message);
-    return res.takeError();
-  }
+  if (!res.ok()) return callFailed(res.takeError());
   if (!res->body) return errorFromEnvelope(res->response.status, res->response.body);
   const bool lines =
       res->response.header("Content-Type").value_or("").find("application/x-ndjson") == 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agentpane/result.hpp"
+#include "net/http_client.hpp"
 
 namespace agentpane::cli {
 
@@ -61,6 +62,8 @@ class ApiClient {
   const ServerEndpoint& endpoint() const { return endpoint_; }
 
  private:
+  Result<std::unique_ptr<net::HttpClient>> http() const;  // a client of its own per call
+  Error callFailed(Error e) const;                        // worded for the CLI's user
   ServerEndpoint endpoint_;
   std::string token_;
 };

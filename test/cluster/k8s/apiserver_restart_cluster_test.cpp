@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/cluster_clients.hpp"
 #include "cluster/cluster_script.hpp"
 #include "k8s/kubeconfig.hpp"
 #include "k8s/rest_client.hpp"
@@ -43,30 +44,9 @@ using agentpane::testing::runScript;
 using agentpane::testing::testClusterScript;
 
 std::shared_ptr<RestClient> saClient(std::chrono::milliseconds timeout) {
-  const char* path = std::getenv("AGENTPANE_TEST_SA_KUBECONFIG");
-  if (path == nullptr || *path == '\0') {
-    ADD_FAILURE()
-        << "AGENTPANE_TEST_SA_KUBECONFIG is not set (eval \"$(scripts/test-cluster env)\")";
-    return nullptr;
-  }
-  auto kc = loadKubeconfigFile(path);
-  if (!kc.ok()) {
-    ADD_FAILURE() << kc.error().describe();
-    return nullptr;
-  }
   ResolveOptions ro;
   ro.timeout = timeout;
-  auto rc = resolveContext(kc.value(), "", ro);
-  if (!rc.ok()) {
-    ADD_FAILURE() << rc.error().describe();
-    return nullptr;
-  }
-  auto c = RestClient::create(rc.value());
-  if (!c.ok()) {
-    ADD_FAILURE() << c.error().describe();
-    return nullptr;
-  }
-  return c.value();
+  return testing::clientFromEnv("AGENTPANE_TEST_SA_KUBECONFIG", ro);
 }
 
 json configMap(const std::string& name, const std::string& value) {

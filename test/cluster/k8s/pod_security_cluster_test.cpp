@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cluster/cluster_clients.hpp"
 #include "k8s/kubeconfig.hpp"
 #include "k8s/pod_security.hpp"
 #include "k8s/rest_client.hpp"
@@ -29,31 +30,6 @@ namespace agentpane::k8s {
 namespace {
 
 using nlohmann::json;
-
-std::shared_ptr<RestClient> saClient() {
-  const char* path = std::getenv("AGENTPANE_TEST_SA_KUBECONFIG");
-  if (path == nullptr || *path == '\0') {
-    ADD_FAILURE()
-        << "AGENTPANE_TEST_SA_KUBECONFIG is not set: eval \"$(scripts/test-cluster env)\"";
-    return nullptr;
-  }
-  auto kc = loadKubeconfigFile(path);
-  if (!kc.ok()) {
-    ADD_FAILURE() << kc.error().describe();
-    return nullptr;
-  }
-  auto rc = resolveContext(kc.value(), "", {});
-  if (!rc.ok()) {
-    ADD_FAILURE() << rc.error().describe();
-    return nullptr;
-  }
-  auto c = RestClient::create(rc.value());
-  if (!c.ok()) {
-    ADD_FAILURE() << c.error().describe();
-    return nullptr;
-  }
-  return c.value();
-}
 
 // What the apiserver said of one pod at one level.
 struct Theirs {
@@ -98,7 +74,7 @@ std::vector<std::string> reasonsOf(const std::string& summary) {
 class PodSecurityAgreement : public ::testing::Test {
  protected:
   void SetUp() override {
-    client_ = saClient();
+    client_ = testing::clientFromEnv();
     ASSERT_TRUE(client_);
     for (auto level : {pss::Level::Baseline, pss::Level::Restricted})
       namespaces_[level] = "agentpane-pss-" + std::string(pss::levelName(level));

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "cluster/cluster_clients.hpp"
 #include "k8s/kubeconfig.hpp"
 #include "k8s/rest_client.hpp"
 
@@ -29,31 +30,6 @@ std::string runId() {
       std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 100000000) +
       "-" + std::to_string(::getpid());
   return id;
-}
-
-std::shared_ptr<RestClient> clientFromEnv(const char* var) {
-  const char* path = std::getenv(var);
-  if (path == nullptr || *path == '\0') {
-    ADD_FAILURE()
-        << var << " is not set: run under scripts/test.sh or eval \"$(scripts/test-cluster env)\"";
-    return nullptr;
-  }
-  auto kc = loadKubeconfigFile(path);
-  if (!kc.ok()) {
-    ADD_FAILURE() << kc.error().describe();
-    return nullptr;
-  }
-  auto rc = resolveContext(kc.value(), "", {});
-  if (!rc.ok()) {
-    ADD_FAILURE() << rc.error().describe();
-    return nullptr;
-  }
-  auto c = RestClient::create(rc.value());
-  if (!c.ok()) {
-    ADD_FAILURE() << c.error().describe();
-    return nullptr;
-  }
-  return c.value();
 }
 
 json configMap(const std::string& name, const std::string& value) {
@@ -91,7 +67,7 @@ json restrictedPod(const std::string& name, bool privileged = false) {
 class RestCluster : public ::testing::Test {
  protected:
   void SetUp() override {
-    sa_ = clientFromEnv("AGENTPANE_TEST_SA_KUBECONFIG");
+    sa_ = testing::clientFromEnv("AGENTPANE_TEST_SA_KUBECONFIG");
     ASSERT_TRUE(sa_);
   }
   void TearDown() override {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cluster/cluster_clients.hpp"
 #include "k8s/kubeconfig.hpp"
 #include "k8s/permissions.hpp"
 #include "k8s/rest_client.hpp"
@@ -27,25 +28,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::string kNs = "agentpane-sandboxes";
-
-std::shared_ptr<RestClient> clientFor(const std::string& path) {
-  auto kc = loadKubeconfigFile(path);
-  if (!kc.ok()) {
-    ADD_FAILURE() << kc.error().describe();
-    return nullptr;
-  }
-  auto rc = resolveContext(kc.value(), "", {});
-  if (!rc.ok()) {
-    ADD_FAILURE() << rc.error().describe();
-    return nullptr;
-  }
-  auto c = RestClient::create(rc.value());
-  if (!c.ok()) {
-    ADD_FAILURE() << c.error().describe();
-    return nullptr;
-  }
-  return c.value();
-}
 
 // The doctor lines about RBAC ("ok    rbac …", "FAIL  rbac …").
 std::vector<std::string> rbacLines(const std::string& out) {
@@ -65,7 +47,7 @@ class DoctorCluster : public ::testing::Test {
         << "AGENTPANE_TEST_SA_KUBECONFIG and KUBECONFIG are not set: eval \"$(scripts/test-cluster "
            "env)\"";
     saKubeconfig_ = sa;
-    admin_ = clientFor(admin);
+    admin_ = testing::clientForKubeconfig(admin);
     ASSERT_TRUE(admin_);
     run_ = "doctor-" + std::to_string(::getpid()) + "-" +
            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 100000);
@@ -165,7 +147,7 @@ class DoctorCluster : public ::testing::Test {
     std::ofstream(path) << YAML::Dump(kc) << "\n";
     // The authorizer learns of new bindings through its informers, a moment after they are
     // stored: wait until it grants the new account both a namespaced and a cluster verb.
-    auto limitedClient = clientFor(path.string());
+    auto limitedClient = testing::clientForKubeconfig(path.string());
     EXPECT_TRUE(limitedClient);
     if (!limitedClient) return {};
     const std::vector<Permission> probe = {{"pods", "", "get", false, ""},
