@@ -11,6 +11,11 @@ PKGS=(
   containerd etcd-server containernetworking-plugins iptables ipset conntrack socat iproute2 openssl
   chromium chromium-driver
 )
+# The web page (web/) builds and tests with Node.js 18 or newer and npm. A node already on the
+# machine (say from another distribution channel) is kept; otherwise Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,6 +10,7 @@ step "Debian packages";            bash scripts/install-deps.sh
 step "Docker engine";              bash scripts/start-docker.sh
 step "Sandbox image";              bash scripts/build-sandbox-image.sh
 step "Build agentpane";            bash scripts/build.sh agentpane
+step "Build the web page";         bash scripts/build-web.sh
 [[ ${1:-} == --no-serve ]] && exit 0
 
 step "Start the server"
@@ -36,4 +37,5 @@ for _ in $(seq 100); do
 done
 curl -fsS http://127.0.0.1:7300/api/health >/dev/null || { echo "server did not answer; log: $HOME_DIR/server.log"; exit 1; }
 echo "agentpane is serving on http://127.0.0.1:7300 (token: $HOME_DIR/token, log: $HOME_DIR/server.log)"
+echo "web page: http://127.0.0.1:7300/#token=$(cat "$HOME_DIR/token")"
 echo "try: ./build/agentpane doctor && ./build/agentpane sandbox create --project-path \$PWD"

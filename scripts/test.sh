@@ -47,6 +47,7 @@ step "Debian packages";  must bash scripts/install-deps.sh
 step "Docker engine";    must bash scripts/start-docker.sh
 step "Sandbox image";    must bash scripts/build-sandbox-image.sh
 step "Build";            must bash scripts/build.sh all
+step "Web page build";   must bash scripts/build-web.sh
 mkdir -p "$LOGDIR"
 
 step "clang-format"
@@ -72,6 +73,25 @@ else
 fi
 
 step "Unit tests";                 run_ctest unit -L unit -j2
+
+step "Web type check (svelte-check)"
+if (cd web && npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings) >"$LOGDIR/svelte-check.log" 2>&1; then
+  record web-typecheck 1 0
+else
+  tail -30 "$LOGDIR/svelte-check.log"; record web-typecheck 0 1
+fi
+
+step "Web component tests (Vitest)"
+(cd web && npx vitest run --reporter=default --reporter=json --outputFile="$LOGDIR/vitest.json") >"$LOGDIR/vitest.log" 2>&1
+vitest_rc=$?
+if [[ -s $LOGDIR/vitest.json ]]; then
+  v_passed=$(jq '.numPassedTests' "$LOGDIR/vitest.json"); v_failed=$(jq '.numFailedTests' "$LOGDIR/vitest.json")
+  ((vitest_rc != 0 && v_failed == 0)) && v_failed=1
+  ((v_failed > 0)) && tail -40 "$LOGDIR/vitest.log"
+  record web-components "$v_passed" "$v_failed"
+else
+  tail -30 "$LOGDIR/vitest.log"; record web-components 0 1
+fi
 step "Fuzzing (libFuzzer, ${FUZZ_TIME:-30} s per target)"
 # Each fuzz/*_fuzz.cpp target counts once: passed, or failed on a crash, leak or UB.
 bash scripts/fuzz.sh 2>&1 | tee "$LOGDIR/fuzz.log" | grep -E '^(PASS|FAIL|FATAL)|ERROR|SUMMARY'
@@ -118,6 +138,19 @@ if [[ -z ${SKIP_CLUSTER:-} && -x scripts/test-cluster ]]; then
     record cluster-up 0 1
   fi
 fi
+
+# After the cluster block: with its environment, the Kubernetes panel test runs on the real
+# cluster; without it (SKIP_CLUSTER), that test is reported as skipped and not counted.
+step "Web browser tests (Chromium, real server, Docker${AGENTPANE_TEST_SA_KUBECONFIG:+, cluster})"
+(cd web && node --test --test-concurrency=1 --test-reporter=tap browser/) >"$LOGDIR/web-browser.log" 2>&1
+browser_rc=$?
+tap() { sed -nE "s/^# $1 ([0-9]+)$/\1/p" "$LOGDIR/web-browser.log" | tail -1; }
+b_passed=$(tap pass); b_failed=$(tap fail); b_cancelled=$(tap cancelled); b_skipped=$(tap skipped)
+b_passed=${b_passed:-0}; b_failed=$((${b_failed:-0} + ${b_cancelled:-0}))
+((browser_rc != 0 && b_failed == 0)) && b_failed=1
+((b_failed > 0)) && grep -E '^not ok|^# |error|Error' "$LOGDIR/web-browser.log" | head -40
+((${b_skipped:-0} > 0)) && echo "-- web-browser: ${b_skipped} skipped (not counted)"
+record web-browser "$b_passed" "$b_failed"
 
 echo
 ((${#FAILURES[@]})) && echo "failing suites: ${FAILURES[*]} (logs in $LOGDIR)"

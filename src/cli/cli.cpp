@@ -98,6 +98,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   serve->add_option("--reconcile-seconds", serveArgs.reconcileSeconds, "Reconcile period")
       ->check(CLI::Range(1, 86400));
+  serve->add_option(
+      "--web-root", serveArgs.webRoot,
+      "The built web page (default: AGENTPANE_WEB_ROOT, else web/dist by the binary)");
   serve->add_option("--project-root", serveArgs.projectRoots,
                     "Directory whose subdirectories may be projects (repeatable; default: "
                     "AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory)");

@@ -29,6 +29,7 @@ int runServeCommand(const ServeArgs& args) {
   if (args.orphanGraceSeconds > 0) opts.orphanGrace = std::chrono::seconds(args.orphanGraceSeconds);
   if (args.reconcileSeconds > 0) opts.reconcileEvery = std::chrono::seconds(args.reconcileSeconds);
   opts.projectRoots = args.projectRoots;
+  opts.webRoot = args.webRoot;
   opts.maxStreams = args.maxStreams;
   if (args.maxExecs > 0) opts.maxExecs = args.maxExecs;
   return server::runServe(opts);

@@ -444,6 +444,9 @@ std::vector<Route> buildRoutes() {
   r.push_back(ws("/api/sandboxes/{sandbox}/tmux/{tmux}/attach", runTmuxAttach));
 
   r.push_back(http(V::get, "/api/audit", audit));
+
+  r.push_back(http(V::get, "/api/settings", getSettings));
+  r.push_back(http(V::put, "/api/settings", putSettings));
   return r;
 }
 

@@ -49,6 +49,19 @@ fs::path resolveHome(const fs::path& home) {
   return fs::path(".agentpane");
 }
 
+fs::path resolveWebRoot(const fs::path& webRoot) {
+  if (!webRoot.empty()) return webRoot;
+  if (const char* w = std::getenv("AGENTPANE_WEB_ROOT"); w != nullptr && *w != '\0') return w;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "web/dist";
+  const fs::path dir = exe.parent_path();
+  for (const fs::path& candidate : {dir.parent_path() / "web" / "dist", dir / "web"}) {
+    if (fs::exists(candidate / "index.html", ec)) return candidate;
+  }
+  return dir.parent_path() / "web" / "dist";  // named in the warning when it is missing
+}
+
 int runServe(const ServeOptions& options) {
   const fs::path home = resolveHome(options.home);
   // The home directory (0700) and token come first: the database lives in the same place.
@@ -116,6 +129,7 @@ int runServe(const ServeOptions& options) {
   ServerOptions serverOptions;
   serverOptions.listen = options.listen;
   serverOptions.home = home;
+  serverOptions.webRoot = resolveWebRoot(options.webRoot);
   serverOptions.networkThreads = options.networkThreads;
   serverOptions.workerThreads = options.workerThreads;
   serverOptions.shutdownGrace = options.shutdownGrace;
@@ -131,6 +145,8 @@ int runServe(const ServeOptions& options) {
   const std::string url = clientUrl(options.listen, server.port());
   if (!writeAddressFile(home, url)) spdlog::warn("cannot write {}", (home / "address").string());
   spdlog::info("serving on {} (token in {})", url, (home / "token").string());
+  // The token rides in the fragment, which browsers never send: it reaches no access log.
+  spdlog::info("web page: {}/#token={}", url, token.value());
 
   server.runUntilSignal();
   service.stopBackground();

@@ -24,7 +24,13 @@ struct ServeOptions {
   // Project roots (--project-root); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp
   // directory. See common/path_policy.hpp.
   std::vector<std::string> projectRoots;
+  // The built web page (--web-root); empty: AGENTPANE_WEB_ROOT, else web/dist next to the
+  // binary's directory (build/agentpane -> web/dist), else `<binary dir>/web`.
+  std::filesystem::path webRoot;
 };
+
+// The directory the web page is served from (see ServeOptions::webRoot).
+std::filesystem::path resolveWebRoot(const std::filesystem::path& webRoot);
 
 // The home directory `serve` uses for `home` (AGENTPANE_HOME, else ~/.agentpane).
 std::filesystem::path resolveHome(const std::filesystem::path& home);

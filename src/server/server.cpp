@@ -30,6 +30,7 @@
 
 #include "k8s/cluster_info.hpp"
 #include "server/server_context.hpp"
+#include "server/static_files.hpp"
 #include "server/ws_channel.hpp"
 
 namespace agentpane::server {
@@ -116,7 +117,10 @@ http::response<http::string_body> toResponse(const Reply& r, unsigned version, b
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "agentpane");
   res.set(http::field::content_type, r.contentType);
-  res.set(http::field::cache_control, "no-store");
+  bool cacheControlSet = false;
+  for (const auto& [k, v] : r.headers)
+    cacheControlSet = cacheControlSet || beast::iequals(k, "Cache-Control");
+  if (!cacheControlSet) res.set(http::field::cache_control, "no-store");
   res.set("X-Content-Type-Options", "nosniff");
   for (const auto& [k, v] : r.headers)
     res.insert(k, v);
@@ -149,6 +153,7 @@ struct Server::Impl {
   ConnRegistry registry;
   std::vector<Route> routes;
   ServerContext ctx;
+  StaticFiles webPage;  // the built web page (options.webRoot); empty when not built
   std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
   asio::thread_pool pool;
   asio::thread_pool lifecyclePool;
@@ -231,6 +236,17 @@ Result<void> Server::Impl::start() {
   auto token = loadOrCreateToken(options.home);
   if (!token.ok()) return token.takeError();
   ctx.token = token.value();
+  if (!options.webRoot.empty()) {
+    webPage = StaticFiles::load(options.webRoot);
+    if (webPage.available()) {
+      spdlog::info("web page: {} files from {}", webPage.fileCount(), options.webRoot.string());
+    } else {
+      spdlog::warn(
+          "web page not served: {} (build it with `npm --prefix web ci && npm --prefix "
+          "web run build`)",
+          webPage.problem());
+    }
+  }
 
   acceptorEx = asio::make_strand(*ioc);
   acceptor.emplace(acceptorEx);
@@ -332,6 +348,13 @@ Server::Impl::Dispatch Server::Impl::dispatch(const Request& req) {
     r.headers.emplace_back("Allow", allowed);
     d.early = std::move(r);
     return d;
+  }
+  if (req.method() == http::verb::get) {
+    if (auto page = webPage.serve(req.target().substr(0, req.target().find('?')))) {
+      d.label = "page";
+      d.early = std::move(page);
+      return d;
+    }
   }
   d.label = "unmatched";
   d.early =

@@ -29,8 +29,11 @@ inline constexpr const char* kServerVersion = "0.1.0";
 struct ServerOptions {
   std::string listen = "127.0.0.1:7300";  // "host:port", "[v6]:port"; port 0 = any free port
   std::filesystem::path home;             // token file lives here (created 0700)
-  int networkThreads = 1;                 // 1..2 is plenty
-  int workerThreads = 4;                  // blocking service calls
+  // The built web page (web/dist), served at `/`. Empty: no page. A directory without an
+  // index.html: the server starts, logs why, and answers `/` with 503 and how to build it.
+  std::filesystem::path webRoot;
+  int networkThreads = 1;  // 1..2 is plenty
+  int workerThreads = 4;   // blocking service calls
   // Create, start, stop and remove wait on engines and clusters (an image, a pod start):
   // they run on a pool of their own so that they never starve the workers.
   int lifecycleThreads = 8;

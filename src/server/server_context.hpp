@@ -118,6 +118,9 @@ boost::asio::awaitable<Reply> runCreate(RequestContext& ctx, CreateSandboxReques
 boost::asio::awaitable<Reply> k8sStatus(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sContexts(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sNamespaces(RequestContext& ctx);
+// The web page's settings (routes_settings.cpp).
+boost::asio::awaitable<Reply> getSettings(RequestContext& ctx);
+boost::asio::awaitable<Reply> putSettings(RequestContext& ctx);
 
 // Counts one exec in the metrics: provider label looked up from the sandbox (blocking).
 std::string providerLabel(SandboxService& service, const std::string& sandboxId);

@@ -96,6 +96,14 @@ class SandboxService {
   // The default config; made at first start ("default") when no config exists.
   Result<SandboxConfig> defaultConfig();
 
+  // Settings. The default provider the web page preselects (Docker until one is chosen, and
+  // while Kubernetes is off); choosing Kubernetes while it is off is K8S_DISABLED.
+  Result<ProviderType> defaultProvider();
+  // The Kubernetes feature: the service's option (ENABLE_K8S_SANDBOX) or the default config's
+  // enableK8s. Blocking (SQLite).
+  bool k8sEnabled();
+  Result<void> setDefaultProvider(ProviderType t);
+
   // Sandboxes
   // Reports its phases through control (each with the new sandbox's id; the first is
   // "accepted"). Once control.stop is requested it stops, removes what it made and fails

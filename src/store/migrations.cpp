@@ -104,6 +104,15 @@ ALTER TABLE sandbox_configs ADD COLUMN allow_root_exec INTEGER NOT NULL DEFAULT 
   CHECK (allow_root_exec IN (0, 1));
 )sql";
 
+// Server-wide settings the web page changes (the default provider), as key/value rows.
+constexpr const char* kMigrationSettings = R"sql(
+CREATE TABLE settings (
+  key        TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -112,6 +121,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {2, "sandboxes record their provider instance", kMigration2},
       {3, "stop reasons and wake on use", kMigration3},
       {4, "root exec a profile permission", kMigration4},
+      {5, "server settings", kMigrationSettings},
   };
   return kMigrations;
 }

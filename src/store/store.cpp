@@ -772,4 +772,29 @@ Result<std::vector<AuditEntry>> Store::queryAudit(const AuditQuery& q) {
   return out;
 }
 
+// --- settings --------------------------------------------------------------------------------
+
+Result<std::optional<std::string>> Store::getSetting(const std::string& key) {
+  std::lock_guard lk(impl_->mu);
+  auto s = impl_->prepare("SELECT value FROM settings WHERE key = ?1");
+  if (!s.ok()) return s.takeError();
+  Stmt st(impl_->db, s.value());
+  st.bindAll(key);
+  int rc = st.step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(st.text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return sqlError(impl_->db, "read setting");
+}
+
+Result<void> Store::putSetting(const std::string& key, const std::string& value,
+                               std::int64_t updatedAtUnix) {
+  std::lock_guard lk(impl_->mu);
+  auto r = impl_->run(
+      "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+      "write setting", key, value, updatedAtUnix);
+  if (!r.ok()) return r.takeError();
+  return {};
+}
+
 }  // namespace agentpane

@@ -97,6 +97,11 @@ class Store {
   Result<std::int64_t> appendAudit(const AuditEntry& e);            // returns the new id
   Result<std::vector<AuditEntry>> queryAudit(const AuditQuery& q);  // newest first
 
+  // --- settings (key/value) --------------------------------------------------------------
+  Result<std::optional<std::string>> getSetting(const std::string& key);
+  Result<void> putSetting(const std::string& key, const std::string& value,
+                          std::int64_t updatedAtUnix);
+
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);

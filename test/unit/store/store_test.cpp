@@ -195,7 +195,7 @@ TEST(StoreMigrations, ConfigsMadeBeforeMigration4DoNotAllowRootExec) {
           "30, 1, 1)");
   auto s = openOrDie(path);
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->schemaVersion().value(), 4);
+  EXPECT_EQ(s->schemaVersion().value(), Store::latestSchemaVersion());
   auto c = s->getConfig("old");
   ASSERT_TRUE(c.ok()) << c.error().describe();
   EXPECT_FALSE(c->allowRootExec);
