@@ -349,7 +349,7 @@ Server::Impl::Dispatch Server::Impl::dispatch(const Request& req) {
     d.early = std::move(r);
     return d;
   }
-  if (req.method() == http::verb::get) {
+  if (req.method() == http::verb::get && !options.webRoot.empty()) {
     if (auto page = webPage.serve(req.target().substr(0, req.target().find('?')))) {
       d.label = "page";
       d.early = std::move(page);

@@ -221,6 +221,9 @@ describe('web page', () => {
     created.push(id);
     await row.getByTestId('sandbox-status').filter({ hasText: 'running' }).waitFor({ timeout: 120_000 });
     await page.getByRole('button', { name: 'Create sandbox' }).waitFor(); // the create has answered
+    // The streamed create's phases were shown as they came (Docker: image, created, started).
+    const phases = await page.getByTestId('create-progress').locator('.badge').allTextContents();
+    assert.ok(phases.includes('started'), `phases shown: ${phases.join(', ')}`);
     await shoot('sandboxes');
 
     await page.goto(baseUrl + '/#/profiles');
@@ -277,5 +280,18 @@ describe('web page', () => {
     assert.ok(overflow <= 0, `no horizontal scrolling (overflow ${overflow}px)`);
     await page.screenshot({ path: path.join(shotDir, 'sandboxes-phone-light.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  test('stop, then delete a sandbox from the list', async () => {
+    const id = created[0];
+    await page.goto(baseUrl + '/#/sandboxes');
+    const row = page.locator(`[data-testid=sandbox-row][data-id="${id}"]`);
+    await row.getByRole('button', { name: 'Stop' }).click();
+    await row.getByTestId('sandbox-status').filter({ hasText: 'stopped' }).waitFor({ timeout: 60_000 });
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached', timeout: 60_000 });
+    const left = await apiCall('GET', `/api/sandboxes/${id}`);
+    assert.equal(left.ok, false);
+    assert.equal(left.error.code, 'SANDBOX_NOT_FOUND');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, ApiError, decodeOutput, request, splitArgs } from './api';
+import { age, ApiError, createSandboxStreamed, decodeOutput, request, splitArgs } from './api';
 import { parseRoute, routeHash, tokenFromHash } from './route';
 
 function reply(status: number, body: string): typeof fetch {
@@ -59,5 +59,51 @@ describe('helpers', () => {
     expect(tokenFromHash('#token=abc123')).toBe('abc123');
     expect(tokenFromHash('#/sandboxes')).toBeNull();
     expect(tokenFromHash('#token=abc&x=1')).toBeNull();
+  });
+});
+
+describe('createSandboxStreamed', () => {
+  function streamOf(lines: string[], chunk = 7): typeof fetch {
+    const text = lines.join('\n') + '\n';
+    return (async () => {
+      const enc = new TextEncoder().encode(text);
+      const body = new ReadableStream({
+        start(c) {
+          for (let i = 0; i < enc.length; i += chunk) c.enqueue(enc.slice(i, i + chunk));
+          c.close();
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'Content-Type': 'application/x-ndjson' } });
+    }) as typeof fetch;
+  }
+
+  it('reports phases split across chunks and resolves with the sandbox', async () => {
+    const phases: string[] = [];
+    const r = await createSandboxStreamed(
+      { projectPath: '/p' },
+      (p) => phases.push(p.phase),
+      streamOf([
+        '{"type":"progress","phase":"image","message":"present","sandboxId":"sbx-1","elapsedMs":3}',
+        '{"type":"heartbeat"}',
+        '{"type":"progress","phase":"started","message":"running","sandboxId":"sbx-1","elapsedMs":400}',
+        '{"type":"result","status":201,"ok":true,"data":{"id":"sbx-1","status":"running"}}',
+      ]),
+    );
+    expect(phases).toEqual(['image', 'started']);
+    expect(r).toEqual({ id: 'sbx-1', status: 'running' });
+  });
+
+  it('throws the result error with its code', async () => {
+    const p = createSandboxStreamed({}, () => {}, streamOf(['{"type":"result","status":503,"ok":false,"error":{"code":"SANDBOX_CREATE_CANCELLED","message":"cancelled"}}']));
+    await expect(p).rejects.toMatchObject({ code: 'SANDBOX_CREATE_CANCELLED', status: 503 });
+  });
+
+  it('reads a plain refusal', async () => {
+    const p = createSandboxStreamed({}, () => {}, reply(403, '{"ok":false,"error":{"code":"PATH_FORBIDDEN","message":"outside the project roots"}}'));
+    await expect(p).rejects.toMatchObject({ code: 'PATH_FORBIDDEN', status: 403 });
+  });
+
+  it('names a stream that ends without a result', async () => {
+    await expect(createSandboxStreamed({}, () => {}, streamOf(['{"type":"heartbeat"}']))).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
   });
 });

@@ -189,3 +189,71 @@ export function decodeOutput(text: string | undefined, b64: string | undefined):
   const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
 }
+
+export interface CreateProgress {
+  phase: string;
+  message: string;
+  sandboxId?: string;
+  elapsedMs?: number;
+}
+
+// POST /api/sandboxes in its streamed form (Accept: application/x-ndjson): one JSON line per
+// phase, heartbeats, then {"type":"result","status","ok","data"|"error"}. Resolves with the
+// sandbox, or throws the result's error as an ApiError.
+export async function createSandboxStreamed<T>(
+  body: unknown,
+  onProgress: (p: CreateProgress) => void,
+  fetchImpl: Fetch = fetch,
+): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetchImpl('/api/sandboxes', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/x-ndjson' },
+      body: JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError('NETWORK_ERROR', `the server cannot be reached (${String(e)})`);
+  }
+  const type = res.headers.get('content-type') ?? '';
+  if (!type.startsWith('application/x-ndjson') || !res.body) {
+    // Refused before the create started (validation, auth): the plain envelope.
+    const text = await res.text();
+    let env: { ok?: boolean; data?: T; error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    try {
+      env = JSON.parse(text);
+    } catch {
+      throw new ApiError('BAD_RESPONSE', `HTTP ${res.status}: ${text.slice(0, 200)}`, res.status);
+    }
+    if (env.ok) return env.data as T;
+    throw new ApiError(env.error?.code ?? 'BAD_RESPONSE', env.error?.message ?? `HTTP ${res.status}`, res.status, env.error?.details ?? {});
+  }
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (value) buf += dec.decode(value, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line) as {
+        type: string;
+        status?: number;
+        ok?: boolean;
+        data?: T;
+        error?: { code?: string; message?: string; details?: Record<string, unknown> };
+      } & CreateProgress;
+      if (msg.type === 'progress') onProgress(msg);
+      else if (msg.type === 'result') {
+        if (msg.ok) return msg.data as T;
+        throw new ApiError(msg.error?.code ?? 'BAD_RESPONSE', msg.error?.message ?? 'create failed', msg.status ?? 0, msg.error?.details ?? {});
+      }
+    }
+    if (done) break;
+  }
+  throw new ApiError('BAD_RESPONSE', 'the create stream ended without a result');
+}
