@@ -177,6 +177,17 @@ describe('web page', () => {
     const real = JSON.parse(execFileSync('kubectl', ['--kubeconfig', process.env.KUBECONFIG ?? clusterKubeconfig, 'version', '-o', 'json'], { encoding: 'utf8' })).serverVersion.gitVersion;
     await page.getByTestId('k8s-connection').filter({ hasText: 'Connected' }).waitFor();
     assert.equal(await page.getByTestId('k8s-version').textContent(), real);
+    // The panel's context (preselected: the kubeconfig's current one) and namespace are saved
+    // into the default profile, which the cluster routes read.
+    const current = await page.getByTestId('k8s-context').inputValue();
+    assert.notEqual(current, '', 'the current context is preselected');
+    await page.getByRole('button', { name: 'Save to default profile' }).click();
+    await page.getByText('Saved.').waitFor();
+    const profiles = await apiCall('GET', '/api/sandbox-configs');
+    const def = profiles.data.find((p) => p.isDefault);
+    assert.equal(def.kubeContext, current);
+    assert.equal(def.kubeNamespace, 'agentpane-sandboxes');
+    await page.getByTestId('k8s-connection').filter({ hasText: 'Connected' }).waitFor();
     await page.reload();
     await page.getByTestId('provider-kubernetes').getByText('Default').waitFor(); // persisted
     assert.equal((await apiCall('GET', '/api/settings')).data.defaultProvider, 'kubernetes');
