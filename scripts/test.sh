@@ -142,7 +142,7 @@ fi
 # After the cluster block: with its environment, the Kubernetes panel test runs on the real
 # cluster; without it (SKIP_CLUSTER), that test is reported as skipped and not counted.
 step "Web browser tests (Chromium, real server, Docker${AGENTPANE_TEST_SA_KUBECONFIG:+, cluster})"
-(cd web && node --test --test-concurrency=1 --test-reporter=tap browser/) >"$LOGDIR/web-browser.log" 2>&1
+(cd web && node --test --test-reporter=tap browser/) >"$LOGDIR/web-browser.log" 2>&1
 browser_rc=$?
 tap() { sed -nE "s/^# $1 ([0-9]+)$/\1/p" "$LOGDIR/web-browser.log" | tail -1; }
 b_passed=$(tap pass); b_failed=$(tap fail); b_cancelled=$(tap cancelled); b_skipped=$(tap skipped)
