@@ -101,6 +101,9 @@ fi
 grep -q 'panicked\|terminate called\|Segmentation' "$WORK/server.log" && {
   echo "[api-fuzz] the server log shows a crash"; tail -20 "$WORK/server.log"; st_rc=1; }
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "[api-fuzz] the server died"; tail -20 "$WORK/server.log"; st_rc=1; }
+# Everything the fuzz did is in the audit ledger, and the ledger's chain holds.
+"$ROOT/build/agentpane" audit verify --dir "$HOME_DIR/audit" >"$WORK/verify.log" 2>&1 ||
+  { echo "[api-fuzz] audit verify failed"; cat "$WORK/verify.log"; st_rc=1; }
 echo "[api-fuzz] sandboxes the fuzz created on the engine: $created; engine clean: $([[ -z $after ]] && echo yes || echo no)"
 ((st_rc == 0)) && echo "[api-fuzz] PASS" || echo "[api-fuzz] FAIL"
 exit "$st_rc"

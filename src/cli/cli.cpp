@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/api_client.hpp"
+#include "cli/audit_commands.hpp"
 #include "cli/commands.hpp"
 #include "cli/profile_commands.hpp"
 #include "net/url.hpp"
@@ -228,6 +229,7 @@ int run(int argc, char** argv) {
   auto* doctor = app.add_subcommand(
       "doctor", "Check the engine, image, database, token, server, cluster and its RBAC");
   ProfileCommands profiles(app);
+  AuditCommands audit(app);
 
   try {
     app.parse(argc, argv);
@@ -241,6 +243,7 @@ int run(int argc, char** argv) {
   if (serve->parsed()) return runServeCommand(serveArgs);
   if (doctor->parsed()) return runDoctor();
   if (k8sCheckPod->parsed()) return runCheckPod(checkPodFile, checkPodLevel, checkPodJson);
+  if (audit.verifyParsed()) return audit.runVerify();
   if (manifests->parsed()) {
     return fail(
         Error(ErrorCode::K8sDisabled,
@@ -252,6 +255,7 @@ int run(int argc, char** argv) {
   const ApiClient& api = client.value();
   const std::string sb = "/api/sandboxes/" + net::percentEncode(sandboxId);
   if (profiles.parsed()) return profiles.run(api);
+  if (audit.listParsed()) return audit.runList(api);
 
   if (create->parsed()) {
     json body = {{"projectPath", projectPath}};

@@ -192,4 +192,22 @@ void SessionStore::pruneLocked(Clock::time_point now) {
   }
 }
 
+AuthFailureThrottle::AuthFailureThrottle(int perSecond, Now now)
+    : perSecond_(perSecond), now_(std::move(now)) {}
+
+std::optional<std::uint64_t> AuthFailureThrottle::admit() {
+  std::lock_guard lk(mu_);
+  const auto t = now_();
+  if (t - windowStart_ >= std::chrono::seconds(1)) {
+    windowStart_ = t;
+    inWindow_ = 0;
+  }
+  if (inWindow_ >= perSecond_) {
+    ++suppressed_;
+    return std::nullopt;
+  }
+  ++inWindow_;
+  return std::exchange(suppressed_, 0);
+}
+
 }  // namespace agentpane::server

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -66,6 +67,29 @@ class SessionStore {
   std::size_t maxSessions_;
   std::mutex mu_;
   std::unordered_map<std::string, Clock::time_point> expiry_;
+};
+
+// How many auth failures reach the audit ledger: at most `perSecond` a second, so that a
+// flood of wrong tokens cannot become a flood of synced writes. Thread-safe.
+class AuthFailureThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Now = std::function<Clock::time_point()>;
+
+  explicit AuthFailureThrottle(
+      int perSecond = 20, Now now = [] { return Clock::now(); });
+
+  // nullopt: this failure is only counted. Otherwise it is recorded, and the value is the
+  // number of failures counted (not recorded) since the last recorded one.
+  std::optional<std::uint64_t> admit();
+
+ private:
+  int perSecond_;
+  Now now_;
+  std::mutex mu_;
+  Clock::time_point windowStart_{};
+  int inWindow_ = 0;
+  std::uint64_t suppressed_ = 0;
 };
 
 }  // namespace agentpane::server

@@ -3,15 +3,18 @@
 // GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "agentpane/tmux.hpp"
 #include "common/exec_async.hpp"
+#include "common/time.hpp"
 #include "server/blocking.hpp"
 #include "server/exec_runner.hpp"
 #include "server/server_context.hpp"
@@ -89,6 +92,12 @@ asio::awaitable<Reply> createSession(RequestContext& ctx) {
   auto token = f->requiredString("token");
   if (!token.ok()) co_return errorReply(token.error());
   if (!constantTimeEquals(token.value(), ctx.server.token)) {
+    std::string remote;
+    boost::system::error_code ec;
+    if (ctx.socket != nullptr) {
+      if (auto ep = ctx.socket->remote_endpoint(ec); !ec) remote = ep.address().to_string();
+    }
+    auditAuthFailure(ctx.server, ctx.route, "POST", remote, "wrong token for a session");
     co_return errorReply(ErrorCode::Unauthorized, "wrong token");
   }
   auto ttl = ctx.server.sessions.ttl();
@@ -364,8 +373,39 @@ asio::awaitable<Reply> killTmux(RequestContext& ctx) {
 
 // --- audit ----------------------------------------------------------------------------------
 
+// A time in a query: RFC 3339 ("2026-12-04T20:00:00Z") or Unix milliseconds.
+Result<std::optional<std::int64_t>> queryTimeMs(const RequestContext& ctx,
+                                                const std::string& name) {
+  auto it = ctx.query.find(name);
+  if (it == ctx.query.end() || it->second.empty()) return std::optional<std::int64_t>{};
+  const std::string& v = it->second;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return queryInt(ctx, name, 0, std::numeric_limits<std::int64_t>::max());
+  }
+  auto t = parseRfc3339(v);
+  constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000 - 1;
+  if (!t.ok() || t->unixSeconds < 0 || t->unixSeconds > kMaxSeconds) {
+    return fieldError(name, "'" + name +
+                                "' must be an RFC 3339 time (2026-12-04T20:00:00Z) or Unix "
+                                "milliseconds");
+  }
+  return std::optional<std::int64_t>(t->unixSeconds * 1000 + t->nanos / 1000000);
+}
+
+// An event name, or a family of them ("sandbox.*").
+bool isValidEventFilter(const std::string& e) {
+  if (e.empty() || e.size() > 64) return false;
+  std::string_view name(e);
+  if (name.size() >= 2 && name.substr(name.size() - 2) == ".*") name.remove_suffix(2);
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
 asio::awaitable<Reply> audit(RequestContext& ctx) {
-  if (auto q = onlyQuery(ctx, {"sandboxId", "limit", "beforeId"}); !q.ok())
+  if (auto q = onlyQuery(ctx, {"sandboxId", "event", "since", "until", "limit", "beforeId"});
+      !q.ok())
     co_return errorReply(q.error());
   AuditQuery q;
   if (auto it = ctx.query.find("sandboxId"); it != ctx.query.end() && !it->second.empty()) {
@@ -373,6 +413,19 @@ asio::awaitable<Reply> audit(RequestContext& ctx) {
       co_return errorReply(fieldError("sandboxId", "invalid sandbox id"));
     q.sandboxId = it->second;
   }
+  if (auto it = ctx.query.find("event"); it != ctx.query.end() && !it->second.empty()) {
+    if (!isValidEventFilter(it->second)) {
+      co_return errorReply(fieldError(
+          "event", "'event' must be an event name (exec, sandbox.create) or a family (sandbox.*)"));
+    }
+    q.action = it->second;
+  }
+  auto since = queryTimeMs(ctx, "since");
+  if (!since.ok()) co_return errorReply(since.error());
+  auto until = queryTimeMs(ctx, "until");
+  if (!until.ok()) co_return errorReply(until.error());
+  q.sinceMs = since.value();
+  q.untilMs = until.value();
   auto limit = queryInt(ctx, "limit", 1, 1000);
   if (!limit.ok()) co_return errorReply(limit.error());
   q.limit = static_cast<int>(limit.value().value_or(100));

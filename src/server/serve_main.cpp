@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "audit/ledger.hpp"
 #include "net/endpoint.hpp"
 #include "server/auth.hpp"
 #include "server/server.hpp"
@@ -62,6 +63,10 @@ fs::path resolveWebRoot(const fs::path& webRoot) {
   return dir.parent_path() / "web" / "dist";  // named in the warning when it is missing
 }
 
+fs::path ledgerDir(const fs::path& home) {
+  return home / "audit";
+}
+
 int runServe(const ServeOptions& options) {
   const fs::path home = resolveHome(options.home);
   // The home directory (0700) and token come first: the database lives in the same place.
@@ -78,7 +83,24 @@ int runServe(const ServeOptions& options) {
     return 1;
   }
 
+  // The audit ledger: a server that cannot record what it does does not start.
+  audit::LedgerOptions lo;
+  lo.dir = ledgerDir(home);
+  auto ledger = audit::Ledger::open(lo, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  if (!ledger.ok()) {
+    spdlog::error("cannot open the audit ledger: {}", ledger.error().describe());
+    return 1;
+  }
+  if (const auto& rec = ledger.value()->recovery()) {
+    spdlog::warn("audit ledger: a torn last line of {} ({} bytes, a write cut short) was removed",
+                 rec->file, rec->tornBytes);
+  }
+  spdlog::info("audit ledger {} (entry {})", lo.dir.string(), ledger.value()->lastSeq());
+
   ServiceOptions so;
+  so.ledger = std::shared_ptr<audit::Ledger>(std::move(ledger).value());
   so.enableK8s = options.enableK8s || k8sEnabledByEnvironment();
   so.reconcileEvery = options.reconcileEvery;
   so.orphanGrace = options.orphanGrace;

@@ -35,6 +35,9 @@ std::filesystem::path resolveWebRoot(const std::filesystem::path& webRoot);
 // The home directory `serve` uses for `home` (AGENTPANE_HOME, else ~/.agentpane).
 std::filesystem::path resolveHome(const std::filesystem::path& home);
 
+// The audit ledger of a server home: <home>/audit (docs/audit.md).
+std::filesystem::path ledgerDir(const std::filesystem::path& home);
+
 // Runs the server; returns the process exit code (0 after a clean signal-driven stop).
 // Writes `<home>/address` ("http://host:port", the bound port when listening on port 0)
 // once it accepts connections, and removes it on a clean stop.

@@ -28,10 +28,13 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "k8s/cluster_info.hpp"
 #include "server/server_context.hpp"
 #include "server/static_files.hpp"
 #include "server/ws_channel.hpp"
+#include "service/sandbox_service.hpp"
 
 namespace agentpane::server {
 namespace asio = boost::asio;
@@ -196,6 +199,7 @@ struct Server::Impl {
     std::string label = "unmatched";
     std::optional<Reply> early;        // a reply without running a handler
     std::shared_ptr<void> streamSlot;  // WebSocket routes: the slot taken for the stream
+    bool authFailed = false;           // refused for a missing or wrong token: audited
   };
   Dispatch dispatch(const Request& req);
   // Everything decided on the header alone: size, origin, route, auth, upgrade.
@@ -205,6 +209,19 @@ struct Server::Impl {
   static Reply headerTooLarge();
   static Reply internalError();
 };
+
+void auditAuthFailure(ServerContext& server, const std::string& route, const std::string& method,
+                      const std::string& remote, const std::string& reason) {
+  auto suppressed = server.authFailures.admit();
+  if (!suppressed) return;
+  nlohmann::json detail{
+      {"route", route}, {"method", method}, {"remote", remote}, {"reason", reason}};
+  if (*suppressed > 0) detail["notRecordedBefore"] = *suppressed;
+  if (!server.poolOpen->load()) return;  // shutting down: the pool runs nothing more
+  asio::post(server.pool, [&service = server.service, d = detail.dump()] {
+    service.recordEvent("", "anonymous", "auth.failure", d, false);
+  });
+}
 
 namespace {
 
@@ -433,6 +450,7 @@ Server::Impl::Dispatch Server::Impl::checkHeader(http::request_parser<http::stri
     Reply r = errorReply(ErrorCode::Unauthorized, "missing or wrong bearer token");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
     d.early = std::move(r);
+    d.authFailed = true;
     return d;
   }
   if (route.ws) {
@@ -542,6 +560,15 @@ asio::awaitable<void> Server::Impl::session(beast::tcp_stream stream) {
       };
 
       Dispatch d = checkHeader(parser);
+      if (d.authFailed) {
+        boost::system::error_code rec;
+        auto remote = stream.socket().remote_endpoint(rec);
+        auditAuthFailure(ctx, d.label, method, rec ? "" : remote.address().to_string(),
+                         req.find(http::field::authorization) != req.end() ? "wrong bearer token"
+                         : req.find(http::field::cookie) != req.end()
+                             ? "no valid session (unknown or expired)"
+                             : "no credentials");
+      }
       if (d.early) {
         co_await refuse(*d.early, d.label);
         if (conn->stopping) co_return;

@@ -51,6 +51,7 @@ struct ServerContext {
   std::stop_source stopAll;
   Metrics metrics;
   SessionStore sessions;
+  AuthFailureThrottle authFailures;
   std::string token;
   int maxStreams = 0;  // the effective bound (options.maxStreams, or derived at start)
   std::atomic<int> activeStreams{0};
@@ -121,6 +122,11 @@ boost::asio::awaitable<Reply> k8sNamespaces(RequestContext& ctx);
 // The web page's settings (routes_settings.cpp).
 boost::asio::awaitable<Reply> getSettings(RequestContext& ctx);
 boost::asio::awaitable<Reply> putSettings(RequestContext& ctx);
+
+// Writes an "auth.failure" audit entry (route, method, remote address, why) on the worker
+// pool: called on network threads, it never blocks them. Throttled (AuthFailureThrottle).
+void auditAuthFailure(ServerContext& server, const std::string& route, const std::string& method,
+                      const std::string& remote, const std::string& reason);
 
 // Counts one exec in the metrics: provider label looked up from the sandbox (blocking).
 std::string providerLabel(SandboxService& service, const std::string& sandboxId);

@@ -604,9 +604,11 @@ Result<ExecStreamStart> execStreamStartFromJson(const json& j) {
 json toJson(const AuditEntry& e) {
   json detail = json::parse(e.detail, nullptr, false);
   if (detail.is_discarded()) detail = e.detail;
-  return json{{"id", e.id},       {"atMs", e.atUnixMs}, {"sandboxId", e.sandboxId},
-              {"actor", e.actor}, {"action", e.action}, {"detail", detail},
-              {"ok", e.ok}};
+  json out{{"id", e.id},       {"atMs", e.atUnixMs}, {"sandboxId", e.sandboxId},
+           {"actor", e.actor}, {"action", e.action}, {"detail", detail},
+           {"ok", e.ok}};
+  if (e.ledgerSeq > 0) out["seq"] = e.ledgerSeq;
+  return out;
 }
 
 Result<AuditEntry> auditEntryFromJson(const json& j) {
@@ -623,6 +625,7 @@ Result<AuditEntry> auditEntryFromJson(const json& j) {
          return {};
        }},
       {"ok", member(&A::ok)},
+      {"seq", member(&A::ledgerSeq)},
   };
   A a;
   AP_TRY(applyFields(j, kFields, a, /*nullIsAbsent=*/true));

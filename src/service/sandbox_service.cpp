@@ -68,7 +68,7 @@ ServiceOptions withDefaults(ServiceOptions o) {
 SandboxService::Impl::Impl(Store& s, ServiceOptions o)
     : store(s),
       opts(withDefaults(std::move(o))),
-      auditor(std::make_shared<Auditor>(s, opts.nowUnixMs)) {}
+      auditor(std::make_shared<Auditor>(s, opts.nowUnixMs, opts.ledger)) {}
 
 std::shared_ptr<SandboxProvider> SandboxService::Impl::providerFor(ProviderType t) {
   std::lock_guard lk(providersMu);

@@ -24,6 +24,9 @@
 namespace agentpane {
 
 class Store;  // src/store/store.hpp
+namespace audit {
+class Ledger;  // src/audit/ledger.hpp
+}
 
 // SandboxConfig, SandboxRecord, TmuxSessionRow, AuditEntry and AuditQuery live in
 // store/records.hpp (the store owns its row types; this header re-exports them).
@@ -74,6 +77,9 @@ struct ServiceOptions {
   // Which host directories may become a project (see common/path_policy.hpp). Null: the
   // defaults of this process (AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory).
   std::shared_ptr<const PathPolicy> pathPolicy;
+  // The audit ledger, the record every audit entry is written to first (the state table's
+  // audit rows are its query index). Null: the state table only (tests).
+  std::shared_ptr<audit::Ledger> ledger;
 };
 
 class SandboxService {
@@ -151,6 +157,11 @@ class SandboxService {
 
   // Audit
   Result<std::vector<AuditEntry>> audit(const AuditQuery& q);
+  // Records an event the service did not make itself (an auth failure, a settings change):
+  // ledger first, then the query index. detailJson is a JSON object's text. Never fails the
+  // caller (a failed write is logged); blocking (a write and an fsync).
+  void recordEvent(const std::string& sandboxId, const std::string& actor, const std::string& event,
+                   const std::string& detailJson, bool ok);
 
   // Reconcile rows with providers: adopt labelled sandboxes, mark vanished rows "gone",
   // remove orphans older than the grace period. Called at start and periodically.

@@ -2,6 +2,7 @@
 // events and their subscribers, and the counts /metrics reports.
 #include <spdlog/spdlog.h>
 
+#include "audit/ledger.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 
@@ -36,6 +37,21 @@ void Auditor::write(const std::string& sandboxId, const std::string& actor,
   // Argv and messages may hold bytes that are not UTF-8; they must not make the write fail.
   e.detail = detail.dump(-1, ' ', false, json::error_handler_t::replace);
   e.ok = ok;
+  if (ledger_) {
+    audit::LedgerEvent le;
+    le.atUnixMs = e.atUnixMs;
+    le.event = action;
+    le.actor = actor;
+    le.sandboxId = sandboxId;
+    le.ok = ok;
+    le.detail = detail.is_object() ? detail : json{{"value", detail}};
+    auto seq = ledger_->append(le);
+    if (seq.ok())
+      e.ledgerSeq = seq->seq;
+    else
+      spdlog::error("audit ledger: {} {} not recorded: {}", action, sandboxId,
+                    seq.error().describe());
+  }
   auto r = store_.appendAudit(e);
   if (!r.ok()) spdlog::error("audit {} {}: {}", action, sandboxId, r.error().describe());
 }
@@ -88,6 +104,13 @@ void SandboxService::Impl::emit(const std::string& type, const std::string& sand
 
 Result<std::vector<AuditEntry>> SandboxService::audit(const AuditQuery& q) {
   return impl_->store.queryAudit(q);
+}
+
+void SandboxService::recordEvent(const std::string& sandboxId, const std::string& actor,
+                                 const std::string& event, const std::string& detailJson, bool ok) {
+  json detail = json::parse(detailJson, nullptr, /*allow_exceptions=*/false);
+  if (detail.is_discarded() || !detail.is_object()) detail = json{{"text", detailJson}};
+  impl_->audit(sandboxId, actor, event, detail, ok);
 }
 
 int SandboxService::subscribe(EventSink sink) {

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "common/exec_forwarding.hpp"
+#include "common/hash.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 #include "service/validation.hpp"
@@ -70,6 +71,7 @@ class AuditedExecSession : public ForwardingExecSession {
   // agentpane::ExecSession
   Result<std::optional<ExecChunk>> read() override {
     auto r = inner_->read();
+    count(r);
     if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) {
       finish(std::nullopt, r.error());
     }
@@ -89,6 +91,7 @@ class AuditedExecSession : public ForwardingExecSession {
   // it off the I/O threads; see sandbox_service.hpp).
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
     inner_->asyncRead([this, done = std::move(done)](Result<std::optional<ExecChunk>> r) {
+      count(r);
       if (!r.ok() && r.error().code == ErrorCode::ExecTimeout) remember({std::nullopt, r.error()});
       done(std::move(r));
     });
@@ -108,6 +111,21 @@ class AuditedExecSession : public ForwardingExecSession {
     std::optional<int> exitCode;
     std::optional<Error> error;
   };
+  // What the command wrote, as it passes to the caller: the audit entry carries its size
+  // and SHA-256 per stream.
+  struct Output {
+    std::uint64_t bytes = 0;
+    Sha256 sha;
+  };
+  void count(const Result<std::optional<ExecChunk>>& r) {
+    if (!r.ok() || !r.value()) return;
+    const ExecChunk& c = *r.value();
+    std::lock_guard lock(outMu_);
+    Output& o = c.stream == ExecStream::Stderr ? stderr_ : stdout_;
+    o.bytes += c.data.size();
+    o.sha.update(c.data);
+  }
+
   void remember(Outcome o) {
     std::lock_guard lock(mu_);
     if (!outcome_) outcome_ = std::move(o);
@@ -120,6 +138,13 @@ class AuditedExecSession : public ForwardingExecSession {
     detail["durationMs"] = msSince(start_);
     if (exitCode) detail["exitCode"] = *exitCode;
     if (err) detail["error"] = errorDetail(*err);
+    {
+      std::lock_guard lock(outMu_);
+      detail["stdoutBytes"] = stdout_.bytes;
+      detail["stderrBytes"] = stderr_.bytes;
+      detail["stdoutSha256"] = stdout_.sha.hex();
+      detail["stderrSha256"] = stderr_.sha.hex();
+    }
     auditor_->touch(sandboxId_);
     auditor_->write(sandboxId_, actor_, "exec", detail, exitCode.has_value());
   }
@@ -133,6 +158,8 @@ class AuditedExecSession : public ForwardingExecSession {
   std::atomic<bool> finished_{false};
   std::mutex mu_;
   std::optional<Outcome> outcome_;  // asynchronous form: audited at destruction
+  std::mutex outMu_;
+  Output stdout_, stderr_;
 };
 
 }  // namespace
@@ -171,6 +198,8 @@ Result<ExecResult> SandboxService::exec(const std::string& id, const ExecRequest
     detail["exitCode"] = r->exitCode;
     detail["stdoutBytes"] = r->stdoutData.size();
     detail["stderrBytes"] = r->stderrData.size();
+    detail["stdoutSha256"] = sha256Hex(r->stdoutData);
+    detail["stderrSha256"] = sha256Hex(r->stderrData);
   } else {
     detail["error"] = errorDetail(r.error());
   }

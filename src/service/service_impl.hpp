@@ -21,9 +21,11 @@ namespace agentpane {
 // after the call that opened them (the Store must outlive them).
 class Auditor {
  public:
-  Auditor(Store& store, std::function<std::int64_t()> nowMs)
-      : store_(store), nowMs_(std::move(nowMs)) {}
+  Auditor(Store& store, std::function<std::int64_t()> nowMs,
+          std::shared_ptr<audit::Ledger> ledger = nullptr)
+      : store_(store), nowMs_(std::move(nowMs)), ledger_(std::move(ledger)) {}
 
+  // The ledger entry first (the record), then the state table's row (the query index).
   // Never fails the caller: a failed audit write is logged.
   void write(const std::string& sandboxId, const std::string& actor, const std::string& action,
              const nlohmann::json& detail, bool ok);
@@ -39,6 +41,7 @@ class Auditor {
  private:
   Store& store_;
   std::function<std::int64_t()> nowMs_;
+  std::shared_ptr<audit::Ledger> ledger_;
   mutable std::mutex workMu_;
   std::map<std::string, int> work_;
 };

@@ -113,6 +113,14 @@ CREATE TABLE settings (
 );
 )sql";
 
+// The audit ledger (src/audit) is the record; audit_log is its query index: each row names
+// its ledger entry, and queries filter by event and time.
+constexpr const char* kMigrationAuditLedger = R"sql(
+ALTER TABLE audit_log ADD COLUMN ledger_seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX audit_log_action ON audit_log (action, id);
+CREATE INDEX audit_log_at ON audit_log (at_ms);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -122,6 +130,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {3, "stop reasons and wake on use", kMigration3},
       {4, "root exec a profile permission", kMigration4},
       {5, "server settings", kMigrationSettings},
+      {6, "audit rows index the ledger", kMigrationAuditLedger},
   };
   return kMigrations;
 }

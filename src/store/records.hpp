@@ -97,12 +97,17 @@ struct AuditEntry {
   std::string action;     // "sandbox.create", "exec", "tmux.create", ...
   std::string detail;     // JSON text
   bool ok = true;
+  std::int64_t ledgerSeq = 0;  // its entry in the audit ledger; 0 when none was written
 };
 
 struct AuditQuery {
   std::optional<std::string> sandboxId;
   int limit = 100;            // clamped to 1..1000
   std::int64_t beforeId = 0;  // paging; 0 = newest
+  // An exact action ("exec"), or a family by its prefix and ".*" ("sandbox.*").
+  std::optional<std::string> action;
+  std::optional<std::int64_t> sinceMs;  // at_ms >= sinceMs
+  std::optional<std::int64_t> untilMs;  // at_ms <= untilMs
 };
 
 }  // namespace agentpane

@@ -55,6 +55,12 @@ class Stmt {
   void bind(int i, std::int64_t v) { note(sqlite3_bind_int64(s_, i, v)); }
   void bind(int i, double v) { note(sqlite3_bind_double(s_, i, v)); }
   void bind(int i, bool v) { note(sqlite3_bind_int(s_, i, v ? 1 : 0)); }
+  void bind(int i, const std::optional<std::int64_t>& v) {
+    if (v)
+      bind(i, *v);
+    else
+      bind(i, nullptr);
+  }
   void bind(int i, const std::optional<std::string>& v) {
     if (v)
       bind(i, *v);
@@ -737,10 +743,10 @@ Result<std::vector<TmuxSessionRow>> Store::listTmuxSessions(const std::string& s
 Result<std::int64_t> Store::appendAudit(const AuditEntry& e) {
   std::lock_guard lk(impl_->mu);
   auto r = impl_->run(
-      "INSERT INTO audit_log (at_ms, sandbox_id, actor, action, detail, ok) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      "INSERT INTO audit_log (at_ms, sandbox_id, actor, action, detail, ok, ledger_seq) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
       "append audit entry", e.atUnixMs, e.sandboxId, e.actor, e.action,
-      e.detail.empty() ? std::string("{}") : e.detail, e.ok);
+      e.detail.empty() ? std::string("{}") : e.detail, e.ok, e.ledgerSeq);
   if (!r.ok()) return r.takeError();
   return static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->db));
 }
@@ -748,12 +754,22 @@ Result<std::int64_t> Store::appendAudit(const AuditEntry& e) {
 Result<std::vector<AuditEntry>> Store::queryAudit(const AuditQuery& q) {
   std::lock_guard lk(impl_->mu);
   auto s = impl_->prepare(
-      "SELECT id, at_ms, sandbox_id, actor, action, detail, ok FROM audit_log "
+      "SELECT id, at_ms, sandbox_id, actor, action, detail, ok, ledger_seq FROM audit_log "
       "WHERE (?1 IS NULL OR sandbox_id = ?1) AND (?2 <= 0 OR id < ?2) "
+      "AND (?4 IS NULL OR action = ?4) "
+      "AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) "
+      "AND (?6 IS NULL OR at_ms >= ?6) AND (?7 IS NULL OR at_ms <= ?7) "
       "ORDER BY id DESC LIMIT ?3");
   if (!s.ok()) return s.takeError();
+  // "sandbox.*" is the family: every action that begins with "sandbox.".
+  std::optional<std::string> exact, prefix;
+  if (q.action && q.action->size() >= 2 && q.action->substr(q.action->size() - 2) == ".*")
+    prefix = q.action->substr(0, q.action->size() - 1);
+  else
+    exact = q.action;
   Stmt st(impl_->db, s.value());
-  st.bindAll(q.sandboxId, q.beforeId, std::clamp(q.limit, 1, 1000));
+  st.bindAll(q.sandboxId, q.beforeId, std::clamp(q.limit, 1, 1000), exact, prefix, q.sinceMs,
+             q.untilMs);
   std::vector<AuditEntry> out;
   for (;;) {
     int rc = st.step();
@@ -767,6 +783,7 @@ Result<std::vector<AuditEntry>> Store::queryAudit(const AuditQuery& q) {
     e.action = st.text(4);
     e.detail = st.text(5);
     e.ok = st.boolean(6);
+    e.ledgerSeq = st.i64(7);
     out.push_back(std::move(e));
   }
   return out;

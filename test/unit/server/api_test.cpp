@@ -342,6 +342,32 @@ TEST_F(ApiTest, AuditIsFilterableBySandbox) {
   EXPECT_EQ(c.get("/api/audit?colour=red").code(), "VALIDATION_ERROR");
 }
 
+TEST_F(ApiTest, AuditIsFilterableByEventAndTime) {
+  const std::string a = ts->createSandbox("pe");
+  auto c = client();
+  ASSERT_EQ(c.post("/api/sandboxes/" + a + "/exec", {{"argv", {"true"}}}).status, 200);
+  auto execs = c.get("/api/audit?event=exec");
+  ASSERT_EQ(execs.status, 200) << execs.body;
+  ASSERT_FALSE(execs.data().empty());
+  for (const auto& e : execs.data())
+    EXPECT_EQ(e["action"], "exec");
+  auto family = c.get("/api/audit?event=sandbox.*&sandboxId=" + a);
+  ASSERT_EQ(family.status, 200) << family.body;
+  ASSERT_FALSE(family.data().empty());
+  for (const auto& e : family.data())
+    EXPECT_EQ(e["action"].get<std::string>().rfind("sandbox.", 0), 0u) << e;
+  const std::int64_t newest = execs.data()[0]["atMs"];
+  EXPECT_FALSE(c.get("/api/audit?since=" + std::to_string(newest)).data().empty());
+  EXPECT_TRUE(c.get("/api/audit?since=" + std::to_string(newest + 1)).data().empty());
+  EXPECT_FALSE(c.get("/api/audit?until=" + std::to_string(newest)).data().empty());
+  EXPECT_TRUE(c.get("/api/audit?until=1970-01-01T00:00:00Z").data().empty());
+  EXPECT_TRUE(c.get("/api/audit?since=2999-01-01T00:00:00.5Z").data().empty());
+  EXPECT_EQ(c.get("/api/audit?since=yesterday").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.get("/api/audit?until=99999999999999999999").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.get("/api/audit?event=.*").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.get("/api/audit?event=exec%27--").code(), "VALIDATION_ERROR");
+}
+
 TEST_F(ApiTest, MetricsUseRoutePatternsAndNeedTheToken) {
   const std::string id = ts->createSandbox();
   auto c = client();

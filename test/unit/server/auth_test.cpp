@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "server/auth.hpp"
 #include "unit/server/fake_server_fixture.hpp"
@@ -96,6 +98,29 @@ TEST_F(AuthTest, WrongTokensAreRefused) {
   }
   c.headers = {{"Authorization", "bearer " + ts->token()}};
   EXPECT_EQ(c.get("/api/sandboxes").status, 200);
+}
+
+// A refused credential is an audit event (written on the worker pool, so it may land just
+// after the 401: waited for, bounded).
+TEST_F(AuthTest, AWrongTokenIsAudited) {
+  auto c = ts->client();
+  c.headers = {{"Authorization", "Bearer nope"}};
+  ASSERT_EQ(c.get("/api/sandboxes").status, 401);
+  auto ok = ts->client();
+  nlohmann::json entries;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = ok.get("/api/audit?event=auth.failure");
+    ASSERT_EQ(r.status, 200) << r.body;
+    entries = r.data();
+    if (!entries.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0]["ok"], false);
+  EXPECT_EQ(entries[0]["detail"]["route"], "/api/sandboxes");
+  EXPECT_EQ(entries[0]["detail"]["reason"], "wrong bearer token");
+  EXPECT_EQ(entries[0]["detail"]["remote"], "127.0.0.1");
 }
 
 TEST_F(AuthTest, TokenOfAnotherHomeIsRefused) {
@@ -192,6 +217,29 @@ TEST_F(AuthTest, WebSocketUpgradesNeedAuthAndTheSameOrigin) {
     EXPECT_FALSE(ws.connect(target, {{"Cookie", cookie}, {"Origin", "http://evil.example"}}));
     EXPECT_EQ(ws.upgradeResponse.result_int(), 403u);
   }
+}
+
+// A flood of wrong tokens is not a flood of ledger writes: at most N a second are recorded,
+// and the next recorded one says how many were not.
+TEST(AuthFailureThrottle, RecordsAtMostNASecondAndCountsTheRest) {
+  auto t = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  server::AuthFailureThrottle throttle(3, [&t] { return t; });
+  for (int i = 0; i < 3; ++i) {
+    auto a = throttle.admit();
+    ASSERT_TRUE(a);
+    EXPECT_EQ(*a, 0u);
+  }
+  for (int i = 0; i < 5; ++i)
+    EXPECT_FALSE(throttle.admit());
+  t += std::chrono::milliseconds(999);
+  EXPECT_FALSE(throttle.admit());
+  t += std::chrono::milliseconds(1);
+  auto next = throttle.admit();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, 6u);
+  auto after = throttle.admit();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, 0u);
 }
 
 }  // namespace

@@ -488,13 +488,54 @@ TEST(StoreAudit, AppendQueryFilterAndPage) {
   ASSERT_EQ(all.size(), 5u);
   EXPECT_EQ(all[0].id, 5);  // newest first
   EXPECT_FALSE(all[1].ok);
-  auto s1 = s->queryAudit({std::string("s1"), 100, 0}).value();
+  AuditQuery bySandbox;
+  bySandbox.sandboxId = "s1";
+  auto s1 = s->queryAudit(bySandbox).value();
   EXPECT_EQ(s1.size(), 3u);
-  auto page = s->queryAudit({std::nullopt, 2, 4}).value();
+  AuditQuery paged;
+  paged.limit = 2;
+  paged.beforeId = 4;
+  auto page = s->queryAudit(paged).value();
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0].id, 3);
   EXPECT_EQ(page[1].id, 2);
   EXPECT_EQ(page[1].detail, R"({"i":1})");
+}
+
+// The index of the audit ledger: each row names its entry; filters by event (exact or a
+// family) and by time.
+TEST(StoreAudit, FiltersByEventAndTimeAndKeepsTheLedgerSeq) {
+  auto s = openOrDie(":memory:");
+  ASSERT_TRUE(s);
+  const std::vector<std::string> actions = {"sandbox.create", "exec", "sandbox.stop", "exec",
+                                            "sandboxes.odd"};
+  for (std::size_t i = 0; i < actions.size(); ++i) {
+    AuditEntry e;
+    e.atUnixMs = 1000 * static_cast<std::int64_t>(i + 1);
+    e.action = actions[i];
+    e.ledgerSeq = static_cast<std::int64_t>(i) + 10;
+    ASSERT_TRUE(s->appendAudit(e).ok());
+  }
+  AuditQuery q;
+  q.action = "exec";
+  auto execs = s->queryAudit(q).value();
+  ASSERT_EQ(execs.size(), 2u);
+  EXPECT_EQ(execs[0].ledgerSeq, 13);
+  EXPECT_EQ(execs[1].ledgerSeq, 11);
+  q.action = "sandbox.*";  // the family, not "sandboxes.odd"
+  auto family = s->queryAudit(q).value();
+  ASSERT_EQ(family.size(), 2u);
+  EXPECT_EQ(family[0].action, "sandbox.stop");
+  EXPECT_EQ(family[1].action, "sandbox.create");
+  q = AuditQuery{};
+  q.sinceMs = 2000;
+  q.untilMs = 4000;
+  auto window = s->queryAudit(q).value();
+  ASSERT_EQ(window.size(), 3u);
+  EXPECT_EQ(window.front().atUnixMs, 4000);
+  EXPECT_EQ(window.back().atUnixMs, 2000);
+  q.action = "exec";
+  EXPECT_EQ(s->queryAudit(q).value().size(), 2u);
 }
 
 }  // namespace
