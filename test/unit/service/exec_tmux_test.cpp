@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/hash.hpp"
 #include "unit/service/service_fixture.hpp"
 
 namespace agentpane::fakes {
@@ -76,6 +77,9 @@ TEST_F(ServiceTest, ExecRunsAuditsAndTouchesActivity) {
   EXPECT_EQ(d0["exitCode"], 0);
   EXPECT_EQ(d0["root"], true);
   EXPECT_TRUE(d0.contains("durationMs"));
+  EXPECT_EQ(d0["stdoutBytes"], 12);
+  EXPECT_EQ(d0["stdoutSha256"], sha256Hex("out:hi there"));
+  EXPECT_EQ(d0["stderrSha256"], sha256Hex("root"));
   EXPECT_EQ(audit[1].actor, "cli");
   EXPECT_TRUE(audit[1].ok);
   EXPECT_EQ(json::parse(audit[0].detail)["exitCode"], 3);
@@ -129,6 +133,11 @@ TEST_F(ServiceTest, OpenExecIsAuditedWhenItEnds) {
   EXPECT_EQ(d["stream"], true);
   EXPECT_EQ(d["argv"], json{"cat"});
   EXPECT_EQ(audit[0].actor, "ws");
+  // What the command wrote, by size and digest.
+  EXPECT_EQ(d["stdoutBytes"], 3);
+  EXPECT_EQ(d["stdoutSha256"], sha256Hex("abc"));
+  EXPECT_EQ(d["stderrBytes"], 3);
+  EXPECT_EQ(d["stderrSha256"], sha256Hex("err"));
   session.value().reset();  // no second entry on destruction
   EXPECT_EQ(auditOf(s.info.id, "exec").size(), 1u);
 
@@ -254,7 +263,7 @@ TEST_F(ServiceTest, EveryMutationIsAudited) {
   SandboxConfig c;
   c.name = "audited";
   ASSERT_TRUE(svc->createConfig(c).ok());
-  auto all = svc->audit({std::nullopt, 1, 0}).value();
+  auto all = svc->audit({.limit = 1}).value();
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].action, "config.create");
 }

@@ -247,7 +247,7 @@ TEST_F(ServiceTest, ManyConcurrentCreatesForOneProjectYieldOneSandbox) {
   EXPECT_EQ(docker->size(), 1u);
   // Refused creates are audited as failures.
   int refused = 0;
-  auto entries = svc->audit({std::nullopt, 1000, 0}).value();
+  auto entries = svc->audit({.limit = 1000}).value();
   for (const auto& e : entries) {
     if (e.action == "sandbox.create" && !e.ok) ++refused;
   }

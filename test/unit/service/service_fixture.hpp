@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 
+#include "audit/ledger.hpp"
 #include "service/sandbox_service.hpp"
 #include "store/store.hpp"
 #include "unit/service/fake_provider.hpp"
@@ -60,6 +61,7 @@ class ServiceTest : public ::testing::Test {
     o.enableK8s = enableK8s;
     o.orphanGrace = std::chrono::seconds(60);
     o.nowUnixMs = [this] { return nowMs.load(); };
+    o.ledger = ledger;
     return o;
   }
 
@@ -117,6 +119,7 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<SandboxService> svc;
   std::atomic<std::int64_t> nowMs{kStartMs};
   bool enableK8s = false;
+  std::shared_ptr<audit::Ledger> ledger;  // set, then restart(): entries go to it too
 };
 
 }  // namespace agentpane::fakes
