@@ -1,4 +1,5 @@
 #include "cli/audit_commands.hpp"
+#include "cli/output.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -16,16 +17,6 @@ namespace agentpane::cli {
 using json = nlohmann::json;
 
 namespace {
-
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.describe().c_str());
-  return errorInfo(e.code).cliExitCode;
-}
-
-std::string cell(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "-";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
 
 // One line of detail for the table: an exec's argv and exit code, else the detail's JSON.
 std::string summary(const json& e) {

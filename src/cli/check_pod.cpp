@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/output.hpp"
 #include "k8s/pod_security.hpp"
 
 namespace agentpane::cli {
@@ -14,11 +15,6 @@ namespace agentpane::cli {
 namespace {
 
 constexpr std::size_t kMaxFileBytes = 16u << 20;
-
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.describe().c_str());
-  return errorInfo(e.code).cliExitCode;
-}
 
 }  // namespace
 

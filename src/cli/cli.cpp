@@ -1,4 +1,5 @@
 #include "cli/cli.hpp"
+#include "cli/output.hpp"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -18,19 +19,9 @@ using json = nlohmann::json;
 
 namespace {
 
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.describe().c_str());
-  return errorInfo(e.code).cliExitCode;
-}
-
 template <typename T>
 int failIf(const Result<T>& r) {
   return r.ok() ? 0 : fail(r.error());
-}
-
-std::string str(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "-";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
 void printTable(const std::vector<std::string>& headers,
@@ -60,7 +51,7 @@ void printSandbox(const json& s) {
                         "containerId", "podName", "podNamespace", "configId", "error"}) {
     if (s.contains(k) && !s[k].is_null() &&
         !(s[k].is_string() && s[k].get<std::string>().empty())) {
-      std::cout << k << ": " << str(s, k) << "\n";
+      std::cout << k << ": " << cell(s, k) << "\n";
     }
   }
 }
@@ -70,14 +61,14 @@ void printK8sStatus(const json& s) {
   auto yes = [&](const char* k) { return s.value(k, false) ? "yes" : "no"; };
   json pods = s.value("pods", json::object());
   std::cout << "connected:        " << yes("connected") << "\n"
-            << "context:          " << str(s, "context") << "\n"
-            << "server:           " << str(s, "server") << "\n"
-            << "version:          " << str(s, "version") << "\n"
-            << "credentials:      " << str(s, "credentialType") << " (kubeconfig "
-            << str(s, "kubeconfigSource") << ")\n"
-            << "namespace:        " << str(s, "namespace")
+            << "context:          " << cell(s, "context") << "\n"
+            << "server:           " << cell(s, "server") << "\n"
+            << "version:          " << cell(s, "version") << "\n"
+            << "credentials:      " << cell(s, "credentialType") << " (kubeconfig "
+            << cell(s, "kubeconfigSource") << ")\n"
+            << "namespace:        " << cell(s, "namespace")
             << (s.value("namespaceExists", false) ? "" : " (does not exist yet)") << "\n"
-            << "sandbox pods:     " << str(pods, "running") << " running / " << str(pods, "total")
+            << "sandbox pods:     " << cell(pods, "running") << " running / " << cell(pods, "total")
             << " total\n";
 }
 
@@ -287,19 +278,20 @@ int run(int argc, char** argv) {
     auto showPhase = [&](const json& p) {
       if (createJson) return;
       std::fprintf(stderr, "[%5.1fs] %-10s %s\n", p.value("elapsedMs", 0) / 1000.0,
-                   str(p, "phase").c_str(), str(p, "message").c_str());
+                   cell(p, "phase").c_str(), cell(p, "message").c_str());
       std::fflush(stderr);
     };
     auto r = api.callStreamed("POST", "/api/sandboxes", body, showPhase);
     if (!r.ok()) return fail(r.error());
     const json& s = r->contains("sandbox") ? (*r)["sandbox"] : *r;
     if (r->contains("fallbackReason") && !(*r)["fallbackReason"].is_null()) {
-      std::fprintf(stderr, "warning: fell back to docker: %s\n", str(*r, "fallbackReason").c_str());
+      std::fprintf(stderr, "warning: fell back to docker: %s\n",
+                   cell(*r, "fallbackReason").c_str());
     }
     if (createJson) {
       std::cout << s.dump(2) << "\n";
     } else {
-      std::cout << str(s, "id") << "\n";
+      std::cout << cell(s, "id") << "\n";
     }
     return 0;
   }
@@ -312,8 +304,8 @@ int run(int argc, char** argv) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : *r) {
-      rows.push_back({str(s, "id"), str(s, "status"), str(s, "provider"), str(s, "projectId"),
-                      str(s, "projectPath")});
+      rows.push_back({cell(s, "id"), cell(s, "status"), cell(s, "provider"), cell(s, "projectId"),
+                      cell(s, "projectPath")});
     }
     printTable({"ID", "STATUS", "PROVIDER", "PROJECT", "PATH"}, rows);
     return 0;
@@ -353,7 +345,7 @@ int run(int argc, char** argv) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : *r)
-      rows.push_back({str(s, "name"), str(s, "windows"), str(s, "attached")});
+      rows.push_back({cell(s, "name"), cell(s, "windows"), cell(s, "attached")});
     printTable({"NAME", "WINDOWS", "ATTACHED"}, rows);
     return 0;
   }
@@ -389,16 +381,16 @@ int run(int argc, char** argv) {
       printK8sStatus(*r);
     } else if (k8sContexts->parsed()) {
       std::vector<std::vector<std::string>> rows;
-      std::string current = str(*r, "current");
+      std::string current = cell(*r, "current");
       for (const auto& c : r->value("contexts", json::array())) {
-        rows.push_back({str(c, "name") == current ? "*" : "", str(c, "name"), str(c, "cluster"),
-                        str(c, "user"), str(c, "namespace")});
+        rows.push_back({cell(c, "name") == current ? "*" : "", cell(c, "name"), cell(c, "cluster"),
+                        cell(c, "user"), cell(c, "namespace")});
       }
       printTable({"CURRENT", "NAME", "CLUSTER", "USER", "NAMESPACE"}, rows);
     } else {
       std::vector<std::vector<std::string>> rows;
       for (const auto& n : r->value("namespaces", json::array()))
-        rows.push_back({str(n, "name"), str(n, "phase")});
+        rows.push_back({cell(n, "name"), cell(n, "phase")});
       printTable({"NAME", "STATUS"}, rows);
     }
     return 0;

@@ -1,4 +1,5 @@
 #include "cli/profile_commands.hpp"
+#include "cli/output.hpp"
 
 #include <cstdio>
 #include <iostream>
@@ -10,16 +11,6 @@ namespace agentpane::cli {
 using json = nlohmann::json;
 
 namespace {
-
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.describe().c_str());
-  return errorInfo(e.code).cliExitCode;
-}
-
-std::string cell(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "-";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
 
 void printProfile(const json& c) {
   for (const auto& [k, v] : c.items())
