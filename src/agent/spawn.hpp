@@ -1,0 +1,36 @@
+// Starting one command for the agent: fork, a new session (so its own process group), the
+// user, the working directory, stdio on pipes or a pseudo-terminal, execve along PATH.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "agent/protocol.hpp"
+
+namespace agentpane::agent {
+
+struct SpawnedProcess {
+  pid_t pid = -1;
+  int stdinFd = -1;   // -1 without attachStdin; the terminal's master with tty
+  int stdoutFd = -1;  // the terminal's master with tty
+  int stderrFd = -1;  // -1 with tty
+};
+
+struct SpawnError {
+  std::string code;  // kErrBadRequest, kErrUserNotAllowed, kErrSpawnFailed
+  std::string message;
+};
+
+// Starts the command. A command that cannot be executed (no such file, no permission, a
+// missing working directory) still starts: the child writes why to its stderr and exits
+// 127 (not found) or 126, as a shell would. Descriptors are non-blocking and close-on-exec.
+std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start);
+
+// Sends `sig` to the command's process group and to every process still in its session
+// (one that left the group with setpgid). Never to anything else. Returns how many processes
+// of the session were still alive (not zombies) when it looked.
+int signalCommand(pid_t leader, int sig);
+
+}  // namespace agentpane::agent
