@@ -8,6 +8,7 @@ namespace agentpane::k8s {
 
 std::string Permission::describe() const {
   std::string s = verb + " " + resource;
+  if (!group.empty()) s += "." + group;
   if (!subresource.empty()) s += "/" + subresource;
   if (clusterScoped) s += " (cluster-wide)";
   return s;
@@ -34,6 +35,14 @@ std::vector<Permission> requiredPermissions(const PermissionOptions& options) {
     add("namespaces", "", {"create"}, true, "making the missing sandbox namespace");
   add("persistentvolumes", "", {"get", "list", "watch", "create", "delete"}, true,
       "the hostPath volume over each project directory; orphans of interrupted creates");
+  // Server-side apply (patch, and create where it makes the object) makes and updates them;
+  // get and list read back what a
+  // restarted server enforced (the policies' annotations) for re-resolution.
+  for (const char* v : {"get", "list", "create", "patch", "delete"}) {
+    out.push_back({"networkpolicies", "", v, false,
+                   "egress: the namespace's default deny and each sandbox's allowlist policy",
+                   "networking.k8s.io"});
+  }
   return out;
 }
 
@@ -43,7 +52,7 @@ Result<std::vector<AccessCheck>> checkPermissions(RestClient& client,
   std::vector<AccessCheck> out;
   out.reserve(permissions.size());
   for (const auto& p : permissions) {
-    nlohmann::json attrs = {{"group", ""}, {"resource", p.resource}, {"verb", p.verb}};
+    nlohmann::json attrs = {{"group", p.group}, {"resource", p.resource}, {"verb", p.verb}};
     if (!p.subresource.empty()) attrs["subresource"] = p.subresource;
     if (!p.clusterScoped) attrs["namespace"] = namespaceName;
     nlohmann::json review = {{"apiVersion", "authorization.k8s.io/v1"},

@@ -19,8 +19,10 @@ struct Permission {
   std::string verb;
   bool clusterScoped = false;  // namespaces, persistentvolumes
   std::string why;             // what the server does with it
+  std::string group;           // the API group; empty: core
 
-  // "create pods/exec" / "list persistentvolumes (cluster-wide)".
+  // "create pods/exec" / "list persistentvolumes (cluster-wide)" /
+  // "patch networkpolicies.networking.k8s.io".
   [[nodiscard]] std::string describe() const;
 };
 
