@@ -9,7 +9,7 @@
 // Options: --ring-bytes N (output kept per command).
 //
 // The daemon listens on an abstract Unix socket (no file in the sandbox), named
-// "agentpane-agent-<uid>" unless --socket or AGENTPANE_AGENT_SOCKET says otherwise.
+// "agentpane-agent-v<protocol>-<uid>" unless --socket or AGENTPANE_AGENT_SOCKET says otherwise.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -23,9 +23,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "agent/agent.hpp"
 #include "agent/protocol.hpp"
+#include "common/exec_marker.hpp"
 
 namespace {
 
@@ -78,6 +80,31 @@ void startDaemon(const std::string& name, const AgentOptions& options) {
       ::dup2(devnull, 2);
       if (devnull > 2) ::close(devnull);
     }
+    // Start afresh without the exec marker of the stream that started us
+    // (common/exec_marker.hpp): the provider kills that stream's processes by it, and the
+    // daemon and its commands must outlive the stream. /proc/<pid>/environ shows a process's
+    // first environment whatever unsetenv does, hence the exec.
+    std::vector<std::string> envs;
+    for (char** e = environ; e && *e; ++e) {
+      std::string kv = *e;
+      if (kv.rfind(std::string(agentpane::kExecMarkerVar) + "=", 0) != 0) envs.push_back(kv);
+    }
+    std::vector<char*> envp;
+    for (auto& e : envs)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args{"agentpane-agent",   "--serve-daemon",
+                                  std::to_string(lfd), std::to_string(ready[1]),
+                                  "--ring-bytes",      std::to_string(options.ringBytes)};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::fcntl(lfd, F_SETFD, 0);
+    ::fcntl(ready[1], F_SETFD, 0);
+    ::execve("/proc/self/exe", argv.data(), envp.data());
+    ::fcntl(lfd, F_SETFD, FD_CLOEXEC);
+    ::fcntl(ready[1], F_SETFD, FD_CLOEXEC);
     ::_exit(agentpane::agent::serveDaemon(lfd, ready[1], options));
   }
   ::close(ready[1]);
@@ -142,6 +169,7 @@ void raiseFileLimit() {
 int main(int argc, char** argv) {
   AgentOptions options;
   bool stdio = false;
+  int serveFds[2] = {-1, -1};
   std::string name;
   if (const char* env = std::getenv("AGENTPANE_AGENT_SOCKET")) name = env;
   for (int i = 1; i < argc; ++i) {
@@ -151,6 +179,9 @@ int main(int argc, char** argv) {
     } else if (a == "--version") {
       std::printf("agentpane-agent protocol %u\n", agentpane::agent::kProtocolVersion);
       return 0;
+    } else if (a == "--serve-daemon" && i + 2 < argc) {  // internal: see startDaemon
+      serveFds[0] = std::atoi(argv[++i]);
+      serveFds[1] = std::atoi(argv[++i]);
     } else if (a == "--socket" && i + 1 < argc) {
       name = argv[++i];
     } else if (a == "--ring-bytes" && i + 1 < argc) {
@@ -162,8 +193,16 @@ int main(int argc, char** argv) {
     }
   }
   raiseFileLimit();
+  if (serveFds[0] >= 0) {
+    ::fcntl(serveFds[0], F_SETFD, FD_CLOEXEC);
+    ::fcntl(serveFds[1], F_SETFD, FD_CLOEXEC);
+    return agentpane::agent::serveDaemon(serveFds[0], serveFds[1], options);
+  }
   if (stdio) return agentpane::agent::serveStdio(0, 1, options);
-  if (name.empty()) name = "agentpane-agent-" + std::to_string(::getuid());
+  if (name.empty()) {
+    name = "agentpane-agent-v" + std::to_string(agentpane::agent::kProtocolVersion) + "-" +
+           std::to_string(::getuid());
+  }
   int sock = connectTo(name);
   if (sock < 0) {
     startDaemon(name, options);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "channel/agent_channel.hpp"
+
 namespace agentpane::server {
 namespace {
 
@@ -115,6 +117,27 @@ std::string Metrics::render(
   for (const auto& [provider, h] : execDurations_) {
     h.render(out, "agentpane_exec_duration_seconds", label("provider", provider));
   }
+
+  const auto& ch = channel::counters();
+  out +=
+      "# HELP agentpane_exec_path_total Commands by the path they took: the in-sandbox agent "
+      "channel, the provider's native exec as a fallback (channel down), or native for root.\n";
+  out += "# TYPE agentpane_exec_path_total counter\n";
+  out += fmt::format("agentpane_exec_path_total{{path=\"channel\"}} {}\n", ch.channelExecs.load());
+  out += fmt::format("agentpane_exec_path_total{{path=\"native_fallback\"}} {}\n",
+                     ch.nativeExecs.load());
+  out += fmt::format("agentpane_exec_path_total{{path=\"native_root\"}} {}\n", ch.rootExecs.load());
+  out +=
+      "# HELP agentpane_exec_channel_events_total Agent channel starts, failed starts, agent "
+      "copies into sandboxes, and channels lost while in use.\n";
+  out += "# TYPE agentpane_exec_channel_events_total counter\n";
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"started\"}} {}\n",
+                     ch.starts.load());
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"start_failed\"}} {}\n",
+                     ch.startFailures.load());
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"installed\"}} {}\n",
+                     ch.installs.load());
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"lost\"}} {}\n", ch.lost.load());
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "audit/ledger.hpp"
+#include "channel/channel_provider.hpp"
 #include "net/endpoint.hpp"
 #include "server/auth.hpp"
 #include "server/server.hpp"
@@ -130,7 +131,18 @@ int runServe(const ServeOptions& options) {
     spdlog::error("providers: {}", providers.error().describe());
     return 1;
   }
+  // Commands run through the in-sandbox agent (src/channel) unless AGENTPANE_EXEC_CHANNEL=0;
+  // the provider's own exec stays the fallback.
+  const char* channelEnv = std::getenv("AGENTPANE_EXEC_CHANNEL");
+  const bool useChannel = channelEnv == nullptr || std::string(channelEnv) != "0";
+  channel::ChannelProviderOptions channelOptions;
+  channelOptions.agentBinary = channel::defaultAgentBinary();
+  spdlog::info("exec channel: {}", !useChannel ? "off (AGENTPANE_EXEC_CHANNEL=0)"
+                                   : channelOptions.agentBinary.empty()
+                                       ? "on (no agent binary to copy into images without one)"
+                                       : "on (agent " + channelOptions.agentBinary + ")");
   for (auto& provider : providers.value()) {
+    if (useChannel) provider = std::make_shared<channel::ChannelProvider>(provider, channelOptions);
     auto health = provider->healthCheck();
     if (!health.reachable) {
       spdlog::warn("the {} provider is not reachable now; its sandboxes cannot start until it is",

@@ -1,0 +1,553 @@
+#include "channel/agent_channel.hpp"
+
+#include <openssl/rand.h>
+
+#include <functional>
+#include <future>
+#include <utility>
+
+namespace agentpane::channel {
+
+namespace ag = agentpane::agent;
+
+ChannelCounters& counters() {
+  static ChannelCounters c;
+  return c;
+}
+
+namespace {
+
+// Stdin data per frame: well under the agent's frame limit.
+constexpr std::size_t kStdinChunk = 256u << 10;
+// A cancel's wait for the agent to report the process tree dead.
+constexpr auto kCancelBound = std::chrono::seconds(15);
+
+std::string newCommandId() {
+  unsigned char b[12];
+  RAND_bytes(b, sizeof b);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "x";
+  for (unsigned char c : b) {
+    id += kHex[c >> 4];
+    id += kHex[c & 0xF];
+  }
+  return id;
+}
+
+Error canceledError() {
+  return Error(ErrorCode::SandboxExecFailed, "exec canceled", {{"reason", "canceled"}});
+}
+
+Error refused(const ag::ErrorReply& e) {
+  ErrorCode code = ErrorCode::SandboxExecFailed;
+  if (e.code == ag::kErrBadRequest || e.code == ag::kErrUserNotAllowed) {
+    code = ErrorCode::ValidationError;
+  }
+  return Error(code, "the sandbox agent refused the command: " + e.message,
+               {{"agentError", e.code}, {"commandId", e.id}});
+}
+
+}  // namespace
+
+// One command's state, shared by its session and the channel's dispatch.
+struct CommandState {
+  std::string id;
+  std::chrono::milliseconds timeout{0};
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<ExecChunk> chunks;
+  bool ended = false;  // Exit arrived, or the command failed
+  int code = -1;
+  bool timedOut = false;
+  std::optional<Error> error;  // refused, channel lost, canceled
+  bool canceled = false;
+  ExecHandler<std::optional<ExecChunk>> pendingRead;
+  ExecHandler<int> pendingWait;
+  std::vector<ExecHandler<void>> cancelWaiters;
+
+  Error timeoutError() const {
+    return Error(
+        ErrorCode::ExecTimeout,
+        "command exceeded its timeout of " + std::to_string(timeout.count()) + " ms and was killed",
+        {{"timeoutMs", std::to_string(timeout.count())}});
+  }
+
+  // What a read returns now, if anything (lock held).
+  std::optional<Result<std::optional<ExecChunk>>> readable() {
+    if (canceled) return Result<std::optional<ExecChunk>>(canceledError());
+    if (!chunks.empty()) {
+      ExecChunk c = std::move(chunks.front());
+      chunks.pop_front();
+      return Result<std::optional<ExecChunk>>(std::optional<ExecChunk>(std::move(c)));
+    }
+    if (error) return Result<std::optional<ExecChunk>>(*error);
+    if (ended) {
+      if (timedOut) return Result<std::optional<ExecChunk>>(timeoutError());
+      return Result<std::optional<ExecChunk>>(std::optional<ExecChunk>());
+    }
+    return std::nullopt;
+  }
+  std::optional<Result<int>> waitable() {
+    if (canceled) return Result<int>(canceledError());
+    if (error) return Result<int>(*error);
+    if (timedOut) return Result<int>(timeoutError());
+    if (ended) return Result<int>(code);
+    return std::nullopt;
+  }
+
+  // Calls whatever handlers can complete now. Called with the lock NOT held.
+  void settle() {
+    ExecHandler<std::optional<ExecChunk>> read;
+    std::optional<Result<std::optional<ExecChunk>>> readResult;
+    ExecHandler<int> wait;
+    std::optional<Result<int>> waitResult;
+    std::vector<ExecHandler<void>> cancels;
+    {
+      std::lock_guard lk(m);
+      if (pendingRead) {
+        readResult = readable();
+        if (readResult) {
+          read = std::move(pendingRead);
+          pendingRead = nullptr;
+        }
+      }
+      if (pendingWait) {
+        waitResult = waitable();
+        if (waitResult) {
+          wait = std::move(pendingWait);
+          pendingWait = nullptr;
+        }
+      }
+      if (ended) cancels.swap(cancelWaiters);
+    }
+    cv.notify_all();
+    if (read) read(std::move(*readResult));
+    if (wait) wait(std::move(*waitResult));
+    for (auto& c : cancels)
+      c(Result<void>());
+  }
+
+  void end(std::optional<Error> e, int exitCode, bool timed) {
+    {
+      std::lock_guard lk(m);
+      if (ended) return;
+      ended = true;
+      if (e && !error) error = std::move(e);
+      code = exitCode;
+      timedOut = timed;
+    }
+    settle();
+  }
+};
+
+namespace {
+
+class ChannelExecSession final : public ExecSession {
+ public:
+  ChannelExecSession(std::shared_ptr<AgentChannel> channel, std::shared_ptr<CommandState> state,
+                     bool attachStdin)
+      : channel_(std::move(channel)), state_(std::move(state)), attachStdin_(attachStdin) {}
+
+  ~ChannelExecSession() override {
+    bool running;
+    {
+      std::lock_guard lk(state_->m);
+      running = !state_->ended;
+    }
+    // A session dropped while its command runs takes the command with it, as a native exec
+    // whose stream closes would.
+    if (running) channel_->write(ag::encode(ag::KillCommand{state_->id, 9}), nullptr);
+    channel_->forget(state_->id);
+  }
+
+  // agentpane::ExecSession (blocking form)
+  Result<void> writeStdin(std::string_view data) override {
+    if (auto e = stdinRefusal()) return *e;
+    std::string copy(data);
+    return blockingWrite(
+        [&](ExecHandler<void> h) { asyncWriteStdin(std::move(copy), std::move(h)); });
+  }
+  Result<void> closeStdin() override {
+    return blockingWrite([&](ExecHandler<void> h) { asyncCloseStdin(std::move(h)); });
+  }
+  Result<std::optional<ExecChunk>> read() override {
+    std::unique_lock lk(state_->m);
+    for (;;) {
+      if (auto r = state_->readable()) return std::move(*r);
+      state_->cv.wait(lk);
+    }
+  }
+  Result<int> wait() override {
+    std::unique_lock lk(state_->m);
+    for (;;) {
+      if (auto r = state_->waitable()) return std::move(*r);
+      state_->cv.wait(lk);
+    }
+  }
+  void cancel() override {
+    // Shared: on the bound's expiry the handler may still run later.
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    asyncCancel([done](Result<void>) { done->set_value(); });
+    f.wait_for(kCancelBound);
+  }
+
+  // agentpane::ExecSession (asynchronous form)
+  void asyncWriteStdin(std::string data, ExecHandler<void> done) override {
+    if (auto e = stdinRefusal()) {
+      done(*e);
+      return;
+    }
+    if (data.empty()) {
+      done(Result<void>());
+      return;
+    }
+    for (std::size_t off = 0; off < data.size(); off += kStdinChunk) {
+      bool last = off + kStdinChunk >= data.size();
+      channel_->write(ag::encode(ag::StdinData{state_->id, data.substr(off, kStdinChunk)}),
+                      last ? std::move(done) : nullptr);
+    }
+  }
+  void asyncCloseStdin(ExecHandler<void> done) override {
+    if (!attachStdin_ || stdinClosed_.exchange(true)) {
+      done(Result<void>());
+      return;
+    }
+    channel_->write(ag::encode(ag::CloseStdin{state_->id}), std::move(done));
+  }
+  void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
+    {
+      std::lock_guard lk(state_->m);
+      state_->pendingRead = std::move(done);
+    }
+    state_->settle();
+  }
+  void asyncWait(ExecHandler<int> done) override {
+    {
+      std::lock_guard lk(state_->m);
+      state_->pendingWait = std::move(done);
+    }
+    state_->settle();
+  }
+  void asyncCancel(ExecHandler<void> done) override {
+    bool first;
+    bool ended;
+    {
+      std::lock_guard lk(state_->m);
+      first = !state_->canceled;
+      state_->canceled = true;
+      ended = state_->ended;
+      if (first && !ended) state_->cancelWaiters.push_back(std::move(done));
+    }
+    if (!first || ended) {
+      state_->settle();  // fails a pending read
+      done(Result<void>());
+      return;
+    }
+    // SIGKILL: the agent reports the Exit once nothing of the command's session is alive.
+    auto state = state_;
+    channel_->write(ag::encode(ag::KillCommand{state_->id, 9}), [state](Result<void> r) {
+      if (!r.ok()) state->end(r.error(), -1, false);
+    });
+    state_->settle();
+  }
+
+ private:
+  std::optional<Error> stdinRefusal() const {
+    if (!attachStdin_) return Error(ErrorCode::ValidationError, "exec was opened without stdin");
+    if (stdinClosed_) return Error(ErrorCode::ValidationError, "stdin already closed");
+    return std::nullopt;
+  }
+
+  template <typename Start>
+  Result<void> blockingWrite(Start start) {
+    auto p = std::make_shared<std::promise<Result<void>>>();
+    auto f = p->get_future();
+    start([p](Result<void> r) { p->set_value(std::move(r)); });
+    return f.get();
+  }
+
+  std::shared_ptr<AgentChannel> channel_;
+  std::shared_ptr<CommandState> state_;
+  bool attachStdin_;
+  std::atomic<bool> stdinClosed_{false};
+};
+
+}  // namespace
+
+AgentChannel::AgentChannel(std::unique_ptr<ExecSession> stream) : stream_(std::move(stream)) {}
+
+AgentChannel::~AgentChannel() = default;
+
+Result<std::shared_ptr<AgentChannel>> AgentChannel::open(std::unique_ptr<ExecSession> stream,
+                                                         std::chrono::milliseconds timeout) {
+  std::shared_ptr<AgentChannel> ch(new AgentChannel(std::move(stream)));
+  ch->readNext();
+  std::unique_lock lk(ch->m_);
+  bool settled = ch->cv_.wait_for(lk, timeout, [&] { return ch->helloSeen_ || ch->ended_; });
+  if (ch->helloSeen_ && !ch->ended_) {
+    if (ch->hello_.version != ag::kProtocolVersion) {
+      lk.unlock();
+      ch->close();
+      return Error(ErrorCode::SandboxExecFailed,
+                   "the sandbox agent speaks protocol " + std::to_string(ch->hello_.version) +
+                       ", not " + std::to_string(ag::kProtocolVersion),
+                   {{"reason", "agentVersion"}});
+    }
+    return ch;
+  }
+  if (!settled) {
+    lk.unlock();
+    ch->close();
+    return Error(ErrorCode::SandboxExecFailed, "the sandbox agent did not answer in time",
+                 {{"reason", "agentTimeout"}});
+  }
+  // The stream ended before a Hello: the agent is missing (exit 126/127) or broken.
+  auto readDone = [&] { return ch->readDone_; };
+  ch->cv_.wait_for(lk, std::chrono::seconds(10), readDone);
+  Error e = ch->failure_.value_or(Error(ErrorCode::SandboxExecFailed, "the agent stream ended"));
+  const int code = ch->streamExit_;
+  const bool missing = code == 126 || code == 127;
+  return Error(ErrorCode::SandboxExecFailed,
+               missing ? "the sandbox has no agent binary"
+                       : "the sandbox agent failed to start: " + e.message,
+               {{"reason", missing ? "agentMissing" : "agentFailed"},
+                {"exitCode", std::to_string(code)},
+                {"stderr", ch->agentStderr_}});
+}
+
+void AgentChannel::readNext() {
+  auto self = shared_from_this();
+  stream_->asyncRead([self](Result<std::optional<ExecChunk>> r) { self->onRead(std::move(r)); });
+}
+
+void AgentChannel::onRead(Result<std::optional<ExecChunk>> r) {
+  if (!r.ok()) {
+    fail(r.error());
+    std::lock_guard lk(m_);
+    readDone_ = true;
+    cv_.notify_all();
+    return;
+  }
+  if (!*r) {
+    // The relay ended: find out how, then fail what was running.
+    auto self = shared_from_this();
+    stream_->asyncWait([self](Result<int> code) {
+      {
+        std::lock_guard lk(self->m_);
+        self->streamExit_ = code.ok() ? *code : -1;
+      }
+      self->fail(Error(ErrorCode::SandboxExecFailed,
+                       "the sandbox agent's stream ended" +
+                           (code.ok() ? " (exit " + std::to_string(*code) + ")" : std::string()),
+                       {{"reason", "channelLost"}}));
+      std::lock_guard lk(self->m_);
+      self->readDone_ = true;
+      self->cv_.notify_all();
+    });
+    return;
+  }
+  ExecChunk& chunk = **r;
+  bool text;
+  {
+    std::lock_guard lk(m_);
+    // Before its Hello, what the stream says is not the agent's (an engine's "no such
+    // file" message, say): kept as text for the error, and the stream read to its end.
+    text = chunk.stream == ExecStream::Stderr || notAgent_;
+    if (text && agentStderr_.size() < 4096) agentStderr_ += chunk.data.substr(0, 4096);
+  }
+  if (!text) {
+    decoder_.feed(chunk.data);
+    while (auto f = decoder_.next()) {
+      if (auto* e = std::get_if<ag::DecodeError>(&*f)) {
+        bool beforeHello;
+        {
+          std::lock_guard lk(m_);
+          beforeHello = !helloSeen_;
+          if (beforeHello) {
+            notAgent_ = true;
+            agentStderr_ += chunk.data.substr(0, 4096);
+          }
+        }
+        if (beforeHello) break;
+        fail(Error(ErrorCode::SandboxExecFailed,
+                   "the sandbox agent sent an undecodable frame: " + e->message,
+                   {{"reason", "channelProtocol"}}));
+        // The channel stays alive until the cancel has run (it may use the provider).
+        auto self = shared_from_this();
+        stream_->asyncCancel([self](Result<void>) {});
+        return;
+      }
+      onFrame(std::get<ag::Message>(std::move(*f)));
+    }
+  }
+  readNext();
+}
+
+void AgentChannel::onFrame(ag::Message m) {
+  auto stateOf = [this](const std::string& id) -> std::shared_ptr<CommandState> {
+    std::lock_guard lk(m_);
+    auto it = commands_.find(id);
+    return it == commands_.end() ? nullptr : it->second.lock();
+  };
+  if (auto* h = std::get_if<ag::Hello>(&m)) {
+    std::lock_guard lk(m_);
+    hello_ = *h;
+    helloSeen_ = true;
+    up_ = !ended_;
+    cv_.notify_all();
+  } else if (auto* o = std::get_if<ag::Output>(&m)) {
+    if (auto s = stateOf(o->id)) {
+      {
+        std::lock_guard lk(s->m);
+        s->chunks.push_back(ExecChunk{o->stream == 2 ? ExecStream::Stderr : ExecStream::Stdout,
+                                      std::move(o->data)});
+      }
+      s->settle();
+    }
+  } else if (auto* x = std::get_if<ag::Exit>(&m)) {
+    if (auto s = stateOf(x->id))
+      s->end(std::nullopt, x->code, x->reason == ag::ExitReason::TimedOut);
+  } else if (auto* e = std::get_if<ag::ErrorReply>(&m)) {
+    if (e->id.empty()) return;
+    if (auto s = stateOf(e->id)) {
+      // Refusals of Start end the command; others (a Kill racing its Exit) change nothing.
+      if (e->code != ag::kErrNotRunning && e->code != ag::kErrUnknownId)
+        s->end(refused(*e), -1, false);
+    }
+  }
+}
+
+void AgentChannel::fail(Error e) {
+  std::vector<std::shared_ptr<CommandState>> running;
+  std::deque<std::pair<std::string, ExecHandler<void>>> writes;
+  {
+    std::lock_guard lk(m_);
+    if (ended_) return;
+    ended_ = true;
+    if (up_) counters().lost++;
+    up_ = false;
+    failure_ = e;
+    for (auto& [id, w] : commands_) {
+      if (auto s = w.lock()) running.push_back(s);
+    }
+    if (!writing_) writes.swap(writes_);
+    cv_.notify_all();
+  }
+  for (auto& s : running)
+    s->end(e, -1, false);
+  for (auto& [frame, done] : writes) {
+    if (done) done(e);
+  }
+}
+
+Error AgentChannel::lostError() const {
+  std::lock_guard lk(m_);
+  return failure_.value_or(Error(ErrorCode::SandboxExecFailed, "the sandbox agent's stream ended",
+                                 {{"reason", "channelLost"}}));
+}
+
+void AgentChannel::write(std::string frame, ExecHandler<void> done) {
+  std::optional<Error> closed;
+  bool start = false;
+  {
+    std::lock_guard lk(m_);
+    if (ended_) {
+      closed = failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));
+    } else {
+      writes_.emplace_back(std::move(frame), std::move(done));
+      start = !writing_;
+      writing_ = true;
+    }
+  }
+  if (closed) {
+    if (done) done(*closed);
+    return;
+  }
+  if (start) writeNext();
+}
+
+void AgentChannel::writeNext() {
+  std::string frame;
+  std::deque<std::pair<std::string, ExecHandler<void>>> dropped;
+  std::optional<Error> closed;
+  {
+    std::lock_guard lk(m_);
+    if (writes_.empty()) {
+      writing_ = false;
+      return;
+    }
+    if (ended_) {
+      writing_ = false;
+      dropped.swap(writes_);
+      closed = failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));
+    } else {
+      frame = std::move(writes_.front().first);  // the entry stays for its handler
+    }
+  }
+  if (closed) {
+    for (auto& [f, d] : dropped) {
+      if (d) d(*closed);
+    }
+    return;
+  }
+  auto self = shared_from_this();
+  stream_->asyncWriteStdin(std::move(frame), [self](Result<void> r) {
+    ExecHandler<void> done;
+    {
+      std::lock_guard lk(self->m_);
+      done = std::move(self->writes_.front().second);
+      self->writes_.pop_front();
+    }
+    if (!r.ok()) self->fail(r.error());
+    if (done) done(std::move(r));
+    self->writeNext();
+  });
+}
+
+void AgentChannel::forget(const std::string& id) {
+  std::lock_guard lk(m_);
+  commands_.erase(id);
+}
+
+Result<std::unique_ptr<ExecSession>> AgentChannel::startCommand(
+    const std::vector<std::string>& argv, const ExecOptions& options) {
+  if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
+  auto state = std::make_shared<CommandState>();
+  state->id = newCommandId();
+  state->timeout = options.timeout;
+  ag::StartCommand start;
+  start.id = state->id;
+  start.argv = argv;
+  start.cwd = options.workingDir;
+  for (const auto& [k, v] : options.env)
+    start.env.push_back(k + "=" + v);
+  start.timeoutMs = static_cast<std::uint32_t>(options.timeout.count());
+  start.attachStdin = options.attachStdin;
+  start.tty = options.tty;
+  start.rows = static_cast<std::uint16_t>(options.ttyRows);
+  start.cols = static_cast<std::uint16_t>(options.ttyColumns);
+  {
+    std::lock_guard lk(m_);
+    if (ended_) return failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));
+    commands_[state->id] = state;
+  }
+  write(ag::encode(start), [state](Result<void> r) {
+    if (!r.ok()) state->end(r.error(), -1, false);
+  });
+  return std::unique_ptr<ExecSession>(
+      new ChannelExecSession(shared_from_this(), state, options.attachStdin || options.tty));
+}
+
+void AgentChannel::close() {
+  // The stream's cancel may run provider calls of its own (Docker kills the relay through
+  // another exec): wait for it too, so that the provider can go once close() returns.
+  auto cancelled = std::make_shared<std::promise<void>>();
+  auto f = cancelled->get_future();
+  stream_->asyncCancel([cancelled](Result<void>) { cancelled->set_value(); });
+  f.wait_for(std::chrono::seconds(15));
+  std::unique_lock lk(m_);
+  cv_.wait_for(lk, std::chrono::seconds(15), [&] { return readDone_; });
+}
+
+}  // namespace agentpane::channel

@@ -1,0 +1,98 @@
+// The provider contract suite on the real Docker engine through the in-sandbox agent
+// channel: the Docker provider wrapped in a ChannelProvider, so that every non-root exec of
+// the suite runs as a command of agentpane-agent (copied into agentpane/sandbox:latest from
+// build/ when the image lacks it). Root execs take the native exec by design. Besides the
+// suite, a check that the commands really went through the channel.
+#include "channel/channel_provider.hpp"
+#include "contract/provider_contract.hpp"
+#include "docker/docker_provider.hpp"
+
+namespace agentpane::contract {
+
+ProviderHarness makeHarness() {
+  ProviderHarness h;
+  h.name = "docker-channel";
+  h.runId = "run" + detail::shortRandom();
+  h.image = "agentpane/sandbox:latest";
+  const std::string runId = h.runId;
+  h.makeProvider = [runId]() -> std::unique_ptr<SandboxProvider> {
+    docker::DockerProviderOptions opts;
+    opts.scopeLabels = {{"agentpane.io/test-run", runId}};
+    opts.stopTimeoutSeconds = 1;
+    auto p = docker::DockerProvider::create(opts);
+    if (!p.ok()) {
+      ADD_FAILURE() << p.error().describe();
+      return nullptr;
+    }
+    channel::ChannelProviderOptions co;
+    co.agentBinary = channel::defaultAgentBinary();
+    EXPECT_FALSE(co.agentBinary.empty()) << "build/agentpane-agent not found";
+    return std::make_unique<channel::ChannelProvider>(
+        std::shared_ptr<SandboxProvider>(std::move(p.value())), co);
+  };
+  h.makeUnreachableProvider = []() -> std::unique_ptr<SandboxProvider> {
+    docker::DockerProviderOptions opts;
+    opts.endpoint = net::Endpoint::unixSocket("/tmp/agentpane-no-such-docker-" +
+                                              detail::shortRandom() + ".sock");
+    auto p = docker::DockerProvider::create(opts);
+    if (!p.ok()) return nullptr;
+    return std::make_unique<channel::ChannelProvider>(
+        std::shared_ptr<SandboxProvider>(std::move(p.value())), channel::ChannelProviderOptions{});
+  };
+  h.unreachableCode = ErrorCode::SandboxProviderUnavailable;
+  h.projectOwner = 1000;
+  return h;
+}
+
+// The commands really ran through the channel (the suite's execs on stopped or removed
+// sandboxes fall back to the native exec, which reports SandboxNotRunning / NotFound).
+TEST_F(ProviderContract, ExecsWentThroughTheAgentChannel) {
+  auto before = channel::counters().channelExecs.load();
+  auto nativeBefore = channel::counters().nativeExecs.load();
+  auto r = run({"sh", "-c", "echo via; exit 5"}, {});
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->exitCode, 5);
+  EXPECT_EQ(r->stdoutData, "via\n");
+  EXPECT_EQ(channel::counters().channelExecs.load(), before + 1);
+  EXPECT_EQ(channel::counters().nativeExecs.load(), nativeBefore);
+  // The command's parent is the agent daemon, not the engine's exec.
+  auto ps = run({"sh", "-c", "cat /proc/$PPID/cmdline | tr '\\0' ' '"}, {});
+  ASSERT_TRUE(ps.ok());
+  EXPECT_NE(ps->stdoutData.find("agentpane-agent"), std::string::npos) << ps->stdoutData;
+}
+
+// The agent killed while a command runs: that command fails with a clear error (the channel
+// was lost), and the next command starts a new channel by itself.
+TEST_F(ProviderContract, AgentKilledMidCommandFailsItClearlyAndTheChannelRestarts) {
+  auto& cp = dynamic_cast<channel::ChannelProvider&>(provider());
+  auto ch = cp.channelFor(sharedRef());
+  ASSERT_TRUE(ch.ok()) << ch.error().describe();
+  const auto daemonPid = (*ch)->hello().pid;
+  auto session =
+      provider().openExec(sharedRef(), {"sh", "-c", "echo started; exec sleep 3141"}, {});
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  auto first = (*session)->read();  // the command runs
+  ASSERT_TRUE(first.ok() && first->has_value()) << (first.ok() ? "eof" : first.error().describe());
+  EXPECT_EQ((*first)->data, "started\n");
+  const auto lostBefore = channel::counters().lost.load();
+  ExecRequest kill;
+  kill.argv = {"kill", "-9", std::to_string(daemonPid)};
+  auto k = cp.inner().exec(sharedRef(), kill);  // the provider's own exec
+  ASSERT_TRUE(k.ok() && k->exitCode == 0) << (k.ok() ? k->stderrData : k.error().describe());
+
+  auto r = (*session)->read();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::SandboxExecFailed) << r.error().describe();
+  EXPECT_EQ(r.error().details.at("reason"), "channelLost") << r.error().describe();
+  EXPECT_EQ(channel::counters().lost.load(), lostBefore + 1);
+
+  auto again = run({"echo", "back"}, {});
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(again->stdoutData, "back\n");
+  auto restarted = cp.channelFor(sharedRef());
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_NE((*restarted)->hello().pid, daemonPid);
+  EXPECT_EQ(sh("pkill -9 -f 'sleep 314[1]'; echo done"), "done\n");
+}
+
+}  // namespace agentpane::contract
