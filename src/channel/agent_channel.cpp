@@ -202,11 +202,12 @@ class ChannelExecSession final : public ExecSession {
       done(Result<void>());
       return;
     }
-    for (std::size_t off = 0; off < data.size(); off += kStdinChunk) {
-      bool last = off + kStdinChunk >= data.size();
+    std::size_t off = 0;
+    for (; off + kStdinChunk < data.size(); off += kStdinChunk) {
       channel_->write(ag::encode(ag::StdinData{state_->id, data.substr(off, kStdinChunk)}),
-                      last ? std::move(done) : nullptr);
+                      nullptr);
     }
+    channel_->write(ag::encode(ag::StdinData{state_->id, data.substr(off)}), std::move(done));
   }
   void asyncCloseStdin(ExecHandler<void> done) override {
     if (!attachStdin_ || stdinClosed_.exchange(true)) {
@@ -230,20 +231,17 @@ class ChannelExecSession final : public ExecSession {
     state_->settle();
   }
   void asyncCancel(ExecHandler<void> done) override {
-    bool first;
-    bool ended;
-    {
-      std::lock_guard lk(state_->m);
-      first = !state_->canceled;
-      state_->canceled = true;
-      ended = state_->ended;
-      if (first && !ended) state_->cancelWaiters.push_back(std::move(done));
-    }
-    if (!first || ended) {
+    std::unique_lock lk(state_->m);
+    const bool first = !state_->canceled;
+    state_->canceled = true;
+    if (!first || state_->ended) {
+      lk.unlock();
       state_->settle();  // fails a pending read
       done(Result<void>());
       return;
     }
+    state_->cancelWaiters.push_back(std::move(done));
+    lk.unlock();
     // SIGKILL: the agent reports the Exit once nothing of the command's session is alive.
     auto state = state_;
     channel_->write(ag::encode(ag::KillCommand{state_->id, 9}), [state](Result<void> r) {
@@ -448,23 +446,18 @@ Error AgentChannel::lostError() const {
 }
 
 void AgentChannel::write(std::string frame, ExecHandler<void> done) {
-  std::optional<Error> closed;
-  bool start = false;
-  {
-    std::lock_guard lk(m_);
-    if (ended_) {
-      closed = failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));
-    } else {
-      writes_.emplace_back(std::move(frame), std::move(done));
-      start = !writing_;
-      writing_ = true;
-    }
-  }
-  if (closed) {
-    if (done) done(*closed);
+  std::unique_lock lk(m_);
+  if (!ended_) {
+    writes_.emplace_back(std::move(frame), std::move(done));
+    const bool start = !writing_;
+    writing_ = true;
+    lk.unlock();
+    if (start) writeNext();
     return;
   }
-  if (start) writeNext();
+  Error closed = failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));
+  lk.unlock();
+  if (done) done(closed);
 }
 
 void AgentChannel::writeNext() {

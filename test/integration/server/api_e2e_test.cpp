@@ -264,6 +264,13 @@ TEST_F(ApiE2E, ExecIsAuditedAndCounted) {
             std::string::npos)
       << m->body;
   EXPECT_NE(m->body.find("agentpane_exec_total{provider=\"docker\""), std::string::npos);
+  // The server's execs went through the in-sandbox agent (the agent copied in from build/),
+  // and none fell back to the native exec.
+  EXPECT_EQ(m->body.find("agentpane_exec_path_total{path=\"channel\"} 0\n"), std::string::npos)
+      << m->body;
+  EXPECT_NE(m->body.find("agentpane_exec_path_total{path=\"native_fallback\"} 0\n"),
+            std::string::npos)
+      << m->body;
   EXPECT_NE(m->body.find(
                 "agentpane_http_request_duration_seconds_bucket{route=\"/api/sandboxes/:id/exec\""),
             std::string::npos);
