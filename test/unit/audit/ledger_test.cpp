@@ -4,12 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "common/hash.hpp"
+#include "unit/temp_dir.hpp"
 
 namespace agentpane::audit {
 namespace {
@@ -17,23 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("ap-ledger-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = agentpane::testing::TempDir;
 
 std::vector<std::string> readLines(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -11,7 +11,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,36 +19,9 @@
 #include "service/sandbox_service.hpp"
 #include "store/store.hpp"
 #include "unit/server/test_client.hpp"
+#include "unit/temp_dir.hpp"
 
 namespace agentpane::testing {
-
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "ap-server-test-") {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            (prefix + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-    path_ = std::filesystem::canonical(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  // A fresh sub-directory (a project to mount).
-  std::string mkdir(const std::string& name) const {
-    auto p = path_ / name;
-    std::filesystem::create_directories(p);
-    return p.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Options tuned for tests: short timeouts and polls, so nothing waits on wall-clock time.
 inline server::ServerOptions testServerOptions() {

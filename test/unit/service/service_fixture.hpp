@@ -6,34 +6,16 @@
 
 #include <atomic>
 #include <filesystem>
-#include <random>
 
 #include "audit/ledger.hpp"
 #include "service/sandbox_service.hpp"
 #include "store/store.hpp"
 #include "unit/service/fake_provider.hpp"
+#include "unit/temp_dir.hpp"
 
 namespace agentpane::fakes {
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("ap-service-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = agentpane::testing::TempDir;
 
 class ServiceTest : public ::testing::Test {
  protected:

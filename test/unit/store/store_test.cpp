@@ -1,11 +1,11 @@
 #include "store/store.hpp"
+#include "unit/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <atomic>
 #include <filesystem>
-#include <random>
 #include <thread>
 
 namespace agentpane {
@@ -13,23 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("ap-store-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = agentpane::testing::TempDir;
 
 SandboxConfig makeConfig(const std::string& id, const std::string& name, bool isDefault = false) {
   SandboxConfig c;
