@@ -1,5 +1,7 @@
 // SandboxService: server-wide settings (the default provider the web page selects).
 
+#include <nlohmann/json.hpp>
+
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 
@@ -33,7 +35,15 @@ Result<void> SandboxService::setDefaultProvider(ProviderType t) {
                  "the Kubernetes provider is off: start the server with ENABLE_K8S_SANDBOX=true "
                  "to select it");
   }
-  return impl_->store.putSetting(kDefaultProviderKey, toString(t), impl_->nowSec());
+  auto before = defaultProvider();
+  auto r = impl_->store.putSetting(kDefaultProviderKey, toString(t), impl_->nowSec());
+  // A settings change is a mutation like a config change: the ledger records who changed
+  // what, and the value it replaced.
+  nlohmann::json detail{{"key", kDefaultProviderKey}, {"to", toString(t)}};
+  if (before.ok()) detail["from"] = toString(before.value());
+  if (!r.ok()) detail["error"] = r.error().message;
+  impl_->audit("", "api", "settings.update", detail, r.ok());
+  return r;
 }
 
 }  // namespace agentpane

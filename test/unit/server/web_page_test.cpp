@@ -204,6 +204,16 @@ TEST(Settings, KubernetesPersistedWhenOn) {
   auto stored = ts.service().defaultProvider();
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored.value(), ProviderType::Kubernetes);
+  // The change is audited with the value it replaced.
+  auto audit = c.get("/api/audit?event=settings.update");
+  ASSERT_EQ(audit.status, 200) << audit.body;
+  const auto entries = audit.data();
+  ASSERT_EQ(entries.size(), 1u) << audit.body;
+  const auto& e = entries[0];
+  EXPECT_EQ(e["ok"], true);
+  EXPECT_EQ(e["actor"], "api");
+  EXPECT_EQ(e["detail"]["from"], "docker");
+  EXPECT_EQ(e["detail"]["to"], "kubernetes");
 }
 
 TEST(StoreSettings, PutGetAndOverwrite) {
