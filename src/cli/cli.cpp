@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,16 @@ void printTable(const std::vector<std::string>& headers,
   line(headers);
   for (const auto& r : rows)
     line(r);
+}
+
+// A create's phases on stderr as they happen (stdout keeps the id); --json stays quiet.
+std::function<void(const json&)> phasePrinter(bool quiet) {
+  return [quiet](const json& p) {
+    if (quiet) return;
+    std::fprintf(stderr, "[%5.1fs] %-10s %s\n", p.value("elapsedMs", 0) / 1000.0,
+                 cell(p, "phase").c_str(), cell(p, "message").c_str());
+    std::fflush(stderr);
+  };
 }
 
 void printSandbox(const json& s) {
@@ -144,6 +155,15 @@ int run(int argc, char** argv) {
   start->add_option("id", sandboxId)->required();
   auto* rm = sandbox->add_subcommand("rm", "Remove a sandbox (idempotent)");
   rm->add_option("id", sandboxId)->required();
+  std::string migrateTo;
+  bool migrateJson = false;
+  auto* migrate = sandbox->add_subcommand(
+      "migrate", "Move a sandbox to the other provider (the new one runs before the old goes)");
+  migrate->add_option("id", sandboxId)->required();
+  migrate->add_option("--to", migrateTo, "docker or kubernetes")
+      ->required()
+      ->check(CLI::IsMember({"docker", "kubernetes"}));
+  migrate->add_flag("--json", migrateJson);
 
   // exec
   bool interactive = false, asRoot = false;
@@ -274,14 +294,7 @@ int run(int argc, char** argv) {
       body["env"] = env;
     }
     if (!egress.empty()) body["allowEgress"] = egress;
-    // Phases go to stderr as they happen (stdout keeps the id); --json stays quiet.
-    auto showPhase = [&](const json& p) {
-      if (createJson) return;
-      std::fprintf(stderr, "[%5.1fs] %-10s %s\n", p.value("elapsedMs", 0) / 1000.0,
-                   cell(p, "phase").c_str(), cell(p, "message").c_str());
-      std::fflush(stderr);
-    };
-    auto r = api.callStreamed("POST", "/api/sandboxes", body, showPhase);
+    auto r = api.callStreamed("POST", "/api/sandboxes", body, phasePrinter(createJson));
     if (!r.ok()) return fail(r.error());
     const json& s = r->contains("sandbox") ? (*r)["sandbox"] : *r;
     if (r->contains("fallbackReason") && !(*r)["fallbackReason"].is_null()) {
@@ -323,6 +336,20 @@ int run(int argc, char** argv) {
   if (stop->parsed()) return failIf(api.call("POST", sb + "/stop"));
   if (start->parsed()) return failIf(api.call("POST", sb + "/start"));
   if (rm->parsed()) return failIf(api.call("DELETE", sb));
+  if (migrate->parsed()) {
+    auto r = api.callStreamed("POST", sb + "/migrate", json{{"to", migrateTo}},
+                              phasePrinter(migrateJson));
+    if (!r.ok()) return fail(r.error());
+    for (const auto& w : r->value("warnings", json::array())) {
+      std::fprintf(stderr, "warning: %s\n", w.is_string() ? w.get<std::string>().c_str() : "");
+    }
+    if (migrateJson) {
+      std::cout << r->dump(2) << "\n";
+    } else {
+      std::cout << cell(*r, "id") << "\n";
+    }
+    return 0;
+  }
 
   if (exec->parsed()) {
     ExecStreamRequest req{sandboxId, command, asRoot, timeoutSeconds, interactive};

@@ -1,4 +1,5 @@
-// POST /api/sandboxes: the create, run on the lifecycle pool (it may wait minutes for a pod)
+// POST /api/sandboxes (and POST /api/sandboxes/:id/migrate, a create too): the create, run on
+// the lifecycle pool (it may wait minutes for a pod)
 // with a stop source that the client leaving or the server stopping requests; the create
 // then removes what it made (SandboxService::createSandbox).
 //
@@ -95,6 +96,14 @@ std::string line(const json& j) {
 }  // namespace
 
 asio::awaitable<Reply> runCreate(RequestContext& ctx, CreateSandboxRequest request) {
+  auto run = runCreateLike(
+      ctx, [request = std::move(request)](SandboxService& service, const CreateControl& control) {
+        return service.createSandbox(request, kActor, control);
+      });
+  co_return co_await std::move(run);
+}
+
+asio::awaitable<Reply> runCreateLike(RequestContext& ctx, CreateWork work) {
   const bool stream = wantsStream(ctx.req) && ctx.socket != nullptr;
   const auto startedAt = Clock::now();
   auto ex = co_await asio::this_coro::executor;
@@ -104,13 +113,13 @@ asio::awaitable<Reply> runCreate(RequestContext& ctx, CreateSandboxRequest reque
                                   [feed] { feed->stop.request_stop(); });
 
   SandboxService& service = ctx.server.service;
-  asio::post(ctx.server.lifecyclePool, [feed, &service, request = std::move(request)] {
+  asio::post(ctx.server.lifecyclePool, [feed, &service, work = std::move(work)] {
     CreateControl control;
     control.stop = feed->stop.get_token();
     control.onProgress = [feed](const CreateProgress& p) { feed->push(p); };
     Result<CreateSandboxOutcome> r = Error(ErrorCode::Internal, "create did not run");
     try {
-      r = service.createSandbox(request, kActor, control);
+      r = work(service, control);
     } catch (const std::exception& e) {
       r = Error(ErrorCode::Internal, std::string("create failed: ") + e.what());
     }

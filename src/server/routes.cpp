@@ -205,6 +205,24 @@ asio::awaitable<Reply> createSandbox(RequestContext& ctx) {
   co_return co_await std::move(run);
 }
 
+// POST /api/sandboxes/:id/migrate {"to":"docker"|"kubernetes"}: a create on the other
+// provider, then the old one removed; answered (and streamed) as a create is.
+asio::awaitable<Reply> migrateSandbox(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto f = JsonFields::of(body.value(), {"to"});
+  if (!f.ok()) co_return errorReply(f.error());
+  auto name = f->requiredString("to");
+  if (!name.ok()) co_return errorReply(name.error());
+  auto to = providerTypeFromString(name.value());
+  if (!to) co_return errorReply(fieldError("to", "'to' must be \"docker\" or \"kubernetes\""));
+  auto run = runCreateLike(
+      ctx, [id = ctx.param("id"), to = *to](SandboxService& service, const CreateControl& control) {
+        return service.migrateSandbox(id, to, kActor, control);
+      });
+  co_return co_await std::move(run);
+}
+
 asio::awaitable<Reply> getSandbox(RequestContext& ctx) {
   auto rCall =
       blocking(ctx, [&ctx, id = ctx.param("id")] { return ctx.server.service.getSandbox(id); });
@@ -485,6 +503,7 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}", deleteSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/stop", stopSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/start", startSandbox));
+  r.push_back(http(V::post, "/api/sandboxes/{sandbox}/migrate", migrateSandbox));
   r.push_back(
       http(V::post, "/api/sandboxes/{sandbox}/exec", execSandbox, true, std::chrono::seconds(300)));
   r.push_back(ws("/api/sandboxes/{sandbox}/exec/stream", runExecStream));

@@ -27,6 +27,8 @@
 namespace agentpane {
 class SandboxService;
 struct CreateSandboxRequest;
+struct CreateSandboxOutcome;
+struct CreateControl;
 }  // namespace agentpane
 namespace agentpane::k8s {
 class ClusterInfo;
@@ -115,6 +117,11 @@ boost::asio::awaitable<void> runExecStream(RequestContext& ctx, std::shared_ptr<
 boost::asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
 // POST /api/sandboxes once its body is read (create_stream.cpp).
 boost::asio::awaitable<Reply> runCreate(RequestContext& ctx, CreateSandboxRequest request);
+// The same for any work that ends in a new sandbox (a migrate): run on the lifecycle pool with
+// the control the client's leaving or the server's stop cancels.
+using CreateWork =
+    std::function<Result<CreateSandboxOutcome>(SandboxService&, const CreateControl&)>;
+boost::asio::awaitable<Reply> runCreateLike(RequestContext& ctx, CreateWork work);
 // The cluster routes (routes_k8s.cpp).
 boost::asio::awaitable<Reply> k8sStatus(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sContexts(RequestContext& ctx);

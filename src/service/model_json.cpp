@@ -358,6 +358,8 @@ Result<SandboxRecord> sandboxRecordFromJson(const json& j) {
 json toJson(const CreateSandboxOutcome& o) {
   json j = toJson(o.sandbox);
   if (o.fallbackReason) j["fallbackReason"] = *o.fallbackReason;
+  if (o.migratedFrom) j["migratedFrom"] = *o.migratedFrom;
+  if (!o.warnings.empty()) j["warnings"] = o.warnings;
   return j;
 }
 
@@ -370,6 +372,22 @@ Result<CreateSandboxOutcome> createOutcomeFromJson(const json& j) {
     AP_TRY(readOpt(rest["fallbackReason"], "fallbackReason", reason));
     o.fallbackReason = reason;
     rest.erase("fallbackReason");
+  }
+  if (rest.contains("migratedFrom")) {
+    std::optional<std::string> from;
+    AP_TRY(readOpt(rest["migratedFrom"], "migratedFrom", from));
+    o.migratedFrom = from;
+    rest.erase("migratedFrom");
+  }
+  if (rest.contains("warnings")) {
+    const json& w = rest["warnings"];
+    if (!w.is_array()) return validationError("warnings", "'warnings' must be an array of strings");
+    for (const auto& e : w) {
+      if (!e.is_string())
+        return validationError("warnings", "'warnings' must be an array of strings");
+      o.warnings.push_back(e.get<std::string>());
+    }
+    rest.erase("warnings");
   }
   auto r = sandboxRecordFromJson(rest);
   if (!r.ok()) return r.takeError();

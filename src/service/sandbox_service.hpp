@@ -45,12 +45,18 @@ struct CreateSandboxRequest {
   std::optional<double> cpu;
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<std::string> allowEgress;
+  // Not from the API: a migrate wants the provider it names or nothing.
+  bool noFallback = false;
 };
 
 struct CreateSandboxOutcome {
   SandboxRecord sandbox;
   // Set when the request wanted Kubernetes and got Docker: why.
   std::optional<std::string> fallbackReason;
+  // A migrate's outcome: the sandbox this one replaces, and what did not carry over (a tmux
+  // session that could not be made again, an old sandbox that reconcile must still remove).
+  std::optional<std::string> migratedFrom;
+  std::vector<std::string> warnings;
 };
 
 // Lifecycle events (SPEC): creating, ready, idle, stopping, stopped, error,
@@ -124,6 +130,15 @@ class SandboxService {
   // a running sandbox. Creating/stopping: SandboxNotRunning; its project got another live
   // sandbox meanwhile: SandboxAlreadyExists.
   Result<SandboxRecord> startSandbox(const std::string& id, const std::string& actor);
+  // Moves a running or stopped sandbox to the other provider for the same project: a new
+  // sandbox (same profile, image and project) is made and running, its tmux sessions are
+  // made again by name (their commands, not their processes), and only then is the old one
+  // removed. Meanwhile the old one stays up but refuses use (status "migrating"); a failed or
+  // cancelled create puts it back as it was. Progress and cancellation as createSandbox.
+  // Already there: ValidationError (field "to"); creating/stopping: SandboxNotRunning.
+  Result<CreateSandboxOutcome> migrateSandbox(const std::string& id, ProviderType to,
+                                              const std::string& actor,
+                                              const CreateControl& control = {});
   // Idempotent. Removes the sandbox from its provider, then keeps the row as a "removed"
   // tombstone (hidden from list/get, SandboxNotFound) so that reconcile knows it is not ours.
   Result<void> removeSandbox(const std::string& id, const std::string& actor);

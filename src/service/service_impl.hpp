@@ -111,6 +111,24 @@ struct SandboxService::Impl {
   void emit(const std::string& type, const std::string& sandboxId, const std::string& detail = {});
 
   bool isInflight(const std::string& id);
+  // Marks an id in flight (a create or a migrate running in this process) until it goes.
+  class InflightGuard {
+   public:
+    InflightGuard(Impl& impl, std::string id) : impl_(impl), id_(std::move(id)) {
+      std::lock_guard lk(impl_.inflightMu);
+      impl_.inflight.insert(id_);
+    }
+    ~InflightGuard() {
+      std::lock_guard lk(impl_.inflightMu);
+      impl_.inflight.erase(id_);
+    }
+    InflightGuard(const InflightGuard&) = delete;
+    InflightGuard& operator=(const InflightGuard&) = delete;
+
+   private:
+    Impl& impl_;
+    std::string id_;
+  };
 
   // service_configs.cpp
   Result<SandboxConfig> ensureDefaultConfig();

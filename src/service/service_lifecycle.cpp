@@ -11,31 +11,6 @@ namespace agentpane {
 using nlohmann::json;
 namespace st = sandbox_status;
 
-namespace {
-
-// Removes an id from the in-flight set when the create ends, however it ends.
-class InflightGuard {
- public:
-  InflightGuard(std::mutex& mu, std::set<std::string>& set, std::string id)
-      : mu_(mu), set_(set), id_(std::move(id)) {
-    std::lock_guard lk(mu_);
-    set_.insert(id_);
-  }
-  ~InflightGuard() {
-    std::lock_guard lk(mu_);
-    set_.erase(id_);
-  }
-  InflightGuard(const InflightGuard&) = delete;
-  InflightGuard& operator=(const InflightGuard&) = delete;
-
- private:
-  std::mutex& mu_;
-  std::set<std::string>& set_;
-  std::string id_;
-};
-
-}  // namespace
-
 Result<void> SandboxService::Impl::stop(const std::string& id, const std::string& actor,
                                         const std::string& reason) {
   auto row = visibleRow(id);
@@ -43,8 +18,10 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
   const std::string prev = row->status;
   // Settled sandboxes have nothing to stop: stopping is idempotent.
   if (prev == st::kStopped || prev == st::kGone || prev == st::kError) return {};
-  if (prev == st::kCreating) {
-    return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is still being created",
+  if (prev == st::kCreating || prev == st::kMigrating) {
+    return Error(ErrorCode::SandboxNotRunning,
+                 "sandbox " + id + " is still being " +
+                     (prev == st::kCreating ? "created" : "migrated to another provider"),
                  {{"status", prev}});
   }
   auto prov = providerOf(row.value());
@@ -126,14 +103,16 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     }
     if (why.empty()) {
       prov = std::move(k8s);
-    } else if (auto docker = I.providerFor(ProviderType::Docker); docker && cfg.allowFallback) {
+    } else if (auto docker = I.providerFor(ProviderType::Docker);
+               docker && cfg.allowFallback && !req.noFallback) {
       fallbackReason = why + "; created on Docker instead";
       spdlog::warn("sandbox for project {}: {}", valid->projectId, *fallbackReason);
       prov = std::move(docker);
     } else {
       return Error(k8s ? ErrorCode::K8sUnreachable : ErrorCode::SandboxProviderUnavailable,
-                   why + (cfg.allowFallback ? " and no Docker provider is available"
-                                            : " (fallback to Docker is off in the config)"));
+                   why + (req.noFallback      ? ""
+                          : cfg.allowFallback ? " and no Docker provider is available"
+                                              : " (fallback to Docker is off in the config)"));
     }
   } else {
     prov = I.providerFor(ProviderType::Docker);
@@ -211,7 +190,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     };
   }
 
-  InflightGuard guard(I.inflightMu, I.inflight, spec.id);
+  Impl::InflightGuard guard(I, spec.id);
   // The row comes first: the unique index settles concurrent creates for one project, and a
   // crash during provider.create leaves a row that reconcile settles.
   auto ins = I.store.insertSandbox(row);
@@ -292,7 +271,7 @@ Result<SandboxRecord> SandboxService::Impl::start(const std::string& id, const s
   if (!row.ok()) return row.takeError();
   const std::string prev = row->status;
   if (prev == st::kRunning) return row;
-  if (prev == st::kCreating || prev == st::kStopping) {
+  if (prev == st::kCreating || prev == st::kStopping || prev == st::kMigrating) {
     return Error(ErrorCode::SandboxNotRunning, "sandbox " + id + " is " + prev + "; retry",
                  {{"status", prev}});
   }

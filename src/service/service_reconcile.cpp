@@ -10,6 +10,9 @@
 //   row error + object, never recorded as created (no container/pod) -> remove the leftover
 //   row running/stopping/stopped + no object  -> gone
 //   row stopping + object no longer running   -> stopped
+//   row migrating (a migrate a crash interrupted):
+//                             the project's replacement runs -> object removed, row removed
+//                             the project has no live sandbox -> status follows the object
 //   row running/stopped + object in another state -> status follows the object (a stopped
 //                                                    row does not turn into error)
 //   row gone + object back   -> status follows the object
@@ -116,7 +119,7 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
           true);
     if (event != nullptr) emit(event, id, error);
   };
-  auto removeObject = [&](const char* why) {
+  auto removeObject = [&](const std::string& why) {
     auto r = prov.remove(found != nullptr ? sandboxRef(*found) : sandboxRef(row.info));
     audit(id, kActor, "reconcile.remove",
           r.ok() ? json{{"reason", why}} : json{{"reason", why}, {"error", errorDetail(r.error())}},
@@ -162,6 +165,26 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
     return;
   }
   auto follows = statusFromState(found->state);
+  if (status == st::kMigrating) {
+    // A migrate a crash interrupted: done once the project's replacement runs (the old one
+    // goes); abandoned when the project has no live sandbox (it is back where it was).
+    auto siblings = store.listSandboxes(/*includeRemoved=*/false);
+    if (!siblings.ok()) return;
+    for (const auto& other : siblings.value()) {
+      if (other.info.id == id || other.info.projectId != row.info.projectId ||
+          !isLiveSandboxStatus(other.status)) {
+        continue;
+      }
+      if (other.status != st::kRunning) return;  // its create is still settling
+      if (removeObject("migrated to sandbox " + other.info.id)) {
+        setStatus(st::kRemoved, "", "removed");
+        (void)store.deleteTmuxSessions(id);
+      }
+      return;
+    }
+    if (follows) setStatus(*follows, "", *follows == st::kRunning ? "ready" : "stopped");
+    return;
+  }
   if (status == st::kStopping) {
     // A stop in flight, or one a crash interrupted: settled once the object has stopped.
     if (follows && *follows != st::kRunning) setStatus(st::kStopped, "", "stopped");

@@ -121,6 +121,14 @@ CREATE INDEX audit_log_action ON audit_log (action, id);
 CREATE INDEX audit_log_at ON audit_log (at_ms);
 )sql";
 
+// A sandbox being migrated stays running while its replacement is made: it no longer counts
+// as the project's live sandbox (isLiveSandboxStatus).
+constexpr const char* kMigrationMigrating = R"sql(
+DROP INDEX sandboxes_one_live_per_project;
+CREATE UNIQUE INDEX sandboxes_one_live_per_project ON sandboxes (project_id)
+  WHERE status NOT IN ('stopped', 'gone', 'removed', 'error', 'migrating');
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -131,6 +139,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {4, "root exec a profile permission", kMigration4},
       {5, "server settings", kMigrationSettings},
       {6, "audit rows index the ledger", kMigrationAuditLedger},
+      {7, "a migrating sandbox is not the project's live one", kMigrationMigrating},
   };
   return kMigrations;
 }

@@ -58,13 +58,17 @@ inline constexpr const char* kError = "error";  // create failed, or the provide
 inline constexpr const char* kGone = "gone";    // vanished from the provider behind our back
 inline constexpr const char* kRemoved =
     "removed";  // tombstone: removed through us; hidden from API
+// Still running on its provider while its replacement on another provider is made
+// (SandboxService::migrateSandbox); not live for the one-per-project rule, so that the
+// replacement can be. Exec and tmux refuse it; it ends removed, or back where it was.
+inline constexpr const char* kMigrating = "migrating";
 }  // namespace sandbox_status
 
 bool isLiveSandboxStatus(std::string_view status);
 
 // The one mapping between row statuses and provider states (store/sandbox_status.cpp).
-// A row's state: creating -> Creating, running and stopping -> Running, stopped -> Stopped,
-// error -> Failed, the rest (gone, removed, unknown words) -> Unknown.
+// A row's state: creating -> Creating, running, stopping and migrating -> Running, stopped ->
+// Stopped, error -> Failed, the rest (gone, removed, unknown words) -> Unknown.
 SandboxState stateFromStatus(std::string_view status);
 // The status a provider state settles a row to; nullopt when the state says nothing
 // (Creating, Unknown).

@@ -7,12 +7,14 @@ namespace st = sandbox_status;
 
 bool isLiveSandboxStatus(std::string_view status) {
   return status != st::kStopped && status != st::kGone && status != st::kRemoved &&
-         status != st::kError;
+         status != st::kError && status != st::kMigrating;
 }
 
 SandboxState stateFromStatus(std::string_view status) {
   if (status == st::kCreating) return SandboxState::Creating;
-  if (status == st::kRunning || status == st::kStopping) return SandboxState::Running;
+  if (status == st::kRunning || status == st::kStopping || status == st::kMigrating) {
+    return SandboxState::Running;
+  }
   if (status == st::kStopped) return SandboxState::Stopped;
   if (status == st::kError) return SandboxState::Failed;
   return SandboxState::Unknown;

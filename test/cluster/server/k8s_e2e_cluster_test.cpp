@@ -201,6 +201,51 @@ TEST_F(K8sE2E, CliLifecycleExecAndTmuxOnAPod) {
   EXPECT_TRUE(clusterObjects().empty());
 }
 
+// `sandbox migrate`: Docker to Kubernetes and back, for the same project; the new sandbox
+// runs with the project's files and the tmux sessions by name, the old one is gone.
+TEST_F(K8sE2E, MigrateMovesASandboxBetweenProvidersAndBack) {
+  auto made = cli({"sandbox", "create", "--provider", "docker", "--project-path", project_.string(),
+                   "--project-id", projectId_, "--json"});
+  ASSERT_EQ(made.exitCode, 0) << made.err << serverLog();
+  const std::string onDocker = json::parse(made.out).value("id", "");
+  ASSERT_EQ(
+      cli({"exec", onDocker, "--", "sh", "-c", "echo kept > /workspace/migrated.txt"}).exitCode, 0);
+  ASSERT_EQ(cli({"tmux", "new", onDocker, "dev"}).exitCode, 0);
+
+  auto moved = cli({"sandbox", "migrate", onDocker, "--to", "kubernetes", "--json"});
+  ASSERT_EQ(moved.exitCode, 0) << moved.err << serverLog();
+  json k = json::parse(moved.out);
+  const std::string onK8s = k.value("id", "");
+  EXPECT_NE(onK8s, onDocker);
+  EXPECT_EQ(k.value("provider", ""), "kubernetes") << k.dump();
+  EXPECT_EQ(k.value("migratedFrom", ""), onDocker);
+  EXPECT_FALSE(k.contains("warnings")) << k.dump();
+  EXPECT_EQ(clusterObjects().count("pod/agentpane-" + onK8s), 1u);
+  auto gone = cli({"sandbox", "get", onDocker});
+  EXPECT_NE(gone.err.find("SANDBOX_NOT_FOUND"), std::string::npos) << gone.err;
+  EXPECT_EQ(cli({"exec", onK8s, "--", "cat", "/workspace/migrated.txt"}).out, "kept\n");
+  auto sessions = cli({"tmux", "ls", onK8s, "--json"});
+  EXPECT_NE(sessions.out.find("\"dev\""), std::string::npos) << sessions.out << sessions.err;
+
+  // The phases of the new create are shown, as a create shows them.
+  auto back = cli({"sandbox", "migrate", onK8s, "--to", "docker"});
+  ASSERT_EQ(back.exitCode, 0) << back.err << serverLog();
+  EXPECT_NE(back.err.find("migrating"), std::string::npos) << back.err;
+  EXPECT_NE(back.err.find("removing"), std::string::npos) << back.err;
+  std::string onDockerAgain = back.out.substr(0, back.out.find('\n'));
+  json list = listSandboxes();
+  ASSERT_EQ(list.size(), 1u) << list.dump();
+  EXPECT_EQ(list[0].value("id", ""), onDockerAgain);
+  EXPECT_EQ(list[0].value("provider", ""), "docker");
+  EXPECT_EQ(clusterObjects().count("pod/agentpane-" + onK8s), 0u);
+  EXPECT_EQ(cli({"exec", onDockerAgain, "--", "cat", "/workspace/migrated.txt"}).out, "kept\n");
+
+  auto same = cli({"sandbox", "migrate", onDockerAgain, "--to", "docker"});
+  EXPECT_NE(same.exitCode, 0);
+  EXPECT_NE(same.err.find("VALIDATION_ERROR"), std::string::npos) << same.err;
+  EXPECT_EQ(cli({"sandbox", "rm", onDockerAgain}).exitCode, 0);
+}
+
 TEST_F(K8sE2E, KillDashNineDuringCreateLeaksNothing) {
   auto pending = std::async(std::launch::async, [&] {
     return cli({"sandbox", "create", "--provider", "kubernetes", "--project-path",
