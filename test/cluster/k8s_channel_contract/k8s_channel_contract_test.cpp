@@ -128,4 +128,35 @@ TEST_F(ProviderContract, AgentKilledMidCommandFailsItClearlyAndTheChannelRestart
   EXPECT_EQ(sh("pkill -9 -f 'sleep 314[1]'; echo done"), "done\n");
 }
 
+// 1,000 commands in flight at once over one channel: every one gets exactly its own output
+// and exit code, none lost or crossed.
+TEST_F(ProviderContract, AThousandConcurrentCommandsKeepTheirOwnOutput) {
+  constexpr int kCommands = 1000;
+  std::vector<std::unique_ptr<ExecSession>> sessions;
+  for (int i = 0; i < kCommands; ++i) {
+    auto s = provider().openExec(sharedRef(),
+                                 {"sh", "-c", "echo out-$0; echo err-$0 >&2; exit $1",
+                                  std::to_string(i), std::to_string(i % 256)},
+                                 {});
+    ASSERT_TRUE(s.ok()) << i << ": " << s.error().describe();
+    sessions.push_back(std::move(s).value());
+  }
+  int good = 0;
+  for (int i = 0; i < kCommands; ++i) {
+    std::string out, err;
+    Result<std::optional<ExecChunk>> c = sessions[i]->read();
+    for (; c.ok() && c->has_value(); c = sessions[i]->read()) {
+      ((*c)->stream == ExecStream::Stdout ? out : err) += (*c)->data;
+    }
+    ASSERT_TRUE(c.ok()) << i << ": " << c.error().describe();
+    auto code = sessions[i]->wait();
+    ASSERT_TRUE(code.ok()) << i << ": " << code.error().describe();
+    EXPECT_EQ(out, "out-" + std::to_string(i) + "\n");
+    EXPECT_EQ(err, "err-" + std::to_string(i) + "\n");
+    EXPECT_EQ(*code, i % 256);
+    if (out == "out-" + std::to_string(i) + "\n" && *code == i % 256) ++good;
+  }
+  EXPECT_EQ(good, kCommands);
+}
+
 }  // namespace agentpane::contract
