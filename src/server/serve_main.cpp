@@ -121,7 +121,6 @@ int runServe(const ServeOptions& options) {
     spdlog::info("project roots: {}", list.empty() ? "none (every project is refused)" : list);
   }
   so.pathPolicy = pathPolicy;
-  SandboxService service(*store.value(), so);
 
   // Which providers exist, and their instance scope, is decided in one place (composition.hpp)
   // that `doctor` shares.
@@ -137,6 +136,16 @@ int runServe(const ServeOptions& options) {
   const bool useChannel = channelEnv == nullptr || std::string(channelEnv) != "0";
   channel::ChannelProviderOptions channelOptions;
   channelOptions.agentBinary = channel::defaultAgentBinary();
+  // The cluster a profile names gets an instance of its own, made like the server's.
+  so.kubernetesInstance = [composition, useChannel, channelOptions](
+                              const KubernetesTarget& target,
+                              const std::string& name) -> Result<std::shared_ptr<SandboxProvider>> {
+    auto p = buildKubernetesProvider(composition, target, name);
+    if (!p.ok() || !useChannel) return p;
+    return std::shared_ptr<SandboxProvider>(
+        std::make_shared<channel::ChannelProvider>(std::move(p).value(), channelOptions));
+  };
+  SandboxService service(*store.value(), so);
   spdlog::info("exec channel: {}", !useChannel ? "off (AGENTPANE_EXEC_CHANNEL=0)"
                                    : channelOptions.agentBinary.empty()
                                        ? "on (no agent binary to copy into images without one)"

@@ -42,6 +42,38 @@ std::string instanceIdForHome(const fs::path& home) {
   return sha256Hex((ec ? home : canonical).string()).substr(0, 12);
 }
 
+Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const CompositionOptions& options,
+                                                                 const KubernetesTarget& target,
+                                                                 const std::string& instanceName) {
+  // A profile's fields win over the server's; what both leave empty is discovered.
+  auto pick = [](const std::string& a, const std::string& b) { return a.empty() ? b : a; };
+  const auto& k = options.kubernetes;
+  const std::string path = pick(target.kubeconfigPath, k.kubeconfigPath);
+  const std::string context = pick(target.context, k.context);
+  const std::string ns = pick(target.namespaceName, k.namespaceName);
+  k8s::LoadingRules rules;
+  rules.explicitPath = path;
+  k8s::DeferredClientConfig deferred(rules, context, ns);
+  auto rest = deferred.restConfig();
+  if (!rest.ok()) return rest.takeError();
+  k8s::K8sProviderOptions ko;
+  ko.rest = std::move(rest).value();
+  ko.instanceName = instanceName;
+  ko.scopeLabels = {{labels::kInstance, instanceIdForHome(options.home)}};
+  if (!ns.empty()) {
+    ko.namespaceName = ns;
+  } else if (!ko.rest.namespaceName.empty() && ko.rest.namespaceName != "default") {
+    ko.namespaceName = ko.rest.namespaceName;  // the context's namespace
+  }
+  if (!k.imagePullPolicy.empty()) ko.imagePullPolicy = k.imagePullPolicy;  // checked by the caller
+  auto provider = k8s::K8sProvider::create(std::move(ko));
+  if (!provider.ok()) return provider.takeError();
+  spdlog::info("Kubernetes provider {}: {} (context {}, namespace {})", instanceName,
+               (*provider)->client().config().server, (*provider)->client().config().contextName,
+               (*provider)->namespaceName());
+  return std::shared_ptr<SandboxProvider>(std::move(provider).value());
+}
+
 Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
     const CompositionOptions& options) {
   std::vector<std::shared_ptr<SandboxProvider>> out;
@@ -53,41 +85,18 @@ Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
   out.push_back(std::shared_ptr<SandboxProvider>(std::move(docker).value()));
   if (!options.enableK8s) return out;
 
-  const auto& k = options.kubernetes;
-  k8s::LoadingRules rules;
-  rules.explicitPath = k.kubeconfigPath;
-  k8s::DeferredClientConfig deferred(rules, k.context, k.namespaceName);
-  auto rest = deferred.restConfig();
-  if (!rest.ok()) {
-    spdlog::warn("Kubernetes provider not available: {}", rest.error().describe());
-    return out;
+  const std::string& pull = options.kubernetes.imagePullPolicy;
+  if (!pull.empty() && pull != "IfNotPresent" && pull != "Never" && pull != "Always") {
+    return Error(ErrorCode::ValidationError,
+                 "AGENTPANE_K8S_IMAGE_PULL_POLICY must be IfNotPresent, Never or Always, not '" +
+                     pull + "'");
   }
-  k8s::K8sProviderOptions ko;
-  ko.rest = std::move(rest).value();
-  ko.scopeLabels = {{labels::kInstance, scope}};
-  if (!k.namespaceName.empty()) {
-    ko.namespaceName = k.namespaceName;
-  } else if (!ko.rest.namespaceName.empty() && ko.rest.namespaceName != "default") {
-    ko.namespaceName = ko.rest.namespaceName;  // the context's namespace
-  }
-  if (!k.imagePullPolicy.empty()) {
-    if (k.imagePullPolicy != "IfNotPresent" && k.imagePullPolicy != "Never" &&
-        k.imagePullPolicy != "Always") {
-      return Error(ErrorCode::ValidationError,
-                   "AGENTPANE_K8S_IMAGE_PULL_POLICY must be IfNotPresent, Never or Always, not '" +
-                       k.imagePullPolicy + "'");
-    }
-    ko.imagePullPolicy = k.imagePullPolicy;
-  }
-  auto provider = k8s::K8sProvider::create(std::move(ko));
+  auto provider = buildKubernetesProvider(options, KubernetesTarget{}, "kubernetes");
   if (!provider.ok()) {
     spdlog::warn("Kubernetes provider not available: {}", provider.error().describe());
     return out;
   }
-  spdlog::info("Kubernetes provider: {} (context {}, namespace {})",
-               (*provider)->client().config().server, (*provider)->client().config().contextName,
-               (*provider)->namespaceName());
-  out.push_back(std::shared_ptr<SandboxProvider>(std::move(provider).value()));
+  out.push_back(std::move(provider).value());
   return out;
 }
 

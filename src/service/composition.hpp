@@ -10,6 +10,7 @@
 
 #include "agentpane/provider.hpp"
 #include "agentpane/result.hpp"
+#include "service/sandbox_service.hpp"
 
 namespace agentpane {
 
@@ -41,6 +42,15 @@ bool k8sEnabledByEnvironment();
 // canonical path. Several servers (or test runs) sharing one engine then never adopt, or reap
 // as orphans, each other's sandboxes.
 std::string instanceIdForHome(const std::filesystem::path& home);
+
+// The Kubernetes provider instance of a cluster a profile names (its kubeConfigPath or
+// kubeContext, and its namespace), in the server's instance scope. `target` fields left
+// empty fall back as the server's own do; `instanceName` is the row's instance
+// (kubernetesInstanceName). Fails on an unloadable kubeconfig or context; never calls the
+// cluster.
+Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const CompositionOptions& options,
+                                                                 const KubernetesTarget& target,
+                                                                 const std::string& instanceName);
 
 // The providers of a server, in registration order (Docker first). Fails only on
 // configuration (an unusable DOCKER_HOST, bad TLS files); never needs a reachable engine or

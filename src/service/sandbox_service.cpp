@@ -15,6 +15,7 @@
 #include <chrono>
 #include <random>
 
+#include "common/hash.hpp"
 #include "service/service_impl.hpp"
 
 namespace agentpane {
@@ -80,9 +81,111 @@ std::shared_ptr<SandboxProvider> SandboxService::Impl::providerFor(ProviderType 
 }
 
 std::shared_ptr<SandboxProvider> SandboxService::Impl::providerOf(const SandboxRecord& row) {
-  std::lock_guard lk(providersMu);
-  auto it = providers.find(row.info.instance);
-  return it == providers.end() ? nullptr : it->second;
+  {
+    std::lock_guard lk(providersMu);
+    auto it = providers.find(row.info.instance);
+    if (it != providers.end()) return it->second;
+  }
+  if (row.info.provider != ProviderType::Kubernetes) return nullptr;
+  return restoreInstance(row.info.instance);  // a profile's cluster, not made since the restart
+}
+
+std::string kubernetesInstanceName(const KubernetesTarget& t) {
+  return "kubernetes-" +
+         sha256Hex(t.kubeconfigPath + '\n' + t.context + '\n' + t.namespaceName).substr(0, 12);
+}
+
+namespace {
+
+constexpr const char* kInstanceSettingPrefix = "kubernetes-instance/";
+
+// The cluster a profile names, if it names one (a kubeconfig or a context).
+std::optional<KubernetesTarget> targetOf(const SandboxConfig& cfg) {
+  if (cfg.kubeConfigPath.empty() && cfg.kubeContext.empty()) return std::nullopt;
+  return KubernetesTarget{cfg.kubeConfigPath, cfg.kubeContext, cfg.kubeNamespace};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SandboxProvider>> SandboxService::Impl::makeInstance(
+    KubernetesTarget target, const std::string& what) {
+  if (!target.kubeconfigPath.empty()) {
+    // A kubeconfig that came through the API: the path rule holds at each use.
+    auto kc = opts.pathPolicy->check(target.kubeconfigPath, "kubeConfigPath",
+                                     ErrorCode::K8sKubeconfigInvalid);
+    if (!kc.ok()) return kc.takeError();
+    target.kubeconfigPath = kc->string();
+  }
+  const std::string name = kubernetesInstanceName(target);
+  std::lock_guard made(targetsMu);
+  {
+    std::lock_guard lk(providersMu);
+    if (auto it = providers.find(name); it != providers.end()) return it->second;
+  }
+  if (!opts.kubernetesInstance) {
+    return Error(ErrorCode::K8sKubeconfigInvalid,
+                 what +
+                     " names a cluster (kubeConfigPath or kubeContext), which this server "
+                     "cannot open",
+                 {{"field", target.kubeconfigPath.empty() ? "kubeContext" : "kubeConfigPath"}});
+  }
+  auto p = opts.kubernetesInstance(target, name);
+  if (!p.ok()) {
+    Error e = p.takeError();
+    e.message = "the cluster of " + what + ": " + e.message;
+    return e;
+  }
+  std::shared_ptr<SandboxProvider> provider = std::move(p).value();
+  {
+    std::lock_guard lk(providersMu);
+    if (providers.count(name) == 0) instanceOrder.push_back(name);
+    providers[name] = provider;
+  }
+  // Remembered by name, so that its sandboxes find it after a restart even when the profile
+  // has changed since.
+  json saved{{"kubeconfigPath", target.kubeconfigPath},
+             {"context", target.context},
+             {"namespace", target.namespaceName}};
+  auto put = store.putSetting(kInstanceSettingPrefix + name, saved.dump(), nowSec());
+  if (!put.ok()) spdlog::warn("instance {}: not remembered: {}", name, put.error().describe());
+  spdlog::info("{}: Kubernetes instance {}", what, name);
+  return provider;
+}
+
+Result<std::shared_ptr<SandboxProvider>> SandboxService::Impl::kubernetesFor(
+    const SandboxConfig& cfg) {
+  auto target = targetOf(cfg);
+  if (!target) return providerFor(ProviderType::Kubernetes);
+  return makeInstance(*target, "profile '" + cfg.name + "'");
+}
+
+std::shared_ptr<SandboxProvider> SandboxService::Impl::restoreInstance(const std::string& name) {
+  auto saved = store.getSetting(kInstanceSettingPrefix + name);
+  if (!saved.ok() || !saved->has_value()) return nullptr;  // not one we made
+  json j = json::parse(**saved, nullptr, false);
+  if (!j.is_object()) return nullptr;
+  KubernetesTarget t{j.value("kubeconfigPath", ""), j.value("context", ""),
+                     j.value("namespace", "")};
+  auto p = makeInstance(t, "instance " + name);
+  if (p.ok()) return p.value();
+  std::lock_guard lk(targetsMu);
+  if (failedTargets.insert(name).second) {
+    spdlog::warn("Kubernetes instance {} cannot be made again: {}", name, p.error().describe());
+  }
+  return nullptr;
+}
+
+void SandboxService::Impl::restoreInstancesOf(const std::vector<SandboxRecord>& rows) {
+  std::set<std::string> missing;
+  {
+    std::lock_guard lk(providersMu);
+    for (const auto& r : rows) {
+      if (r.info.provider == ProviderType::Kubernetes && providers.count(r.info.instance) == 0)
+        missing.insert(r.info.instance);
+    }
+  }
+  for (const auto& name : missing)
+    (void)restoreInstance(name);
 }
 
 Error SandboxService::Impl::providerMissing(const SandboxRecord& row) {

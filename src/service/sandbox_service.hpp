@@ -68,6 +68,17 @@ struct SandboxEvent {
   std::int64_t atUnixMs = 0;
 };
 
+// A cluster a profile names: its kubeConfigPath (checked by the path rule), kubeContext and
+// kubeNamespace. Sandboxes of such a profile live on a provider instance of their own.
+struct KubernetesTarget {
+  std::string kubeconfigPath;
+  std::string context;
+  std::string namespaceName;
+};
+// The instance name of a target's provider: "kubernetes-" and 12 hex digits of a hash of the
+// three fields, so the same target has the same name after a restart (rows record it).
+std::string kubernetesInstanceName(const KubernetesTarget& t);
+
 struct ServiceOptions {
   bool enableK8s = false;                   // ENABLE_K8S_SANDBOX
   std::chrono::seconds reconcileEvery{30};  // 0: no periodic reconcile
@@ -83,6 +94,12 @@ struct ServiceOptions {
   // Which host directories may become a project (see common/path_policy.hpp). Null: the
   // defaults of this process (AGENTPANE_PROJECT_ROOTS, else $HOME and the temp directory).
   std::shared_ptr<const PathPolicy> pathPolicy;
+  // Makes the provider instance of a profile's cluster (see KubernetesTarget), named as
+  // given; the service registers it and asks again after a restart. Null: a profile that
+  // names a kubeconfig or context is refused (K8sKubeconfigInvalid).
+  std::function<Result<std::shared_ptr<SandboxProvider>>(const KubernetesTarget& target,
+                                                         const std::string& instanceName)>
+      kubernetesInstance;
   // The audit ledger, the record every audit entry is written to first (the state table's
   // audit rows are its query index). Null: the state table only (tests).
   std::shared_ptr<audit::Ledger> ledger;

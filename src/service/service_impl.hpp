@@ -102,6 +102,20 @@ struct SandboxService::Impl {
   // The provider instance a row lives on; nullptr when it is not registered.
   std::shared_ptr<SandboxProvider> providerOf(const SandboxRecord& row);
   static Error providerMissing(const SandboxRecord& row);
+  // The Kubernetes instance a profile's sandboxes go to: the server's own, or, when the
+  // profile names a kubeconfig or context, that cluster's instance (made and registered on
+  // first use). Null when neither exists.
+  Result<std::shared_ptr<SandboxProvider>> kubernetesFor(const SandboxConfig& cfg);
+  // Makes (once) and registers the instance of a target; `what` names it in errors.
+  Result<std::shared_ptr<SandboxProvider>> makeInstance(KubernetesTarget target,
+                                                        const std::string& what);
+  // Makes again, from the target remembered when it was first made, an instance a row names
+  // (after a restart); null when unknown or failing (logged once).
+  std::shared_ptr<SandboxProvider> restoreInstance(const std::string& name);
+  // The same for every instance these rows name that is not registered (reconcile).
+  void restoreInstancesOf(const std::vector<SandboxRecord>& rows);
+  std::mutex targetsMu;  // one instance made at a time; failedTargets
+  std::set<std::string> failedTargets;
   std::vector<std::shared_ptr<SandboxProvider>> allProviders();
 
   void audit(const std::string& sandboxId, const std::string& actor, const std::string& action,

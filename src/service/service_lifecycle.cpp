@@ -91,7 +91,9 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
                    {{"field", "provider"}});
     }
     std::string why;
-    auto k8s = I.providerFor(ProviderType::Kubernetes);
+    auto k8sFor = I.kubernetesFor(cfg);  // the profile's cluster, or the server's
+    if (!k8sFor.ok()) return k8sFor.takeError();
+    auto k8s = std::move(k8sFor).value();
     if (!k8s) {
       why = "the Kubernetes provider is not configured";
     } else {

@@ -51,6 +51,7 @@ Result<void> SandboxService::Impl::reconcile() {
   // already made (or is in flight), so "listed without it" really means vanished.
   auto rows = store.listSandboxes(/*includeRemoved=*/true);
   if (!rows.ok()) return rows.takeError();
+  restoreInstancesOf(rows.value());  // the clusters profiles named are listed too
   std::map<std::string, const SandboxRecord*> rowById;
   for (const auto& r : rows.value())
     rowById[r.info.id] = &r;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <yaml-cpp/yaml.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -244,6 +245,55 @@ TEST_F(K8sE2E, MigrateMovesASandboxBetweenProvidersAndBack) {
   EXPECT_NE(same.exitCode, 0);
   EXPECT_NE(same.err.find("VALIDATION_ERROR"), std::string::npos) << same.err;
   EXPECT_EQ(cli({"sandbox", "rm", onDockerAgain}).exitCode, 0);
+}
+
+// A profile that names a cluster (its own kubeconfig and context) sends its sandboxes there,
+// on a provider instance of their own that a server restart makes again.
+TEST_F(K8sE2E, AProfileSendsItsSandboxesToTheClusterItNames) {
+  // The ServiceAccount's kubeconfig with a second context: the profile's "cluster".
+  YAML::Node kc = YAML::LoadFile(kubeconfig_);
+  YAML::Node team = YAML::Clone(kc["contexts"][0]);
+  team["name"] = "team";
+  kc["contexts"].push_back(team);
+  const fs::path kcPath = root_ / "team.kubeconfig";
+  std::ofstream(kcPath) << YAML::Dump(kc);
+  auto made = cli({"profile", "create", "team", "--provider", "kubernetes", "--set",
+                   "kubeConfigPath=" + kcPath.string(), "--set", "kubeContext=team", "--set",
+                   "enableK8s=true", "--set", "allowFallback=false"});
+  ASSERT_EQ(made.exitCode, 0) << made.err;
+
+  auto created = cli({"sandbox", "create", "--profile", "team", "--project-path", project_.string(),
+                      "--project-id", projectId_, "--json"});
+  ASSERT_EQ(created.exitCode, 0) << created.err << serverLog();
+  json s = json::parse(created.out);
+  const std::string id = s.value("id", "");
+  const std::string instance = s.value("providerInstance", "");
+  EXPECT_EQ(s.value("provider", ""), "kubernetes");
+  EXPECT_EQ(instance.rfind("kubernetes-", 0), 0u) << s.dump();
+  EXPECT_EQ(clusterObjects().count("pod/agentpane-" + id), 1u);
+  EXPECT_EQ(cli({"exec", id, "--", "echo", "on the team cluster"}).out, "on the team cluster\n");
+
+  // Restarted, the server makes the instance again: the sandbox is running and usable, not
+  // "gone" and not reaped as an orphan.
+  server_.reset();
+  startServer();
+  auto got = cli({"sandbox", "get", id, "--json"});
+  ASSERT_EQ(got.exitCode, 0) << got.err;
+  json again = json::parse(got.out);
+  EXPECT_EQ(again.value("status", ""), "running") << again.dump();
+  EXPECT_EQ(again.value("providerInstance", ""), instance);
+  auto e = cli({"exec", id, "--", "echo", "still there"});
+  EXPECT_EQ(e.out, "still there\n") << e.err << serverLog();
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+  EXPECT_EQ(clusterObjects().count("pod/agentpane-" + id), 0u);
+
+  // A context the kubeconfig does not have is a clear error, and nothing is made.
+  ASSERT_EQ(cli({"profile", "set", "team", "--set", "kubeContext=nowhere"}).exitCode, 0);
+  auto bad = cli({"sandbox", "create", "--profile", "team", "--project-path", project_.string(),
+                  "--project-id", projectId_});
+  EXPECT_NE(bad.exitCode, 0);
+  EXPECT_NE(bad.err.find("K8S_KUBECONFIG_INVALID"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("profile 'team'"), std::string::npos) << bad.err;
 }
 
 TEST_F(K8sE2E, KillDashNineDuringCreateLeaksNothing) {

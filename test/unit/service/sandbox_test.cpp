@@ -341,6 +341,14 @@ TEST_F(ProviderChoiceTest, ConfigSwitchEnablesKubernetes) {
 
 TEST_F(ProviderChoiceTest, AProfilesKubeconfigFollowsThePathRuleWhenWrittenAndAtEachCreate) {
   namespace fs = std::filesystem;
+  // The profile's cluster: an instance of its own (profile_cluster_test.cpp).
+  auto team = std::make_shared<FakeProvider>(ProviderType::Kubernetes);
+  kubernetesInstance = [team](const KubernetesTarget&,
+                              const std::string& name) -> Result<std::shared_ptr<SandboxProvider>> {
+    team->instanceName = name;
+    return std::shared_ptr<SandboxProvider>(team);
+  };
+  restart();
   const std::string kc = (dir.path() / "team-kubeconfig").string();  // in the temp root
   std::ofstream(kc) << "apiVersion: v1\nkind: Config\n";
   SandboxConfig forbidden;
@@ -360,7 +368,7 @@ TEST_F(ProviderChoiceTest, AProfilesKubeconfigFollowsThePathRuleWhenWrittenAndAt
   ASSERT_TRUE(made.ok()) << made.error().describe();
   auto out = svc->createSandbox(k8sRequest(made->id), "api");
   ASSERT_TRUE(out.ok()) << out.error().describe();
-  EXPECT_EQ(k8s->createdSpecs().at(0).kubernetes.kubeConfigPath, fs::canonical(kc).string());
+  EXPECT_EQ(team->createdSpecs().at(0).kubernetes.kubeConfigPath, fs::canonical(kc).string());
 
   // The file swapped for a link to a system file after the profile was written.
   fs::remove(kc);
@@ -369,7 +377,8 @@ TEST_F(ProviderChoiceTest, AProfilesKubeconfigFollowsThePathRuleWhenWrittenAndAt
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::PathForbidden);
   EXPECT_EQ(r.error().details.at("rule"), path_rule::kSystemDirectory);
-  EXPECT_EQ(k8s->callCount("create"), 1);
+  EXPECT_EQ(team->callCount("create"), 1);
+  EXPECT_EQ(k8s->callCount("create"), 0);
 }
 
 TEST_F(ProviderChoiceTest, FallsBackToDockerWhenTheClusterIsUnreachable) {

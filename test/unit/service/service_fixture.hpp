@@ -44,6 +44,7 @@ class ServiceTest : public ::testing::Test {
     o.orphanGrace = std::chrono::seconds(60);
     o.nowUnixMs = [this] { return nowMs.load(); };
     o.ledger = ledger;
+    o.kubernetesInstance = kubernetesInstance;
     return o;
   }
 
@@ -102,6 +103,10 @@ class ServiceTest : public ::testing::Test {
   std::atomic<std::int64_t> nowMs{kStartMs};
   bool enableK8s = false;
   std::shared_ptr<audit::Ledger> ledger;  // set, then restart(): entries go to it too
+  // ServiceOptions::kubernetesInstance; set, then restart().
+  std::function<Result<std::shared_ptr<SandboxProvider>>(const KubernetesTarget&,
+                                                         const std::string&)>
+      kubernetesInstance;
 };
 
 }  // namespace agentpane::fakes
