@@ -287,12 +287,12 @@ TEST_F(K8sE2E, AProfileSendsItsSandboxesToTheClusterItNames) {
   EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
   EXPECT_EQ(clusterObjects().count("pod/agentpane-" + id), 0u);
 
-  // A context the kubeconfig does not have is a clear error, and nothing is made.
+  // A context the kubeconfig does not have is a clear error naming the profile.
   ASSERT_EQ(cli({"profile", "set", "team", "--set", "kubeContext=nowhere"}).exitCode, 0);
   auto bad = cli({"sandbox", "create", "--profile", "team", "--project-path", project_.string(),
                   "--project-id", projectId_});
   EXPECT_NE(bad.exitCode, 0);
-  EXPECT_NE(bad.err.find("K8S_KUBECONFIG_INVALID"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("K8S_CONTEXT_NOT_FOUND"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("profile 'team'"), std::string::npos) << bad.err;
 }
 
