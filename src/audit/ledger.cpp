@@ -291,7 +291,7 @@ std::string Ledger::lastHash() const {
 
 // --- verification ------------------------------------------------------------------------
 
-Result<LedgerVerification> verifyLedger(const fs::path& dir) {
+Result<LedgerVerification> verifyLedger(const fs::path& dir, std::int64_t witnessSeq) {
   LedgerVerification v;
   auto files = ledgerFiles(dir);
   if (!files.ok()) return files.takeError();
@@ -363,6 +363,7 @@ Result<LedgerVerification> verifyLedger(const fs::path& dir) {
                    " before it (that entry was rewritten, or entries were removed or reordered)");
       }
       prevHash = p.hash;
+      if (p.seq == witnessSeq) v.witnessHash = p.hash;
       v.headSeq = p.seq;
       v.headHash = p.hash;
       ++v.entries;

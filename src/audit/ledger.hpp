@@ -113,12 +113,17 @@ struct LedgerVerification {
   std::string headHash = kGenesisHash;
   std::optional<LedgerProblem> firstBad;
   std::optional<LedgerProblem> torn;  // an incomplete last line of the newest file
+  // The hash of entry witnessSeq (verifyLedger's argument) when the chain reached it intact.
+  std::optional<std::string> witnessHash;
 };
 
 // Reads every ledger file of dir in order and checks each entry's hash, its sequence number
 // and its link to the entry before. Stops at the first bad entry. Fails (the Result) only
 // when dir cannot be read.
-Result<LedgerVerification> verifyLedger(const std::filesystem::path& dir);
+// With witnessSeq > 0, also reports that entry's hash: a head kept elsewhere (seq and hash
+// from an earlier verify) shows entries deleted from the end, which the chain alone cannot.
+Result<LedgerVerification> verifyLedger(const std::filesystem::path& dir,
+                                        std::int64_t witnessSeq = 0);
 
 // The ledger files of dir ("ledger-NNNNNN.jsonl"), by number.
 Result<std::vector<std::pair<int, std::filesystem::path>>> ledgerFiles(

@@ -82,6 +82,10 @@ AuditCommands::AuditCommands(CLI::App& app) {
   verify_->add_option("--dir", dir_,
                       "Ledger directory (default: the audit folder of AGENTPANE_HOME or "
                       "~/.agentpane)");
+  verify_->add_option("--expect-head", expectHead_,
+                      "SEQ:HASH of a head printed by an earlier verify and kept elsewhere: "
+                      "that entry must still be there, unchanged (finds entries deleted from "
+                      "the end)");
   verify_->add_flag("--json", json_);
   ls_ = audit_->add_subcommand("ls", "Audit entries, newest first");
   ls_->add_option("--sandbox", sandbox_, "Only this sandbox's entries");
@@ -104,8 +108,42 @@ bool AuditCommands::listParsed() const {
 int AuditCommands::runVerify() {
   const std::filesystem::path dir =
       dir_.empty() ? server::ledgerDir(server::resolveHome({})) : std::filesystem::path(dir_);
-  auto v = audit::verifyLedger(dir);
+  std::int64_t wantSeq = 0;
+  std::string wantHash;
+  if (!expectHead_.empty()) {
+    auto colon = expectHead_.find(':');
+    const std::string seqText = expectHead_.substr(0, colon);
+    if (colon != std::string::npos) wantHash = expectHead_.substr(colon + 1);
+    const bool digits =
+        !seqText.empty() && seqText.size() <= 18 &&
+        std::all_of(seqText.begin(), seqText.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool hex =
+        wantHash.size() == 64 && std::all_of(wantHash.begin(), wantHash.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        });
+    if (!digits || !hex || std::stoll(seqText) <= 0) {
+      return fail(Error(ErrorCode::ValidationError,
+                        "--expect-head takes SEQ:HASH (a sequence number and 64 lowercase hex "
+                        "digits, as `audit verify` prints them), not '" +
+                            expectHead_ + "'"));
+    }
+    wantSeq = std::stoll(seqText);
+  }
+  auto v = audit::verifyLedger(dir, wantSeq);
   if (!v.ok()) return fail(v.error());
+  // The kept head: the chain may be intact and still shorter than it was.
+  std::optional<std::string> headProblem;
+  if (wantSeq > 0 && !v->firstBad) {
+    if (v->headSeq < wantSeq) {
+      headProblem = "the ledger ends at seq " + std::to_string(v->headSeq) +
+                    ", before the expected head " + std::to_string(wantSeq) +
+                    ": entries were removed from its end";
+    } else if (v->witnessHash != wantHash) {
+      headProblem = "entry " + std::to_string(wantSeq) + " has hash " +
+                    v->witnessHash.value_or("?") + ", not the expected " + wantHash +
+                    ": the ledger was rewritten up to there";
+    }
+  }
   auto problem = [](const audit::LedgerProblem& p) {
     return json{{"file", p.file}, {"line", p.line}, {"seq", p.seq}, {"reason", p.reason}};
   };
@@ -114,15 +152,27 @@ int AuditCommands::runVerify() {
              {"entries", v->entries}, {"headSeq", v->headSeq}, {"headHash", v->headHash}};
     if (v->firstBad) out["firstBad"] = problem(*v->firstBad);
     if (v->torn) out["torn"] = problem(*v->torn);
+    if (wantSeq > 0) {
+      out["expectedHead"] = {{"seq", wantSeq}, {"hash", wantHash}, {"found", !headProblem}};
+      if (headProblem) {
+        out["ok"] = false;
+        out["expectedHead"]["reason"] = *headProblem;
+      }
+    }
     std::cout << out.dump(2) << "\n";
-  } else if (v->ok) {
+  } else if (v->ok && !headProblem) {
     std::cout << "ledger " << dir.string() << ": " << v->entries << " entries in " << v->files
               << " file(s) verified\n"
               << "head: seq " << v->headSeq << " hash " << v->headHash << "\n";
+    if (wantSeq > 0) std::cout << "expected head seq " << wantSeq << " found unchanged\n";
   }
   if (v->torn) {
     std::fprintf(stderr, "warning: %s line %lld: %s\n", v->torn->file.c_str(),
                  static_cast<long long>(v->torn->line), v->torn->reason.c_str());
+  }
+  if (headProblem) {
+    std::fprintf(stderr, "error: AUDIT_LEDGER_BROKEN: %s\n", headProblem->c_str());
+    return 1;
   }
   if (v->firstBad) {
     const auto& p = *v->firstBad;

@@ -27,6 +27,7 @@ class AuditCommands {
  private:
   CLI::App *audit_ = nullptr, *verify_ = nullptr, *ls_ = nullptr;
   std::string dir_;
+  std::string expectHead_;  // SEQ:HASH
   bool json_ = false;
   std::string sandbox_, event_, since_, until_;
   int limit_ = 100;

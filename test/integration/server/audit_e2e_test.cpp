@@ -218,6 +218,56 @@ TEST_F(AuditE2E, AnExecIsInTheLedgerAndVerifyFindsAnEditedLine) {
   EXPECT_NE(bad.err.find("edited"), std::string::npos) << bad.err;
 }
 
+// Entries deleted from the end leave a shorter chain that verifies; a head kept elsewhere
+// (`--expect-head SEQ:HASH` from an earlier verify) finds them.
+TEST_F(AuditE2E, AKeptHeadFindsEntriesDeletedFromTheEnd) {
+  ASSERT_EQ(cli({"profile", "create", "audit-head-" + randomSuffix()}).exitCode, 0);
+  ASSERT_GE(waitForLine([](const json& j) { return j.value("event", "") == "config.create"; }), 0);
+  stopServer();
+  auto before =
+      run({agentpaneBin(), "audit", "verify", "--json", "--dir", (home_ / "audit").string()});
+  ASSERT_EQ(before.exitCode, 0) << before.err;
+  const json head = json::parse(before.out);
+  const std::string kept = std::to_string(head["headSeq"].get<std::int64_t>()) + ":" +
+                           head["headHash"].get<std::string>();
+  auto withHead = [&](const std::string& h) {
+    return run({agentpaneBin(), "audit", "verify", "--dir", (home_ / "audit").string(),
+                "--expect-head", h});
+  };
+  auto same = withHead(kept);
+  EXPECT_EQ(same.exitCode, 0) << same.err;
+  EXPECT_NE(same.out.find("found unchanged"), std::string::npos) << same.out;
+
+  // The newest entry deleted: the chain alone is fine, the kept head is not.
+  auto lines = ledgerLines();
+  ASSERT_GE(lines.size(), 2u);
+  lines.pop_back();
+  {
+    std::ofstream out(ledgerFile(), std::ios::binary | std::ios::trunc);
+    for (const auto& l : lines)
+      out << l << "\n";
+  }
+  EXPECT_EQ(verify().exitCode, 0);
+  auto cut = withHead(kept);
+  EXPECT_EQ(cut.exitCode, 1);
+  EXPECT_NE(cut.err.find("entries were removed from its end"), std::string::npos) << cut.err;
+
+  // A head whose hash differs: the ledger was rewritten up to there.
+  std::string other = kept;
+  other.back() = other.back() == '0' ? '1' : '0';
+  const std::string earlier =
+      std::to_string(head["headSeq"].get<std::int64_t>() - 1) + other.substr(other.find(':'));
+  auto rewritten = withHead(earlier);
+  EXPECT_EQ(rewritten.exitCode, 1);
+  EXPECT_NE(rewritten.err.find("rewritten"), std::string::npos) << rewritten.err;
+
+  for (const char* bad : {"12", "x:abc", "0:", "5:XYZ"}) {
+    auto r = withHead(bad);
+    EXPECT_NE(r.exitCode, 0) << bad;
+    EXPECT_NE(r.err.find("VALIDATION_ERROR"), std::string::npos) << bad << ": " << r.err;
+  }
+}
+
 TEST_F(AuditE2E, ATornLastLineIsCutAtTheNextStartAndTheChainGoesOn) {
   // A profile change is recorded; then the server stops and a write is cut short.
   auto made = cli({"profile", "create", "audit-e2e-" + randomSuffix()});
