@@ -233,10 +233,37 @@ int run(int argc, char** argv) {
   int prewarmCount = 0;
   auto* prewarm = pool->add_subcommand("prewarm", "Start N warm sandboxes");
   prewarm->add_option("n", prewarmCount)->required()->check(CLI::Range(1, 100));
-  std::string manifestNs = "agentpane-sandboxes";
-  auto* manifests =
-      app.add_subcommand("manifests", "Print the Kubernetes manifests the server needs");
-  manifests->add_option("--namespace", manifestNs);
+  ManifestArgs manifestArgs;
+  auto* manifests = app.add_subcommand(
+      "manifests", "Print the Kubernetes manifests of a deployment (namespace, RBAC, server)");
+  manifests->add_option("--namespace", manifestArgs.namespaceName, "Sandbox and server namespace")
+      ->capture_default_str();
+  manifests->add_option("--image", manifestArgs.image, "The server's image")->capture_default_str();
+  manifests
+      ->add_option("--image-pull-policy", manifestArgs.imagePullPolicy, "The server image's policy")
+      ->check(CLI::IsMember({"IfNotPresent", "Never", "Always"}))
+      ->capture_default_str();
+  manifests
+      ->add_option("--sandbox-image-pull-policy", manifestArgs.sandboxImagePullPolicy,
+                   "Pull policy of sandbox pods")
+      ->check(CLI::IsMember({"IfNotPresent", "Never", "Always"}))
+      ->capture_default_str();
+  manifests
+      ->add_option("--workspace", manifestArgs.workspace,
+                   "Sandbox workspaces: emptyDir, or pvc (hostPath PersistentVolumes unless "
+                   "--storage-class; those need cluster-wide volume verbs)")
+      ->check(CLI::IsMember({"emptyDir", "pvc"}))
+      ->capture_default_str();
+  manifests->add_option("--storage-class", manifestArgs.storageClass,
+                        "Storage class of pvc workspaces");
+  manifests->add_option("--token-secret", manifestArgs.tokenSecret, "Secret holding the API token")
+      ->capture_default_str();
+  manifests->add_option("--port", manifestArgs.port, "The server's port")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  manifests->add_option("--out-dir", manifestArgs.outDir,
+                        "Write one file per object here (the directory then holds exactly them)");
+  manifests->add_flag("--json", manifestArgs.asJson, "A JSON List instead of YAML");
   auto* doctor = app.add_subcommand(
       "doctor", "Check the engine, image, database, token, server, cluster and its RBAC");
   ProfileCommands profiles(app);
@@ -255,11 +282,7 @@ int run(int argc, char** argv) {
   if (doctor->parsed()) return runDoctor();
   if (k8sCheckPod->parsed()) return runCheckPod(checkPodFile, checkPodLevel, checkPodJson);
   if (audit.verifyParsed()) return audit.runVerify();
-  if (manifests->parsed()) {
-    return fail(
-        Error(ErrorCode::K8sDisabled,
-              "manifests come with the Kubernetes provider, which this build does not have yet"));
-  }
+  if (manifests->parsed()) return runManifests(manifestArgs);
 
   auto client = ApiClient::fromEnvironment();
   if (!client.ok()) return fail(client.error());

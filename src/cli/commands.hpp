@@ -21,6 +21,23 @@ struct ServeArgs {
 // `agentpane serve`: runs until SIGTERM/SIGINT.
 int runServeCommand(const ServeArgs& args);
 
+// `agentpane manifests`: the deployment's Kubernetes objects (k8s/manifests.hpp) as one YAML
+// stream on stdout, a JSON List (--json), or one file per object in --out-dir (which then
+// holds exactly them). Local: no server, no cluster.
+struct ManifestArgs {
+  std::string namespaceName = "agentpane-sandboxes";
+  std::string image = "agentpane/server:latest";
+  std::string imagePullPolicy = "IfNotPresent";
+  std::string sandboxImagePullPolicy = "IfNotPresent";
+  std::string workspace = "emptyDir";
+  std::string storageClass;
+  std::string tokenSecret = "agentpane-token";
+  int port = 7300;
+  std::string outDir;
+  bool asJson = false;
+};
+int runManifests(const ManifestArgs& args);
+
 // `agentpane doctor`: checks the engine, the image, the database, the token and the
 // server, and with the Kubernetes provider on, the cluster and every API verb the server uses
 // (SelfSubjectAccessReview; each missing verb named); prints what to do about each problem.

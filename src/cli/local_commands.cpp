@@ -58,6 +58,7 @@ void checkPermissions(Doctor& d, k8s::K8sProvider& provider) {
   k8s::PermissionOptions po;
   auto got = provider.client().get(k8s::resourcePath("v1", "namespaces", {}, ns));
   po.namespaceMissing = !got.ok() && got.error().code == ErrorCode::K8sNotFound;
+  po.persistentVolumes = provider.persistentVolumes();
   const auto wanted = k8s::requiredPermissions(po);
   auto checks = k8s::checkPermissions(provider.client(), ns, wanted);
   if (!checks.ok()) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "k8s/manifests.hpp"
 #include "k8s/pod_security.hpp"
 #include "k8s/watch.hpp"
 
@@ -274,15 +275,8 @@ Result<void> K8sProvider::checkNamespace() {
     return Error(ErrorCode::K8sNamespaceError, "namespace " + ns + " does not exist; " + howTo,
                  {{"namespace", ns}});
   }
-  json body = {{"apiVersion", "v1"},
-               {"kind", "Namespace"},
-               {"metadata",
-                {{"name", ns},
-                 {"labels",
-                  {{"pod-security.kubernetes.io/enforce", "restricted"},
-                   {"pod-security.kubernetes.io/warn", "restricted"},
-                   {"pod-security.kubernetes.io/audit", "restricted"}}}}}};
-  auto made = client_->create(resourcePath("v1", "namespaces"), body);
+  // The same object `agentpane manifests` prints.
+  auto made = client_->create(resourcePath("v1", "namespaces"), namespaceManifest(ns));
   if (made.ok()) enforceLevel_ = static_cast<int>(pss::Level::Restricted);
   if (made.ok() || isCode(made.error(), ErrorCode::K8sConflict)) return {};
   return Error(ErrorCode::K8sNamespaceError,
@@ -358,8 +352,13 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
   t.workspace = opts_.workspace;
   t.storageClass = opts_.storageClass;
   t.workspaceSizeGi = spec.kubernetes.workspaceSizeGi > 0 ? spec.kubernetes.workspaceSizeGi : 10;
+  // The profiles' built-in default ("pvc" without a storage class) means the server's
+  // (AGENTPANE_K8S_WORKSPACE: emptyDir for the in-cluster Deployment), as for the namespace.
+  const bool builtInWorkspace =
+      spec.kubernetes.workspaceVolume == KubernetesOptions{}.workspaceVolume &&
+      spec.kubernetes.storageClass.empty();
   if (auto w = workspaceKindFromString(spec.kubernetes.workspaceVolume);
-      w && !spec.kubernetes.workspaceVolume.empty()) {
+      w && !spec.kubernetes.workspaceVolume.empty() && !builtInWorkspace) {
     t.workspace = *w;
   } else if (!w) {
     return Error(ErrorCode::ValidationError,
@@ -367,6 +366,12 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
                      spec.kubernetes.workspaceVolume + "'");
   }
   if (!spec.kubernetes.storageClass.empty()) t.storageClass = spec.kubernetes.storageClass;
+  if (t.workspace == WorkspaceKind::Claim && t.storageClass.empty() && !opts_.persistentVolumes) {
+    return Error(ErrorCode::ValidationError,
+                 "this server makes no PersistentVolumes (AGENTPANE_K8S_WORKSPACE is not pvc): a "
+                 "pvc workspace needs a storage class (kubernetes.storageClass), or use emptyDir",
+                 {{"field", "workspaceVolume"}});
+  }
   // One namespace per provider instance: list, cleanup and reconcile look there only, so a
   // sandbox elsewhere would be lost to them. The built-in default means "the instance's".
   const std::string& wantNs = spec.kubernetes.kubeNamespace;
@@ -642,6 +647,7 @@ Result<void> K8sProvider::removeEverything(const std::string& ns, const std::str
   } else if (!isCode(claim.error(), ErrorCode::K8sNotFound)) {
     return claim.takeError();
   }
+  if (!opts_.persistentVolumes) return {};
   auto pv = client_->get(volumePath(volumeName(ns, sandboxId)));
   if (pv.ok()) {
     if (ownedBy(*pv, sandboxId, opts_.scopeLabels)) {
@@ -688,9 +694,13 @@ Result<std::vector<SandboxInfo>> K8sProvider::list(const ListFilter& filter) {
     }
     // A volume alone is what a create cut short (a server killed) left: listed as failed,
     // so that reconcile removes it like any orphan.
-    auto volumes = client_->listAll(volumePath(), lo);
-    if (!volumes.ok()) return volumes.takeError();
-    for (const auto& v : volumes->value("items", json::array())) {
+    json volumes = {{"items", json::array()}};
+    if (opts_.persistentVolumes) {
+      auto got = client_->listAll(volumePath(), lo);
+      if (!got.ok()) return got.takeError();
+      volumes = std::move(got).value();
+    }
+    for (const auto& v : volumes.value("items", json::array())) {
       if (v.contains(json::json_pointer("/metadata/deletionTimestamp"))) continue;
       const std::string id = labelOf(v, labels::kSandboxId);
       if (id.empty() || seen.count(id) ||
@@ -801,8 +811,12 @@ Result<CleanupReport> K8sProvider::cleanup(const CleanupFilter& filter) {
   if (!pods.ok()) return pods.takeError();
   auto claims = client_->listAll(claimPath(ns), lo);
   if (!claims.ok()) return claims.takeError();
-  auto volumes = client_->listAll(volumePath(), lo);
-  if (!volumes.ok()) return volumes.takeError();
+  json volumes = {{"items", json::array()}};
+  if (opts_.persistentVolumes) {
+    auto got = client_->listAll(volumePath(), lo);
+    if (!got.ok()) return got.takeError();
+    volumes = std::move(got).value();
+  }
 
   // Objects already being deleted are on their way out: not counted again.
   auto deleting = [](const json& o) {
@@ -813,7 +827,7 @@ Result<CleanupReport> K8sProvider::cleanup(const CleanupFilter& filter) {
     if (!deleting(p)) byId[labelOf(p, labels::kSandboxId)].pod = &p;
   for (const auto& c : claims->value("items", json::array()))
     if (!deleting(c)) byId[labelOf(c, labels::kSandboxId)].claim = &c;
-  for (const auto& v : volumes->value("items", json::array())) {
+  for (const auto& v : volumes.value("items", json::array())) {
     if (deleting(v)) continue;
     // Only the volumes of this namespace's sandboxes.
     if (v.value("metadata", json::object()).value("name", "") !=

@@ -49,6 +49,10 @@ struct K8sProviderOptions {
   std::string imagePullPolicy = "IfNotPresent";
   WorkspaceKind workspace = WorkspaceKind::Claim;
   std::string storageClass;  // empty: hostPath PV over the project directory
+  // May the provider make hostPath PersistentVolumes (and look for the ones an interrupted
+  // create left)? Off, it never touches PersistentVolumes — no cluster-wide verbs needed
+  // (permissions.hpp) — and a claim workspace needs a storage class.
+  bool persistentVolumes = true;
   std::chrono::seconds startupTimeout{120};
   std::chrono::seconds stopTimeout{60};
   int deleteGraceSeconds = 2;
@@ -84,6 +88,7 @@ class K8sProvider final : public SandboxProvider {
   Result<CleanupReport> cleanup(const CleanupFilter& filter) override;
 
   [[nodiscard]] const std::string& namespaceName() const { return opts_.namespaceName; }
+  [[nodiscard]] bool persistentVolumes() const { return opts_.persistentVolumes; }
   RestClient& client() { return *client_; }
 
  private:

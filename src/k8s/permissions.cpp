@@ -19,7 +19,7 @@ std::vector<Permission> requiredPermissions(const PermissionOptions& options) {
   auto add = [&](const char* resource, const char* sub, std::initializer_list<const char*> verbs,
                  bool cluster, const char* why) {
     for (const char* v : verbs)
-      out.push_back({resource, sub, v, cluster, why});
+      out.push_back({resource, sub, v, cluster, why, ""});
   };
   add("pods", "", {"get", "list", "watch", "create", "delete"}, false,
       "sandbox pods: create and watch until Ready, list, stop, remove, cleanup, health");
@@ -33,8 +33,10 @@ std::vector<Permission> requiredPermissions(const PermissionOptions& options) {
       "the sandbox namespace's PodSecurity level; `agentpane k8s namespaces`");
   if (options.namespaceMissing)
     add("namespaces", "", {"create"}, true, "making the missing sandbox namespace");
-  add("persistentvolumes", "", {"get", "list", "watch", "create", "delete"}, true,
-      "the hostPath volume over each project directory; orphans of interrupted creates");
+  if (options.persistentVolumes) {
+    add("persistentvolumes", "", {"get", "list", "watch", "create", "delete"}, true,
+        "the hostPath volume over each project directory; orphans of interrupted creates");
+  }
   // Server-side apply (patch, and create where it makes the object) makes and updates them;
   // get and list read back what a
   // restarted server enforced (the policies' annotations) for re-resolution.

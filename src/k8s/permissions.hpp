@@ -14,7 +14,7 @@ namespace agentpane::k8s {
 class RestClient;
 
 struct Permission {
-  std::string resource;     // plural, core group: "pods", "persistentvolumes"
+  std::string resource;     // plural: "pods", "persistentvolumes", "networkpolicies"
   std::string subresource;  // "exec" or empty
   std::string verb;
   bool clusterScoped = false;  // namespaces, persistentvolumes
@@ -30,12 +30,17 @@ struct PermissionOptions {
   // The namespace does not exist yet: the server creates it at the first create
   // (namespaces create), which a least-privilege deployment does not grant.
   bool namespaceMissing = false;
+  // The workspace is a hostPath PersistentVolume (claim without a storage class): the
+  // cluster-wide persistentvolumes verbs. Off (emptyDir, or a storage class that provisions
+  // volumes) the server never touches PersistentVolumes.
+  bool persistentVolumes = true;
 };
 
-// Every verb the Kubernetes provider and the server's cluster routes use. The hostPath
-// PersistentVolume of the default workspace needs the persistentvolumes verbs; today the
-// provider also lists volumes in every configuration (list and cleanup find the volume an
-// interrupted create left), so they are always needed.
+// Every verb the Kubernetes provider and the server's cluster routes use: the one list that
+// `agentpane doctor` checks and `agentpane manifests` (manifests.hpp) grants. The hostPath
+// PersistentVolume of the default workspace needs the persistentvolumes verbs (list and
+// cleanup also look for the volume an interrupted create left); without PV workspaces
+// (options.persistentVolumes false) the provider never touches volumes.
 std::vector<Permission> requiredPermissions(const PermissionOptions& options = {});
 
 struct AccessCheck {

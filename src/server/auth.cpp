@@ -92,6 +92,23 @@ Result<std::string> loadOrCreateToken(const fs::path& home) {
   return token;
 }
 
+Result<std::string> loadServerToken(const fs::path& home, const fs::path& tokenFile) {
+  if (tokenFile.empty()) return loadOrCreateToken(home);
+  std::ifstream in(tokenFile);
+  if (!in) return ioError("cannot read", tokenFile, errno);
+  std::string token;
+  std::getline(in, token, '\0');
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
+  if (!isHexToken(token)) {
+    return Error(ErrorCode::ValidationError,
+                 "token file " + tokenFile.string() +
+                     " (AGENTPANE_TOKEN_FILE) does not hold a token: at least 32 lower-case hex "
+                     "digits, e.g. from `openssl rand -hex 32`");
+  }
+  return token;
+}
+
 bool constantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size() || a.empty()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

@@ -22,6 +22,12 @@ namespace agentpane::server {
 // narrowed to 0600.
 Result<std::string> loadOrCreateToken(const std::filesystem::path& home);
 
+// The server's token: from `tokenFile` when it is set (a mounted Kubernetes Secret; read as
+// is, never created or re-moded; it MUST hold at least 32 lower-case hex digits), else
+// loadOrCreateToken(home). serve takes tokenFile from AGENTPANE_TOKEN_FILE.
+Result<std::string> loadServerToken(const std::filesystem::path& home,
+                                    const std::filesystem::path& tokenFile);
+
 // `n` random bytes from OpenSSL, hex encoded.
 std::string randomHex(std::size_t n);
 

@@ -11,6 +11,7 @@
 #include "k8s/cluster_info.hpp"
 #include "server/blocking.hpp"
 #include "server/server_context.hpp"
+#include "service/composition.hpp"
 #include "service/sandbox_service.hpp"
 
 namespace agentpane::server {
@@ -61,6 +62,12 @@ Result<k8s::ClusterTarget> targetOf(ServerContext& server) {
     }
     t.context = cfg.value().kubeContext;
     t.namespaceName = cfg.value().kubeNamespace;
+  }
+  // The profiles' built-in namespace means the server's (AGENTPANE_K8S_NAMESPACE), as the
+  // provider reads it: an in-cluster server may read only its own namespace.
+  if (t.namespaceName.empty() || t.namespaceName == KubernetesOptions{}.kubeNamespace) {
+    if (auto env = kubernetesSettingsFromEnvironment(); !env.namespaceName.empty())
+      t.namespaceName = env.namespaceName;
   }
   return t;
 }

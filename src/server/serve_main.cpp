@@ -71,7 +71,11 @@ fs::path ledgerDir(const fs::path& home) {
 int runServe(const ServeOptions& options) {
   const fs::path home = resolveHome(options.home);
   // The home directory (0700) and token come first: the database lives in the same place.
-  auto token = loadOrCreateToken(home);
+  // In a pod the token comes from a Secret (AGENTPANE_TOKEN_FILE); else from the home.
+  fs::path tokenFile;
+  if (const char* f = std::getenv("AGENTPANE_TOKEN_FILE"); f != nullptr && *f != '\0')
+    tokenFile = f;
+  auto token = loadServerToken(home, tokenFile);
   if (!token.ok()) {
     spdlog::error("cannot prepare {}: {}", home.string(), token.error().describe());
     return 1;
@@ -172,6 +176,7 @@ int runServe(const ServeOptions& options) {
   ServerOptions serverOptions;
   serverOptions.listen = options.listen;
   serverOptions.home = home;
+  serverOptions.tokenFile = tokenFile;
   serverOptions.webRoot = resolveWebRoot(options.webRoot);
   serverOptions.networkThreads = options.networkThreads;
   serverOptions.workerThreads = options.workerThreads;
@@ -187,9 +192,11 @@ int runServe(const ServeOptions& options) {
   }
   const std::string url = clientUrl(options.listen, server.port());
   if (!writeAddressFile(home, url)) spdlog::warn("cannot write {}", (home / "address").string());
-  spdlog::info("serving on {} (token in {})", url, (home / "token").string());
+  spdlog::info("serving on {} (token in {})", url,
+               (tokenFile.empty() ? home / "token" : tokenFile).string());
   // The token rides in the fragment, which browsers never send: it reaches no access log.
-  spdlog::info("web page: {}/#token={}", url, token.value());
+  // A token from a Secret stays out of the log (pod logs are read more widely).
+  if (tokenFile.empty()) spdlog::info("web page: {}/#token={}", url, token.value());
 
   server.runUntilSignal();
   service.stopBackground();

@@ -250,7 +250,7 @@ Result<void> Server::Impl::start() {
   if (!ep.ok()) return ep.takeError();
   if (options.home.empty())
     return Error(ErrorCode::ValidationError, "the server needs a home directory");
-  auto token = loadOrCreateToken(options.home);
+  auto token = loadServerToken(options.home, options.tokenFile);
   if (!token.ok()) return token.takeError();
   ctx.token = token.value();
   if (!options.webRoot.empty()) {

@@ -29,6 +29,7 @@ inline constexpr const char* kServerVersion = "0.1.0";
 struct ServerOptions {
   std::string listen = "127.0.0.1:7300";  // "host:port", "[v6]:port"; port 0 = any free port
   std::filesystem::path home;             // token file lives here (created 0700)
+  std::filesystem::path tokenFile;        // set: the token is read from it (loadServerToken)
   // The built web page (web/dist), served at `/`. Empty: no page. A directory without an
   // index.html: the server starts, logs why, and answers `/` with 503 and how to build it.
   std::filesystem::path webRoot;

@@ -33,6 +33,8 @@ CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment() {
   k.context = envOr("AGENTPANE_K8S_CONTEXT");
   k.namespaceName = envOr("AGENTPANE_K8S_NAMESPACE");
   k.imagePullPolicy = envOr("AGENTPANE_K8S_IMAGE_PULL_POLICY");
+  k.workspace = envOr("AGENTPANE_K8S_WORKSPACE");
+  k.storageClass = envOr("AGENTPANE_K8S_STORAGE_CLASS");
   return k;
 }
 
@@ -66,6 +68,12 @@ Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const Compositi
     ko.namespaceName = ko.rest.namespaceName;  // the context's namespace
   }
   if (!k.imagePullPolicy.empty()) ko.imagePullPolicy = k.imagePullPolicy;  // checked by the caller
+  // The server's default workspace (checked by the caller); PersistentVolumes only for a claim
+  // without a storage class.
+  if (auto w = k8s::workspaceKindFromString(k.workspace); w && !k.workspace.empty())
+    ko.workspace = *w;
+  ko.storageClass = k.storageClass;
+  ko.persistentVolumes = ko.workspace == k8s::WorkspaceKind::Claim && ko.storageClass.empty();
   auto provider = k8s::K8sProvider::create(std::move(ko));
   if (!provider.ok()) return provider.takeError();
   spdlog::info("Kubernetes provider {}: {} (context {}, namespace {})", instanceName,
@@ -90,6 +98,12 @@ Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
     return Error(ErrorCode::ValidationError,
                  "AGENTPANE_K8S_IMAGE_PULL_POLICY must be IfNotPresent, Never or Always, not '" +
                      pull + "'");
+  }
+  const std::string& workspace = options.kubernetes.workspace;
+  if (!workspace.empty() && !k8s::workspaceKindFromString(workspace)) {
+    return Error(
+        ErrorCode::ValidationError,
+        "AGENTPANE_K8S_WORKSPACE must be pvc, emptyDir or hostPath, not '" + workspace + "'");
   }
   auto provider = buildKubernetesProvider(options, KubernetesTarget{}, "kubernetes");
   if (!provider.ok()) {

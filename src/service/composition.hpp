@@ -28,11 +28,17 @@ struct CompositionOptions {
     std::string context;
     std::string namespaceName;
     std::string imagePullPolicy;  // IfNotPresent | Never | Always
+    // The default workspace of Kubernetes sandboxes: pvc | emptyDir | hostPath ("" = pvc).
+    // Anything but pvc without a storage class turns PersistentVolumes off (no cluster-wide
+    // volume verbs needed); the in-cluster Deployment (`agentpane manifests`) uses emptyDir.
+    std::string workspace;
+    std::string storageClass;
   } kubernetes;
 };
 
-// AGENTPANE_K8S_KUBECONFIG_PATH, AGENTPANE_K8S_CONTEXT, AGENTPANE_K8S_NAMESPACE and
-// AGENTPANE_K8S_IMAGE_PULL_POLICY (Never for a cluster whose node has the image imported).
+// AGENTPANE_K8S_KUBECONFIG_PATH, AGENTPANE_K8S_CONTEXT, AGENTPANE_K8S_NAMESPACE,
+// AGENTPANE_K8S_IMAGE_PULL_POLICY (Never for a cluster whose node has the image imported),
+// AGENTPANE_K8S_WORKSPACE and AGENTPANE_K8S_STORAGE_CLASS.
 CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment();
 
 // ENABLE_K8S_SANDBOX is set to 1, true, TRUE or yes.

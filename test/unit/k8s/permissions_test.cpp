@@ -63,8 +63,8 @@ TEST(Permissions, NamespaceCreateOnlyWhenTheNamespaceIsMissing) {
 }
 
 TEST(Permissions, Describe) {
-  EXPECT_EQ((Permission{"pods", "exec", "create", false, ""}).describe(), "create pods/exec");
-  EXPECT_EQ((Permission{"persistentvolumes", "", "list", true, ""}).describe(),
+  EXPECT_EQ((Permission{"pods", "exec", "create", false, "", ""}).describe(), "create pods/exec");
+  EXPECT_EQ((Permission{"persistentvolumes", "", "list", true, "", ""}).describe(),
             "list persistentvolumes (cluster-wide)");
   EXPECT_EQ((Permission{"networkpolicies", "", "patch", false, "", "networking.k8s.io"}).describe(),
             "patch networkpolicies.networking.k8s.io");

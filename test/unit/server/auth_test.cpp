@@ -52,6 +52,33 @@ TEST_F(AuthTest, TokenFileReadableByOthersIsNarrowed) {
   EXPECT_FALSE(server::loadOrCreateToken(home).ok());
 }
 
+// In a pod the token is a mounted Secret: read as it is (mode left alone, nothing created in
+// the home), a trailing newline dropped; anything that is not a token is refused.
+TEST_F(AuthTest, TokenFileFromASecretIsReadAndNeverWritten) {
+  TempDir dir;
+  const fs::path home = dir.path() / "h";
+  const fs::path secret = dir.path() / "token";
+  const std::string token(64, 'a');
+  { std::ofstream(secret) << token << "\n"; }
+  ::chmod(secret.c_str(), 0440);
+  auto got = server::loadServerToken(home, secret);
+  ASSERT_TRUE(got.ok()) << got.error().describe();
+  EXPECT_EQ(got.value(), token);
+  EXPECT_FALSE(fs::exists(home / "token"));
+  struct stat st {};
+  ASSERT_EQ(::stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0440u);
+  { std::ofstream(secret, std::ios::trunc) << "not a token\n"; }
+  auto bad = server::loadServerToken(home, secret);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::ValidationError);
+  EXPECT_FALSE(server::loadServerToken(home, dir.path() / "missing").ok());
+  // Without a file: the home's token, as before.
+  auto fromHome = server::loadServerToken(home, {});
+  ASSERT_TRUE(fromHome.ok());
+  EXPECT_TRUE(fs::exists(home / "token"));
+}
+
 TEST_F(AuthTest, EveryRouteButHealthNeedsTheToken) {
   auto c = ts->client();
   c.sendToken = false;

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The server inside the real test cluster, deployed from `agentpane manifests`:
+#   - every generated manifest (both workspace kinds) passes the apiserver with dryRun=All;
+#   - the server image (scripts/build-server-image.sh) is imported into the cluster, the
+#     manifests are applied into a namespace of this run (PodSecurity "restricted"), and the
+#     Deployment becomes Ready: its pod was admitted under restricted;
+#   - the server runs on its ServiceAccount's in-cluster credentials: a sandbox created
+#     through its Service (the ClusterIP, reached from this host through kube-proxy) runs a
+#     command and is removed;
+#   - the ServiceAccount has exactly the verbs it needs: no PersistentVolumes without PV
+#     workspaces, no Secrets, nothing outside its namespace but reading namespaces.
+# One line per check ("PASS in-cluster: …" / "FAIL …") and "N passed, N failed" at the end; the
+# namespace and the cluster-wide RBAC of the run are deleted at the end (also on interrupt).
+#
+#   test/cluster/incluster/run.sh       # needs build/agentpane (AGENTPANE_BIN to override)
+#   CLUSTER_TEST_TIMEOUT=120 ...        # bound of each wait, seconds
+set -uo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+TC=$ROOT_DIR/scripts/test-cluster
+BIN=${AGENTPANE_BIN:-$ROOT_DIR/build/agentpane}
+WAIT=${CLUSTER_TEST_TIMEOUT:-120}
+RUN_ID=$(date +%s)$$
+NS=agentpane-ic-$RUN_ID
+IMAGE=agentpane/server:latest
+PASS=0 FAIL=0
+
+pass() { PASS=$((PASS + 1)); echo "PASS in-cluster: $1"; }
+fail() { FAIL=$((FAIL + 1)); echo "FAIL in-cluster: $1${2:+: $2}"; }
+finish() { echo "$PASS passed, $FAIL failed"; ((FAIL == 0)); exit $?; }
+
+[[ -x $BIN ]] || { fail "agentpane binary" "no $BIN (bash scripts/build.sh agentpane)"; finish; }
+if ! "$TC" status >/dev/null 2>&1; then
+  "$TC" up >/dev/null || { fail "cluster up"; finish; }
+fi
+eval "$("$TC" env)"
+K() { timeout $((WAIT + 30)) kubectl --request-timeout=30s "$@"; }
+
+made_namespace=0
+cleanup() {
+  ((made_namespace)) || return 0
+  K delete clusterrolebinding "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
+  K delete clusterrole "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
+  # The namespace goes with the server, its sandboxes and their pods.
+  K delete namespace "$NS" --wait=true --timeout="${WAIT}s" >/dev/null 2>&1 ||
+    echo "# namespace $NS still terminating after ${WAIT}s"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# until_ok TIMEOUT CMD...: CMD again every second until it succeeds or TIMEOUT seconds pass.
+until_ok() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do ((SECONDS < deadline)) || return 1; sleep 1; done
+}
+
+# ---- every manifest, with dryRun=All --------------------------------------------------------
+# Into the cluster's existing sandbox namespace (namespaced objects need their namespace to
+# exist; a dry run creates nothing), for each workspace kind.
+for variant in "--workspace emptyDir" "--workspace pvc" "--workspace pvc --storage-class standard"; do
+  # shellcheck disable=SC2086  # the variant is a fixed list of flags
+  out=$("$BIN" manifests $variant | K apply --dry-run=server -f - 2>&1)
+  want=$("$BIN" manifests $variant --json | jq '.items | length')
+  got=$(grep -c '(server dry run)$' <<<"$out")
+  if [[ $got == "$want" ]] && ! grep -q '^Error' <<<"$out"; then
+    pass "manifests ($variant) accepted with dryRun=All ($got objects)"
+  else
+    fail "manifests ($variant) with dryRun=All" "$(grep -v 'server dry run' <<<"$out" | head -5)"
+  fi
+done
+
+# ---- the server image in the cluster --------------------------------------------------------
+if bash "$ROOT_DIR/scripts/build-server-image.sh" "$BIN" >/tmp/agentpane-ic-image.$$ 2>&1 &&
+  "$TC" import-image "$IMAGE" >>/tmp/agentpane-ic-image.$$ 2>&1; then
+  pass "server image built from the binary and imported into the cluster"
+else
+  fail "server image" "$(tail -5 /tmp/agentpane-ic-image.$$)"
+  rm -f /tmp/agentpane-ic-image.$$
+  finish
+fi
+rm -f /tmp/agentpane-ic-image.$$
+
+# ---- deploy ---------------------------------------------------------------------------------
+TOKEN=$(openssl rand -hex 32)
+made_namespace=1
+if out=$("$BIN" manifests --namespace "$NS" --image "$IMAGE" --image-pull-policy Never \
+  --sandbox-image-pull-policy Never | K apply -f - 2>&1) &&
+  out2=$(K -n "$NS" create secret generic agentpane-token --from-literal=token="$TOKEN" 2>&1); then
+  pass "manifests applied into namespace $NS"
+else
+  fail "apply manifests" "$out ${out2:-}"
+  finish
+fi
+
+level=$(K get namespace "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')
+if K -n "$NS" rollout status deployment/agentpane-server --timeout="${WAIT}s" >/dev/null 2>&1; then
+  pass "Deployment agentpane-server Ready"
+else
+  fail "Deployment Ready within ${WAIT}s" "$(K -n "$NS" get pods -o wide 2>&1 | tail -3; K -n "$NS" get events --sort-by=.lastTimestamp 2>&1 | tail -5; K -n "$NS" logs deployment/agentpane-server --tail=20 2>&1)"
+  finish
+fi
+POD=$(K -n "$NS" get pods -l app.kubernetes.io/component=server -o jsonpath='{.items[0].metadata.name}')
+# Admitted by the namespace's PodSecurity (enforce=restricted): the pod exists and runs. The
+# apiserver's own verdict on the running pod's spec, asked again with a dry-run create.
+verdict=$(K -n "$NS" get pod "$POD" -o json |
+  jq 'del(.metadata.uid, .metadata.resourceVersion, .metadata.creationTimestamp, .metadata.ownerReferences, .metadata.generateName, .status) | .metadata.name = "pss-check"' |
+  K create --dry-run=server -f - 2>&1)
+if [[ $level == restricted && $verdict == *"created (server dry run)"* && $verdict != *Warning* ]]; then
+  pass "server pod admitted under PodSecurity restricted (namespace enforce=$level)"
+else
+  fail "PodSecurity restricted" "namespace enforce=$level; $verdict"
+fi
+
+# In-cluster credentials: the provider's apiserver is the kubernetes Service, from the
+# ServiceAccount token (the log line of buildProviders).
+logs=$(K -n "$NS" logs "$POD" 2>&1)
+if grep -q "Kubernetes provider: https://" <<<"$logs" && grep -q "namespace $NS)" <<<"$logs"; then
+  pass "server uses in-cluster credentials ($(grep -o 'Kubernetes provider: [^ ]*' <<<"$logs" | head -1))"
+else
+  fail "in-cluster credentials" "$(tail -10 <<<"$logs")"
+fi
+
+# ---- a sandbox through the Service ----------------------------------------------------------
+IP=$(K -n "$NS" get service agentpane-server -o jsonpath='{.spec.clusterIP}')
+export AGENTPANE_URL=http://$IP:7300 AGENTPANE_TOKEN=$TOKEN
+if until_ok 30 curl -fsS --max-time 5 "$AGENTPANE_URL/api/health"; then
+  pass "Service reachable at its ClusterIP ($AGENTPANE_URL)"
+else
+  fail "Service at $AGENTPANE_URL" "no answer within 30s"
+  finish
+fi
+status=$(curl -fsS --max-time 20 -H "Authorization: Bearer $TOKEN" "$AGENTPANE_URL/api/sandbox/k8s/status" 2>&1)
+if [[ $(jq -r '.data.connected' <<<"$status" 2>/dev/null) == true ]]; then
+  pass "k8s status through the server: connected ($(jq -r '.data.version // empty' <<<"$status"))"
+else
+  fail "k8s status through the server" "$status"
+fi
+
+created=$(timeout $((WAIT + 30)) "$BIN" sandbox create --provider kubernetes \
+  --project-path /projects/scratch --json 2>&1)
+ID=$(jq -r '.id // .data.id // empty' <<<"$created" 2>/dev/null)
+if [[ -n $ID ]] && K -n "$NS" get pod "agentpane-$ID" >/dev/null 2>&1; then
+  pass "sandbox $ID created through the in-cluster server (pod agentpane-$ID in $NS)"
+else
+  fail "sandbox create through the server" "$created"
+  finish
+fi
+out=$(timeout 60 "$BIN" exec "$ID" -- echo in-cluster-exec-ok 2>&1)
+if [[ $out == *in-cluster-exec-ok* ]]; then
+  pass "command run in the sandbox through the server"
+else
+  fail "exec through the server" "$out"
+fi
+out=$(timeout $((WAIT + 30)) "$BIN" sandbox rm "$ID" 2>&1)
+if [[ $? -eq 0 ]] && ! K -n "$NS" get pod "agentpane-$ID" >/dev/null 2>&1; then
+  pass "sandbox removed (its pod is gone)"
+else
+  fail "sandbox rm" "$out"
+fi
+
+# ---- least privilege of the ServiceAccount --------------------------------------------------
+SA=system:serviceaccount:$NS:agentpane
+can() { K auth can-i --as="$SA" "$@" 2>/dev/null; }
+bad=()
+for v in "create pods" "get pods/exec" "create pods/exec" "list events" "get namespaces"; do
+  # shellcheck disable=SC2086
+  [[ $(can $v -n "$NS") == yes ]] || bad+=("missing: $v")
+done
+for v in "create persistentvolumes" "list persistentvolumes" "get secrets" "create namespaces" \
+  "delete namespaces" "create deployments.apps" "create roles.rbac.authorization.k8s.io"; do
+  # shellcheck disable=SC2086
+  [[ $(can $v -n "$NS") == no ]] || bad+=("granted: $v")
+done
+# Nothing namespaced outside its own namespace.
+[[ $(can create pods -n default) == no ]] || bad+=("granted: create pods in default")
+if ((${#bad[@]} == 0)); then
+  pass "ServiceAccount least privilege (needed verbs granted; PVs, Secrets, other namespaces not)"
+else
+  fail "ServiceAccount least privilege" "${bad[*]}"
+fi
+
+finish
