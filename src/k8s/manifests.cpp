@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <utility>
+
+#include "k8s/network_policy.hpp"
 
 namespace agentpane::k8s {
 
@@ -109,6 +112,24 @@ json serverDeployment(const ManifestOptions& o) {
             {"strategy", {{"type", "Recreate"}}},
             {"selector", {{"matchLabels", selector}}},
             {"template", pod}}}};
+}
+
+// The server's own pod under the namespace's default deny: its port open to every client (the
+// Service, the kubelet's probes), and any egress — it must reach the apiserver, whose address
+// a policy cannot name portably (kube-proxy translates the kubernetes Service's ClusterIP
+// before the policy sees it), and the cluster DNS. Sandboxes stay denied.
+json serverPolicy(const ManifestOptions& o) {
+  return {
+      {"apiVersion", "networking.k8s.io/v1"},
+      {"kind", "NetworkPolicy"},
+      {"metadata", meta(kServerName, o.namespaceName, "server")},
+      {"spec",
+       {{"podSelector",
+         {{"matchLabels",
+           {{"app.kubernetes.io/name", "agentpane"}, {"app.kubernetes.io/component", "server"}}}}},
+        {"policyTypes", {"Ingress", "Egress"}},
+        {"ingress", {{{"ports", {{{"protocol", "TCP"}, {"port", o.port}}}}}}},
+        {"egress", {json::object()}}}}};
 }
 
 json serverService(const ManifestOptions& o) {
@@ -223,6 +244,12 @@ std::vector<json> manifests(const ManifestOptions& o) {
                       {"default", {{"cpu", o.defaultCpu}, {"memory", o.defaultMemory}}},
                       {"defaultRequest", {{"cpu", "100m"}, {"memory", "128Mi"}}},
                       {"max", {{"cpu", o.maxCpu}, {"memory", o.maxMemory}}}}}}}}});
+  std::map<std::string, std::string> policyLabels;
+  const json sandboxLabels = commonLabels("sandboxes");
+  for (const auto& [k, v] : sandboxLabels.items())
+    policyLabels[k] = v.get<std::string>();
+  out.push_back(defaultDenyPolicy(ns, policyLabels));  // what the provider applies
+  out.push_back(serverPolicy(o));
   out.push_back(serverDeployment(o));
   out.push_back(serverService(o));
   return out;

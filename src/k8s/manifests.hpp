@@ -2,8 +2,10 @@
 // as k8s/manifests/): the sandbox namespace (PodSecurity "restricted"), the server's
 // ServiceAccount, a Role + RoleBinding and a ClusterRole + ClusterRoleBinding granting exactly
 // requiredPermissions() (permissions.hpp, the list `agentpane doctor` checks), a ResourceQuota
-// and LimitRange for the sandboxes, and a Deployment + Service running the server itself with
-// in-cluster credentials. The provider makes a missing namespace from namespaceManifest(), so
+// and LimitRange for the sandboxes, the namespace's default-deny NetworkPolicy
+// (network_policy.hpp, as the provider applies it) with one policy letting the server's own
+// pod serve and reach the apiserver, and a Deployment + Service running the server itself
+// with in-cluster credentials. The provider makes a missing namespace from namespaceManifest(), so
 // what is printed is what the server would create.
 //
 // The server's API token is not generated (it is a secret): the Deployment reads it from the

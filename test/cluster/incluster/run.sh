@@ -158,6 +158,15 @@ else
   fail "sandbox rm" "$out"
 fi
 
+# With only its own verbs the server never met a refusal (reconcile, list, cleanup and the
+# create all stayed inside them: no PersistentVolume call without PV workspaces).
+logs=$(K -n "$NS" logs "$POD" 2>&1)
+if grep -qiE 'K8S_FORBIDDEN|forbidden' <<<"$logs"; then
+  fail "server log without refusals" "$(grep -iE 'K8S_FORBIDDEN|forbidden' <<<"$logs" | head -3)"
+else
+  pass "server log shows no RBAC refusal"
+fi
+
 # ---- least privilege of the ServiceAccount --------------------------------------------------
 SA=system:serviceaccount:$NS:agentpane
 can() { K auth can-i --as="$SA" "$@" 2>/dev/null; }

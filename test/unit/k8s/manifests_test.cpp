@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "k8s/network_policy.hpp"
 #include "k8s/pod_security.hpp"
 
 namespace agentpane::k8s {
@@ -143,6 +144,29 @@ TEST(Manifests, ServerPodPassesRestrictedAndUsesItsServiceAccount) {
   const json* svc = find(objects, "Service");
   ASSERT_TRUE(svc);
   EXPECT_EQ(svc->at("spec").at("selector"), d->at("spec").at("selector").at("matchLabels"));
+}
+
+// The namespace's default deny is the provider's own (network_policy.hpp); the one other policy
+// selects the server's pod only and opens its port.
+TEST(Manifests, DefaultDenyForTheNamespaceAndAnOpeningForTheServerOnly) {
+  ManifestOptions o;
+  o.namespaceName = "team-b";
+  const auto objects = manifests(o);
+  std::vector<const json*> policies;
+  for (const auto& obj : objects)
+    if (obj.value("kind", "") == "NetworkPolicy") policies.push_back(&obj);
+  ASSERT_EQ(policies.size(), 2u);
+  json deny = *policies[0];
+  EXPECT_EQ(deny["metadata"]["name"], kDefaultDenyPolicyName);
+  EXPECT_EQ(deny["spec"], defaultDenyPolicy("team-b")["spec"]);
+  const json& server = *policies[1];
+  const json* d = find(objects, "Deployment");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(server["spec"]["podSelector"]["matchLabels"],
+            d->at("spec").at("selector").at("matchLabels"));
+  EXPECT_EQ(server["spec"]["ingress"][0]["ports"][0]["port"], o.port);
+  // Sandbox pods do not carry the server's component label.
+  EXPECT_EQ(server["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "server");
 }
 
 TEST(Manifests, YamlReadsBackAsTheObjects) {
