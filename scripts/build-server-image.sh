@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the server's image agentpane/server:latest for the in-cluster Deployment
-# (`agentpane manifests`) without any registry: the agentpane binary (debug info stripped) and
-# exactly the shared libraries it loads (ldd: the host's own, the ones it was built against),
+# (`agentpane manifests`) without any registry: the agentpane binary (debug info stripped), the
+# static agentpane-agent beside it (the exec channel puts it into sandboxes), and exactly the
+# shared libraries the server loads (ldd: the host's own, the ones it was built against),
 # plus /etc/passwd, /etc/group and /etc/nsswitch.conf, packed into a tar and `docker import`ed.
 # No shell or package manager is in it: the pod runs one program.
 #
@@ -25,6 +26,10 @@ log() { printf '[server-image] %s (%ds)\n' "$*" "$((SECONDS - T0))"; }
 die() { printf '[server-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [[ -x $BIN ]] || die "no agentpane binary at $BIN (bash scripts/build.sh agentpane)"
+# The in-sandbox command runner the exec channel copies into sandboxes (src/channel): found
+# next to the server's binary, so it goes next to it in the image. Static already.
+AGENT=$(dirname "$BIN")/agentpane-agent
+[[ -x $AGENT ]] || die "no agentpane-agent next to $BIN (bash scripts/build.sh agentpane-agent)"
 command -v docker >/dev/null || die "docker is not installed"
 
 # The libraries the dynamic loader resolves for the binary: "name => /path (addr)" and the
@@ -35,6 +40,7 @@ mapfile -t LIBS < <(ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /
 KEY=$(
   {
     sha256sum "$BIN" | cut -d' ' -f1
+    sha256sum "$AGENT" | cut -d' ' -f1
     for l in "${LIBS[@]}"; do printf '%s ' "$l"; sha256sum "$(readlink -f "$l")" | cut -d' ' -f1; done
     cat "${BASH_SOURCE[0]}"
   } | sha256sum | cut -c1-16
@@ -55,6 +61,7 @@ else
     install -d -m 1777 "$ROOTFS/tmp"
     objcopy --strip-debug "$BIN" "$ROOTFS/usr/local/bin/agentpane"
     chmod 0755 "$ROOTFS/usr/local/bin/agentpane"
+    install -m 0755 "$AGENT" "$ROOTFS/usr/local/bin/agentpane-agent"
     for l in "${LIBS[@]}"; do
       install -d -m 0755 "$ROOTFS$(dirname "$l")"
       cp -L "$l" "$ROOTFS$l"

@@ -14,6 +14,7 @@
 #
 #   test/cluster/incluster/run.sh       # needs build/agentpane (AGENTPANE_BIN to override)
 #   CLUSTER_TEST_TIMEOUT=120 ...        # bound of each wait, seconds
+#   INCLUSTER_KEEP=1 ...                # leave the namespace and its server for a look
 set -uo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -29,7 +30,10 @@ pass() { PASS=$((PASS + 1)); echo "PASS in-cluster: $1"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL in-cluster: $1${2:+: $2}"; }
 finish() { echo "$PASS passed, $FAIL failed"; ((FAIL == 0)); exit $?; }
 
-[[ -x $BIN ]] || { fail "agentpane binary" "no $BIN (bash scripts/build.sh agentpane)"; finish; }
+if [[ ! -x $BIN || ! -x $(dirname "$BIN")/agentpane-agent ]]; then
+  fail "binaries" "no $BIN or no agentpane-agent beside it (bash scripts/build.sh agentpane agentpane-agent)"
+  finish
+fi
 if ! "$TC" status >/dev/null 2>&1; then
   "$TC" up >/dev/null || { fail "cluster up"; finish; }
 fi
@@ -39,6 +43,7 @@ K() { timeout $((WAIT + 30)) kubectl --request-timeout=30s "$@"; }
 made_namespace=0
 cleanup() {
   ((made_namespace)) || return 0
+  if [[ -n ${INCLUSTER_KEEP:-} ]]; then echo "# kept: namespace $NS, clusterrole(binding) agentpane:$NS"; return 0; fi
   K delete clusterrolebinding "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
   K delete clusterrole "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
   # The namespace goes with the server, its sandboxes and their pods.
@@ -147,7 +152,10 @@ else
 fi
 out=$(timeout 60 "$BIN" exec "$ID" -- echo in-cluster-exec-ok 2>&1)
 if [[ $out == *in-cluster-exec-ok* ]]; then
-  pass "command run in the sandbox through the server"
+  # Which way the exec went (the exec channel's agent, or the provider's own exec): reported.
+  path=$(curl -fsS --max-time 10 -H "Authorization: Bearer $TOKEN" "$AGENTPANE_URL/metrics" 2>/dev/null |
+    grep -E '^agentpane_exec_path_total' | awk '$2 > 0 {print $1}' | tr '\n' ' ')
+  pass "command run in the sandbox through the server (${path:-exec path not in /metrics})"
 else
   fail "exec through the server" "$out"
 fi
