@@ -262,10 +262,14 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
     std::optional<Result<int>> result;
     const bool cleanEnd = ec == websocket::error::closed;
     // A connection that drops after the status lost nothing: TCP delivered all before it.
+    // broken_pipe: our reply to the server's close frame (or a ping) written after the
+    // apiserver already shut the connection — seen from a server inside the cluster, where
+    // the apiserver is one kube-proxy hop away and closes right after the status.
     const bool endAfterStatus =
         reader.statusSeen() &&
         (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
-         ec == asio::error::connection_reset || ec == http::error::end_of_stream);
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == http::error::end_of_stream);
     if (timedOut) {
       err = timeoutError(spec.timeout);
     } else if (canceled) {

@@ -151,13 +151,14 @@ else
   finish
 fi
 out=$(timeout 60 "$BIN" exec "$ID" -- echo in-cluster-exec-ok 2>&1)
-if [[ $out == *in-cluster-exec-ok* ]]; then
+rc=$?
+if [[ $rc -eq 0 && $out == *in-cluster-exec-ok* ]]; then
   # Which way the exec went (the exec channel's agent, or the provider's own exec): reported.
   path=$(curl -fsS --max-time 10 -H "Authorization: Bearer $TOKEN" "$AGENTPANE_URL/metrics" 2>/dev/null |
     grep -E '^agentpane_exec_path_total' | awk '$2 > 0 {print $1}' | tr '\n' ' ')
   pass "command run in the sandbox through the server (${path:-exec path not in /metrics})"
 else
-  fail "exec through the server" "$out"
+  fail "exec through the server" "exit $rc: $out"
 fi
 out=$(timeout $((WAIT + 30)) "$BIN" sandbox rm "$ID" 2>&1)
 if [[ $? -eq 0 ]] && ! K -n "$NS" get pod "agentpane-$ID" >/dev/null 2>&1; then
