@@ -119,8 +119,8 @@ fi
 # In-cluster credentials: the provider's apiserver is the kubernetes Service, from the
 # ServiceAccount token (the log line of buildProviders).
 logs=$(K -n "$NS" logs "$POD" 2>&1)
-if grep -q "Kubernetes provider: https://" <<<"$logs" && grep -q "namespace $NS)" <<<"$logs"; then
-  pass "server uses in-cluster credentials ($(grep -o 'Kubernetes provider: [^ ]*' <<<"$logs" | head -1))"
+if grep -qE "Kubernetes provider [^ ]*: https://" <<<"$logs" && grep -q "namespace $NS)" <<<"$logs"; then
+  pass "server uses in-cluster credentials ($(grep -oE "Kubernetes provider [^ ]*: [^ ]*" <<<"$logs" | head -1))"
 else
   fail "in-cluster credentials" "$(tail -10 <<<"$logs")"
 fi
