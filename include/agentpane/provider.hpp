@@ -114,7 +114,23 @@ class SandboxStats {
   virtual Result<SandboxMetrics> metrics(const SandboxRef& ref) = 0;
 };
 
-class SandboxProvider : public SandboxLifecycle, public SandboxExecutor, public SandboxStats {
+class SandboxEgress {
+ public:
+  virtual ~SandboxEgress() = default;
+  // Makes `allowlist` (entries of common/egress.hpp, already valid) what the running sandbox
+  // may reach, resolving its host names again; in force when it returns, without a restart.
+  // Enforcement MUST keep denying what is not listed (a failure leaves the previous rules, or
+  // fewer, never more). `changed` says whether anything enforced changed, so that calling it
+  // on a schedule re-resolves names and updates the rules only when addresses moved.
+  // Unknown: SandboxNotFound; not running: SandboxNotRunning.
+  virtual Result<EgressStatus> applyEgress(const SandboxRef& ref,
+                                           const std::vector<std::string>& allowlist) = 0;
+};
+
+class SandboxProvider : public SandboxLifecycle,
+                        public SandboxExecutor,
+                        public SandboxStats,
+                        public SandboxEgress {
  public:
   [[nodiscard]] virtual ProviderType type() const = 0;
   // The name of this instance (one engine; one cluster and context), unique among a server's

@@ -77,6 +77,21 @@ struct SandboxSpec {
   KubernetesOptions kubernetes;
 };
 
+// What a provider enforces of a sandbox's egress allowlist (the model: src/common/egress.hpp).
+struct EgressHostStatus {
+  std::string host;
+  std::vector<std::string> addresses;  // what the rules allow for it now
+  std::string error;                   // non-empty: it did not resolve (why)
+};
+struct EgressStatus {
+  std::vector<std::string> allowlist;  // as given
+  std::vector<std::string> rules;      // what is enforced, e.g. "10.1.2.3/32 ports 8080"
+  std::vector<EgressHostStatus> hosts;
+  std::vector<std::string> unresolved;  // names that resolved to nothing: reported, never dropped
+  bool enforced = false;                // false: this provider enforces no allowlist here
+  bool changed = false;                 // this call changed what is enforced
+};
+
 // What a provider reports about one sandbox. Built from the provider (labels), not memory.
 struct SandboxInfo {
   std::string id;  // agentpane.io/sandbox-id
@@ -94,6 +109,8 @@ struct SandboxInfo {
   std::int64_t createdAtUnix = 0;
   std::map<std::string, std::string> labels;
   std::string stateDetail;  // engine's words, e.g. "Exited (137) 2 seconds ago"
+  // What create() enforced of spec.allowedEgressHosts (set by create only).
+  std::optional<EgressStatus> egress;
 };
 
 // Where one sandbox lives, built from its row (sandboxRef()): what providers act on, so that

@@ -57,6 +57,10 @@ class ChannelProvider final : public SandboxProvider {
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override;
   Result<SandboxMetrics> metrics(const SandboxRef& ref) override { return inner_->metrics(ref); }
+  Result<EgressStatus> applyEgress(const SandboxRef& ref,
+                                   const std::vector<std::string>& allowlist) override {
+    return inner_->applyEgress(ref, allowlist);
+  }
   [[nodiscard]] ProviderType type() const override { return inner_->type(); }
   [[nodiscard]] std::string instance() const override { return inner_->instance(); }
   HealthStatus healthCheck() override { return inner_->healthCheck(); }

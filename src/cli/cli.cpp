@@ -11,6 +11,7 @@
 #include "cli/api_client.hpp"
 #include "cli/audit_commands.hpp"
 #include "cli/commands.hpp"
+#include "cli/egress_commands.hpp"
 #include "cli/profile_commands.hpp"
 #include "net/url.hpp"
 
@@ -164,6 +165,7 @@ int run(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"docker", "kubernetes"}));
   migrate->add_flag("--json", migrateJson);
+  EgressCommand egressCmd(*sandbox);
 
   // exec
   bool interactive = false, asRoot = false;
@@ -329,6 +331,7 @@ int run(int argc, char** argv) {
     } else {
       std::cout << cell(s, "id") << "\n";
     }
+    warnAboutEgress(s);
     return 0;
   }
   if (ls->parsed()) {
@@ -373,6 +376,7 @@ int run(int argc, char** argv) {
     }
     return 0;
   }
+  if (egressCmd.parsed()) return egressCmd.run(api);
 
   if (exec->parsed()) {
     ExecStreamRequest req{sandboxId, command, asRoot, timeoutSeconds, interactive};

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 namespace agentpane::egress {
@@ -383,6 +384,82 @@ Resolved resolveAllowlist(const std::vector<Entry>& entries, const ResolveFn& re
   std::sort(out.hosts.begin(), out.hosts.end(),
             [](const HostResolution& a, const HostResolution& b) { return a.host < b.host; });
   return out;
+}
+
+std::vector<std::string> resolveCommand(const std::vector<std::string>& hosts) {
+  std::vector<std::string> argv = {
+      "sh", "-c", "for h; do echo \"@ $h\"; getent ahosts \"$h\" || echo \"! $h $?\"; done", "sh"};
+  argv.insert(argv.end(), hosts.begin(), hosts.end());
+  return argv;
+}
+
+std::map<std::string, Result<std::vector<Network>>> parseResolveOutput(const std::string& out) {
+  std::map<std::string, Result<std::vector<Network>>> answers;
+  std::istringstream in(out);
+  std::string line, current;
+  while (std::getline(in, line)) {
+    if (line.rfind("@ ", 0) == 0) {
+      current = line.substr(2);
+      answers.insert_or_assign(current, std::vector<Network>{});
+      continue;
+    }
+    if (line.rfind("! ", 0) == 0) {
+      std::istringstream f(line.substr(2));
+      std::string host, code;
+      f >> host >> code;
+      answers.insert_or_assign(
+          host, Error(ErrorCode::ValidationError,
+                      code == "2"
+                          ? "the sandbox's DNS does not know this name"
+                          : "the name did not resolve in the sandbox (getent exit " + code + ")"));
+      continue;
+    }
+    auto it = answers.find(current);
+    if (it == answers.end() || !it->second.ok()) continue;
+    std::string addr = line.substr(0, line.find_first_of(" \t"));
+    if (auto n = Network::parse(addr)) it->second.value().push_back(*n);
+  }
+  return answers;
+}
+
+std::string describeRule(const Rule& r) {
+  std::string s = r.network.cidr();
+  if (!r.except.empty()) {
+    s += " except";
+    for (std::size_t i = 0; i < r.except.size(); ++i)
+      s += (i ? "," : " ") + r.except[i].cidr();
+  }
+  if (!r.ports.empty()) {
+    s += " ports";
+    for (std::size_t i = 0; i < r.ports.size(); ++i)
+      s += (i ? "," : " ") + std::to_string(r.ports[i]);
+  } else {
+    s += " all ports";
+  }
+  return s;
+}
+
+EgressStatus statusOf(const std::vector<std::string>& allowlist, const Resolved& r) {
+  EgressStatus st;
+  st.allowlist = allowlist;
+  st.enforced = true;
+  for (const auto& rule : r.rules)
+    st.rules.push_back(describeRule(rule));
+  for (const auto& h : r.hosts) {
+    EgressHostStatus hs{h.host, {}, h.error};
+    for (const auto& a : h.addresses)
+      hs.addresses.push_back(a.address());
+    if (!h.refused.empty() && hs.error.empty()) {
+      // Reported, not silently dropped: only a literal entry opens these.
+      std::string refused;
+      for (const auto& a : h.refused)
+        refused += (refused.empty() ? "" : ", ") + a.address();
+      hs.error = "resolves to link-local/metadata " + refused + " (only a literal entry opens it)";
+    }
+    st.hosts.push_back(std::move(hs));
+  }
+  st.unresolved = r.unresolved();
+  return st;
 }
 
 Result<std::vector<Network>> resolveWithSystem(const std::string& host) {

@@ -23,12 +23,14 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agentpane/result.hpp"
+#include "agentpane/sandbox.hpp"
 
 namespace agentpane::egress {
 
@@ -129,6 +131,18 @@ Result<std::vector<Network>> resolveWithSystem(const std::string& host);
 // Blocked ranges strictly inside `n` that `n` does not itself name (the carve-outs of a wide
 // entry), most general first.
 std::vector<Network> carveOuts(const Network& n);
+
+// Resolving inside the sandbox, with the sandbox's own resolver (what it will connect to):
+// the argv of one exec that prints "@ HOST", then getent's answer or "! HOST CODE", for each
+// host. The names are arguments of a fixed script, never part of it.
+std::vector<std::string> resolveCommand(const std::vector<std::string>& hosts);
+// Its output, per host: the addresses, or why the name did not resolve.
+std::map<std::string, Result<std::vector<Network>>> parseResolveOutput(const std::string& out);
+
+// "10.1.2.3/32 ports 8080", "0.0.0.0/0 except 10.0.0.0/8,... all ports".
+std::string describeRule(const Rule& r);
+// What a provider reports (provider.hpp's EgressStatus) for a resolved allowlist.
+EgressStatus statusOf(const std::vector<std::string>& allowlist, const Resolved& r);
 
 // True when any entry is a host name.
 bool hasHostNames(const std::vector<Entry>& entries);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/egress.hpp"
 #include "docker/container_info.hpp"
 #include "docker/docker_host.hpp"
 #include "docker/engine_json.hpp"
@@ -80,7 +81,9 @@ Result<std::unique_ptr<DockerProvider>> DockerProvider::create(DockerProviderOpt
 
 DockerProvider::DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
                                std::shared_ptr<DockerClient> client)
-    : opts_(std::move(opts)), io_(std::move(io)), client_(std::move(client)) {}
+    : opts_(std::move(opts)), io_(std::move(io)), client_(std::move(client)) {
+  if (opts_.egressFirewall) firewall_ = std::make_unique<EgressFirewall>();
+}
 
 DockerProvider::~DockerProvider() = default;
 
@@ -89,21 +92,6 @@ std::vector<std::pair<std::string, std::string>> DockerProvider::scopeSelector()
   for (const auto& kv : opts_.scopeLabels)
     sel.emplace_back(kv);
   return sel;
-}
-
-Result<void> DockerProvider::ensureInternalNetwork() {
-  const std::string& name = opts_.internalNetwork;
-  auto found = client_->call("GET", "/networks/" + name);
-  if (found.ok()) return {};
-  if (httpStatus(found.error()) != 404) return found.takeError();
-  json body = {{"Name", name},
-               {"Internal", true},
-               {"CheckDuplicate", true},
-               {"Labels", {{labels::kManaged, "true"}}}};
-  auto made = client_->call("POST", "/networks/create", &body);
-  if (!made.ok() && httpStatus(made.error()) != 409)
-    return made.takeError();  // 409: made meanwhile
-  return {};
 }
 
 Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const CreateControl& control) {
@@ -141,17 +129,41 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
   control.progress("image", "image " + spec.image + " is present on the engine");
   if (control.cancelled()) return createCancelledError(spec.id);
 
+  // Each sandbox that has a network has one of its own: no sandbox shares one with another.
+  //  - an allowlist, or no network profile while the firewall is on: a bridge filtered by host
+  //    rules (DNS and the allowlist only);
+  //  - Internal: an internal network (no route out); Bridge: an unfiltered bridge;
+  //  - no network profile, firewall off: none at all.
+  const bool filtered =
+      !spec.allowedEgressHosts.empty() || (firewall_ && spec.network == NetworkMode::None);
+  if (filtered && !firewall_) {
+    return Error(ErrorCode::ValidationError,
+                 "this server does not enforce egress allowlists on Docker (it enforces them with "
+                 "host iptables rules, which needs it to run as root)",
+                 {{"field", "allowEgress"}, {"reason", "EGRESS_ENFORCEMENT_UNAVAILABLE"}});
+  }
   std::string networkMode = "none";
-  if (spec.network == NetworkMode::Bridge) networkMode = "bridge";
-  if (spec.network == NetworkMode::Internal) {
-    AP_TRY(ensureInternalNetwork());
-    networkMode = opts_.internalNetwork;
+  if (filtered || spec.network != NetworkMode::None) {
+    AP_TRY(makeSandboxNetwork(spec, !filtered && spec.network == NetworkMode::Internal, filtered));
+    networkMode = networkName(spec.id);
+  }
+  std::optional<EgressStatus> egressStatus;
+  if (filtered) {
+    // The rules exist before the container runs (names follow once it can resolve them).
+    auto first = applyFirewall(spec.id, spec.allowedEgressHosts, nullptr);
+    if (!first.ok()) {
+      auto rm = removeSandboxNetwork(spec.id);
+      if (!rm.ok()) spdlog::warn("sandbox {}: {}", spec.id, rm.error().describe());
+      return first.takeError();
+    }
+    egressStatus = std::move(first).value();
   }
 
   json lbls = sandboxLabels(spec, opts_.scopeLabels);
   lbls[docker_labels::kProjectPath] = spec.projectPath;
   lbls[docker_labels::kImage] = spec.image;
   lbls[docker_labels::kUidGid] = user.toString();
+  if (networkMode != "none") lbls[docker_labels::kOwnNetwork] = networkMode;
 
   json env = json::array();
   for (const auto& [k, v] : spec.env)
@@ -183,6 +195,10 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
   };
   const std::string name = containerName(spec.id);
   auto made = client_->call("POST", "/containers/create?name=" + name, &body);
+  if (!made.ok() && networkMode != "none") {
+    auto rm = removeSandboxNetwork(spec.id);
+    if (!rm.ok()) spdlog::warn("sandbox {}: {}", spec.id, rm.error().describe());
+  }
   if (!made.ok()) {
     int status = httpStatus(made.error());
     if (status == 409) {
@@ -228,6 +244,16 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
   if (info->state != SandboxState::Running) {
     return fail("the container is not running after start (" + info->stateDetail + ")");
   }
+  if (filtered) {
+    const SandboxRef running = sandboxRef(*info);
+    auto eg = applyFirewall(spec.id, spec.allowedEgressHosts,
+                            egress::hasHostNames(*egress::parseAllowlist(spec.allowedEgressHosts))
+                                ? &running
+                                : nullptr);
+    if (!eg.ok()) return fail("applying the egress rules failed: " + eg.error().describe());
+    egressStatus = std::move(eg).value();
+  }
+  info->egress = egressStatus;
   return info;
 }
 
@@ -328,9 +354,11 @@ Result<void> DockerProvider::remove(const SandboxRef& ref) {
     return info.takeError();
   }
   auto r = client_->call("DELETE", "/containers/" + info->containerId + "?force=1&v=1");
-  if (r.ok()) return {};
+  const bool ownNetwork = info->labels.count(docker_labels::kOwnNetwork) != 0;
+  if (r.ok() || httpStatus(r.error()) == 404) {
+    return ownNetwork ? removeSandboxNetwork(ref.sandboxId) : okResult();
+  }
   int status = httpStatus(r.error());
-  if (status == 404) return {};  // unknown or already gone: idempotent
   if (status == 409 && r.error().message.find("already in progress") != std::string::npos)
     return {};
   return r.takeError();

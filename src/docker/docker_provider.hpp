@@ -9,12 +9,14 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "agentpane/provider.hpp"
 #include "docker/docker_client.hpp"
+#include "docker/egress_firewall.hpp"
 #include "docker/events.hpp"
 #include "net/endpoint.hpp"
 #include "net/io_thread.hpp"
@@ -27,6 +29,8 @@ inline constexpr const char* kProjectPath = "agentpane.io/project-path";
 inline constexpr const char* kImage = "agentpane.io/image";
 // "U:G" the container runs as (sandbox_user.hpp); execs run as it after a restart too.
 inline constexpr const char* kUidGid = "agentpane.io/uid-gid";
+// The sandbox's own network (agentpane-<id>), removed with it; absent: no network of its own.
+inline constexpr const char* kOwnNetwork = "agentpane.io/network";
 }  // namespace docker_labels
 
 struct DockerProviderOptions {
@@ -37,10 +41,15 @@ struct DockerProviderOptions {
   // servers (or test runs) can share one engine without touching each other's sandboxes.
   std::map<std::string, std::string> scopeLabels;
   std::chrono::milliseconds callTimeout{30000};
-  int stopTimeoutSeconds = 5;                          // then SIGKILL
-  std::string internalNetwork = "agentpane-internal";  // NetworkMode::Internal, made on demand
-  std::chrono::milliseconds killTimeout{10000};        // bound on the process-tree kill exec
-  std::shared_ptr<net::IoThread> io;                   // default: a loop of our own
+  int stopTimeoutSeconds = 5;  // then SIGKILL
+  // Egress allowlists (docker/egress_firewall.hpp): each sandbox on a network of its own
+  // (agentpane-<id>), filtered by iptables rules on the host; a sandbox without an allowlist
+  // then reaches DNS only, and its allowlist can change while it runs. Needs root; the server
+  // turns it on when it runs as root. Off: a sandbox without a network profile has no network
+  // at all ("none"), and an allowlist is refused (EGRESS_ENFORCEMENT_UNAVAILABLE).
+  bool egressFirewall = false;
+  std::chrono::milliseconds killTimeout{10000};  // bound on the process-tree kill exec
+  std::shared_ptr<net::IoThread> io;             // default: a loop of our own
 };
 
 class DockerProvider final : public SandboxProvider {
@@ -65,6 +74,8 @@ class DockerProvider final : public SandboxProvider {
 
   // agentpane::SandboxStats
   Result<SandboxMetrics> metrics(const SandboxRef& ref) override;
+  Result<EgressStatus> applyEgress(const SandboxRef& ref,
+                                   const std::vector<std::string>& allowlist) override;
 
   // agentpane::SandboxProvider
   [[nodiscard]] ProviderType type() const override { return ProviderType::Docker; }
@@ -82,7 +93,17 @@ class DockerProvider final : public SandboxProvider {
   DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
                  std::shared_ptr<DockerClient> client);
 
-  Result<void> ensureInternalNetwork();
+  // Egress (docker_egress.cpp).
+  static std::string networkName(const std::string& id) { return "agentpane-" + id; }
+  // Makes the sandbox's own network (internal: no route out at all).
+  Result<void> makeSandboxNetwork(const SandboxSpec& spec, bool internal, bool filtered);
+  // Removes the sandbox's rules and network when they are ours; idempotent.
+  Result<void> removeSandboxNetwork(const std::string& sandboxId);
+  // Installs the rules for `allowlist`; names resolved in `running`'s container, or left
+  // pending (unresolved) before it runs (null).
+  Result<EgressStatus> applyFirewall(const std::string& sandboxId,
+                                     const std::vector<std::string>& allowlist,
+                                     const SandboxRef* running);
   // The container a ref names (its id, else agentpane-<sandboxId>), checked to be ours: the
   // sandbox labels with ref.sandboxId and every scope label. Anything else: SandboxNotFound.
   Result<SandboxInfo> resolve(const SandboxRef& ref);
@@ -91,7 +112,10 @@ class DockerProvider final : public SandboxProvider {
 
   DockerProviderOptions opts_;
   std::shared_ptr<net::IoThread> io_;
-  std::shared_ptr<DockerClient> client_;  // shared with open exec sessions
+  std::shared_ptr<DockerClient> client_;      // shared with open exec sessions
+  std::unique_ptr<EgressFirewall> firewall_;  // when opts_.egressFirewall
+  std::mutex egressMu_;
+  std::map<std::string, std::string> appliedRules_;  // sandbox id -> rule text last applied
 };
 
 }  // namespace agentpane::docker

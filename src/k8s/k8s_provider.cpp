@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "k8s/manifests.hpp"
+#include "k8s/network_policy.hpp"
 #include "k8s/pod_security.hpp"
 #include "k8s/watch.hpp"
 
@@ -438,6 +439,20 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
     return e;
   };
   if (control.cancelled()) return createCancelledError(spec.id);
+  // Egress before the pod exists: the namespace's default deny, then the sandbox's policy
+  // with its literal entries (names follow once the pod runs and can resolve them).
+  const bool policies = spec.kubernetes.networkPolicyEnabled;
+  if (policies) {
+    AP_TRY(ensureDefaultDeny());
+    auto first = applySandboxPolicy(ns, spec.id, spec.allowedEgressHosts, nullptr);
+    if (!first.ok()) return fail(first.takeError());
+    control.progress("egress", "network policy " + sandboxPolicyName(spec.id) + " applied");
+  } else if (!spec.allowedEgressHosts.empty()) {
+    spdlog::warn(
+        "k8s: sandbox {}: networkPolicyEnabled is off: its egress allowlist is not "
+        "enforced by this server",
+        spec.id);
+  }
   if (t.workspace == WorkspaceKind::Claim) {
     if (t.storageClass.empty()) {
       auto pv = client_->create(volumePath(), volumeManifest(spec, t));
@@ -476,6 +491,15 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
   if (control.cancelled()) return fail(createCancelledError(spec.id));
   auto ran = runPod(pod, spec.id, deadline, control);
   if (!ran.ok()) return fail(ran.takeError());
+  if (policies) {
+    const SandboxRef running = sandboxRef(*ran);
+    auto eg = applySandboxPolicy(
+        ns, spec.id, spec.allowedEgressHosts,
+        egress::hasHostNames(*egress::parseAllowlist(spec.allowedEgressHosts)) ? &running
+                                                                               : nullptr);
+    if (!eg.ok()) return fail(eg.takeError());
+    ran->egress = std::move(eg).value();
+  }
   spdlog::debug("k8s: sandbox {} ready in {} ms", spec.id,
                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   return ran;
@@ -635,6 +659,7 @@ Result<void> K8sProvider::removeEverything(const std::string& ns, const std::str
     return pod.takeError();
   }
   if (podOnly) return {};
+  AP_TRY(removeSandboxPolicy(ns, sandboxId));
   // The claim even while it is being deleted (ownClaim hides those): wait for it too.
   auto claim = client_->get(claimPath(ns, claimName(sandboxId)));
   if (claim.ok()) {

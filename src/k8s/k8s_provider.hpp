@@ -30,11 +30,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "agentpane/provider.hpp"
+#include "common/egress.hpp"
 #include "k8s/pod_template.hpp"
 #include "k8s/rest_client.hpp"
 
@@ -60,6 +62,10 @@ struct K8sProviderOptions {
   // credentials may; otherwise a missing namespace is K8sNamespaceError saying what to do.
   bool createNamespace = true;
   std::chrono::milliseconds killTimeout{10000};
+  // Egress (network_policy.hpp): a default deny in the namespace and a policy per sandbox,
+  // for sandboxes whose spec has kubernetes.networkPolicyEnabled. Host names are resolved
+  // in the sandbox's pod (one exec, bounded by this).
+  std::chrono::milliseconds egressResolveTimeout{20000};
   std::shared_ptr<net::IoThread> io;  // default: a loop of our own
 };
 
@@ -81,6 +87,10 @@ class K8sProvider final : public SandboxProvider {
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& options) override;
   Result<SandboxMetrics> metrics(const SandboxRef& ref) override;
+  // Re-resolves the names in the pod and applies the sandbox's policy by server-side apply
+  // when it differs from what the cluster holds (changed), creating it when missing.
+  Result<EgressStatus> applyEgress(const SandboxRef& ref,
+                                   const std::vector<std::string>& allowlist) override;
 
   [[nodiscard]] ProviderType type() const override { return ProviderType::Kubernetes; }
   [[nodiscard]] std::string instance() const override { return opts_.instanceName; }
@@ -124,11 +134,23 @@ class K8sProvider final : public SandboxProvider {
                         std::chrono::steady_clock::time_point deadline);
   Result<void> removeEverything(const std::string& ns, const std::string& sandboxId, bool podOnly);
   std::string nsOf(const SandboxRef& ref) const;
+  // Egress (k8s_provider_egress.cpp).
+  Result<void> ensureDefaultDeny();  // once per provider
+  Result<std::map<std::string, Result<std::vector<egress::Network>>>> resolveInPod(
+      const SandboxRef& ref, const std::vector<std::string>& hosts);
+  // Builds and applies the policy; names are resolved in `running`'s pod, or left pending
+  // (unresolved) while there is no pod yet (null).
+  Result<EgressStatus> applySandboxPolicy(const std::string& ns, const std::string& sandboxId,
+                                          const std::vector<std::string>& allowlist,
+                                          const SandboxRef* running);
+  Result<void> removeSandboxPolicy(const std::string& ns, const std::string& sandboxId);
   Result<SandboxInfo> requireRunning(const SandboxRef& ref);
 
   K8sProviderOptions opts_;
   std::shared_ptr<RestClient> client_;
   std::atomic<bool> namespaceSeen_{false};
+  std::atomic<bool> defaultDenySeen_{false};
+  std::mutex egressMu_;  // one policy read-compare-apply at a time
   // The namespace's PodSecurity enforce level (a pss::Level), read with it; -1 while unknown
   // (credentials that cannot read namespaces): then only the apiserver judges the pod.
   std::atomic<int> enforceLevel_{-1};

@@ -1,6 +1,7 @@
 #include "k8s/network_policy.hpp"
 
 #include "agentpane/sandbox.hpp"
+#include "common/hash.hpp"
 
 namespace agentpane::k8s {
 
@@ -89,6 +90,7 @@ json sandboxPolicy(const SandboxPolicyInput& in) {
   json lbls = json::object();
   for (const auto& [k, v] : in.labels)
     lbls[k] = v;
+  lbls[labels::kSandbox] = "true";
   lbls[labels::kSandboxId] = in.sandboxId;
   lbls[labels::kManaged] = "true";
   json egressRules = json::array({dnsEgressRule()});
@@ -96,20 +98,24 @@ json sandboxPolicy(const SandboxPolicyInput& in) {
     egressRules.push_back(ruleJson(r));
   json resolution = resolutionJson(in.resolved);
   resolution.erase("rules");  // the spec says them
+  // Ingress listed in policyTypes with no ingress rules: every ingress denied. (The apiserver
+  // stores an empty list as no list, so none is sent.)
+  json spec = {{"podSelector", {{"matchLabels", {{labels::kSandboxId, in.sandboxId}}}}},
+               {"policyTypes", json::array({"Ingress", "Egress"})},
+               {"egress", egressRules}};
+  json annotations = {{egress_annotations::kAllowlist, json(in.allowlist).dump()},
+                      {egress_annotations::kResolution, resolution.dump()}};
+  // What the cluster holds is compared by this digest, not field by field (the apiserver
+  // adds defaults to what it stores).
+  annotations[egress_annotations::kDigest] = sha256Hex(spec.dump() + annotations.dump());
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
           {"metadata",
            {{"name", sandboxPolicyName(in.sandboxId)},
             {"namespace", in.namespaceName},
             {"labels", lbls},
-            {"annotations",
-             {{egress_annotations::kAllowlist, json(in.allowlist).dump()},
-              {egress_annotations::kResolution, resolution.dump()}}}}},
-          {"spec",
-           {{"podSelector", {{"matchLabels", {{labels::kSandboxId, in.sandboxId}}}}},
-            {"policyTypes", json::array({"Ingress", "Egress"})},
-            {"ingress", json::array()},
-            {"egress", egressRules}}}};
+            {"annotations", annotations}}},
+          {"spec", spec}};
 }
 
 }  // namespace agentpane::k8s

@@ -31,6 +31,7 @@ inline constexpr const char* kDefaultDenyPolicyName = "agentpane-default-deny";
 namespace egress_annotations {
 inline constexpr const char* kAllowlist = "agentpane.io/egress-allowlist";    // JSON list
 inline constexpr const char* kResolution = "agentpane.io/egress-resolution";  // JSON object
+inline constexpr const char* kDigest = "agentpane.io/egress-digest";          // of spec + the above
 }  // namespace egress_annotations
 
 std::string sandboxPolicyName(const std::string& sandboxId);

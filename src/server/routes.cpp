@@ -249,6 +249,26 @@ asio::awaitable<Reply> stopSandbox(RequestContext& ctx) {
   co_return replyFrom(r, [](const auto& v) { return toJson(v); });
 }
 
+// PATCH {"allowEgress": [...]}: replaces the running sandbox's egress allowlist; the answer is
+// the sandbox, whose "egress" lists what is enforced and any name that did not resolve.
+asio::awaitable<Reply> patchSandbox(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto f = JsonFields::of(body.value(), {"allowEgress"});
+  if (!f.ok()) co_return errorReply(f.error());
+  auto list = f->optionalStringArray("allowEgress");
+  if (!list.ok()) co_return errorReply(list.error());
+  if (!list->has_value()) {
+    co_return errorReply(Error(ErrorCode::ValidationError, "allowEgress (a list) is required",
+                               {{"field", "allowEgress"}}));
+  }
+  auto rCall = blocking(ctx, [&ctx, id = ctx.param("id"), l = std::move(**list)] {
+    return ctx.server.service.setEgress(id, l, kActor);
+  });
+  auto r = co_await std::move(rCall);
+  co_return replyFrom(r, [](const auto& v) { return toJson(v); });
+}
+
 asio::awaitable<Reply> startSandbox(RequestContext& ctx) {
   auto id = ctx.param("id");
   auto rCall = blocking(ctx, [&ctx, id] { return ctx.server.service.startSandbox(id, kActor); });
@@ -501,6 +521,7 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::post, "/api/sandboxes", createSandbox));
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}", getSandbox));
   r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}", deleteSandbox));
+  r.push_back(http(V::patch, "/api/sandboxes/{sandbox}", patchSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/stop", stopSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/start", startSandbox));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/migrate", migrateSandbox));

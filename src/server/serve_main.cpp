@@ -1,5 +1,7 @@
 #include "server/serve_main.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -109,6 +111,9 @@ int runServe(const ServeOptions& options) {
   so.enableK8s = options.enableK8s || k8sEnabledByEnvironment();
   so.reconcileEvery = options.reconcileEvery;
   so.orphanGrace = options.orphanGrace;
+  // How often allowlisted host names are resolved again (seconds; 0: never).
+  if (const char* e = std::getenv("AGENTPANE_EGRESS_REFRESH_SECONDS"); e != nullptr && *e != '\0')
+    so.egressRefreshEvery = std::chrono::seconds(std::clamp(std::atoi(e), 0, 86400));
   auto pathSettings = PathPolicy::settingsFromEnvironment(options.projectRoots, home.string());
   if (const char* dh = std::getenv("DOCKER_HOST"); dh != nullptr && *dh != '\0') {
     // A socket named by DOCKER_HOST outside /run is refused like the usual ones.

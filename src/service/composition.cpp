@@ -1,5 +1,9 @@
 #include "service/composition.hpp"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -88,6 +92,10 @@ Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
   docker::DockerProviderOptions dockerOptions;
   const std::string scope = instanceIdForHome(options.home);
   dockerOptions.scopeLabels = {{labels::kInstance, scope}};
+  // Egress allowlists are enforced with host iptables rules, which needs root
+  // (AGENTPANE_DOCKER_EGRESS=off keeps sandboxes without a network profile on "none").
+  const char* eg = std::getenv("AGENTPANE_DOCKER_EGRESS");
+  dockerOptions.egressFirewall = ::geteuid() == 0 && !(eg != nullptr && std::string(eg) == "off");
   auto docker = docker::DockerProvider::create(dockerOptions);
   if (!docker.ok()) return docker.takeError();
   out.push_back(std::shared_ptr<SandboxProvider>(std::move(docker).value()));

@@ -2,6 +2,7 @@
 // overrides, environment and egress entries.
 #include <filesystem>
 
+#include "common/egress.hpp"
 #include "common/hash.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
@@ -65,16 +66,8 @@ Result<ValidatedCreate> validateCreateRequest(const CreateSandboxRequest& req,
                    {{"field", "env"}, {"key", k}});
     }
   }
-  if (req.allowEgress.size() > L::kMaxEgressHosts) {
-    return validationError("allowEgress", "at most 256 egress entries");
-  }
-  for (const auto& h : req.allowEgress) {
-    if (!isValidEgressHost(h)) {
-      return Error(
-          ErrorCode::ValidationError,
-          "allowEgress: '" + h + "' is not a host name, IP address or CIDR (optionally :PORT)",
-          {{"field", "allowEgress"}, {"value", h}});
-    }
+  if (auto parsed = egress::parseAllowlist(req.allowEgress, "allowEgress"); !parsed.ok()) {
+    return parsed.takeError();
   }
   return v;
 }

@@ -302,7 +302,33 @@ json toJson(const SandboxRecord& r) {
       {"lastActivityAt", r.lastActivityUnix},
       {"error", r.error},
       {"stopReason", r.stopReason},
+      {"egress", egressJsonOf(r)},
   };
+}
+
+json toJson(const EgressStatus& st) {
+  json hosts = json::array();
+  for (const auto& h : st.hosts) {
+    json o = {{"host", h.host}, {"addresses", h.addresses}};
+    if (!h.error.empty()) o["error"] = h.error;
+    hosts.push_back(o);
+  }
+  return {{"allowlist", st.allowlist},
+          {"rules", st.rules},
+          {"hosts", hosts},
+          {"unresolved", st.unresolved},
+          {"enforced", st.enforced}};
+}
+
+json egressJsonOf(const SandboxRecord& r) {
+  json j = json::parse(r.egressJson.empty() ? "{}" : r.egressJson, nullptr, false);
+  if (!j.is_object()) j = json::object();
+  json out = j.value("status", json::object());
+  if (!out.is_object()) out = json::object();
+  out["allowlist"] = j.value("allowlist", json::array());
+  if (!out.contains("unresolved")) out["unresolved"] = json::array();
+  if (!out.contains("enforced")) out["enforced"] = false;
+  return out;
 }
 
 namespace {
@@ -343,6 +369,13 @@ const std::map<std::string, Setter<SandboxRecord>>& recordFields() {
       {"error", member(&R::error)},
       {"providerInstance", info(&SandboxInfo::instance)},
       {"stopReason", member(&R::stopReason)},
+      {"egress",
+       [](const json& v, const std::string& f, R& r) -> Result<void> {
+         if (!v.is_object()) return validationError(f, "'egress' must be an object");
+         r.egressJson =
+             json{{"allowlist", v.value("allowlist", json::array())}, {"status", v}}.dump();
+         return {};
+       }},
   };
   return kFields;
 }

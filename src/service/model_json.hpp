@@ -37,6 +37,10 @@ Result<SandboxConfig> applyConfigPatch(const SandboxConfig& base, const nlohmann
 // {id, status, provider, state, projectId, agentId, projectPath, image, containerId, podName,
 //  podNamespace, podUid, configId, createdAt, lastActivityAt, error}
 nlohmann::json toJson(const SandboxRecord& r);
+// A sandbox's "egress": {allowlist, rules, hosts:[{host, addresses, error?}], unresolved,
+// enforced} — what its provider last enforced (unresolved names are listed, never dropped).
+nlohmann::json toJson(const EgressStatus& st);
+nlohmann::json egressJsonOf(const SandboxRecord& r);
 Result<SandboxRecord> sandboxRecordFromJson(const nlohmann::json& j);
 // The record, plus "fallbackReason" when the sandbox went to Docker instead of Kubernetes.
 nlohmann::json toJson(const CreateSandboxOutcome& o);

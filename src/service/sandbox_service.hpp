@@ -86,6 +86,9 @@ struct ServiceOptions {
   // "creating" with nothing on the provider for this long become "error".
   std::chrono::seconds orphanGrace{60};
   std::chrono::seconds idleCheckEvery{30};  // 0: no idle stop
+  // Host names of egress allowlists are resolved again this often (0: never); where their
+  // addresses moved the provider's rules follow (refreshEgress).
+  std::chrono::seconds egressRefreshEvery{30};
   // Hooks for hermetic tests. Empty: the system clock / random ids.
   std::function<std::int64_t()> nowUnixMs;
   // Returns a fresh id for `prefix` ("sbx" for sandboxes, "cfg" for configs); the default
@@ -186,6 +189,17 @@ class SandboxService {
   Result<void> tmuxSendKeys(const std::string& id, const std::string& name, const std::string& text,
                             bool enter, const std::string& actor);
   Result<std::string> tmuxCapture(const std::string& id, const std::string& name, int lines);
+
+  // Egress (service_egress.cpp). Replaces a running sandbox's allowlist (entries of
+  // common/egress.hpp; a bad one is ValidationError with details reason) and returns the row,
+  // whose egress says what the provider enforces now — unresolved names included, never
+  // dropped. In force when it returns; audited ("sandbox.egress").
+  Result<SandboxRecord> setEgress(const std::string& id, const std::vector<std::string>& allowlist,
+                                  const std::string& actor);
+  // Resolves the host names of every running sandbox's allowlist again; where addresses
+  // moved the provider updates its rules, and the change is logged and audited
+  // ("egress.updated"). Called by the background thread every egressRefreshEvery.
+  Result<void> refreshEgress();
 
   // Audit
   Result<std::vector<AuditEntry>> audit(const AuditQuery& q);

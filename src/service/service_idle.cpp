@@ -76,8 +76,10 @@ void SandboxService::Impl::backgroundLoop() {
   };
   const bool reconcileOn = opts.reconcileEvery.count() > 0;
   const bool idleOn = opts.idleCheckEvery.count() > 0;
+  const bool egressOn = opts.egressRefreshEvery.count() > 0;
   auto nextReconcile = clock::now();  // at start, then periodically
   auto nextIdle = clock::now() + opts.idleCheckEvery;
+  auto nextEgress = clock::now() + opts.egressRefreshEvery;
   std::unique_lock lk(bgMu);
   while (!bgStop) {
     auto now = clock::now();
@@ -95,9 +97,17 @@ void SandboxService::Impl::backgroundLoop() {
       nextIdle = clock::now() + opts.idleCheckEvery;
       continue;
     }
+    if (egressOn && now >= nextEgress) {
+      lk.unlock();
+      runGuarded("egress refresh", [this] { return refreshEgress(); });
+      lk.lock();
+      nextEgress = clock::now() + opts.egressRefreshEvery;
+      continue;
+    }
     auto wake = clock::time_point::max();
     if (reconcileOn) wake = std::min(wake, nextReconcile);
     if (idleOn) wake = std::min(wake, nextIdle);
+    if (egressOn) wake = std::min(wake, nextEgress);
     if (wake == clock::time_point::max())
       bgCv.wait(lk, [this] { return bgStop; });
     else

@@ -156,6 +156,12 @@ struct SandboxService::Impl {
   };
   Result<Live> runningSandbox(const std::string& id);
 
+  // service_egress.cpp: the row's egress column (allowlist and what was enforced).
+  void saveEgress(const std::string& id, const std::vector<std::string>& allowlist,
+                  const EgressStatus& status);
+  std::mutex egressMu;  // one allowlist change or refresh at a time
+  Result<void> refreshEgress();
+
   // service_lifecycle.cpp
   Result<void> stop(const std::string& id, const std::string& actor, const std::string& reason);
   Result<SandboxRecord> start(const std::string& id, const std::string& actor,

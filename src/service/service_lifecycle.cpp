@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "service/model_json.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 
@@ -256,6 +257,23 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   }
   detail["containerId"] = row.info.containerId;
   if (!row.info.podName.empty()) detail["podName"] = row.info.podName;
+  {
+    // What the provider enforced of the allowlist (a provider that reports nothing enforces
+    // none of it: recorded so, and shown so).
+    EgressStatus eg;
+    if (info.egress) {
+      eg = *info.egress;
+    } else {
+      eg.allowlist = spec.allowedEgressHosts;
+    }
+    I.saveEgress(spec.id, spec.allowedEgressHosts, eg);
+    row.egressJson = json{{"allowlist", spec.allowedEgressHosts}, {"status", toJson(eg)}}.dump();
+    if (!spec.allowedEgressHosts.empty()) {
+      detail["egress"] = {{"allowlist", spec.allowedEgressHosts},
+                          {"enforced", eg.enforced},
+                          {"unresolved", eg.unresolved}};
+    }
+  }
   I.audit(spec.id, actor, "sandbox.create", detail, true);
   I.emit("ready", spec.id, toString(prov->type()));
   return CreateSandboxOutcome{row, fallbackReason};

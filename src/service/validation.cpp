@@ -1,6 +1,6 @@
 #include "service/validation.hpp"
 
-#include <arpa/inet.h>
+#include "common/egress.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -24,39 +24,6 @@ bool isDigit(char c) {
 bool hasControlChars(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
-}
-
-bool parseUnsigned(std::string_view s, unsigned& out) {
-  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), isDigit)) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool isIPv4(const std::string& s) {
-  in_addr a{};
-  return inet_pton(AF_INET, s.c_str(), &a) == 1;
-}
-
-bool isIPv6(const std::string& s) {
-  in6_addr a{};
-  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
-}
-
-// An address or CIDR without a port.
-bool isAddressOrCidr(std::string_view s) {
-  auto slash = s.find('/');
-  std::string addr(s.substr(0, slash));
-  if (slash == std::string_view::npos) return isIPv4(addr) || isIPv6(addr);
-  unsigned prefix = 0;
-  if (!parseUnsigned(s.substr(slash + 1), prefix)) return false;
-  if (isIPv4(addr)) return prefix <= 32;
-  if (isIPv6(addr)) return prefix <= 128;
-  return false;
-}
-
-bool isValidPort(std::string_view s) {
-  unsigned port = 0;
-  return parseUnsigned(s, port) && port >= 1 && port <= 65535;
 }
 
 }  // namespace
@@ -127,28 +94,7 @@ bool isValidImageRef(std::string_view s) {
 }
 
 bool isValidEgressHost(std::string_view entry) {
-  if (entry.empty() || entry.size() > 300) return false;
-  if (entry.front() == '[') {
-    auto close = entry.find(']');
-    if (close == std::string_view::npos) return false;
-    auto inside = entry.substr(1, close - 1);
-    auto rest = entry.substr(close + 1);
-    std::string addr(inside.substr(0, inside.find('/')));
-    if (!isIPv6(addr) || !isAddressOrCidr(inside)) return false;
-    if (rest.empty()) return true;
-    return rest.front() == ':' && isValidPort(rest.substr(1));
-  }
-  auto colons = std::count(entry.begin(), entry.end(), ':');
-  if (colons > 1) return isAddressOrCidr(entry);  // bare IPv6, no port
-  std::string_view host = entry;
-  if (colons == 1) {
-    auto c = entry.find(':');
-    if (!isValidPort(entry.substr(c + 1))) return false;
-    host = entry.substr(0, c);
-  }
-  if (host.find('/') != std::string_view::npos) return isAddressOrCidr(host);
-  if (isIPv4(std::string(host))) return true;
-  return isValidHostname(host);
+  return egress::parseEntry(entry).ok();
 }
 
 Result<void> validateConfig(const SandboxConfig& c) {
@@ -202,14 +148,11 @@ Result<void> validateConfig(const SandboxConfig& c) {
   if (c.allowedEgressHosts.size() > L::kMaxEgressHosts) {
     return validationError("allowedEgressHosts", "at most 256 allowed egress hosts");
   }
-  for (const auto& h : c.allowedEgressHosts) {
-    if (!isValidEgressHost(h)) {
-      return Error(ErrorCode::ValidationError,
-                   "allowedEgressHosts: '" + h +
-                       "' is not a host name, IP address or CIDR (optionally :PORT)",
-                   {{"field", "allowedEgressHosts"}, {"value", h}});
-    }
+  if (auto parsed = egress::parseAllowlist(c.allowedEgressHosts, "allowedEgressHosts");
+      !parsed.ok()) {
+    return parsed.takeError();
   }
+
   if (c.workspaceVolume != "pvc" && c.workspaceVolume != "emptyDir" &&
       c.workspaceVolume != "hostPath") {
     return validationError("workspaceVolume", "workspaceVolume must be pvc, emptyDir or hostPath");

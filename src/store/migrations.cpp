@@ -129,6 +129,12 @@ CREATE UNIQUE INDEX sandboxes_one_live_per_project ON sandboxes (project_id)
   WHERE status NOT IN ('stopped', 'gone', 'removed', 'error', 'migrating');
 )sql";
 
+// Each sandbox's egress allowlist as it runs (the profile's, the create request's, or a
+// later PATCH) and what its provider last enforced: JSON {"allowlist":[..],"status":{..}}.
+constexpr const char* kMigrationSandboxEgress = R"sql(
+ALTER TABLE sandboxes ADD COLUMN egress TEXT NOT NULL DEFAULT '{}';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -140,6 +146,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {5, "server settings", kMigrationSettings},
       {6, "audit rows index the ledger", kMigrationAuditLedger},
       {7, "a migrating sandbox is not the project's live one", kMigrationMigrating},
+      {8, "sandboxes keep their egress allowlist", kMigrationSandboxEgress},
   };
   return kMigrations;
 }

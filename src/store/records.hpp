@@ -83,6 +83,8 @@ struct SandboxRecord {
   std::string stopReason;  // why it is stopped: "idle", "requested" (empty: not stopped by us)
   std::int64_t createdAtUnix = 0;
   std::int64_t lastActivityUnix = 0;
+  // {"allowlist":[..],"status":{..}} (service_egress.cpp); written by setSandboxEgress only.
+  std::string egressJson = "{}";
 };
 
 // A row of table tmux_sessions: what we created; tmux itself is the truth.

@@ -107,7 +107,7 @@ constexpr const char* kConfigColumns =
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
     "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at, "
-    "provider_instance, stop_reason";
+    "provider_instance, stop_reason, egress";
 
 // Rows written without an instance (older callers, tests) live on the default instance of
 // their provider type, named like the type (the Docker provider's default is "docker").
@@ -302,6 +302,7 @@ struct Store::Impl {
     r.lastActivityUnix = st.i64(14);
     r.info.instance = st.text(15);
     r.stopReason = st.text(16);
+    r.egressJson = st.text(17);
     return r;
   }
 
@@ -564,11 +565,12 @@ Result<void> Store::insertSandbox(const SandboxRecord& r) {
   if (!r.configId.empty()) configId = r.configId;
   auto res = impl_->run(
       std::string("INSERT INTO sandboxes (") + kSandboxColumns +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+          "?18)",
       "insert sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
       r.info.podNamespace, r.info.podUid, r.error, r.createdAtUnix, r.lastActivityUnix,
-      instanceOrDefault(r.info), r.stopReason);
+      instanceOrDefault(r.info), r.stopReason, r.egressJson.empty() ? "{}" : r.egressJson);
   if (!res.ok()) return impl_->sandboxWriteError(r, "insert sandbox");
   return {};
 }
@@ -608,6 +610,15 @@ Result<bool> Store::setSandboxStatus(const std::string& id, const std::string& s
     return res.takeError();
   }
   return res.value() > 0;
+}
+
+Result<void> Store::setSandboxEgress(const std::string& id, const std::string& egressJson) {
+  std::lock_guard lk(impl_->mu);
+  auto res = impl_->run("UPDATE sandboxes SET egress = ?2 WHERE id = ?1", "set sandbox egress", id,
+                        egressJson);
+  if (!res.ok()) return res.takeError();
+  if (res.value() == 0) return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+  return {};
 }
 
 Result<void> Store::touchSandbox(const std::string& id, std::int64_t lastActivityUnix) {

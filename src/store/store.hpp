@@ -81,6 +81,8 @@ class Store {
                                 const std::string& error = {},
                                 const std::optional<std::string>& expectedStatus = std::nullopt);
   Result<void> touchSandbox(const std::string& id, std::int64_t lastActivityUnix);
+  // The egress column only (updateSandbox leaves it alone).
+  Result<void> setSandboxEgress(const std::string& id, const std::string& egressJson);
   Result<SandboxRecord> getSandbox(const std::string& id);  // includes tombstones
   Result<std::vector<SandboxRecord>> listSandboxes(bool includeRemoved = false);
   Result<void> deleteSandbox(const std::string& id);  // hard delete (tmux rows cascade)

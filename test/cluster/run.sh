@@ -159,6 +159,30 @@ fi
 
 # ---- 5/6. DNS and NetworkPolicy --------------------------------------------------------
 SRV=np-server-$RUN_ID CLI=np-client-$RUN_ID SVC=np-svc-$RUN_ID
+# The sandbox namespace denies all traffic by default (agentpane-default-deny, as the server
+# makes it: src/k8s/network_policy.hpp); this test's pods get an allow-all policy of their own,
+# and blocking is shown by narrowing it.
+cat <<EOF | K apply -f - >/dev/null 2>&1
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: agentpane-default-deny, namespace: $NS}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+EOF
+allow_policy() {  # allow_policy TYPES: the test pods may receive (Ingress) / send (Egress)
+  local types=$1 rules=""
+  [[ $types == *Ingress* ]] && rules+="  ingress: [{}]"$'\n'
+  [[ $types == *Egress* ]] && rules+="  egress: [{}]"$'\n'
+  cat <<EOF
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-$RUN_ID, namespace: $NS, labels: {agentpane-cluster-test: "$RUN_ID"}}
+spec:
+  podSelector: {matchLabels: {agentpane-cluster-test: "$RUN_ID"}}
+  policyTypes: [$types]
+$rules
+EOF
+}
+allow_policy "Ingress, Egress" | K apply -f - >/dev/null 2>&1
 restricted_pod "$SRV" np-server python3 -m http.server 8080 --bind 0.0.0.0 --directory /tmp |
   K create -f - >/dev/null 2>&1
 restricted_pod "$CLI" np-client sleep 3600 | K create -f - >/dev/null 2>&1
@@ -187,33 +211,27 @@ if wait_ready "$SRV" && wait_ready "$CLI"; then
   curl_ok() { K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "$1"; }
   curl_blocked() { ! K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "$1" 2>/dev/null; }
   if until_ok 30 curl_ok "http://$SIP:8080/"; then
-    pass "pod-to-pod HTTP before any policy ($SIP:8080)"
+    pass "pod-to-pod HTTP under an allow policy ($SIP:8080)"
   else
-    fail "pod-to-pod HTTP before any policy" "$(K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "http://$SIP:8080/" 2>&1 | tail -1)"
+    fail "pod-to-pod HTTP under an allow policy" "$(K -n "$NS" exec "$CLI" -- curl -sS -o /dev/null --max-time 3 "http://$SIP:8080/" 2>&1 | tail -1)"
   fi
   until_ok 30 curl_ok "http://$SVC/" && pass "pod-to-Service HTTP via ClusterIP $CIP (kube-proxy)" ||
     fail "pod-to-Service HTTP via ClusterIP $CIP"
 
-  cat <<EOF | K create -f - >/dev/null 2>&1
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny-$RUN_ID, namespace: $NS, labels: {agentpane-cluster-test: "$RUN_ID"}}
-spec:
-  podSelector: {matchLabels: {app: np-server-$RUN_ID}}
-  policyTypes: [Ingress]
-EOF
+  # The allow policy narrowed to egress: the server's ingress falls under the default deny.
+  allow_policy "Egress" | K apply -f - >/dev/null 2>&1
   # Blocked = refused/timed out on both paths, twice in a row (a rule reload must not pass
   # for enforcement).
   blocked_both() { curl_blocked "http://$SIP:8080/" && curl_blocked "http://$SVC/"; }
   blocked_stable() { blocked_both && sleep 1 && blocked_both; }
   if until_ok 45 blocked_stable; then
-    pass "NetworkPolicy deny-ingress blocks client -> server, pod IP and Service (curl refused/timed out)"
+    pass "NetworkPolicy default deny blocks client -> server, pod IP and Service (curl refused/timed out)"
   else
-    fail "NetworkPolicy deny-ingress blocks client -> server" "traffic still flows after 45s (is kube-router running?)"
+    fail "NetworkPolicy default deny blocks client -> server" "traffic still flows after 45s (is kube-router running?)"
   fi
-  K -n "$NS" delete networkpolicy "deny-$RUN_ID" --timeout=30s >/dev/null 2>&1
-  until_ok 45 curl_ok "http://$SIP:8080/" && pass "traffic flows again once the policy is removed" ||
-    fail "traffic flows again once the policy is removed"
+  allow_policy "Ingress, Egress" | K apply -f - >/dev/null 2>&1
+  until_ok 45 curl_ok "http://$SIP:8080/" && pass "traffic flows again once ingress is allowed" ||
+    fail "traffic flows again once ingress is allowed"
 else
   fail "NetworkPolicy/DNS test pods Running" "server: $(pod_diag "$SRV"); client: $(pod_diag "$CLI")"
 fi

@@ -123,7 +123,8 @@ TEST_F(DockerIt, NetworkModes) {
   internal.network = NetworkMode::Internal;
   auto b = provider_->create(internal);
   ASSERT_TRUE(b.ok()) << b.error().describe();
-  auto net = provider_->client().call("GET", "/networks/agentpane-internal");
+  // A network of its own (no sandbox shares one with another), internal.
+  auto net = provider_->client().call("GET", "/networks/agentpane-" + internal.id);
   ASSERT_TRUE(net.ok());
   EXPECT_EQ((*net)["Internal"], true);
   auto ifs2 = provider_->exec(sandboxRef(*b), req);
@@ -135,7 +136,7 @@ TEST_F(DockerIt, NetworkModes) {
   ASSERT_TRUE(inspected.ok());
   const auto& nets = (*inspected)["NetworkSettings"]["Networks"];
   ASSERT_EQ(nets.size(), 1u);
-  EXPECT_TRUE(nets.contains("agentpane-internal"));
+  EXPECT_TRUE(nets.contains("agentpane-" + internal.id));
 
   SandboxSpec bridge = spec("bridge");
   bridge.network = NetworkMode::Bridge;
@@ -144,7 +145,15 @@ TEST_F(DockerIt, NetworkModes) {
   auto inspected2 = provider_->client().call(
       "GET", "/containers/" + DockerProvider::containerName(bridge.id) + "/json");
   ASSERT_TRUE(inspected2.ok());
-  EXPECT_TRUE((*inspected2)["NetworkSettings"]["Networks"].contains("bridge"));
+  EXPECT_TRUE((*inspected2)["NetworkSettings"]["Networks"].contains("agentpane-" + bridge.id));
+  // Removed with their sandboxes.
+  ASSERT_TRUE(provider_->remove(sandboxRef(*b)).ok());
+  ASSERT_TRUE(provider_->remove(sandboxRef(*c)).ok());
+  for (const auto& id : {internal.id, bridge.id}) {
+    auto gone = provider_->client().call("GET", "/networks/agentpane-" + id);
+    ASSERT_FALSE(gone.ok()) << id;
+    EXPECT_EQ(httpStatus(gone.error()), 404);
+  }
 }
 
 TEST_F(DockerIt, HardeningIsInPlace) {

@@ -201,6 +201,39 @@ TEST_F(E2E, CliLifecycleExecAndTmux) {
   EXPECT_TRUE(containerIds().empty());
 }
 
+// Egress from the CLI on Docker (the server runs as root: host rules). No traffic is sent: the
+// rules are what is shown. An allowlist given at create and one replaced on the running
+// sandbox; a name that does not resolve is reported on stderr; a bad entry is refused.
+TEST_F(E2E, EgressAllowlistFromTheCli) {
+  auto r = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                projectId_, "--allow-egress", "192.0.2.10:443", "--json"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto created = json::parse(r.out);
+  const std::string id = created.value("id", "");
+  EXPECT_EQ(created["egress"]["allowlist"], json({"192.0.2.10:443"}));
+  EXPECT_EQ(created["egress"]["enforced"], true);
+  EXPECT_EQ(created["egress"]["rules"], json({"192.0.2.10/32 ports 443"}));
+
+  const std::string missing = "nothing-" + randomHex(6) + ".invalid";
+  auto e = cli({"sandbox", "egress", id, "--allow", "192.0.2.20:80", "--allow", missing});
+  ASSERT_EQ(e.exitCode, 0) << e.err;
+  EXPECT_EQ(e.out, "allowed: DNS; 192.0.2.20/32 ports 80\n");
+  EXPECT_NE(e.err.find("warning: egress: " + missing), std::string::npos) << e.err;
+  auto get = cli({"sandbox", "get", id, "--json"});
+  ASSERT_EQ(get.exitCode, 0);
+  auto g = json::parse(get.out);
+  EXPECT_EQ(g["egress"]["allowlist"], json({"192.0.2.20:80", missing}));
+  EXPECT_EQ(g["egress"]["unresolved"], json({missing}));
+
+  auto bad = cli({"sandbox", "egress", id, "--allow", "192.0.2.1/8"});
+  EXPECT_EQ(bad.exitCode, 2);
+  EXPECT_NE(bad.err.find("VALIDATION_ERROR"), std::string::npos) << bad.err;
+  auto none = cli({"sandbox", "egress", id, "--none"});
+  ASSERT_EQ(none.exitCode, 0) << none.err;
+  EXPECT_EQ(none.out, "allowed: DNS\n");
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+}
+
 TEST_F(E2E, ProfilesFromTheCliByNameOrId) {
   const std::string name = "root-ok-" + projectId_;
   auto made = cli(

@@ -376,7 +376,7 @@ TEST_F(FakeEngineCreate, FailedStartRemovesTheContainer) {
   e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 200, "{}");
   };
-  e.routes["GET /networks/agentpane-internal"] = [](const FakeRequest&, FakeConn& c) {
+  e.routes["GET /networks/agentpane-s1"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 404, R"({"message":"network not found"})");
   };
   json network;
@@ -405,12 +405,14 @@ TEST_F(FakeEngineCreate, FailedStartRemovesTheContainer) {
   EXPECT_NE(r.error().message.find("OCI runtime create failed"), std::string::npos);
   EXPECT_TRUE(deleted);
 
+  // A network of its own: no sandbox shares one with another.
+  EXPECT_EQ(network["Name"], "agentpane-s1");
   EXPECT_EQ(network["Internal"], true);
   const json& hc = created["HostConfig"];
   EXPECT_EQ(hc["CapDrop"], json({"ALL"}));
   EXPECT_EQ(hc["SecurityOpt"], json({"no-new-privileges"}));
   EXPECT_EQ(hc["Init"], true);
-  EXPECT_EQ(hc["NetworkMode"], "agentpane-internal");
+  EXPECT_EQ(hc["NetworkMode"], "agentpane-s1");
   EXPECT_EQ(hc["Memory"], 2048LL * 1024 * 1024);
   EXPECT_EQ(hc["NanoCpus"], 2000000000LL);
   EXPECT_EQ(hc["PidsLimit"], 512);
@@ -476,8 +478,16 @@ TEST_F(FakeEngineCreate, DuplicateIdAndIdempotentRemove) {
   e.routes["GET /images/agentpane/sandbox:latest/json"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 200, "{}");
   };
-  e.routes["GET /networks/agentpane-internal"] = [](const FakeRequest&, FakeConn& c) {
-    reply(c, 200, "{}");
+  e.routes["POST /networks/create"] = [](const FakeRequest&, FakeConn& c) {
+    reply(c, 201, R"({"Id":"n1"})");
+  };
+  bool networkRemoved = false;
+  e.routes["GET /networks/agentpane-s1"] = [](const FakeRequest&, FakeConn& c) {
+    reply(c, 200, R"({"Labels":{"agentpane.io/sandbox-id":"s1"}})");
+  };
+  e.routes["DELETE /networks/agentpane-s1"] = [&](const FakeRequest&, FakeConn& c) {
+    networkRemoved = true;
+    c.write("HTTP/1.1 204 No Content\r\n\r\n");
   };
   e.routes["POST /containers/create"] = [](const FakeRequest&, FakeConn& c) {
     reply(c, 409,
@@ -488,6 +498,7 @@ TEST_F(FakeEngineCreate, DuplicateIdAndIdempotentRemove) {
   };
   auto p = e.provider();
   EXPECT_EQ(p->create(spec()).error().code, ErrorCode::SandboxAlreadyExists);
+  EXPECT_TRUE(networkRemoved);  // the network this create made goes with it
   EXPECT_TRUE(p->remove(SandboxRef{"docker", "", "", "", "s1"}).ok());
 }
 

@@ -44,7 +44,7 @@ TEST(NetworkPolicy, SandboxPolicyDeniesIngressAllowsDnsAndTheAllowlist) {
   EXPECT_EQ(p["spec"]["podSelector"],
             json({{"matchLabels", {{"agentpane.io/sandbox-id", "sbx-1"}}}}));
   EXPECT_EQ(p["spec"]["policyTypes"], json({"Ingress", "Egress"}));
-  EXPECT_EQ(p["spec"]["ingress"], json::array());
+  EXPECT_FALSE(p["spec"].contains("ingress"));  // Ingress in policyTypes, no rule: all denied
   const auto& eg = p["spec"]["egress"];
   ASSERT_EQ(eg.size(), 3u);
   // DNS: kube-dns pods in the namespace named kube-system, UDP and TCP 53.
@@ -77,6 +77,12 @@ TEST(NetworkPolicy, NoAllowlistIsDnsOnly) {
   auto p = sandboxPolicy(in);
   ASSERT_EQ(p["spec"]["egress"].size(), 1u);
   EXPECT_EQ(p["spec"]["egress"][0], dnsEgressRule());
+  // Equal inputs, equal digest; another allowlist, another digest.
+  const std::string digest = p["metadata"]["annotations"]["agentpane.io/egress-digest"];
+  EXPECT_EQ(sandboxPolicy(in)["metadata"]["annotations"]["agentpane.io/egress-digest"], digest);
+  in.allowlist = {"10.0.0.1"};
+  in.resolved = resolve(in.allowlist);
+  EXPECT_NE(sandboxPolicy(in)["metadata"]["annotations"]["agentpane.io/egress-digest"], digest);
 }
 
 TEST(NetworkPolicy, MetadataOnlyWhenListedLiterally) {

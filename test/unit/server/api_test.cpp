@@ -112,6 +112,32 @@ TEST_F(ApiTest, SandboxesLifecycle) {
   EXPECT_EQ(c.post("/api/sandboxes/sbx-000000000000/stop").code(), "SANDBOX_NOT_FOUND");
 }
 
+// PATCH /api/sandboxes/:id replaces the egress allowlist; the sandbox comes back with what is
+// enforced and the names that did not resolve.
+TEST_F(ApiTest, SandboxEgressPatch) {
+  auto c = client();
+  auto created = c.post("/api/sandboxes",
+                        {{"projectPath", ts->dir().mkdir("pe")}, {"allowEgress", {"10.0.0.1:22"}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.data()["id"];
+  EXPECT_EQ(created.data()["egress"]["allowlist"], json({"10.0.0.1:22"}));
+  fake->unresolvable = {"nowhere.example.test"};
+  auto patched =
+      c.patch("/api/sandboxes/" + id, {{"allowEgress", {"192.0.2.1:443", "nowhere.example.test"}}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(patched.data()["egress"]["allowlist"], json({"192.0.2.1:443", "nowhere.example.test"}));
+  EXPECT_EQ(patched.data()["egress"]["unresolved"], json({"nowhere.example.test"}));
+  EXPECT_EQ(c.get("/api/sandboxes/" + id).data()["egress"]["allowlist"],
+            json({"192.0.2.1:443", "nowhere.example.test"}));
+  auto bad = c.patch("/api/sandboxes/" + id, {{"allowEgress", {"a.com:0"}}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.json()["error"]["details"]["reason"], "EGRESS_PORT_INVALID");
+  EXPECT_EQ(c.patch("/api/sandboxes/" + id, json::object()).status, 400);
+  EXPECT_EQ(c.patch("/api/sandboxes/" + id, {{"allowEgress", {}}, {"other", 1}}).status, 400);
+  EXPECT_EQ(c.patch("/api/sandboxes/sbx-000000000000", {{"allowEgress", json::array()}}).code(),
+            "SANDBOX_NOT_FOUND");
+}
+
 TEST_F(ApiTest, SandboxCreateRefusals) {
   auto c = client();
   auto noPath = c.post("/api/sandboxes", json::object());
@@ -296,7 +322,7 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
   EXPECT_NE(wrong.header("allow").find("GET"), std::string::npos);
   EXPECT_NE(wrong.header("allow").find("POST"), std::string::npos);
   EXPECT_EQ(c.post("/api/health").status, 405);
-  EXPECT_EQ(c.request(http::verb::patch, "/api/sandboxes/sbx-1", "{}").code(),
+  EXPECT_EQ(c.request(http::verb::put, "/api/sandboxes/sbx-1", "{}").code(),
             "METHOD_NOT_ALLOWED");
   // A WebSocket route asked for without the upgrade.
   auto plain = c.get("/api/sandboxes/sbx-1/exec/stream");

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -399,6 +400,35 @@ class FakeProvider : public SandboxProvider {
     m.cpuPercent = 1.5;
     m.memoryBytes = 64u << 20;
     return m;
+  }
+
+  // Records the allowlist it was given ("applyEgress"; argv = the allowlist). Names listed in
+  // `unresolvable` are reported unresolved; `egressChanged` is what it says about the change.
+  std::set<std::string> unresolvable;
+  bool egressChanged = true;
+  // What each listed name resolves to (a rule "<addr>/32" each).
+  std::map<std::string, std::vector<std::string>> egressAddresses;
+  Result<EgressStatus> applyEgress(const SandboxRef& ref,
+                                   const std::vector<std::string>& allowlist) override {
+    const std::string& id = ref.sandboxId;
+    std::lock_guard lk(mu_);
+    calls_.push_back({"applyEgress", id, allowlist});
+    if (auto e = injected("applyEgress")) return *e;
+    if (sandboxes_.count(id) == 0)
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
+    EgressStatus st;
+    st.allowlist = allowlist;
+    st.enforced = true;
+    st.changed = egressChanged;
+    for (const auto& h : allowlist) {
+      if (unresolvable.count(h)) st.unresolved.push_back(h);
+      auto it = egressAddresses.find(h);
+      if (it == egressAddresses.end()) continue;
+      st.hosts.push_back({h, it->second, {}});
+      for (const auto& a : it->second)
+        st.rules.push_back(a + "/32 all ports");
+    }
+    return st;
   }
 
  private:

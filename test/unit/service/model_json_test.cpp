@@ -164,13 +164,24 @@ TEST(SandboxRecordJson, RoundTripsAndNamesEveryField) {
   r.lastActivityUnix = 6;
   r.info.instance = "kubernetes-a";
   r.stopReason = "idle";
+  r.egressJson = json{
+      {"allowlist", {"a.example.test:443"}},
+      {"status",
+       {{"allowlist", {"a.example.test:443"}},
+        {"rules", {"192.0.2.1/32 ports 443"}},
+        {"hosts", {{{"host", "a.example.test"}, {"addresses", {"192.0.2.1"}}}}},
+        {"unresolved", json::array()},
+        {"enforced",
+         true}}}}.dump();
   json j = toJson(r);
   EXPECT_EQ(j["provider"], "kubernetes");
   EXPECT_EQ(j["providerInstance"], "kubernetes-a");
   EXPECT_EQ(j["stopReason"], "idle");
   EXPECT_EQ(j["state"], "running");
   EXPECT_EQ(j["lastActivityAt"], 6);
-  EXPECT_EQ(j.size(), 18u);
+  EXPECT_EQ(j["egress"]["allowlist"], json({"a.example.test:443"}));
+  EXPECT_EQ(j["egress"]["enforced"], true);
+  EXPECT_EQ(j.size(), 19u);
   auto back = sandboxRecordFromJson(j);
   ASSERT_TRUE(back.ok()) << back.error().describe();
   EXPECT_EQ(toJson(back.value()), j);
