@@ -45,8 +45,10 @@ struct CreateSandboxRequest {
   std::optional<double> cpu;
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<std::string> allowEgress;
-  // Not from the API: a migrate wants the provider it names or nothing.
+  // Not from the API: a migrate wants the provider it names or nothing, and keeps the
+  // allowlist the sandbox had (changes made at run time included) instead of the profile's.
   bool noFallback = false;
+  std::optional<std::vector<std::string>> egressExactly;
 };
 
 struct CreateSandboxOutcome {

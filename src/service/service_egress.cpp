@@ -26,6 +26,16 @@ std::vector<std::string> allowlistOf(const SandboxRecord& row) {
   return out;
 }
 
+}  // namespace
+
+std::optional<std::vector<std::string>> storedAllowlist(const SandboxRecord& row) {
+  auto j = json::parse(row.egressJson.empty() ? "{}" : row.egressJson, nullptr, false);
+  if (!j.is_object() || !j.contains("allowlist")) return std::nullopt;
+  return allowlistOf(row);
+}
+
+namespace {
+
 // host -> addresses, for saying what moved.
 std::map<std::string, std::vector<std::string>> addressesOf(const json& status) {
   std::map<std::string, std::vector<std::string>> out;

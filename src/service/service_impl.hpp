@@ -62,6 +62,10 @@ class WorkGuard {
   std::string sandboxId_;
 };
 
+// The allowlist a row records (service_egress.cpp); nullopt for a row that records none (made
+// before allowlists were stored).
+std::optional<std::vector<std::string>> storedAllowlist(const SandboxRecord& row);
+
 struct SandboxService::Impl {
   Impl(Store& s, ServiceOptions o);
 

@@ -137,7 +137,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   spec.pidsLimit = cfg.pidsLimit;
   spec.env = req.env;
   spec.network = cfg.network;
-  spec.allowedEgressHosts = cfg.allowedEgressHosts;
+  spec.allowedEgressHosts = req.egressExactly.value_or(cfg.allowedEgressHosts);
   for (const auto& h : req.allowEgress) {
     if (std::find(spec.allowedEgressHosts.begin(), spec.allowedEgressHosts.end(), h) ==
         spec.allowedEgressHosts.end()) {

@@ -76,6 +76,7 @@ Result<CreateSandboxOutcome> SandboxService::migrateSandbox(const std::string& i
   req.provider = to;
   if (!old.info.image.empty()) req.image = old.info.image;
   req.noFallback = true;  // landing back where it came from is no migration
+  req.egressExactly = storedAllowlist(old);
   auto made = createSandbox(req, actor, control);
   if (!made.ok()) {
     Error err = made.takeError();

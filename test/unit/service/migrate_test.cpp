@@ -74,6 +74,18 @@ TEST_F(MigrateTest, MovesToTheOtherProviderWithItsTmuxSessions) {
   EXPECT_EQ(detail["tmuxSessions"].size(), 2u);
 }
 
+// The allowlist moves as it is now (a change made at run time included), not the profile's.
+TEST_F(MigrateTest, TheAllowlistMovesAsItIsNow) {
+  auto r = request();
+  r.allowEgress = {"10.1.2.3"};
+  auto old = createOk(r);
+  ASSERT_TRUE(svc->setEgress(old.info.id, {"10.9.9.9:443"}, "api").ok());
+  auto out = svc->migrateSandbox(old.info.id, ProviderType::Kubernetes, "api");
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  EXPECT_EQ(k8s->createdSpecs().at(0).allowedEgressHosts,
+            (std::vector<std::string>{"10.9.9.9:443"}));
+}
+
 TEST_F(MigrateTest, AFailedCreateLeavesTheOldOneAsItWas) {
   auto old = createOk();
   ASSERT_TRUE(svc->tmuxCreate(old.info.id, "keep", {}, "api").ok());
