@@ -322,8 +322,7 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
   EXPECT_NE(wrong.header("allow").find("GET"), std::string::npos);
   EXPECT_NE(wrong.header("allow").find("POST"), std::string::npos);
   EXPECT_EQ(c.post("/api/health").status, 405);
-  EXPECT_EQ(c.request(http::verb::put, "/api/sandboxes/sbx-1", "{}").code(),
-            "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(c.request(http::verb::put, "/api/sandboxes/sbx-1", "{}").code(), "METHOD_NOT_ALLOWED");
   // A WebSocket route asked for without the upgrade.
   auto plain = c.get("/api/sandboxes/sbx-1/exec/stream");
   EXPECT_EQ(plain.status, 400);
