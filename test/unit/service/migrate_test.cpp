@@ -86,6 +86,23 @@ TEST_F(MigrateTest, TheAllowlistMovesAsItIsNow) {
             (std::vector<std::string>{"10.9.9.9:443"}));
 }
 
+// The old one cannot be removed (its engine refuses): the new one serves the project, the
+// answer says what is left, and reconcile removes the old one once it can.
+TEST_F(MigrateTest, AnOldSandboxThatCannotBeRemovedIsLeftToReconcile) {
+  auto old = createOk();
+  docker->failNext("remove", Error(ErrorCode::SandboxProviderUnavailable, "engine is down"));
+  auto out = svc->migrateSandbox(old.info.id, ProviderType::Kubernetes, "api");
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  ASSERT_EQ(out->warnings.size(), 1u);
+  EXPECT_NE(out->warnings[0].find("not removed yet"), std::string::npos) << out->warnings[0];
+  EXPECT_TRUE(docker->exists(old.info.id));
+  EXPECT_EQ(store->getSandbox(old.info.id)->status, st::kMigrating);
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_FALSE(docker->exists(old.info.id));
+  EXPECT_EQ(store->getSandbox(old.info.id)->status, st::kRemoved);
+  EXPECT_EQ(svc->getSandbox(out->sandbox.info.id)->status, st::kRunning);
+}
+
 TEST_F(MigrateTest, AFailedCreateLeavesTheOldOneAsItWas) {
   auto old = createOk();
   ASSERT_TRUE(svc->tmuxCreate(old.info.id, "keep", {}, "api").ok());
