@@ -127,10 +127,48 @@ class SandboxEgress {
                                            const std::vector<std::string>& allowlist) = 0;
 };
 
+// What a claim binds to a warm sandbox.
+struct WarmClaim {
+  std::string projectId;
+  std::string agentId;
+  std::string projectPath;                      // canonical; live at /workspace once claimed
+  std::vector<std::string> allowedEgressHosts;  // in force before claimWarm returns
+};
+
+// Warm sandboxes (the warm pool, service/warm_pool.hpp): made ready before anyone asks, and
+// bound to a project when claimed. Providers that keep none leave the defaults, which answer
+// WarmPoolDisabled.
+class SandboxWarmPool {
+ public:
+  virtual ~SandboxWarmPool() = default;
+
+  // Ok when this instance can keep warm sandboxes; otherwise WarmPoolDisabled saying why
+  // (binding a project into a running sandbox needs mount privileges on this host, ...).
+  virtual Result<void> warmSupported();
+
+  // Makes a warm sandbox: as create(spec, control), but spec.projectPath is empty and it runs
+  // as spec.warmUid:warmGid. Its /workspace is an empty slot that claimWarm binds a project
+  // into (common/workspace_slot.hpp); it has no egress at all until claimed; it carries the
+  // labels kWarmPool=true and kWarmPoolState=warm. list, stop, remove and cleanup treat it as
+  // any other sandbox (remove also releases its slot).
+  virtual Result<SandboxInfo> createWarm(const SandboxSpec& spec, const CreateControl& control);
+
+  // Binds a warm sandbox to `claim`. Atomic against other claims of the same sandbox: exactly
+  // one wins, the others get Conflict and leave it untouched. When it returns, the project
+  // directory is live at /workspace (a file written there is on the host, and the other way
+  // round), the allowlist is enforced, and the sandbox is marked allocated (Kubernetes: the
+  // label kWarmPoolState=allocated; Docker's labels cannot change, its row says so). A
+  // project not owned by the sandbox's warm uid is SandboxProjectPathInvalid before anything
+  // changes (the caller makes a cold sandbox instead). A failure after the atomic step leaves
+  // the sandbox allocated, never warm again: the caller removes it.
+  virtual Result<SandboxInfo> claimWarm(const SandboxRef& ref, const WarmClaim& claim);
+};
+
 class SandboxProvider : public SandboxLifecycle,
                         public SandboxExecutor,
                         public SandboxStats,
-                        public SandboxEgress {
+                        public SandboxEgress,
+                        public SandboxWarmPool {
  public:
   [[nodiscard]] virtual ProviderType type() const = 0;
   // The name of this instance (one engine; one cluster and context), unique among a server's

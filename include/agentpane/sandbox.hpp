@@ -75,6 +75,10 @@ struct SandboxSpec {
   std::vector<std::string> allowedEgressHosts;     // HOST[:PORT], CIDR or IP
   std::map<std::string, std::string> extraLabels;  // e.g. warm-pool labels
   KubernetesOptions kubernetes;
+  // Warm sandboxes (SandboxWarmPool::createWarm) have no project yet: they run as this
+  // uid:gid, and only a project owned by it can claim them. create() ignores them.
+  std::uint32_t warmUid = 1000;
+  std::uint32_t warmGid = 1000;
 };
 
 // What a provider enforces of a sandbox's egress allowlist (the model: src/common/egress.hpp).

@@ -180,6 +180,20 @@ void ChannelProvider::drop(const SandboxRef& ref) {
   if (slot->channel) slot->channel->close();
 }
 
+Result<SandboxInfo> ChannelProvider::createWarm(const SandboxSpec& spec,
+                                                const CreateControl& control) {
+  auto made = inner_->createWarm(spec, control);
+  if (!made.ok()) return made;
+  // Not fatal: without a channel the claim's commands take the native exec.
+  if (auto ch = channelFor(sandboxRef(*made)); !ch.ok()) {
+    spdlog::warn("warm sandbox {}: agent channel not started: {}", spec.id,
+                 ch.error().describe());
+  } else {
+    control.progress("agent", "agent channel ready");
+  }
+  return made;
+}
+
 Result<SandboxInfo> ChannelProvider::start(const SandboxRef& ref) {
   drop(ref);  // a new start is a new chance for the agent
   return inner_->start(ref);

@@ -61,6 +61,13 @@ class ChannelProvider final : public SandboxProvider {
                                    const std::vector<std::string>& allowlist) override {
     return inner_->applyEgress(ref, allowlist);
   }
+  Result<void> warmSupported() override { return inner_->warmSupported(); }
+  // The inner provider's warm sandbox, with its channel started now: a claim's first command
+  // then finds the agent running.
+  Result<SandboxInfo> createWarm(const SandboxSpec& spec, const CreateControl& control) override;
+  Result<SandboxInfo> claimWarm(const SandboxRef& ref, const WarmClaim& claim) override {
+    return inner_->claimWarm(ref, claim);
+  }
   [[nodiscard]] ProviderType type() const override { return inner_->type(); }
   [[nodiscard]] std::string instance() const override { return inner_->instance(); }
   HealthStatus healthCheck() override { return inner_->healthCheck(); }

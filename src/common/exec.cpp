@@ -89,4 +89,19 @@ Result<ExecResult> SandboxExecutor::exec(const SandboxRef& ref, const ExecReques
   return runToCompletion(*session.value(), effective);
 }
 
+// The warm pool's defaults: a provider that keeps no warm sandboxes says so.
+namespace {
+Error noWarmPool() {
+  return Error(ErrorCode::WarmPoolDisabled, "this provider keeps no warm sandboxes");
+}
+}  // namespace
+
+Result<void> SandboxWarmPool::warmSupported() { return noWarmPool(); }
+Result<SandboxInfo> SandboxWarmPool::createWarm(const SandboxSpec&, const CreateControl&) {
+  return noWarmPool();
+}
+Result<SandboxInfo> SandboxWarmPool::claimWarm(const SandboxRef&, const WarmClaim&) {
+  return noWarmPool();
+}
+
 }  // namespace agentpane
