@@ -3,6 +3,10 @@
 
 #include "server/exec_runner.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -148,11 +152,15 @@ asio::awaitable<bool> ClientWatch::run() {
                                 asio::redirect_error(asio::use_awaitable, ec));
     if (stopped_) co_return false;
     if (ec) co_return ec != asio::error::operation_aborted;
+    // A wait_read may complete with nothing to read (the reactor's readiness is edge
+    // triggered and can be stale). Asio's own receive() then blocks in poll() — on the
+    // connection's strand, which hung the whole request until the client gave up — so the
+    // peek goes to the kernel directly and never blocks.
     char c = 0;
-    std::size_t n = socket_.receive(asio::buffer(&c, 1), asio::socket_base::message_peek, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    const ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     // End of stream or an error: the client is gone. Bytes: its next request (pipelined).
-    co_return ec || n == 0;
+    co_return n <= 0;
   }
 }
 
