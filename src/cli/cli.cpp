@@ -233,8 +233,11 @@ int run(int argc, char** argv) {
   auto* poolStatus = pool->add_subcommand("status", "Warm pool state");
   poolStatus->add_flag("--json", poolJson);
   int prewarmCount = 0;
-  auto* prewarm = pool->add_subcommand("prewarm", "Start N warm sandboxes");
-  prewarm->add_option("n", prewarmCount)->required()->check(CLI::Range(1, 100));
+  std::string prewarmProfile;
+  auto* prewarm = pool->add_subcommand(
+      "prewarm", "Keep N sandboxes of a profile warm (its warmPoolMin; 0 empties the pool)");
+  prewarm->add_option("n", prewarmCount)->required()->check(CLI::Range(0, 50));
+  prewarm->add_option("--profile", prewarmProfile, "Profile name or id (default: the default)");
   ManifestArgs manifestArgs;
   auto* manifests = app.add_subcommand(
       "manifests", "Print the Kubernetes manifests of a deployment (namespace, RBAC, server)");
@@ -449,10 +452,44 @@ int run(int argc, char** argv) {
     }
     return 0;
   }
-  if (poolStatus->parsed()) return printData(api.call("GET", "/api/sandbox/pool"), poolJson);
+  // One row per pool; the JSON has the claim-latency histogram too.
+  auto poolRow = [](const json& p) -> std::vector<std::string> {
+    auto n = [&](const char* k) { return std::to_string(p.value(k, 0)); };
+    return {
+        cell(p, "profile"),
+        cell(p, "provider") + (cell(p, "instance").empty() ? "" : " (" + cell(p, "instance") + ")"),
+        n("warm"),
+        n("starting"),
+        n("claimed"),
+        n("min") + ".." + n("max"),
+        n("target"),
+        n("hits"),
+        n("misses"),
+        p.value("available", true) ? cell(p, "lastError") : "unavailable: " + cell(p, "lastError")};
+  };
+  const std::vector<std::string> poolHeaders = {"PROFILE", "PROVIDER", "WARM",   "STARTING",
+                                                "CLAIMED", "MIN..MAX", "TARGET", "HITS",
+                                                "MISSES",  "NOTE"};
+  if (poolStatus->parsed()) {
+    auto r = api.call("GET", "/api/sandbox/pool");
+    if (!r.ok() || poolJson) return printData(r, true);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : r->value("pools", json::array()))
+      rows.push_back(poolRow(p));
+    if (rows.empty()) {
+      std::cout << "no warm pools (agentpane pool prewarm N [--profile P] makes one)\n";
+      return 0;
+    }
+    printTable(poolHeaders, rows);
+    return 0;
+  }
   if (prewarm->parsed()) {
-    return printData(api.call("POST", "/api/sandbox/pool/prewarm", json{{"count", prewarmCount}}),
-                     false);
+    json body{{"count", prewarmCount}};
+    if (!prewarmProfile.empty()) body["profile"] = prewarmProfile;
+    auto r = api.call("POST", "/api/sandbox/pool/prewarm", body);
+    if (!r.ok()) return fail(r.error());
+    printTable(poolHeaders, {poolRow(*r)});
+    return 0;
   }
   std::fprintf(stderr, "%s", app.help().c_str());
   return 2;

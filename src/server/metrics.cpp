@@ -78,8 +78,8 @@ void Metrics::recordExec(const std::string& provider, const std::string& result,
   execDurations_[provider].observe(seconds);
 }
 
-std::string Metrics::render(
-    const std::map<std::pair<std::string, std::string>, int>& sandboxes) const {
+std::string Metrics::render(const std::map<std::pair<std::string, std::string>, int>& sandboxes,
+                            const std::vector<WarmPoolInfo>& pools) const {
   std::string out;
   std::lock_guard lock(mu_);
 
@@ -116,6 +116,53 @@ std::string Metrics::render(
   out += "# TYPE agentpane_exec_duration_seconds histogram\n";
   for (const auto& [provider, h] : execDurations_) {
     h.render(out, "agentpane_exec_duration_seconds", label("provider", provider));
+  }
+
+  if (!pools.empty()) {
+    out +=
+        "# HELP agentpane_warm_pool_sandboxes Warm pool sandboxes by pool (profile) and state.\n";
+    out += "# TYPE agentpane_warm_pool_sandboxes gauge\n";
+    for (const auto& p : pools) {
+      for (auto [state, n] :
+           {std::pair{"warm", p.warm}, {"starting", p.starting}, {"claimed", p.claimed}}) {
+        out += fmt::format("agentpane_warm_pool_sandboxes{{{},{}}} {}\n",
+                           label("pool", p.configName), label("state", state), n);
+      }
+    }
+    out += "# HELP agentpane_warm_pool_target Sandboxes each pool keeps warm now (min..max).\n";
+    out += "# TYPE agentpane_warm_pool_target gauge\n";
+    for (const auto& p : pools)
+      out += fmt::format("agentpane_warm_pool_target{{{}}} {}\n", label("pool", p.configName),
+                         p.target);
+    out +=
+        "# HELP agentpane_warm_pool_claims_total Creates of a pooled profile: warm sandbox "
+        "claimed (hit) or made cold (miss).\n";
+    out += "# TYPE agentpane_warm_pool_claims_total counter\n";
+    for (const auto& p : pools) {
+      out += fmt::format("agentpane_warm_pool_claims_total{{{},result=\"hit\"}} {}\n",
+                         label("pool", p.configName), p.hits);
+      out += fmt::format("agentpane_warm_pool_claims_total{{{},result=\"miss\"}} {}\n",
+                         label("pool", p.configName), p.misses);
+    }
+    out +=
+        "# HELP agentpane_warm_pool_claim_seconds Time a claim takes (the row, the "
+        "provider's bind of project and egress).\n";
+    out += "# TYPE agentpane_warm_pool_claim_seconds histogram\n";
+    for (const auto& p : pools) {
+      const std::string l = label("pool", p.configName);
+      std::int64_t cum = 0;
+      for (std::size_t i = 0; i < p.claimBuckets.size(); ++i) {
+        cum += p.claimBuckets[i];
+        const std::string le = i < std::size(kClaimBucketsMs)
+                                   ? fmt::format("{}", kClaimBucketsMs[i] / 1000.0)
+                                   : std::string("+Inf");
+        out += fmt::format("agentpane_warm_pool_claim_seconds_bucket{{{},le=\"{}\"}} {}\n", l, le,
+                           cum);
+      }
+      out +=
+          fmt::format("agentpane_warm_pool_claim_seconds_sum{{{}}} {}\n", l, p.claimSumMs / 1000.0);
+      out += fmt::format("agentpane_warm_pool_claim_seconds_count{{{}}} {}\n", l, p.hits);
+    }
   }
 
   const auto& ch = channel::counters();

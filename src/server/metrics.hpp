@@ -11,6 +11,9 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
+
+#include "service/sandbox_service.hpp"
 
 namespace agentpane::server {
 
@@ -35,8 +38,10 @@ class Metrics {
   // result: ok | nonzero | timeout | error
   void recordExec(const std::string& provider, const std::string& result, double seconds);
 
-  // Renders every series; `sandboxes` is sandboxCounts() ({provider, status} -> n).
-  std::string render(const std::map<std::pair<std::string, std::string>, int>& sandboxes) const;
+  // Renders every series; `sandboxes` is sandboxCounts() ({provider, status} -> n), `pools`
+  // is warmPools().
+  std::string render(const std::map<std::pair<std::string, std::string>, int>& sandboxes,
+                     const std::vector<WarmPoolInfo>& pools = {}) const;
 
  private:
   mutable std::mutex mu_;

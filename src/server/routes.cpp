@@ -122,17 +122,36 @@ asio::awaitable<Reply> deleteSession(RequestContext& ctx) {
 asio::awaitable<Reply> metrics(RequestContext& ctx) {
   auto countsCall = blocking(ctx, [&ctx] { return ctx.server.service.sandboxCounts(); });
   auto counts = co_await std::move(countsCall);
+  auto poolsCall = blocking(ctx, [&ctx] { return ctx.server.service.warmPools(); });
+  auto pools = co_await std::move(poolsCall);
   Reply r;
-  r.body = ctx.server.metrics.render(counts);
+  r.body =
+      ctx.server.metrics.render(counts, pools.ok() ? pools.value() : std::vector<WarmPoolInfo>{});
   r.contentType = "text/plain; version=0.0.4; charset=utf-8";
   co_return r;
 }
 
-// --- routes later issues fill in ------------------------------------------------------------
+// --- warm pool ------------------------------------------------------------------------------
 
-asio::awaitable<Reply> poolDisabled(RequestContext&) {
-  co_return errorReply(ErrorCode::WarmPoolDisabled,
-                       "the warm pool is not available on this server yet");
+asio::awaitable<Reply> getPool(RequestContext& ctx) {
+  if (auto q = onlyQuery(ctx, {}); !q.ok()) co_return errorReply(q.error());
+  auto call = blocking(ctx, [&ctx] { return ctx.server.service.warmPools(); });
+  auto pools = co_await std::move(call);
+  if (!pools.ok()) co_return errorReply(pools.error());
+  co_return okReply(json{{"pools", arrayOf(pools.value())}});
+}
+
+asio::awaitable<Reply> prewarm(RequestContext& ctx) {
+  auto body = bodyObject(ctx);
+  if (!body.ok()) co_return errorReply(body.error());
+  auto req = prewarmRequestFromJson(body.value());
+  if (!req.ok()) co_return errorReply(req.error());
+  auto call = blocking(ctx, [&ctx, r = req.value()] {
+    return ctx.server.service.prewarm(r.profile, r.count, kActor);
+  });
+  auto pool = co_await std::move(call);
+  if (!pool.ok()) co_return errorReply(pool.error());
+  co_return okReply(toJson(pool.value()));
 }
 
 // --- configs --------------------------------------------------------------------------------
@@ -508,8 +527,8 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::get, "/api/sandbox/k8s/status", k8sStatus));
   r.push_back(http(V::get, "/api/sandbox/k8s/contexts", k8sContexts));
   r.push_back(http(V::get, "/api/sandbox/k8s/namespaces", k8sNamespaces));
-  r.push_back(http(V::get, "/api/sandbox/pool", poolDisabled));
-  r.push_back(http(V::post, "/api/sandbox/pool/prewarm", poolDisabled));
+  r.push_back(http(V::get, "/api/sandbox/pool", getPool));
+  r.push_back(http(V::post, "/api/sandbox/pool/prewarm", prewarm));
 
   r.push_back(http(V::get, "/api/sandbox-configs", listConfigs));
   r.push_back(http(V::post, "/api/sandbox-configs", createConfig));

@@ -181,6 +181,9 @@ const std::map<std::string, Setter<SandboxConfig>>& configFields() {
       {"workspaceSizeGi", member(&C::workspaceSizeGi)},
       {"startupTimeoutSeconds", member(&C::startupTimeoutSeconds)},
       {"allowRootExec", member(&C::allowRootExec)},
+      {"warmPoolMin", member(&C::warmPoolMin)},
+      {"warmPoolMax", member(&C::warmPoolMax)},
+      {"warmPoolIdleTtlSeconds", member(&C::warmPoolIdleTtlSeconds)},
       {"createdAt", member(&C::createdAtUnix)},
       {"updatedAt", member(&C::updatedAtUnix)},
   };
@@ -253,6 +256,9 @@ json toJson(const SandboxConfig& c) {
       {"workspaceSizeGi", c.workspaceSizeGi},
       {"startupTimeoutSeconds", c.startupTimeoutSeconds},
       {"allowRootExec", c.allowRootExec},
+      {"warmPoolMin", c.warmPoolMin},
+      {"warmPoolMax", c.warmPoolMax},
+      {"warmPoolIdleTtlSeconds", c.warmPoolIdleTtlSeconds},
       {"createdAt", c.createdAtUnix},
       {"updatedAt", c.updatedAtUnix},
   };
@@ -303,6 +309,7 @@ json toJson(const SandboxRecord& r) {
       {"error", r.error},
       {"stopReason", r.stopReason},
       {"egress", egressJsonOf(r)},
+      {"fromPool", r.fromPool},
   };
 }
 
@@ -369,6 +376,7 @@ const std::map<std::string, Setter<SandboxRecord>>& recordFields() {
       {"error", member(&R::error)},
       {"providerInstance", info(&SandboxInfo::instance)},
       {"stopReason", member(&R::stopReason)},
+      {"fromPool", member(&R::fromPool)},
       {"egress",
        [](const json& v, const std::string& f, R& r) -> Result<void> {
          if (!v.is_object()) return validationError(f, "'egress' must be an object");
@@ -706,6 +714,58 @@ Result<TmuxSessionInfo> tmuxSessionFromJson(const json& j) {
 json toJson(const SandboxEvent& e) {
   return json{
       {"type", e.type}, {"sandboxId", e.sandboxId}, {"detail", e.detail}, {"atMs", e.atUnixMs}};
+}
+
+// --- Warm pool ----------------------------------------------------------------------------
+
+json toJson(const WarmPoolInfo& p) {
+  json buckets = json::array();
+  for (std::size_t i = 0; i < p.claimBuckets.size(); ++i) {
+    json le = i < std::size(kClaimBucketsMs) ? json(kClaimBucketsMs[i]) : json("+Inf");
+    buckets.push_back({{"leMs", le}, {"count", p.claimBuckets[i]}});
+  }
+  json j{{"profile", p.configName},
+         {"profileId", p.configId},
+         {"provider", p.provider},
+         {"instance", p.instance},
+         {"min", p.min},
+         {"max", p.max},
+         {"target", p.target},
+         {"idleTtlSeconds", p.idleTtlSeconds},
+         {"warm", p.warm},
+         {"starting", p.starting},
+         {"claimed", p.claimed},
+         {"hits", p.hits},
+         {"misses", p.misses},
+         {"claimMs", {{"buckets", buckets}, {"sum", p.claimSumMs}}},
+         {"available", p.available}};
+  if (!p.lastError.empty()) j["lastError"] = p.lastError;
+  return j;
+}
+
+Result<PrewarmRequest> prewarmRequestFromJson(const json& j) {
+  for (const auto& [k, v] : j.items()) {
+    if (k != "count" && k != "profile") {
+      return Error(ErrorCode::ValidationError, "unknown field '" + k + "'", {{"field", k}});
+    }
+  }
+  PrewarmRequest r;
+  auto c = j.find("count");
+  if (c == j.end() || !c->is_number_integer() || c->get<std::int64_t>() < 0 ||
+      c->get<std::int64_t>() > config_limits::kWarmPoolMax) {
+    return Error(ErrorCode::ValidationError,
+                 "count must be an integer 0.." + std::to_string(config_limits::kWarmPoolMax),
+                 {{"field", "count"}});
+  }
+  r.count = c->get<int>();
+  if (auto p = j.find("profile"); p != j.end() && !p->is_null()) {
+    if (!p->is_string() || p->get<std::string>().size() > 128) {
+      return Error(ErrorCode::ValidationError, "profile must be a profile id or name",
+                   {{"field", "profile"}});
+    }
+    r.profile = p->get<std::string>();
+  }
+  return r;
 }
 
 }  // namespace agentpane

@@ -90,4 +90,16 @@ Result<TmuxSessionInfo> tmuxSessionFromJson(const nlohmann::json& j);
 // {type, sandboxId, detail, atMs}
 nlohmann::json toJson(const SandboxEvent& e);
 
+// --- Warm pool ----------------------------------------------------------------------------
+// {profile, profileId, provider, instance, min, max, target, idleTtlSeconds, warm, starting,
+//  claimed, hits, misses, claimMs: {buckets: [{le, count}], sum}, available, lastError}
+nlohmann::json toJson(const WarmPoolInfo& p);
+// The body of POST /api/sandbox/pool/prewarm: {count (0..50, required), profile (id or name;
+// default: the default profile)}.
+struct PrewarmRequest {
+  int count = 0;
+  std::string profile;
+};
+Result<PrewarmRequest> prewarmRequestFromJson(const nlohmann::json& j);
+
 }  // namespace agentpane

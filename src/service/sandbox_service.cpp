@@ -211,7 +211,9 @@ bool SandboxService::Impl::isInflight(const std::string& id) {
 Result<SandboxRecord> SandboxService::Impl::visibleRow(const std::string& id) {
   auto row = store.getSandbox(id);
   if (!row.ok()) return row.takeError();
-  if (row->status == st::kRemoved)
+  // Warm-pool sandboxes are nobody's until claimed: no command may reach one before (what it
+  // left would be the next project's).
+  if (row->status == st::kRemoved || isPoolStatus(row->status))
     return Error(ErrorCode::SandboxNotFound, "sandbox " + id + " not found");
   return row;
 }
@@ -231,6 +233,9 @@ Result<SandboxService::Impl::Live> SandboxService::Impl::runningSandbox(const st
   }
   auto prov = providerOf(row.value());
   if (!prov) return providerMissing(row.value());
+  // A claimed warm sandbox's processes started before its create: its environment reaches
+  // every command (tmux's included) instead.
+  if (!row->execEnv.empty()) prov = withExecEnv(std::move(prov), row->execEnv);
   SandboxRef ref = sandboxRef(row->info);
   return Live{std::move(row).value(), std::move(prov), std::move(ref)};
 }

@@ -61,6 +61,30 @@ struct CreateSandboxOutcome {
   std::vector<std::string> warnings;
 };
 
+// One profile's warm pool (service_pool.cpp), as GET /api/sandbox/pool shows it.
+struct WarmPoolInfo {
+  std::string configId;
+  std::string configName;
+  std::string provider;  // "docker" | "kubernetes"
+  std::string instance;  // the provider instance its sandboxes live on; empty: none
+  int min = 0;
+  int max = 0;     // effective (a config's 0 means min)
+  int target = 0;  // what it keeps now: min, more while claims come fast, never above max
+  int idleTtlSeconds = 0;
+  int warm = 0;      // ready to claim
+  int starting = 0;  // being made
+  int claimed = 0;   // live sandboxes that came from this pool
+  std::int64_t hits = 0;
+  std::int64_t misses = 0;
+  // Claim latencies (ms): counts per upper bound of kClaimBucketsMs, and the sum.
+  std::vector<std::int64_t> claimBuckets;
+  double claimSumMs = 0;
+  bool available = true;  // false: the provider keeps no warm sandboxes (lastError says why)
+  std::string lastError;  // the last failed warm create or why the pool is unavailable
+};
+// Upper bounds (ms) of the claim-latency histogram; the last bucket is +Inf.
+inline constexpr double kClaimBucketsMs[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+
 // Lifecycle events (SPEC): creating, ready, idle, stopping, stopped, error,
 // tmux.created, tmux.destroyed; and removed, gone, adopted (reconcile).
 struct SandboxEvent {
@@ -108,6 +132,10 @@ struct ServiceOptions {
   // The audit ledger, the record every audit entry is written to first (the state table's
   // audit rows are its query index). Null: the state table only (tests).
   std::shared_ptr<audit::Ledger> ledger;
+  // Who warm sandboxes run as: only a project owned by it can claim one (another owner's
+  // create is a miss and gets a cold sandbox). The image's own user by default.
+  std::uint32_t warmUid = 1000;
+  std::uint32_t warmGid = 1000;
 };
 
 class SandboxService {
@@ -216,6 +244,18 @@ class SandboxService {
   Result<void> reconcile();
   // Stops sandboxes idle for longer than their config's timeout.
   Result<void> stopIdle();
+  // Warm pools (service_pool.cpp): one per profile with warmPoolMin > 0. A create of such a
+  // profile that asks for nothing the pool's sandboxes lack (no other image or resources)
+  // claims a warm sandbox when one is ready; otherwise it makes a cold one and says why.
+  Result<std::vector<WarmPoolInfo>> warmPools();
+  // Sets a profile's warmPoolMin to count (raising warmPoolMax to it when below), and starts
+  // filling the pool. configRef: id or name; empty: the default profile. count 0..50.
+  Result<WarmPoolInfo> prewarm(const std::string& configRef, int count, const std::string& actor);
+  // One pass of pool upkeep: drain sandboxes of a changed profile, start creates up to each
+  // pool's target, retire idle ones beyond it. The background thread runs it on every claim
+  // and every second; tests call it with wait = true to have its creates finished on return.
+  Result<void> maintainPools(bool wait = false);
+
   // Starts/stops the background reconcile + idle threads.
   void startBackground();
   void stopBackground();

@@ -1,6 +1,7 @@
 // SandboxService: configs (resource profiles). The default config is made at first start.
 #include <spdlog/spdlog.h>
 
+#include "service/model_json.hpp"
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
 #include "service/validation.hpp"
@@ -92,6 +93,24 @@ Result<SandboxConfig> SandboxService::updateConfig(const SandboxConfig& in) {
   auto r = impl_->store.updateConfig(c);
   impl_->audit("", "api", "config.update", json{{"id", c.id}, {"name", c.name}}, r.ok());
   if (!r.ok()) return r.takeError();
+  // Warm sandboxes were made for the old settings: drained, and the pool refills. Only its
+  // sizes, name, description or default mark changed: they stay.
+  SandboxConfig same = existing.value();
+  same.name = c.name;
+  same.description = c.description;
+  same.isDefault = c.isDefault;
+  same.warmPoolMin = c.warmPoolMin;
+  same.warmPoolMax = c.warmPoolMax;
+  same.warmPoolIdleTtlSeconds = c.warmPoolIdleTtlSeconds;
+  same.timeoutMinutes = c.timeoutMinutes;
+  same.wakeOnUse = c.wakeOnUse;
+  same.allowRootExec = c.allowRootExec;
+  same.updatedAtUnix = c.updatedAtUnix;
+  if (toJson(same) != toJson(c)) {
+    impl_->drainPool(c.id, "profile '" + c.name + "' changed");
+  } else {
+    impl_->wakePools();
+  }
   return impl_->store.getConfig(c.id);
 }
 
@@ -103,6 +122,7 @@ Result<void> SandboxService::deleteConfig(const std::string& id) {
                  "the default config cannot be deleted; make another config the default first",
                  {{"id", id}});
   }
+  impl_->drainPool(id, "profile '" + existing->name + "' deleted");
   auto r = impl_->store.deleteConfig(id);
   impl_->audit("", "api", "config.delete", json{{"id", id}, {"name", existing->name}}, r.ok());
   return r;

@@ -233,6 +233,72 @@ Result<std::unique_ptr<ExecSession>> SandboxService::openExec(const std::string&
       std::move(session).value(), I.auditor, prov, id, actor, std::move(detail)));
 }
 
+namespace {
+
+class ExecEnvProvider final : public SandboxProvider {
+ public:
+  ExecEnvProvider(std::shared_ptr<SandboxProvider> inner,
+                  std::vector<std::pair<std::string, std::string>> env)
+      : inner_(std::move(inner)), env_(std::move(env)) {}
+
+  using SandboxLifecycle::create;
+  Result<SandboxInfo> create(const SandboxSpec& s, const CreateControl& c) override {
+    return inner_->create(s, c);
+  }
+  Result<SandboxInfo> get(const SandboxRef& r) override { return inner_->get(r); }
+  Result<std::vector<SandboxInfo>> list(const ListFilter& f) override { return inner_->list(f); }
+  Result<SandboxInfo> start(const SandboxRef& r) override { return inner_->start(r); }
+  Result<void> stop(const SandboxRef& r) override { return inner_->stop(r); }
+  Result<void> remove(const SandboxRef& r) override { return inner_->remove(r); }
+  Result<std::unique_ptr<ExecSession>> openExec(const SandboxRef& r,
+                                                const std::vector<std::string>& argv,
+                                                const ExecOptions& o) override {
+    return inner_->openExec(r, argv, layered(o));
+  }
+  Result<ExecResult> exec(const SandboxRef& r, const ExecRequest& req) override {
+    ExecRequest q = req;
+    q.options = layered(req.options);
+    return inner_->exec(r, q);
+  }
+  Result<SandboxMetrics> metrics(const SandboxRef& r) override { return inner_->metrics(r); }
+  Result<EgressStatus> applyEgress(const SandboxRef& r,
+                                   const std::vector<std::string>& a) override {
+    return inner_->applyEgress(r, a);
+  }
+  Result<void> warmSupported() override { return inner_->warmSupported(); }
+  Result<SandboxInfo> createWarm(const SandboxSpec& s, const CreateControl& c) override {
+    return inner_->createWarm(s, c);
+  }
+  Result<SandboxInfo> claimWarm(const SandboxRef& r, const WarmClaim& c) override {
+    return inner_->claimWarm(r, c);
+  }
+  [[nodiscard]] ProviderType type() const override { return inner_->type(); }
+  [[nodiscard]] std::string instance() const override { return inner_->instance(); }
+  HealthStatus healthCheck() override { return inner_->healthCheck(); }
+  Result<CleanupReport> cleanup(const CleanupFilter& f) override { return inner_->cleanup(f); }
+
+ private:
+  ExecOptions layered(const ExecOptions& o) const {
+    ExecOptions out = o;
+    out.env = env_;
+    for (const auto& kv : o.env) {
+      auto same = [&](const auto& e) { return e.first == kv.first; };
+      std::erase_if(out.env, same);
+      out.env.push_back(kv);
+    }
+    return out;
+  }
+  std::shared_ptr<SandboxProvider> inner_;
+  std::vector<std::pair<std::string, std::string>> env_;
+};
+
+}  // namespace
+
+std::shared_ptr<SandboxProvider> withExecEnv(std::shared_ptr<SandboxProvider> inner,
+                                             std::vector<std::pair<std::string, std::string>> env) {
+  return std::make_shared<ExecEnvProvider>(std::move(inner), std::move(env));
+}
+
 std::shared_ptr<void> SandboxService::holdActive(const std::string& id) {
   return std::make_shared<WorkGuard>(impl_->auditor, id);
 }

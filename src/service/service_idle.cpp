@@ -124,6 +124,9 @@ void SandboxService::startBackground() {
   if (impl_->bg.joinable()) return;
   impl_->bgStop = false;
   impl_->bg = std::thread([this] { impl_->backgroundLoop(); });
+  std::lock_guard pl(impl_->poolMu);
+  impl_->poolStop = false;
+  impl_->poolThread = std::thread([this] { impl_->poolLoop(); });
 }
 
 void SandboxService::stopBackground() {
@@ -135,6 +138,7 @@ void SandboxService::stopBackground() {
   }
   impl_->bgCv.notify_all();
   if (t.joinable()) t.join();
+  impl_->stopPools();
 }
 
 }  // namespace agentpane

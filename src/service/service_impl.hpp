@@ -2,7 +2,10 @@
 // the top of sandbox_service.cpp). Not for other areas.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -184,12 +187,62 @@ struct SandboxService::Impl {
   void settleRow(const SandboxRecord& row, const SandboxInfo* found, SandboxProvider& prov);
   void handleUnknown(const SandboxInfo& info, SandboxProvider& prov);
 
+  // service_pool.cpp: the warm pools, by config id.
+  struct PoolState {
+    std::string instance;
+    int target = 0;
+    bool available = true;
+    std::int64_t hits = 0, misses = 0;
+    std::deque<std::int64_t> claimTimesMs;   // claims and misses of the autoscale window
+    std::vector<std::int64_t> claimBuckets;  // kClaimBucketsMs + Inf
+    double claimSumMs = 0;
+    std::string lastError;
+    int failures = 0;  // warm creates failed in a row (backoff)
+    std::int64_t retryAtMs = 0;
+  };
+  struct Warmer {
+    std::string configId;
+    std::shared_ptr<std::atomic<bool>> done;
+    std::jthread thread;  // asked to stop and joined when dropped
+  };
+  std::mutex poolMu;  // pools, warmers, poolWake, poolStop, poolThread
+  std::condition_variable poolCv;
+  std::map<std::string, PoolState> pools;
+  std::list<Warmer> warmers;
+  bool poolWake = false;
+  bool poolStop = false;
+  std::thread poolThread;
+  std::mutex poolUpkeepMu;                            // one maintainPools at a time
+  PoolState& poolState(const std::string& configId);  // under poolMu
+  void wakePools();
+  Result<std::shared_ptr<SandboxProvider>> poolProvider(const SandboxConfig& cfg);
+  SandboxSpec specFor(const SandboxConfig& cfg, const std::string& id);
+  void warmOne(const SandboxConfig& cfg, const std::shared_ptr<SandboxProvider>& prov,
+               std::stop_token stop);
+  void retireWarm(const SandboxRecord& row, const std::string& why);
+  // Removes a profile's warm sandboxes (its settings changed or it goes) and refills.
+  void drainPool(const std::string& configId, const std::string& why);
+  Result<void> maintainPools(bool wait);
+  Result<int> maintainOnce(bool wait);  // creates it started (or, waiting, waited for)
+  void poolLoop();
+  void stopPools();
+  std::optional<Result<SandboxRecord>> claimFromPool(const SandboxConfig& cfg,
+                                                     SandboxProvider& prov, const SandboxSpec& want,
+                                                     const std::string& actor,
+                                                     const CreateControl& control,
+                                                     std::string* missReason);
+
   // service_idle.cpp
   Result<void> stopIdle();
   // The newest activity of the sandbox's tmux sessions; nullopt when none reports one.
   std::optional<std::int64_t> lastTmuxActivity(const SandboxRecord& row);
   void backgroundLoop();
 };
+
+// `inner`, with `env` laid under the environment of every command it runs (a command's own
+// variables win) (service_exec.cpp).
+std::shared_ptr<SandboxProvider> withExecEnv(std::shared_ptr<SandboxProvider> inner,
+                                             std::vector<std::pair<std::string, std::string>> env);
 
 // "error" details for audit entries (service_audit.cpp).
 nlohmann::json errorDetail(const Error& e);

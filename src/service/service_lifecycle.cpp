@@ -168,6 +168,39 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
               {"cpu", spec.cpu}};
   if (fallbackReason) detail["fallbackReason"] = *fallbackReason;
 
+  // A warm sandbox of this profile, when the request asks for nothing it lacks.
+  std::optional<std::string> poolMiss;
+  if (cfg.warmPoolMin > 0 && !req.noFallback) {
+    std::string why;
+    if (fallbackReason || prov->type() != cfg.providerType) {
+      why = "the profile's provider is not available";
+    } else if (spec.image != cfg.image || spec.memoryMb != cfg.memoryMb || spec.cpu != cfg.cpu) {
+      why = "the request asks for another image or other resources than the pool's";
+    } else {
+      auto claimed = I.claimFromPool(cfg, *prov, spec, actor, control, &why);
+      if (claimed) {
+        if (!claimed->ok()) {
+          Error e = claimed->takeError();
+          detail["error"] = errorDetail(e);
+          I.audit("", actor, "sandbox.create", detail, false);
+          return e;
+        }
+        SandboxRecord got = std::move(*claimed).value();
+        detail["warmPool"] = "hit";
+        detail["sandboxId"] = got.info.id;
+        detail["containerId"] = got.info.containerId;
+        if (!got.info.podName.empty()) detail["podName"] = got.info.podName;
+        I.audit(got.info.id, actor, "sandbox.create", detail, true);
+        I.emit("ready", got.info.id, toString(prov->type()));
+        CreateSandboxOutcome out;
+        out.sandbox = std::move(got);
+        return out;
+      }
+    }
+    poolMiss = "warm pool miss: " + why + "; creating a sandbox";
+    detail["warmPool"] = "miss: " + why;
+  }
+
   SandboxRecord row;
   row.info.id = spec.id;
   row.info.provider = prov->type();
@@ -205,7 +238,8 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   I.emit("creating", spec.id, toString(prov->type()));
   inner.progress("accepted", "sandbox " + spec.id + " on " + toString(prov->type()) + " (" +
                                  prov->instance() + ")" +
-                                 (fallbackReason ? "; " + *fallbackReason : std::string()));
+                                 (fallbackReason ? "; " + *fallbackReason : std::string()) +
+                                 (poolMiss ? "; " + *poolMiss : std::string()));
 
   auto created = prov->create(spec, inner);
   if (created.ok() && control.cancelled()) {
@@ -335,7 +369,10 @@ Result<SandboxRecord> SandboxService::startSandbox(const std::string& id,
 }
 
 Result<std::vector<SandboxRecord>> SandboxService::listSandboxes() {
-  return impl_->store.listSandboxes(/*includeRemoved=*/false);
+  auto rows = impl_->store.listSandboxes(/*includeRemoved=*/false);
+  if (!rows.ok()) return rows;
+  std::erase_if(rows.value(), [](const SandboxRecord& r) { return isPoolStatus(r.status); });
+  return rows;
 }
 
 Result<SandboxRecord> SandboxService::getSandbox(const std::string& id) {

@@ -16,8 +16,10 @@
 //   row running/stopped + object in another state -> status follows the object (a stopped
 //                                                    row does not turn into error)
 //   row gone + object back   -> status follows the object
+//   row warming/claiming, not in flight (a crash) -> object removed, row removed
+//   row warm + object running                 -> left to the pool
+//   row warm + no object or not running       -> object removed, row removed
 //   object without a row:
-//     warm-pool sandbox still warm            -> left to the pool
 //     state unknown                           -> looked at again next time
 //     labels complete (valid id, project id), running/stopped/failed -> adopted (row inserted)
 //     otherwise (incomplete labels, never started, a pool leftover, a second live sandbox
@@ -133,6 +135,21 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
     if (found != nullptr) removeObject("removed through the API");
     return;
   }
+  if (status == st::kWarming || status == st::kClaiming) {
+    // Not in flight here: a crash interrupted it. A claim's caller never got an answer, so
+    // neither is anybody's: removed (never warm again, never claimed twice).
+    const std::string why =
+        status == st::kWarming ? "warm create was interrupted" : "claim was interrupted";
+    if (found == nullptr || removeObject(why)) setStatus(st::kRemoved, why, nullptr);
+    return;
+  }
+  if (status == st::kWarm) {
+    if (found != nullptr && found->state == SandboxState::Running) return;  // the pool's
+    const std::string why = found == nullptr ? "warm sandbox vanished from the provider"
+                                             : "warm sandbox is no longer running";
+    if (found == nullptr || removeObject(why)) setStatus(st::kRemoved, why, nullptr);
+    return;
+  }
   if (status == st::kCreating) {
     if (found != nullptr && found->state == SandboxState::Running) {
       SandboxRecord updated = row;
@@ -202,10 +219,9 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
 
 void SandboxService::Impl::handleUnknown(const SandboxInfo& info, SandboxProvider& prov) {
   const std::string& id = info.id;
+  // Every warm sandbox has its row before it is made: one without is a leftover.
   bool pool = labelOf(info, labels::kWarmPool) == "true";
-  if (pool && labelOf(info, labels::kWarmPoolState) != "allocated") return;  // the pool's
-
-  std::string orphanWhy = pool ? "warm-pool sandbox allocated to nothing" : "incomplete labels";
+  std::string orphanWhy = pool ? "warm-pool sandbox without a row" : "incomplete labels";
   auto status = statusFromState(info.state);
   if (!pool && !status) {
     // Made but never started, with no row: a create that died before writing anything we

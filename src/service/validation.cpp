@@ -164,6 +164,15 @@ Result<void> validateConfig(const SandboxConfig& c) {
                " Gi"));
   AP_TRY(range("startupTimeoutSeconds", c.startupTimeoutSeconds, L::kStartupTimeoutMin,
                L::kStartupTimeoutMax, " seconds"));
+  AP_TRY(range("warmPoolMin", c.warmPoolMin, 0, L::kWarmPoolMax, " sandboxes"));
+  AP_TRY(range("warmPoolMax", c.warmPoolMax, 0, L::kWarmPoolMax, " sandboxes"));
+  if (c.warmPoolMax != 0 && c.warmPoolMax < c.warmPoolMin) {
+    return validationError("warmPoolMax",
+                           "warmPoolMax must be 0 (the same as warmPoolMin) or at "
+                           "least warmPoolMin");
+  }
+  AP_TRY(range("warmPoolIdleTtlSeconds", c.warmPoolIdleTtlSeconds, L::kWarmPoolTtlMin,
+               L::kWarmPoolTtlMax, " seconds"));
   return {};
 }
 

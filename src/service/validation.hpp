@@ -14,6 +14,8 @@ namespace config_limits {
 inline constexpr int kMemoryMbMin = 512, kMemoryMbMax = 32768;
 inline constexpr double kCpuMin = 0.5, kCpuMax = 16.0;
 inline constexpr int kPidsMin = 32, kPidsMax = 4096;
+inline constexpr int kWarmPoolMax = 50;  // per profile: never a storm of sandboxes
+inline constexpr int kWarmPoolTtlMin = 10, kWarmPoolTtlMax = 86400;
 inline constexpr int kTimeoutMinutesMin = 1, kTimeoutMinutesMax = 1440;
 inline constexpr int kWorkspaceSizeGiMin = 1, kWorkspaceSizeGiMax = 1024;
 inline constexpr int kStartupTimeoutMin = 10, kStartupTimeoutMax = 3600;

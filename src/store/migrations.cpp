@@ -135,6 +135,20 @@ constexpr const char* kMigrationSandboxEgress = R"sql(
 ALTER TABLE sandboxes ADD COLUMN egress TEXT NOT NULL DEFAULT '{}';
 )sql";
 
+// The warm pool: each profile's pool sizes, rows of warm sandboxes (no project yet, so not in
+// the one-live-per-project index), and the environment a claimed sandbox lays over commands.
+constexpr const char* kMigrationWarmPool = R"sql(
+ALTER TABLE sandbox_configs ADD COLUMN warm_pool_min INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sandbox_configs ADD COLUMN warm_pool_max INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sandbox_configs ADD COLUMN warm_pool_idle_ttl_seconds INTEGER NOT NULL DEFAULT 600;
+ALTER TABLE sandboxes ADD COLUMN exec_env TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sandboxes ADD COLUMN from_pool INTEGER NOT NULL DEFAULT 0;
+DROP INDEX sandboxes_one_live_per_project;
+CREATE UNIQUE INDEX sandboxes_one_live_per_project ON sandboxes (project_id)
+  WHERE status NOT IN ('stopped', 'gone', 'removed', 'error', 'migrating', 'warming', 'warm');
+CREATE INDEX sandboxes_pool ON sandboxes (config_id, status);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Store::builtinMigrations() {
@@ -147,6 +161,7 @@ const std::vector<Migration>& Store::builtinMigrations() {
       {6, "audit rows index the ledger", kMigrationAuditLedger},
       {7, "a migrating sandbox is not the project's live one", kMigrationMigrating},
       {8, "sandboxes keep their egress allowlist", kMigrationSandboxEgress},
+      {9, "warm pools", kMigrationWarmPool},
   };
   return kMigrations;
 }

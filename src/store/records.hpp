@@ -43,6 +43,12 @@ struct SandboxConfig {
   // Execs with root=true are refused (SandboxRootExecForbidden) unless the profile allows
   // them: a root shell in a sandbox is one step from the host's mounts.
   bool allowRootExec = false;
+  // The warm pool of this profile (service/warm_pool.hpp): at least warmPoolMin sandboxes are
+  // kept ready (0: no pool), never more than warmPoolMax (0: the same as min) however fast
+  // they are claimed; one idle beyond min for warmPoolIdleTtlSeconds is removed.
+  int warmPoolMin = 0;               // 0..50
+  int warmPoolMax = 0;               // 0 or min..50
+  int warmPoolIdleTtlSeconds = 600;  // 10..86400
   std::int64_t createdAtUnix = 0;
   std::int64_t updatedAtUnix = 0;
 };
@@ -62,7 +68,17 @@ inline constexpr const char* kRemoved =
 // (SandboxService::migrateSandbox); not live for the one-per-project rule, so that the
 // replacement can be. Exec and tmux refuse it; it ends removed, or back where it was.
 inline constexpr const char* kMigrating = "migrating";
+// The warm pool (service/warm_pool.hpp). A warm sandbox has no project: it is being made
+// (warming), ready (warm), or being bound to a project by a create (claiming, live: it holds
+// the project's one live sandbox). None is listed by the API; a claim that a crash
+// interrupted is removed by reconcile, as is a warming one.
+inline constexpr const char* kWarming = "warming";
+inline constexpr const char* kWarm = "warm";
+inline constexpr const char* kClaiming = "claiming";
 }  // namespace sandbox_status
+
+// A warm-pool row that is not (yet) a project's sandbox: warming or warm.
+bool isPoolStatus(std::string_view status);
 
 bool isLiveSandboxStatus(std::string_view status);
 
@@ -85,6 +101,10 @@ struct SandboxRecord {
   std::int64_t lastActivityUnix = 0;
   // {"allowlist":[..],"status":{..}} (service_egress.cpp); written by setSandboxEgress only.
   std::string egressJson = "{}";
+  // Environment laid over every command (a claimed warm sandbox: the create's env, which its
+  // processes did not start with).
+  std::vector<std::pair<std::string, std::string>> execEnv;
+  bool fromPool = false;  // made warm and claimed (its configId names the pool)
 };
 
 // A row of table tmux_sessions: what we created; tmux itself is the truth.

@@ -7,12 +7,19 @@ namespace st = sandbox_status;
 
 bool isLiveSandboxStatus(std::string_view status) {
   return status != st::kStopped && status != st::kGone && status != st::kRemoved &&
-         status != st::kError && status != st::kMigrating;
+         status != st::kError && status != st::kMigrating && !isPoolStatus(status);
+}
+
+bool isPoolStatus(std::string_view status) {
+  return status == st::kWarming || status == st::kWarm;
 }
 
 SandboxState stateFromStatus(std::string_view status) {
-  if (status == st::kCreating) return SandboxState::Creating;
-  if (status == st::kRunning || status == st::kStopping || status == st::kMigrating) {
+  if (status == st::kCreating || status == st::kWarming || status == st::kClaiming) {
+    return SandboxState::Creating;
+  }
+  if (status == st::kRunning || status == st::kStopping || status == st::kMigrating ||
+      status == st::kWarm) {
     return SandboxState::Running;
   }
   if (status == st::kStopped) return SandboxState::Stopped;

@@ -102,12 +102,12 @@ constexpr const char* kConfigColumns =
     "is_default, network, allow_fallback, enable_k8s, kube_config_path, kube_context, "
     "kube_namespace, network_policy_enabled, allowed_egress_hosts, workspace_volume, "
     "storage_class, workspace_size_gi, startup_timeout_seconds, created_at, updated_at, "
-    "wake_on_use, allow_root_exec";
+    "wake_on_use, allow_root_exec, warm_pool_min, warm_pool_max, warm_pool_idle_ttl_seconds";
 
 constexpr const char* kSandboxColumns =
     "id, config_id, provider_type, status, project_id, agent_id, project_path, image, "
     "container_id, pod_name, pod_namespace, pod_uid, error, created_at, last_activity_at, "
-    "provider_instance, stop_reason, egress";
+    "provider_instance, stop_reason, egress, exec_env, from_pool";
 
 // Rows written without an instance (older callers, tests) live on the default instance of
 // their provider type, named like the type (the Docker provider's default is "docker").
@@ -117,6 +117,21 @@ std::string instanceOrDefault(const SandboxInfo& info) {
 
 std::string egressToText(const std::vector<std::string>& hosts) {
   return nlohmann::json(hosts).dump();
+}
+
+// exec_env: [["K","V"], ...]; unreadable text reads as none (it is written only here).
+std::string envToText(const std::vector<std::pair<std::string, std::string>>& env) {
+  return nlohmann::json(env).dump();
+}
+std::vector<std::pair<std::string, std::string>> envFromText(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& kv : j) {
+    if (kv.is_array() && kv.size() == 2 && kv[0].is_string() && kv[1].is_string())
+      out.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
+  }
+  return out;
 }
 
 }  // namespace
@@ -249,6 +264,9 @@ struct Store::Impl {
     c.updatedAtUnix = st.i64(23);
     c.wakeOnUse = st.boolean(24);
     c.allowRootExec = st.boolean(25);
+    c.warmPoolMin = st.i32(26);
+    c.warmPoolMax = st.i32(27);
+    c.warmPoolIdleTtlSeconds = st.i32(28);
     return c;
   }
 
@@ -303,6 +321,8 @@ struct Store::Impl {
     r.info.instance = st.text(15);
     r.stopReason = st.text(16);
     r.egressJson = st.text(17);
+    r.execEnv = envFromText(st.text(18));
+    r.fromPool = st.boolean(19);
     return r;
   }
 
@@ -494,13 +514,13 @@ Result<void> Store::insertConfig(const SandboxConfig& c) {
   auto r = impl_->run(
       std::string("INSERT INTO sandbox_configs (") + kConfigColumns +
           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-          "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+          "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
       "insert sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
       c.workspaceSizeGi, c.startupTimeoutSeconds, c.createdAtUnix, c.updatedAtUnix, c.wakeOnUse,
-      c.allowRootExec);
+      c.allowRootExec, c.warmPoolMin, c.warmPoolMax, c.warmPoolIdleTtlSeconds);
   if (!r.ok()) return impl_->configWriteError(c, "insert sandbox config");
   return txn.commit();
 }
@@ -518,12 +538,14 @@ Result<void> Store::updateConfig(const SandboxConfig& c) {
       "allowed_egress_hosts = ?18, workspace_volume = ?19, storage_class = ?20, "
       "workspace_size_gi = ?21, startup_timeout_seconds = ?22, updated_at = ?23, wake_on_use = "
       "?24, "
-      "allow_root_exec = ?25 WHERE id = ?1",
+      "allow_root_exec = ?25, warm_pool_min = ?26, warm_pool_max = ?27, "
+      "warm_pool_idle_ttl_seconds = ?28 WHERE id = ?1",
       "update sandbox config", c.id, c.name, c.description, toString(c.providerType), c.image,
       c.memoryMb, c.cpu, c.pidsLimit, c.timeoutMinutes, c.isDefault, toString(c.network),
       c.allowFallback, c.enableK8s, c.kubeConfigPath, c.kubeContext, c.kubeNamespace,
       c.networkPolicyEnabled, egressToText(c.allowedEgressHosts), c.workspaceVolume, c.storageClass,
-      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix, c.wakeOnUse, c.allowRootExec);
+      c.workspaceSizeGi, c.startupTimeoutSeconds, c.updatedAtUnix, c.wakeOnUse, c.allowRootExec,
+      c.warmPoolMin, c.warmPoolMax, c.warmPoolIdleTtlSeconds);
   if (!r.ok()) return impl_->configWriteError(c, "update sandbox config");
   if (r.value() == 0) {
     return Error(ErrorCode::SandboxConfigNotFound, "sandbox config " + c.id + " not found");
@@ -543,7 +565,7 @@ Result<void> Store::deleteConfig(const std::string& id) {
   }
   auto inUse = impl_->scalar(
       "SELECT COUNT(*) FROM sandboxes WHERE config_id = ?1 "
-      "AND status NOT IN ('stopped', 'gone', 'removed', 'error')",
+      "AND status NOT IN ('stopped', 'gone', 'removed', 'error', 'warming', 'warm')",
       "count sandboxes of config", id);
   if (!inUse.ok()) return inUse.takeError();
   if (inUse.value() > 0) {
@@ -566,11 +588,12 @@ Result<void> Store::insertSandbox(const SandboxRecord& r) {
   auto res = impl_->run(
       std::string("INSERT INTO sandboxes (") + kSandboxColumns +
           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-          "?18)",
+          "?18, ?19, ?20)",
       "insert sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
       r.info.podNamespace, r.info.podUid, r.error, r.createdAtUnix, r.lastActivityUnix,
-      instanceOrDefault(r.info), r.stopReason, r.egressJson.empty() ? "{}" : r.egressJson);
+      instanceOrDefault(r.info), r.stopReason, r.egressJson.empty() ? "{}" : r.egressJson,
+      envToText(r.execEnv), r.fromPool);
   if (!res.ok()) return impl_->sandboxWriteError(r, "insert sandbox");
   return {};
 }
@@ -584,11 +607,12 @@ Result<bool> Store::updateSandbox(const SandboxRecord& r,
       "UPDATE sandboxes SET config_id = ?2, provider_type = ?3, status = ?4, project_id = ?5, "
       "agent_id = ?6, project_path = ?7, image = ?8, container_id = ?9, pod_name = ?10, "
       "pod_namespace = ?11, pod_uid = ?12, error = ?13, last_activity_at = ?14, "
-      "provider_instance = ?16, stop_reason = ?17 WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
+      "provider_instance = ?16, stop_reason = ?17, exec_env = ?18, from_pool = ?19 "
+      "WHERE id = ?1 AND (?15 IS NULL OR status = ?15)",
       "update sandbox", r.info.id, configId, toString(r.info.provider), r.status, r.info.projectId,
       r.info.agentId, r.info.projectPath, r.info.image, r.info.containerId, r.info.podName,
       r.info.podNamespace, r.info.podUid, r.error, r.lastActivityUnix, expectedStatus,
-      instanceOrDefault(r.info), r.stopReason);
+      instanceOrDefault(r.info), r.stopReason, envToText(r.execEnv), r.fromPool);
   if (!res.ok()) return impl_->sandboxWriteError(r, "update sandbox");
   return res.value() > 0;
 }

@@ -337,8 +337,18 @@ TEST_F(ApiTest, KubernetesAndPoolRoutesSayTheyAreDisabled) {
     EXPECT_EQ(r.status, 400) << path;
     EXPECT_EQ(r.code(), "K8S_DISABLED") << path;
   }
-  EXPECT_EQ(c.get("/api/sandbox/pool").code(), "WARM_POOL_DISABLED");
-  EXPECT_EQ(c.post("/api/sandbox/pool/prewarm", {{"count", 2}}).code(), "WARM_POOL_DISABLED");
+  // No pool is configured; the fake provider keeps no warm sandboxes, so none can be.
+  auto pools = c.get("/api/sandbox/pool");
+  ASSERT_EQ(pools.status, 200) << pools.body;
+  EXPECT_TRUE(pools.data()["pools"].empty()) << pools.body;
+  auto pre = c.post("/api/sandbox/pool/prewarm", {{"count", 2}});
+  EXPECT_EQ(pre.status, 400) << pre.body;
+  EXPECT_EQ(pre.code(), "WARM_POOL_DISABLED") << pre.body;
+  EXPECT_EQ(c.post("/api/sandbox/pool/prewarm", {{"count", 51}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(c.post("/api/sandbox/pool/prewarm", {{"count", 1}, {"extra", 1}}).code(),
+            "VALIDATION_ERROR");
+  EXPECT_EQ(c.post("/api/sandbox/pool/prewarm", {{"count", 1}, {"profile", "nope"}}).code(),
+            "SANDBOX_CONFIG_NOT_FOUND");
   c.sendToken = false;
   EXPECT_EQ(c.get("/api/sandbox/k8s/status").code(), "UNAUTHORIZED");
 }

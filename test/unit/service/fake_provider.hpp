@@ -109,6 +109,11 @@ class FakeProvider : public SandboxProvider {
   std::function<std::int64_t()> now = [] { return std::int64_t{1'700'000'000}; };
   // State create() leaves the sandbox in.
   SandboxState createdState = SandboxState::Running;
+  // Warm pool: off, warmSupported() says WarmPoolDisabled; on, createWarm() makes a sandbox as
+  // create() does and claimWarm() binds it (the bound project is in info.projectPath and the
+  // claim list). Called inside claimWarm() before it answers (block here to hold a claim).
+  bool warmPool = false;
+  std::function<void(const SandboxRef&, const WarmClaim&)> onClaim;
 
   // --- injected errors ----------------------------------------------------------------------
   // The next `times` calls of `method` ("create", "get", "list", "start", "stop", "remove", "exec",
@@ -302,6 +307,47 @@ class FakeProvider : public SandboxProvider {
     }
     sandboxes_[spec.id] = info;
     return info;
+  }
+
+  Result<void> warmSupported() override {
+    if (!warmPool) return Error(ErrorCode::WarmPoolDisabled, "the fake keeps no warm sandboxes");
+    return {};
+  }
+  Result<SandboxInfo> createWarm(const SandboxSpec& spec, const CreateControl& control) override {
+    if (!warmPool) return Error(ErrorCode::WarmPoolDisabled, "the fake keeps no warm sandboxes");
+    {
+      std::lock_guard lk(mu_);
+      calls_.push_back({"createWarm", spec.id, {}});
+      if (auto e = injected("createWarm")) return *e;
+    }
+    return create(spec, control);
+  }
+  Result<SandboxInfo> claimWarm(const SandboxRef& ref, const WarmClaim& claim) override {
+    std::function<void(const SandboxRef&, const WarmClaim&)> hook;
+    {
+      std::lock_guard lk(mu_);
+      calls_.push_back({"claimWarm", ref.sandboxId, {}});
+      if (auto e = injected("claimWarm")) return *e;
+      hook = onClaim;
+    }
+    if (hook) hook(ref, claim);
+    std::lock_guard lk(mu_);
+    auto it = sandboxes_.find(ref.sandboxId);
+    if (it == sandboxes_.end())
+      return Error(ErrorCode::SandboxNotFound, "sandbox " + ref.sandboxId + " not found");
+    if (it->second.labels[labels::kWarmPoolState] != "warm") {
+      return Error(ErrorCode::Conflict, "sandbox " + ref.sandboxId + " is claimed already");
+    }
+    it->second.labels[labels::kWarmPoolState] = "allocated";
+    it->second.projectId = claim.projectId;
+    it->second.agentId = claim.agentId;
+    it->second.projectPath = claim.projectPath;
+    claims_.push_back(claim);
+    return it->second;
+  }
+  std::vector<WarmClaim> claims() const {
+    std::lock_guard lk(mu_);
+    return claims_;
   }
 
   Result<SandboxInfo> get(const SandboxRef& ref) override {
@@ -528,6 +574,7 @@ class FakeProvider : public SandboxProvider {
   std::map<std::string, Failure> failures_;
   std::vector<Call> calls_;
   std::vector<SandboxSpec> specs_;
+  std::vector<WarmClaim> claims_;
 };
 
 }  // namespace agentpane::fakes

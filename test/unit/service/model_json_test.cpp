@@ -76,12 +76,15 @@ TEST(ConfigJson, RoundTripsEveryFieldInCamelCase) {
                           "workspaceSizeGi",
                           "startupTimeoutSeconds",
                           "allowRootExec",
+                          "warmPoolMin",
+                          "warmPoolMax",
+                          "warmPoolIdleTtlSeconds",
                           "createdAt",
                           "updatedAt",
                           "wakeOnUse"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
-  EXPECT_EQ(j.size(), 26u);
+  EXPECT_EQ(j.size(), 29u);
   EXPECT_EQ(j["providerType"], "kubernetes");
   EXPECT_EQ(j["network"], "internal");
   auto back = configFromJson(j);
@@ -181,7 +184,8 @@ TEST(SandboxRecordJson, RoundTripsAndNamesEveryField) {
   EXPECT_EQ(j["lastActivityAt"], 6);
   EXPECT_EQ(j["egress"]["allowlist"], json({"a.example.test:443"}));
   EXPECT_EQ(j["egress"]["enforced"], true);
-  EXPECT_EQ(j.size(), 19u);
+  EXPECT_EQ(j["fromPool"], false);
+  EXPECT_EQ(j.size(), 20u);
   auto back = sandboxRecordFromJson(j);
   ASSERT_TRUE(back.ok()) << back.error().describe();
   EXPECT_EQ(toJson(back.value()), j);

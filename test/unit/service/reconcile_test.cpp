@@ -144,23 +144,40 @@ TEST_F(ServiceTest, ReconcileRemovesNeverStartedSandboxesWithoutARowAfterGrace) 
   EXPECT_EQ(store->getSandbox(unknown.id).error().code, ErrorCode::SandboxNotFound);
 }
 
-TEST_F(ServiceTest, ReconcileLeavesWarmPoolSandboxesToThePool) {
-  auto warm =
-      FakeProvider::makeInfo("sbx-warm0000001", "p-pool", SandboxState::Running, nowSec() - 3600);
-  warm.labels[labels::kWarmPool] = "true";
-  warm.labels[labels::kWarmPoolState] = "warm";
-  docker->seed(warm);
-  auto leftover =
-      FakeProvider::makeInfo("sbx-warm0000002", "p-pool2", SandboxState::Running, nowSec() - 3600);
-  leftover.labels[labels::kWarmPool] = "true";
-  leftover.labels[labels::kWarmPoolState] = "allocated";
-  docker->seed(leftover);
+TEST_F(ServiceTest, ReconcileKeepsWarmRowsAndRemovesWhatThePoolLeft) {
+  auto pooled = [&](const std::string& id, const char* state, const char* status) {
+    auto info = FakeProvider::makeInfo(id, "", SandboxState::Running, nowSec() - 3600);
+    info.labels[labels::kWarmPool] = "true";
+    info.labels[labels::kWarmPoolState] = state;
+    docker->seed(info);
+    if (status == nullptr) return;
+    auto row = creatingRow(id, "", nowSec() - 3600);
+    row.status = status;
+    ASSERT_TRUE(store->insertSandbox(row).ok());
+  };
+  pooled("sbx-warm0000001", "warm", sandbox_status::kWarm);      // ready: the pool's
+  pooled("sbx-warm0000002", "warm", nullptr);                    // no row: a leftover
+  pooled("sbx-warm0000003", "allocated", nullptr);               // no row: a leftover
+  pooled("sbx-warm0000004", "warm", sandbox_status::kWarming);   // a crash mid-create
+  pooled("sbx-warm0000005", "warm", sandbox_status::kClaiming);  // a crash mid-claim
+  // A warm row whose sandbox vanished.
+  auto gone = creatingRow("sbx-warm0000006", "", nowSec() - 3600);
+  gone.status = sandbox_status::kWarm;
+  ASSERT_TRUE(store->insertSandbox(gone).ok());
+
   ASSERT_TRUE(svc->reconcile().ok());
-  EXPECT_TRUE(docker->exists(warm.id));
-  EXPECT_EQ(store->getSandbox(warm.id).error().code, ErrorCode::SandboxNotFound);
-  // An allocated pool sandbox nobody recorded is a leftover: removed, not adopted.
-  EXPECT_FALSE(docker->exists(leftover.id));
-  EXPECT_EQ(store->getSandbox(leftover.id).error().code, ErrorCode::SandboxNotFound);
+  EXPECT_TRUE(docker->exists("sbx-warm0000001"));
+  EXPECT_EQ(store->getSandbox("sbx-warm0000001").value().status, sandbox_status::kWarm);
+  for (const char* id :
+       {"sbx-warm0000002", "sbx-warm0000003", "sbx-warm0000004", "sbx-warm0000005"}) {
+    EXPECT_FALSE(docker->exists(id)) << id;
+  }
+  for (const char* id : {"sbx-warm0000004", "sbx-warm0000005", "sbx-warm0000006"}) {
+    EXPECT_EQ(store->getSandbox(id).value().status, sandbox_status::kRemoved) << id;
+  }
+  // None is adopted as a project's sandbox, and none is listed.
+  EXPECT_EQ(store->getSandbox("sbx-warm0000002").error().code, ErrorCode::SandboxNotFound);
+  EXPECT_TRUE(svc->listSandboxes().value().empty());
 }
 
 TEST_F(ServiceTest, ReconcileRemovesADuplicateForAProjectInsteadOfAdopting) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 
@@ -45,6 +47,9 @@ class ServiceTest : public ::testing::Test {
     o.nowUnixMs = [this] { return nowMs.load(); };
     o.ledger = ledger;
     o.kubernetesInstance = kubernetesInstance;
+    // Warm sandboxes run as whoever owns the test's project directories.
+    o.warmUid = ::getuid();
+    o.warmGid = ::getgid();
     return o;
   }
 
