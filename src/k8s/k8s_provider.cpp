@@ -336,13 +336,13 @@ Result<SandboxInfo> K8sProvider::requireRunning(const SandboxRef& ref) {
 }
 
 Result<SandboxInfo> K8sProvider::create(const SandboxSpec& spec, const CreateControl& control) {
-  auto made = createSandbox(spec, control);
+  auto made = createSandbox(spec, control, false);
   if (!made.ok() && made.error().code == ErrorCode::K8sNotFound) namespaceSeen_ = false;
   return made;
 }
 
 Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
-                                               const CreateControl& control) {
+                                               const CreateControl& control, bool warm) {
   if (!isValidSandboxId(spec.id)) {
     return Error(ErrorCode::ValidationError, "invalid sandbox id '" + spec.id + "'");
   }
@@ -387,26 +387,32 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
                  {{"field", "kubeNamespace"}});
   }
 
-  // The project directory: it must exist on this host (which is the node of a local
-  // cluster), and its owner becomes the sandbox user.
-  struct stat st {};
-  if (::stat(spec.projectPath.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Error(ErrorCode::SandboxProjectPathInvalid,
-                 "project path '" + spec.projectPath + "' is not a directory",
-                 {{"projectPath", spec.projectPath}});
-  }
-  if (t.workspace != WorkspaceKind::EmptyDir) {
-    if (st.st_uid == 0) {
+  if (warm) {
+    // No project yet: the warm uid is the sandbox user, and the workspace is a slot that a
+    // claim binds the project onto (an emptyDir workspace has none: it stays empty).
+    AP_TRY(warmTemplate(spec, t));
+  } else {
+    // The project directory: it must exist on this host (which is the node of a local
+    // cluster), and its owner becomes the sandbox user.
+    struct stat st {};
+    if (::stat(spec.projectPath.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return Error(ErrorCode::SandboxProjectPathInvalid,
-                   "project directory '" + spec.projectPath +
-                       "' is owned by root, and a pod under PodSecurity 'restricted' cannot run "
-                       "as uid 0, so the sandbox could not write it; give the project to a "
-                       "non-root user (e.g. chown -R 1000:1000 '" +
-                       spec.projectPath + "'), or use the Docker provider",
-                   {{"projectPath", spec.projectPath}, {"owner", "0"}});
+                   "project path '" + spec.projectPath + "' is not a directory",
+                   {{"projectPath", spec.projectPath}});
     }
-    t.uid = st.st_uid;
-    t.gid = st.st_gid == 0 ? st.st_uid : st.st_gid;
+    if (t.workspace != WorkspaceKind::EmptyDir) {
+      if (st.st_uid == 0) {
+        return Error(ErrorCode::SandboxProjectPathInvalid,
+                     "project directory '" + spec.projectPath +
+                         "' is owned by root, and a pod under PodSecurity 'restricted' cannot "
+                         "run as uid 0, so the sandbox could not write it; give the project to a "
+                         "non-root user (e.g. chown -R 1000:1000 '" +
+                         spec.projectPath + "'), or use the Docker provider",
+                     {{"projectPath", spec.projectPath}, {"owner", "0"}});
+      }
+      t.uid = st.st_uid;
+      t.gid = st.st_gid == 0 ? st.st_uid : st.st_gid;
+    }
   }
 
   const auto t0 = Clock::now();
@@ -439,12 +445,23 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
     return e;
   };
   if (control.cancelled()) return createCancelledError(spec.id);
+  // A warm sandbox's slot, before anything that mounts it; cleanup leaves it alone until the
+  // sandbox's objects can be listed.
+  std::optional<SlotInFlight> inFlight;
+  if (!t.workspaceSlot.empty()) {
+    inFlight.emplace(*this, spec.id);
+    auto slot = opts_.warmSlots->make(spec.id, t.uid, t.gid);
+    if (!slot.ok()) return fail(slot.takeError());
+  }
   // Egress before the pod exists: the namespace's default deny, then the sandbox's policy
-  // with its literal entries (names follow once the pod runs and can resolve them).
-  const bool policies = spec.kubernetes.networkPolicyEnabled;
+  // with its literal entries (names follow once the pod runs and can resolve them). A warm
+  // sandbox may reach nothing until a claim gives it its allowlist.
+  const bool policies = warm || spec.kubernetes.networkPolicyEnabled;
+  const std::vector<std::string> allowlist =
+      warm ? std::vector<std::string>{} : spec.allowedEgressHosts;
   if (policies) {
     AP_TRY(ensureDefaultDeny());
-    auto first = applySandboxPolicy(ns, spec.id, spec.allowedEgressHosts, nullptr);
+    auto first = applySandboxPolicy(ns, spec.id, allowlist, nullptr);
     if (!first.ok()) return fail(first.takeError());
     control.progress("egress", "network policy " + sandboxPolicyName(spec.id) + " applied");
   } else if (!spec.allowedEgressHosts.empty()) {
@@ -468,7 +485,7 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
       // is already in its cache; otherwise the claim waits for the periodic resync (15 s by
       // default). The controller marks a volume it has seen Available.
       control.progress("volume", "workspace volume " + volumeName(ns, spec.id) + " over " +
-                                     spec.projectPath + " created");
+                                     (warm ? t.workspaceSlot : spec.projectPath) + " created");
       auto seen = waitPhase(volumePath(), *pv, {"Available", "Bound"}, deadline, control.stop);
       if (!seen.ok()) return fail(seen.takeError());
     }
@@ -494,9 +511,8 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
   if (policies) {
     const SandboxRef running = sandboxRef(*ran);
     auto eg = applySandboxPolicy(
-        ns, spec.id, spec.allowedEgressHosts,
-        egress::hasHostNames(*egress::parseAllowlist(spec.allowedEgressHosts)) ? &running
-                                                                               : nullptr);
+        ns, spec.id, allowlist,
+        egress::hasHostNames(*egress::parseAllowlist(allowlist)) ? &running : nullptr);
     if (!eg.ok()) return fail(eg.takeError());
     ran->egress = std::move(eg).value();
   }
@@ -672,18 +688,21 @@ Result<void> K8sProvider::removeEverything(const std::string& ns, const std::str
   } else if (!isCode(claim.error(), ErrorCode::K8sNotFound)) {
     return claim.takeError();
   }
-  if (!opts_.persistentVolumes) return {};
-  auto pv = client_->get(volumePath(volumeName(ns, sandboxId)));
-  if (pv.ok()) {
-    if (ownedBy(*pv, sandboxId, opts_.scopeLabels)) {
-      auto r = client_->remove(volumePath(volumeName(ns, sandboxId)), {});
-      if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
-      AP_TRY(waitGone(volumePath(), volumeName(ns, sandboxId), deadline));
+  if (opts_.persistentVolumes) {
+    auto pv = client_->get(volumePath(volumeName(ns, sandboxId)));
+    if (pv.ok()) {
+      if (ownedBy(*pv, sandboxId, opts_.scopeLabels)) {
+        auto r = client_->remove(volumePath(volumeName(ns, sandboxId)), {});
+        if (!r.ok() && !isCode(r.error(), ErrorCode::K8sNotFound)) return r.takeError();
+        AP_TRY(waitGone(volumePath(), volumeName(ns, sandboxId), deadline));
+      }
+    } else if (!isCode(pv.error(), ErrorCode::K8sNotFound)) {
+      return pv.takeError();
     }
-  } else if (!isCode(pv.error(), ErrorCode::K8sNotFound)) {
-    return pv.takeError();
   }
-  return {};
+  // Last, once nothing mounts it: a warm sandbox's slot (unmounts the project, never
+  // deletes in it).
+  return releaseSlot(sandboxId);
 }
 
 Result<std::vector<SandboxInfo>> K8sProvider::list(const ListFilter& filter) {
@@ -777,6 +796,12 @@ Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
                  "the workspace claim of sandbox '" + ref.sandboxId +
                      "' does not hold a pod template to start from",
                  {{"id", ref.sandboxId}});
+  }
+  // A warm sandbox's template says warm; started again, it may have been claimed: it never
+  // goes back to the pool.
+  if (tmpl.contains(json::json_pointer("/metadata/labels")) &&
+      labelOf(tmpl, labels::kWarmPool) == "true") {
+    tmpl["metadata"]["labels"][labels::kWarmPoolState] = "allocated";
   }
   return runPod(tmpl, ref.sandboxId, Clock::now() + opts_.startupTimeout, CreateControl{});
 }
@@ -887,6 +912,7 @@ Result<CleanupReport> K8sProvider::cleanup(const CleanupFilter& filter) {
     (r.ok() ? report.removedIds : report.failedIds).push_back(id);
     if (!r.ok()) spdlog::warn("cleanup of sandbox {} failed: {}", id, r.error().describe());
   }
+  sweepSlots();
   return report;
 }
 

@@ -37,6 +37,7 @@
 
 #include "agentpane/provider.hpp"
 #include "common/egress.hpp"
+#include "common/workspace_slot.hpp"
 #include "k8s/pod_template.hpp"
 #include "k8s/rest_client.hpp"
 
@@ -67,6 +68,10 @@ struct K8sProviderOptions {
   // in the sandbox's pod (one exec, bounded by this).
   std::chrono::milliseconds egressResolveTimeout{20000};
   std::shared_ptr<net::IoThread> io;  // default: a loop of our own
+  // The warm pool (k8s_provider_warm.cpp): where warm sandboxes' workspace slots live on the
+  // host, which is the cluster's node (as for hostPath workspaces). Null: no warm pool
+  // (warmSupported says why). One root per provider instance: cleanup sweeps it.
+  std::shared_ptr<WorkspaceSlots> warmSlots;
 };
 
 class K8sProvider final : public SandboxProvider {
@@ -92,6 +97,14 @@ class K8sProvider final : public SandboxProvider {
   Result<EgressStatus> applyEgress(const SandboxRef& ref,
                                    const std::vector<std::string>& allowlist) override;
 
+  // Warm pool (k8s_provider_warm.cpp). A warm pod mounts its slot (a hostPath PV over it) with
+  // HostToContainer propagation and runs as spec.warmUid:warmGid; the claim is a merge patch
+  // of its labels with the resourceVersion its GET saw (409: another claim won, Conflict),
+  // then the bind of the project onto the slot, then the sandbox's NetworkPolicy.
+  Result<void> warmSupported() override;
+  Result<SandboxInfo> createWarm(const SandboxSpec& spec, const CreateControl& control) override;
+  Result<SandboxInfo> claimWarm(const SandboxRef& ref, const WarmClaim& claim) override;
+
   [[nodiscard]] ProviderType type() const override { return ProviderType::Kubernetes; }
   [[nodiscard]] std::string instance() const override { return opts_.instanceName; }
   HealthStatus healthCheck() override;
@@ -106,7 +119,10 @@ class K8sProvider final : public SandboxProvider {
 
   Result<void> ensureNamespace();  // checkNamespace() once
   Result<void> checkNamespace();
-  Result<SandboxInfo> createSandbox(const SandboxSpec& spec, const CreateControl& control);
+  // create() and createWarm(): warm makes the pod over a workspace slot, as the warm uid, with
+  // the warm labels and no egress.
+  Result<SandboxInfo> createSandbox(const SandboxSpec& spec, const CreateControl& control,
+                                    bool warm);
   // The pod a ref names, checked to be ours; 404 or not ours: SandboxNotFound. A claim
   // without its pod (a stopped sandbox) is reported as Stopped.
   Result<SandboxInfo> resolve(const SandboxRef& ref);
@@ -145,12 +161,39 @@ class K8sProvider final : public SandboxProvider {
                                           const SandboxRef* running);
   Result<void> removeSandboxPolicy(const std::string& ns, const std::string& sandboxId);
   Result<SandboxInfo> requireRunning(const SandboxRef& ref);
+  // Warm pool: releases a sandbox's workspace slot (none: nothing).
+  Result<void> releaseSlot(const std::string& sandboxId);
+  // Releases the slots of sandboxes with no object left in the cluster (what a crash left);
+  // skipped while a warm create is in flight (its slot exists before its objects do).
+  void sweepSlots();
+  // A warm create's template: the warm uid and labels, the slot (checks that it can be made).
+  Result<void> warmTemplate(const SandboxSpec& spec, PodTemplateOptions& t);
+  // While alive, a warm create's slot is in flight: cleanup's sweep keeps it.
+  class SlotInFlight {
+   public:
+    SlotInFlight(K8sProvider& p, std::string id) : p_(p), id_(std::move(id)) {
+      std::lock_guard lock(p_.warmMu_);
+      p_.warmCreating_.insert(id_);
+    }
+    ~SlotInFlight() {
+      std::lock_guard lock(p_.warmMu_);
+      p_.warmCreating_.erase(id_);
+    }
+    SlotInFlight(const SlotInFlight&) = delete;
+    SlotInFlight& operator=(const SlotInFlight&) = delete;
+
+   private:
+    K8sProvider& p_;
+    std::string id_;
+  };
 
   K8sProviderOptions opts_;
   std::shared_ptr<RestClient> client_;
   std::atomic<bool> namespaceSeen_{false};
   std::atomic<bool> defaultDenySeen_{false};
   std::mutex egressMu_;  // one policy read-compare-apply at a time
+  std::mutex warmMu_;
+  std::set<std::string> warmCreating_;  // slots made, their sandbox not yet listable
   // The namespace's PodSecurity enforce level (a pss::Level), read with it; -1 while unknown
   // (credentials that cannot read namespaces): then only the apiserver judges the pod.
   std::atomic<int> enforceLevel_{-1};

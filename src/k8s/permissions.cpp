@@ -21,8 +21,9 @@ std::vector<Permission> requiredPermissions(const PermissionOptions& options) {
     for (const char* v : verbs)
       out.push_back({resource, sub, v, cluster, why, ""});
   };
-  add("pods", "", {"get", "list", "watch", "create", "delete"}, false,
-      "sandbox pods: create and watch until Ready, list, stop, remove, cleanup, health");
+  add("pods", "", {"get", "list", "watch", "create", "delete", "patch"}, false,
+      "sandbox pods: create and watch until Ready, list, stop, remove, cleanup, health; patch "
+      "labels a warm pod claimed (a merge patch with its resourceVersion)");
   // A WebSocket exec is a GET upgrade, authorised as get and (from 1.35) also create.
   add("pods", "exec", {"get", "create"}, false, "exec, tmux and metrics in a sandbox");
   add("persistentvolumeclaims", "", {"get", "list", "watch", "create", "delete", "patch"}, false,

@@ -52,17 +52,45 @@ std::string cpuQuantity(double cores) {
 
 namespace {
 
+// The host directory behind the workspace: the project's, or a warm sandbox's slot.
+const std::string& hostDirectory(const SandboxSpec& spec, const PodTemplateOptions& opts) {
+  return opts.workspaceSlot.empty() ? spec.projectPath : opts.workspaceSlot;
+}
+
 json workspaceVolume(const SandboxSpec& spec, const PodTemplateOptions& opts) {
   switch (opts.workspace) {
     case WorkspaceKind::EmptyDir:
       return {{"name", "workspace"}, {"emptyDir", json::object()}};
     case WorkspaceKind::HostPath:
       return {{"name", "workspace"},
-              {"hostPath", {{"path", spec.projectPath}, {"type", "Directory"}}}};
+              {"hostPath", {{"path", hostDirectory(spec, opts)}, {"type", "Directory"}}}};
     case WorkspaceKind::Claim:
       break;
   }
   return {{"name", "workspace"}, {"persistentVolumeClaim", {{"claimName", claimName(spec.id)}}}};
+}
+
+// The labels of every object of the sandbox; a warm sandbox's have no project or agent yet,
+// and its pod (only: a claim patches the pod) says whether it is still warm.
+json objectLabels(const SandboxSpec& spec, const PodTemplateOptions& opts, bool pod) {
+  json lbls = sandboxLabels(spec, opts.scopeLabels);
+  if (opts.warm) {
+    if (spec.projectId.empty()) lbls.erase(labels::kProjectId);
+    if (spec.agentId.empty()) lbls.erase(labels::kAgentId);
+    lbls[labels::kWarmPool] = "true";
+    if (pod) {
+      lbls[labels::kWarmPoolState] = "warm";
+    } else {
+      lbls.erase(labels::kWarmPoolState);
+    }
+  }
+  return lbls;
+}
+
+json objectAnnotations(const SandboxSpec& spec, const PodTemplateOptions& opts) {
+  json a = {{k8s_annotations::kProjectPath, spec.projectPath}};
+  if (!opts.workspaceSlot.empty()) a[k8s_annotations::kWorkspaceSlot] = opts.workspaceSlot;
+  return a;
 }
 
 }  // namespace
@@ -95,15 +123,17 @@ json podManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"volumeMounts", {{{"name", "workspace"}, {"mountPath", kWorkspaceMount}}}},
   };
-  json lbls = sandboxLabels(spec, opts.scopeLabels);
+  // Mounts made on the slot later (a claim's bind) reach the container; none go back.
+  if (!opts.workspaceSlot.empty())
+    container["volumeMounts"][0]["mountPropagation"] = "HostToContainer";
   return {
       {"apiVersion", "v1"},
       {"kind", "Pod"},
       {"metadata",
        {{"name", podName(spec.id)},
         {"namespace", opts.namespaceName},
-        {"labels", lbls},
-        {"annotations", {{k8s_annotations::kProjectPath, spec.projectPath}}}}},
+        {"labels", objectLabels(spec, opts, true)},
+        {"annotations", objectAnnotations(spec, opts)}}},
       {"spec",
        {{"automountServiceAccountToken", false},
         {"enableServiceLinks", false},
@@ -139,10 +169,13 @@ json claimManifest(const SandboxSpec& spec, const PodTemplateOptions& opts, cons
       {"metadata",
        {{"name", claimName(spec.id)},
         {"namespace", opts.namespaceName},
-        {"labels", sandboxLabels(spec, opts.scopeLabels)},
+        {"labels", objectLabels(spec, opts, false)},
         {"annotations",
-         {{k8s_annotations::kProjectPath, spec.projectPath},
-          {k8s_annotations::kPodTemplate, pod.dump()}}}}},
+         [&] {
+           json a = objectAnnotations(spec, opts);
+           a[k8s_annotations::kPodTemplate] = pod.dump();
+           return a;
+         }()}}},
       {"spec", claimSpec},
   };
 }
@@ -153,8 +186,8 @@ json volumeManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
       {"kind", "PersistentVolume"},
       {"metadata",
        {{"name", volumeName(opts.namespaceName, spec.id)},
-        {"labels", sandboxLabels(spec, opts.scopeLabels)},
-        {"annotations", {{k8s_annotations::kProjectPath, spec.projectPath}}}}},
+        {"labels", objectLabels(spec, opts, false)},
+        {"annotations", objectAnnotations(spec, opts)}}},
       {"spec",
        {{"capacity", {{"storage", std::to_string(opts.workspaceSizeGi) + "Gi"}}},
         {"accessModes", {"ReadWriteOnce"}},
@@ -166,7 +199,7 @@ json volumeManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
           {"name", claimName(spec.id)},
           {"kind", "PersistentVolumeClaim"},
           {"apiVersion", "v1"}}},
-        {"hostPath", {{"path", spec.projectPath}, {"type", "Directory"}}}}},
+        {"hostPath", {{"path", hostDirectory(spec, opts)}, {"type", "Directory"}}}}},
   };
 }
 

@@ -33,6 +33,8 @@ namespace agentpane::k8s {
 namespace k8s_annotations {
 inline constexpr const char* kProjectPath = "agentpane.io/project-path";
 inline constexpr const char* kPodTemplate = "agentpane.io/pod-template";
+// A warm sandbox's workspace slot on the host (common/workspace_slot.hpp): its volume's path.
+inline constexpr const char* kWorkspaceSlot = "agentpane.io/workspace-slot";
 }  // namespace k8s_annotations
 
 inline constexpr const char* kSandboxContainer = "sandbox";
@@ -52,6 +54,14 @@ struct PodTemplateOptions {
   int terminationGraceSeconds = 5;
   std::uint32_t uid = 1000;  // the sandbox user: the project directory's owner
   std::uint32_t gid = 1000;
+  // A warm sandbox (SandboxWarmPool::createWarm): labelled kWarmPool=true (its pod also
+  // kWarmPoolState=warm) and without the empty project and agent labels. Its workspace is the
+  // slot directory `workspaceSlot` instead of the project directory (a hostPath PV, or a
+  // hostPath volume), mounted with mountPropagation HostToContainer so that the project a
+  // claim bind-mounts onto the slot on the host appears in the running pod. An emptyDir
+  // workspace has no slot (empty here).
+  bool warm = false;
+  std::string workspaceSlot;
 };
 
 std::string podName(const std::string& sandboxId);

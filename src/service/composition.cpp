@@ -78,6 +78,11 @@ Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const Compositi
     ko.workspace = *w;
   ko.storageClass = k.storageClass;
   ko.persistentVolumes = ko.workspace == k8s::WorkspaceKind::Claim && ko.storageClass.empty();
+  // Warm pool: workspace slots are bind mounts on this host (the node of a local cluster),
+  // which needs root; one root per provider instance.
+  if (::geteuid() == 0)
+    ko.warmSlots =
+        std::make_shared<WorkspaceSlots>(fs::path(options.home) / "warm-slots" / instanceName);
   auto provider = k8s::K8sProvider::create(std::move(ko));
   if (!provider.ok()) return provider.takeError();
   spdlog::info("Kubernetes provider {}: {} (context {}, namespace {})", instanceName,

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "k8s/pod_security.hpp"
+
 namespace agentpane::k8s {
 namespace {
 
@@ -77,6 +79,64 @@ TEST(PodTemplate, ClaimBindsToItsOwnVolumeAndKeepsThePod) {
   EXPECT_EQ(stopped.id, "sb-1");
   EXPECT_EQ(stopped.image, "agentpane/sandbox:latest");
   EXPECT_EQ(stopped.projectPath, "/home/u/project");
+}
+
+// A warm sandbox: no project yet, the warm uid, its slot (a hostPath PV) mounted with
+// HostToContainer propagation so that a claim's bind reaches the running pod; still restricted.
+TEST(PodTemplate, WarmPodMountsItsSlotWithHostToContainerPropagation) {
+  SandboxSpec s = spec();
+  s.projectId.clear();
+  s.agentId.clear();
+  s.projectPath.clear();
+  PodTemplateOptions o = opts();
+  o.warm = true;
+  o.uid = 1000;
+  o.gid = 1000;
+  o.workspaceSlot = "/var/lib/agentpane/warm-slots/kubernetes/sb-1";
+  json pod = podManifest(s, o);
+  const json& l = pod["metadata"]["labels"];
+  EXPECT_EQ(l[labels::kWarmPool], "true");
+  EXPECT_EQ(l[labels::kWarmPoolState], "warm");
+  EXPECT_FALSE(l.contains(labels::kProjectId));
+  EXPECT_FALSE(l.contains(labels::kAgentId));
+  EXPECT_EQ(l[labels::kSandboxId], "sb-1");
+  EXPECT_EQ(pod["metadata"]["annotations"][k8s_annotations::kWorkspaceSlot], o.workspaceSlot);
+  EXPECT_EQ(pod["spec"]["securityContext"]["runAsUser"], 1000);
+  EXPECT_EQ(pod["spec"]["securityContext"]["runAsGroup"], 1000);
+  EXPECT_EQ(pod["spec"]["securityContext"]["fsGroup"], 1000);
+  const json& mount = pod["spec"]["containers"][0]["volumeMounts"][0];
+  EXPECT_EQ(mount["mountPath"], "/workspace");
+  EXPECT_EQ(mount["mountPropagation"], "HostToContainer");
+  EXPECT_TRUE(pss::checkPod(pod, pss::Level::Restricted).allowed());
+
+  json pv = volumeManifest(s, o);
+  EXPECT_EQ(pv["spec"]["hostPath"]["path"], o.workspaceSlot);
+  EXPECT_EQ(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+  EXPECT_EQ(pv["metadata"]["labels"][labels::kWarmPool], "true");
+  // The claim state lives on the pod only (a claim patches the pod).
+  EXPECT_FALSE(pv["metadata"]["labels"].contains(labels::kWarmPoolState));
+  json claim = claimManifest(s, o, pod);
+  EXPECT_FALSE(claim["metadata"]["labels"].contains(labels::kWarmPoolState));
+  EXPECT_EQ(claim["metadata"]["labels"][labels::kWarmPool], "true");
+
+  // hostPath workspaces mount the slot directly.
+  o.workspace = WorkspaceKind::HostPath;
+  EXPECT_EQ(podManifest(s, o)["spec"]["volumes"][0]["hostPath"]["path"], o.workspaceSlot);
+  // emptyDir: no slot, nothing propagated.
+  o.workspace = WorkspaceKind::EmptyDir;
+  o.workspaceSlot.clear();
+  json empty = podManifest(s, o);
+  EXPECT_FALSE(empty["spec"]["containers"][0]["volumeMounts"][0].contains("mountPropagation"));
+  EXPECT_EQ(empty["metadata"]["labels"][labels::kWarmPoolState], "warm");
+}
+
+TEST(PodTemplate, ColdPodHasNoWarmLabelsNorPropagation) {
+  json pod = podManifest(spec(), opts());
+  EXPECT_FALSE(pod["metadata"]["labels"].contains(labels::kWarmPool));
+  EXPECT_FALSE(pod["metadata"]["labels"].contains(labels::kWarmPoolState));
+  EXPECT_EQ(pod["metadata"]["labels"][labels::kProjectId], "proj");
+  EXPECT_FALSE(pod["metadata"]["annotations"].contains(k8s_annotations::kWorkspaceSlot));
+  EXPECT_FALSE(pod["spec"]["containers"][0]["volumeMounts"][0].contains("mountPropagation"));
 }
 
 TEST(PodTemplate, StorageClassMeansDynamicProvisioning) {
