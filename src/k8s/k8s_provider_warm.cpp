@@ -169,6 +169,7 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   }
 
   // The atomic step: the pod as the GET saw it, or 409.
+  const auto tRead = Clock::now();
   const std::string rv = stringAt(*pod, "/metadata/resourceVersion");
   json labelPatch = {{labels::kWarmPoolState, "allocated"},
                      {labels::kProjectId, claim.projectId},
@@ -204,10 +205,10 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   info.egress = std::move(eg).value();
   const auto t3 = Clock::now();
   spdlog::debug(
-      "k8s: warm sandbox {} claimed for project {} in {} us (label patch {} us, bind {} us, "
-      "network policy {} us)",
-      id, claim.projectId, microsBetween(t0, t3), microsBetween(t0, t1), microsBetween(t1, t2),
-      microsBetween(t2, t3));
+      "k8s: warm sandbox {} claimed for project {} in {} us (read and checks {} us, label patch "
+      "{} us, bind {} us, network policy {} us)",
+      id, claim.projectId, microsBetween(t0, t3), microsBetween(t0, tRead),
+      microsBetween(tRead, t1), microsBetween(t1, t2), microsBetween(t2, t3));
   info.projectPath = claim.projectPath;
   info.projectId = claim.projectId;
   info.agentId = claim.agentId;

@@ -85,7 +85,8 @@ class WarmCluster : public ::testing::Test {
       (void)slots_->release(id);
     }
     // The root's own bind mount (WorkspaceSlots::prepare), then the files.
-    if (::umount2((dir_ / "slots").c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
+    if (fs::exists(dir_ / "slots") && ::umount2((dir_ / "slots").c_str(), MNT_DETACH) != 0 &&
+        errno != EINVAL) {
       ADD_FAILURE() << "umount " << (dir_ / "slots") << ": " << std::strerror(errno);
     }
     std::error_code ec;
@@ -101,8 +102,9 @@ class WarmCluster : public ::testing::Test {
     return p;
   }
 
-  SandboxInfo warm(const std::string& what) {
+  SandboxInfo warm(const std::string& what, const std::string& workspace = "pvc") {
     SandboxSpec s;
+    s.kubernetes.workspaceVolume = workspace;
     s.id = "wm-" + runId_ + "-" + what;
     s.image = "agentpane/sandbox:latest";
     s.memoryMb = 256;
@@ -280,6 +282,27 @@ TEST_F(WarmCluster, WrongOwnerIsRefusedThenExactlyOneOfTwoConcurrentClaimsWins) 
   const std::string wantFile =
       "hello from " + fs::path(winner->projectPath).filename().string() + "\n";
   EXPECT_EQ(run(ref, {"cat", "/workspace/hello.txt"}).stdoutData, wantFile);
+}
+
+// emptyDir: no slot; a claim binds nothing (the workspace stays empty, as a cold emptyDir
+// sandbox's) but labels the pod and applies its policy.
+TEST_F(WarmCluster, EmptyDirWarmPodHasNoSlotAndItsClaimBindsNothing) {
+  const SandboxInfo w = warm("e", "emptyDir");
+  ASSERT_FALSE(w.id.empty());
+  const SandboxRef ref = sandboxRef(w);
+  EXPECT_FALSE(fs::exists(slots_->pathOf(w.id)));
+  json p = pod(w.id);
+  EXPECT_FALSE(p["spec"]["containers"][0]["volumeMounts"][0].contains("mountPropagation"));
+  EXPECT_EQ(label(p, labels::kWarmPoolState), "warm");
+  const fs::path proj = project("proj-e", 1001);  // not checked: nothing is bound
+  WarmClaim c;
+  c.projectId = "proj-e";
+  c.agentId = "agent";
+  c.projectPath = proj.string();
+  auto claimed = provider_->claimWarm(ref, c);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().describe();
+  EXPECT_EQ(label(pod(w.id), labels::kWarmPoolState), "allocated");
+  EXPECT_EQ(run(ref, {"ls", "-A", "/workspace"}).stdoutData, "");
 }
 
 TEST_F(WarmCluster, CleanupSweepsSlotsWhoseSandboxIsGone) {
