@@ -94,7 +94,7 @@ std::vector<std::pair<std::string, std::string>> DockerProvider::scopeSelector()
   return sel;
 }
 
-Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const CreateControl& control) {
+Result<void> DockerProvider::validateSpec(const SandboxSpec& spec) const {
   if (!isValidSandboxId(spec.id)) return invalidId(spec.id);
   if (!isValidImageRef(spec.image))
     return Error(ErrorCode::ValidationError, "invalid image '" + spec.image + "'");
@@ -105,6 +105,11 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
     if (!isValidEnvKey(k))
       return Error(ErrorCode::ValidationError, "invalid environment variable name '" + k + "'");
   }
+  return {};
+}
+
+Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const CreateControl& control) {
+  AP_TRY(validateSpec(spec));
   // Checked before the engine is touched: nothing to undo.
   struct stat st {};
   if (spec.projectPath.empty() || spec.projectPath.front() != '/' ||
@@ -116,7 +121,13 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
   // The sandbox runs as the directory's owner, so that it can write the project and its
   // files belong to that owner on the host (root-owned: root without capabilities).
   const SandboxUser user = sandboxUserFor(st.st_uid, st.st_gid);
+  return createContainer(spec, control, Workspace{spec.projectPath, user, false});
+}
 
+Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
+                                                    const CreateControl& control,
+                                                    const Workspace& ws) {
+  const SandboxUser& user = ws.user;
   auto image = client_->call("GET", "/images/" + spec.image + "/json");
   if (!image.ok()) {
     if (httpStatus(image.error()) == 404) {
@@ -134,8 +145,11 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
   //    rules (DNS and the allowlist only);
   //  - Internal: an internal network (no route out); Bridge: an unfiltered bridge;
   //  - no network profile, firewall off: none at all.
-  const bool filtered =
-      !spec.allowedEgressHosts.empty() || (firewall_ && spec.network == NetworkMode::None);
+  // A warm sandbox has no egress until claimed: a filtered network with an empty allowlist
+  // (DNS only) when the firewall is on, so that the claim can open it; else none at all.
+  const bool filtered = ws.warm ? firewall_ != nullptr
+                                : !spec.allowedEgressHosts.empty() ||
+                                      (firewall_ && spec.network == NetworkMode::None);
   if (filtered && !firewall_) {
     return Error(ErrorCode::ValidationError,
                  "this server does not enforce egress allowlists on Docker (it enforces them with "
@@ -143,7 +157,7 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
                  {{"field", "allowEgress"}, {"reason", "EGRESS_ENFORCEMENT_UNAVAILABLE"}});
   }
   std::string networkMode = "none";
-  if (filtered || spec.network != NetworkMode::None) {
+  if (filtered || (!ws.warm && spec.network != NetworkMode::None)) {
     AP_TRY(makeSandboxNetwork(spec, !filtered && spec.network == NetworkMode::Internal, filtered));
     networkMode = networkName(spec.id);
   }
@@ -173,6 +187,10 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
                                    [](const auto& kv) { return kv.first == "HOME"; });
   if (auto home = homeFor(user); home && !ownHome) env.push_back("HOME=" + *home);
 
+  json workspaceMount = {{"Type", "bind"}, {"Source", ws.source}, {"Target", "/workspace"}};
+  // A warm sandbox's slot: a project bound onto it later on the host propagates in.
+  if (ws.warm) workspaceMount["BindOptions"] = {{"Propagation", "rslave"}};
+
   const auto memory = static_cast<std::int64_t>(spec.memoryMb) * 1024 * 1024;
   json body = {
       {"Image", spec.image},
@@ -189,7 +207,7 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
         {"CapDrop", {"ALL"}},
         {"SecurityOpt", {"no-new-privileges"}},
         // Mounts rather than Binds: a path with ':' or ',' cannot be misparsed.
-        {"Mounts", {{{"Type", "bind"}, {"Source", spec.projectPath}, {"Target", "/workspace"}}}},
+        {"Mounts", {workspaceMount}},
         {"Init", true},
         {"NetworkMode", networkMode}}},
   };
@@ -279,6 +297,7 @@ Result<SandboxInfo> DockerProvider::resolve(const SandboxRef& ref) {
   // with our name) is not found: we never stop, exec in or remove it.
   if (!isOurs(info) || info.id != ref.sandboxId || !inScope(info)) return notFound(ref.sandboxId);
   info.instance = instance();
+  markClaimed(info);
   return info;
 }
 
@@ -301,6 +320,7 @@ Result<std::vector<SandboxInfo>> DockerProvider::list(const ListFilter& filter) 
   for (const auto& entry : r.value()) {
     SandboxInfo info = sandboxFromListEntry(entry);
     info.instance = instance();
+    markClaimed(info);
     if (isOurs(info)) out.push_back(std::move(info));
   }
   std::sort(out.begin(), out.end(),
@@ -349,14 +369,16 @@ Result<void> DockerProvider::remove(const SandboxRef& ref) {
   if (!isValidSandboxId(ref.sandboxId)) return invalidId(ref.sandboxId);
   auto info = resolve(ref);
   if (!info.ok()) {
-    // Unknown, already gone, or not ours to touch: idempotent success.
-    if (info.error().code == ErrorCode::SandboxNotFound) return {};
+    // Unknown, already gone, or not ours to touch: idempotent success (a slot left by a
+    // container already gone is this instance's: released).
+    if (info.error().code == ErrorCode::SandboxNotFound) return releaseSlot(ref.sandboxId);
     return info.takeError();
   }
   auto r = client_->call("DELETE", "/containers/" + info->containerId + "?force=1&v=1");
   const bool ownNetwork = info->labels.count(docker_labels::kOwnNetwork) != 0;
   if (r.ok() || httpStatus(r.error()) == 404) {
-    return ownNetwork ? removeSandboxNetwork(ref.sandboxId) : okResult();
+    if (ownNetwork) AP_TRY(removeSandboxNetwork(ref.sandboxId));
+    return releaseSlot(ref.sandboxId);  // the container is gone: its slot can go
   }
   int status = httpStatus(r.error());
   if (status == 409 && r.error().message.find("already in progress") != std::string::npos)
@@ -439,6 +461,16 @@ Result<CleanupReport> DockerProvider::cleanup(const CleanupFilter& filter) {
       report.removedIds.push_back(s.id);
     else
       report.failedIds.push_back(s.id);
+  }
+  // Slots whose container no longer exists (a crash between removing it and its slot).
+  if (opts_.warmSlots) {
+    auto left = list(ListFilter{});
+    if (left.ok()) {
+      std::set<std::string> existing;
+      for (const auto& s : left.value())
+        existing.insert(s.id);
+      sweepSlots(existing);
+    }
   }
   return report;
 }

@@ -11,13 +11,16 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "agentpane/provider.hpp"
+#include "common/workspace_slot.hpp"
 #include "docker/docker_client.hpp"
 #include "docker/egress_firewall.hpp"
 #include "docker/events.hpp"
+#include "docker/sandbox_user.hpp"
 #include "net/endpoint.hpp"
 #include "net/io_thread.hpp"
 
@@ -50,6 +53,10 @@ struct DockerProviderOptions {
   bool egressFirewall = false;
   std::chrono::milliseconds killTimeout{10000};  // bound on the process-tree kill exec
   std::shared_ptr<net::IoThread> io;             // default: a loop of our own
+  // Warm pool (docker_warm.cpp): the slots of this instance's warm sandboxes, under a root of
+  // its own (its sweep releases every slot there without a container). Null: no warm pool.
+  // Binding a project into a running sandbox needs the privilege to mount (root).
+  std::shared_ptr<WorkspaceSlots> warmSlots;
 };
 
 class DockerProvider final : public SandboxProvider {
@@ -77,6 +84,16 @@ class DockerProvider final : public SandboxProvider {
   Result<EgressStatus> applyEgress(const SandboxRef& ref,
                                    const std::vector<std::string>& allowlist) override;
 
+  // agentpane::SandboxWarmPool (docker_warm.cpp). A warm sandbox mounts its slot at
+  // /workspace with propagation rslave and runs as warmUid:warmGid (the uid:gid label);
+  // claimWarm bind-mounts the project onto the slot on the host. Docker labels cannot change
+  // after creation: a claimed sandbox keeps the labels it was made with (no project id, agent
+  // id or path; get/list report kWarmPoolState=allocated while its slot is bound), and the
+  // service's row is the truth for its project.
+  Result<void> warmSupported() override;
+  Result<SandboxInfo> createWarm(const SandboxSpec& spec, const CreateControl& control) override;
+  Result<SandboxInfo> claimWarm(const SandboxRef& ref, const WarmClaim& claim) override;
+
   // agentpane::SandboxProvider
   [[nodiscard]] ProviderType type() const override { return ProviderType::Docker; }
   [[nodiscard]] std::string instance() const override { return opts_.instanceName; }
@@ -92,6 +109,22 @@ class DockerProvider final : public SandboxProvider {
  private:
   DockerProvider(DockerProviderOptions opts, std::shared_ptr<net::IoThread> io,
                  std::shared_ptr<DockerClient> client);
+
+  // What create and createWarm mount at /workspace and run as.
+  struct Workspace {
+    std::string source;  // the project (cold) or the slot (warm)
+    SandboxUser user;
+    bool warm = false;  // slot propagation rslave, no egress until claimed
+  };
+  Result<void> validateSpec(const SandboxSpec& spec) const;
+  // The common part of create and createWarm: image, network, container, start, egress.
+  Result<SandboxInfo> createContainer(const SandboxSpec& spec, const CreateControl& control,
+                                      const Workspace& ws);
+  // Warm pool helpers (docker_warm.cpp): releases a sandbox's slot (none: ok); releases
+  // every slot whose sandbox is not in `existing`; marks a claimed warm sandbox's labels.
+  Result<void> releaseSlot(const std::string& sandboxId);
+  void sweepSlots(const std::set<std::string>& existing);
+  void markClaimed(SandboxInfo& info) const;
 
   // Egress (docker_egress.cpp).
   static std::string networkName(const std::string& id) { return "agentpane-" + id; }
@@ -116,6 +149,7 @@ class DockerProvider final : public SandboxProvider {
   std::unique_ptr<EgressFirewall> firewall_;  // when opts_.egressFirewall
   std::mutex egressMu_;
   std::map<std::string, std::string> appliedRules_;  // sandbox id -> rule text last applied
+  std::mutex claimMu_;                               // claimWarm's check-and-bind
 };
 
 }  // namespace agentpane::docker

@@ -101,6 +101,12 @@ Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
   // (AGENTPANE_DOCKER_EGRESS=off keeps sandboxes without a network profile on "none").
   const char* eg = std::getenv("AGENTPANE_DOCKER_EGRESS");
   dockerOptions.egressFirewall = ::geteuid() == 0 && !(eg != nullptr && std::string(eg) == "off");
+  // Warm pool: claims bind projects into running sandboxes, which mounts on the host (root).
+  // A slot root per provider instance, so that one instance's sweep never touches another's.
+  if (::geteuid() == 0) {
+    dockerOptions.warmSlots =
+        std::make_shared<WorkspaceSlots>(options.home / "warm-slots" / "docker");
+  }
   auto docker = docker::DockerProvider::create(dockerOptions);
   if (!docker.ok()) return docker.takeError();
   out.push_back(std::shared_ptr<SandboxProvider>(std::move(docker).value()));
