@@ -51,14 +51,11 @@ Result<SandboxInfo> DockerProvider::createWarm(const SandboxSpec& specIn,
   auto slot = opts_.warmSlots->make(spec.id, user.uid, user.gid);
   if (!slot.ok()) return slot.takeError();
   auto made = createContainer(spec, control, Workspace{slot->string(), user, true});
-  if (!made.ok()) {
-    // A create that failed removed what it made (an existing container of that id is not
-    // ours to touch, nor then is its slot).
-    if (made.error().code != ErrorCode::SandboxAlreadyExists) {
-      auto released = releaseSlot(spec.id);
-      if (!released.ok()) spdlog::warn("sandbox {}: {}", spec.id, released.error().describe());
-    }
-    return made;
+  // A create that failed removed what it made; its slot goes too (not when a sandbox of that
+  // id exists already: the slot is then that sandbox's).
+  if (!made.ok() && made.error().code != ErrorCode::SandboxAlreadyExists) {
+    auto released = releaseSlot(spec.id);
+    if (!released.ok()) spdlog::warn("sandbox {}: {}", spec.id, released.error().describe());
   }
   return made;
 }

@@ -294,6 +294,18 @@ TEST_P(DockerWarmPoolIt, TheClaimsAllowlistIsEnforcedWhenItReturns) {
   EXPECT_TRUE(listed) << "the claim's allowlist is not among the enforced rules";
 }
 
+TEST_P(DockerWarmPoolIt, AFailedCreateWarmLeavesNoSlot) {
+  SandboxSpec s;
+  s.id = run_ + "-h";
+  s.image = "agentpane/no-such-image-" + run_ + ":latest";
+  s.memoryMb = 256;
+  s.cpu = 1;
+  auto made = provider_->createWarm(s, CreateControl{});
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.error().code, ErrorCode::SandboxImageNotFound);
+  EXPECT_FALSE(fs::exists(slots_->pathOf(s.id)));
+}
+
 INSTANTIATE_TEST_SUITE_P(Firewall, DockerWarmPoolIt, ::testing::Bool(), [](const auto& info) {
   return info.param ? "FirewallOn" : "FirewallOff";
 });
