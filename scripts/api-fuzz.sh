@@ -41,7 +41,7 @@ trap cleanup EXIT
 
 before=$(engine_sandboxes)
 ./build/agentpane serve --listen 127.0.0.1:0 --home "$HOME_DIR" --project-root "$WORK/projects" \
-  --reconcile-seconds 3600 >"$WORK/server.log" 2>&1 &
+  --reconcile-seconds 3600 --warm-pool-limit 2 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 200); do [[ -s $HOME_DIR/address ]] && break; sleep 0.1; done
 [[ -s $HOME_DIR/address ]] || { echo "[api-fuzz] server did not start"; cat "$WORK/server.log"; exit 1; }
@@ -84,6 +84,13 @@ SCHEMATHESIS_HOOKS=api_fuzz_hooks \
   --request-timeout 60000 --workers 1 --no-color 2>&1 | tee "$WORK/st.log" | tail -60
 st_rc=${PIPESTATUS[0]}
 
+# Warm pools the fuzz made (profiles with warmPoolMin, prewarm) are emptied first: warm
+# sandboxes are nobody's and not listed, but they are the server's.
+for profile in $(curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/sandbox/pool" |
+                 "$VENV/bin/python3" -c 'import sys, json; [print(p["profileId"]) for p in json.load(sys.stdin)["data"]["pools"]]'); do
+  api POST /api/sandbox/pool/prewarm "{\"count\":0,\"profile\":\"$profile\"}" >/dev/null ||
+    { echo "[api-fuzz] emptying the warm pool of $profile failed"; st_rc=1; }
+done
 # No leak: what the API still lists is removed through the API, then the engine must hold
 # nothing of this server.
 for id in $(curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/sandboxes" |

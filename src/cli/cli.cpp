@@ -102,6 +102,10 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   serve->add_option("--reconcile-seconds", serveArgs.reconcileSeconds, "Reconcile period")
       ->check(CLI::Range(1, 86400));
+  serve
+      ->add_option("--warm-pool-limit", serveArgs.warmPoolLimit,
+                   "Warm sandboxes of all profiles' pools together, at most (default 50; 0: none)")
+      ->check(CLI::Range(0, 1000));
   serve->add_option(
       "--web-root", serveArgs.webRoot,
       "The built web page (default: AGENTPANE_WEB_ROOT, else web/dist by the binary)");

@@ -13,9 +13,10 @@ struct ServeArgs {
   int reconcileSeconds = 0;    // 0: the service default
   // --project-root (repeatable); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp dir.
   std::vector<std::string> projectRoots;
-  int maxStreams = 0;   // 0: derived from the descriptor limit
-  int maxExecs = 0;     // 0: the server default
-  std::string webRoot;  // --web-root; empty: AGENTPANE_WEB_ROOT, else web/dist by the binary
+  int maxStreams = 0;      // 0: derived from the descriptor limit
+  int maxExecs = 0;        // 0: the server default
+  int warmPoolLimit = -1;  // -1: the service default
+  std::string webRoot;     // --web-root; empty: AGENTPANE_WEB_ROOT, else web/dist by the binary
 };
 
 // `agentpane serve`: runs until SIGTERM/SIGINT.

@@ -32,6 +32,7 @@ int runServeCommand(const ServeArgs& args) {
   opts.webRoot = args.webRoot;
   opts.maxStreams = args.maxStreams;
   if (args.maxExecs > 0) opts.maxExecs = args.maxExecs;
+  if (args.warmPoolLimit >= 0) opts.warmPoolLimit = args.warmPoolLimit;
   return server::runServe(opts);
 }
 

@@ -111,6 +111,7 @@ int runServe(const ServeOptions& options) {
   so.enableK8s = options.enableK8s || k8sEnabledByEnvironment();
   so.reconcileEvery = options.reconcileEvery;
   so.orphanGrace = options.orphanGrace;
+  so.warmPoolLimit = options.warmPoolLimit;
   // How often allowlisted host names are resolved again (seconds; 0: never).
   if (const char* e = std::getenv("AGENTPANE_EGRESS_REFRESH_SECONDS"); e != nullptr && *e != '\0')
     so.egressRefreshEvery = std::chrono::seconds(std::clamp(std::atoi(e), 0, 86400));

@@ -17,8 +17,9 @@ struct ServeOptions {
   std::chrono::seconds reconcileEvery{30};
   std::chrono::seconds orphanGrace{60};
   std::chrono::seconds shutdownGrace{10};
-  int maxStreams = 0;  // ServerOptions::maxStreams
-  int maxExecs = 32;   // ServerOptions::maxBufferedExecs
+  int maxStreams = 0;      // ServerOptions::maxStreams
+  int maxExecs = 32;       // ServerOptions::maxBufferedExecs
+  int warmPoolLimit = 50;  // ServiceOptions::warmPoolLimit
   // ENABLE_K8S_SANDBOX=true in the environment turns this on as well.
   bool enableK8s = false;
   // Project roots (--project-root); empty: AGENTPANE_PROJECT_ROOTS, else $HOME and the temp

@@ -136,6 +136,9 @@ struct ServiceOptions {
   // create is a miss and gets a cold sandbox). The image's own user by default.
   std::uint32_t warmUid = 1000;
   std::uint32_t warmGid = 1000;
+  // Warm and warming sandboxes of all pools together, at most: however profiles are set, the
+  // pools never hold more of the machine than this (0: no warm sandboxes at all).
+  int warmPoolLimit = 50;
 };
 
 class SandboxService {

@@ -221,7 +221,8 @@ struct SandboxService::Impl {
                std::stop_token stop);
   void retireWarm(const SandboxRecord& row, const std::string& why);
   // Removes a profile's warm sandboxes (its settings changed or it goes) and refills.
-  void drainPool(const std::string& configId, const std::string& why);
+  // wait: also until its creates in flight have ended (and removed what they made).
+  void drainPool(const std::string& configId, const std::string& why, bool wait = false);
   Result<void> maintainPools(bool wait);
   Result<int> maintainOnce(bool wait);  // creates it started (or, waiting, waited for)
   void poolLoop();

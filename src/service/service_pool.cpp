@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "service/sandbox_service.hpp"
 #include "service/service_impl.hpp"
@@ -180,16 +181,29 @@ void SandboxService::Impl::retireWarm(const SandboxRecord& row, const std::strin
         true);
 }
 
-void SandboxService::Impl::drainPool(const std::string& configId, const std::string& why) {
-  auto rows = store.listSandboxes(false);
-  if (!rows.ok()) return;
-  for (const auto& r : rows.value()) {
-    if (r.configId == configId && r.status == st::kWarm) retireWarm(r, why);
-  }
+void SandboxService::Impl::drainPool(const std::string& configId, const std::string& why,
+                                     bool wait) {
+  // Held while waiting: no upkeep pass starts another create for this pool meanwhile, nor
+  // erases a thread being joined.
+  std::unique_lock upkeep(poolUpkeepMu, std::defer_lock);
+  if (wait) upkeep.lock();
+  std::vector<std::jthread*> stopping;
   {
     std::lock_guard lk(poolMu);
     for (auto& w : warmers) {
-      if (w.configId == configId) w.thread.request_stop();  // warming ones end removed
+      if (w.configId != configId) continue;
+      w.thread.request_stop();  // a warming one ends removed
+      stopping.push_back(&w.thread);
+    }
+  }
+  if (wait) {
+    for (auto* t : stopping)
+      if (t->joinable()) t->join();
+  }
+  auto rows = store.listSandboxes(false);
+  if (rows.ok()) {
+    for (const auto& r : rows.value()) {
+      if (r.configId == configId && r.status == st::kWarm) retireWarm(r, why);
     }
   }
   wakePools();
@@ -213,12 +227,26 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
     std::lock_guard lk(poolMu);
     std::erase_if(warmers, [](const Warmer& w) { return w.done->load(); });
   }
+  // Creates in flight are counted before the rows are read: one that ends in between is then
+  // counted twice (never not at all), so the bounds hold.
+  std::map<std::string, int> inFlight;
+  int total = 0;  // the server-wide bound over every pool: warm rows and creates in flight
+  {
+    std::lock_guard lk(poolMu);
+    for (const auto& w : warmers) {
+      if (w.done->load()) continue;
+      ++inFlight[w.configId];
+      ++total;
+    }
+  }
   auto configs = store.listConfigs();
   if (!configs.ok()) return configs.takeError();
   auto rows = store.listSandboxes(false);
   if (!rows.ok()) return rows.takeError();
   const std::int64_t now = nowMs();
   std::vector<std::jthread*> started;  // list nodes: stable
+  for (const auto& r : rows.value())
+    total += r.status == st::kWarm ? 1 : 0;
 
   for (const auto& cfg : configs.value()) {
     std::vector<const SandboxRecord*> warm;
@@ -243,10 +271,7 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
       p.claimTimesMs.pop_front();
     const int max = effectiveMax(cfg);
     p.target = std::min(max, cfg.warmPoolMin + static_cast<int>(p.claimTimesMs.size()));
-    int warming = 0;
-    for (const auto& w : warmers) {
-      if (w.configId == cfg.id && !w.done->load()) ++warming;
-    }
+    const int warming = inFlight[cfg.id];
     // Warm sandboxes on another instance (the profile now names another cluster) or beyond
     // the target and idle for the TTL go; the oldest first.
     std::vector<const SandboxRecord*> retire;
@@ -261,7 +286,12 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
     }
     int need = p.target - kept - warming;
     if (need > 0 && now >= p.retryAtMs) {
-      need = std::min(need, kMaxWarmingPerPool - warming);
+      need = std::min({need, kMaxWarmingPerPool - warming, opts.warmPoolLimit - total});
+      if (need <= 0 && total >= opts.warmPoolLimit) {
+        p.lastError = "the server's warm pool limit (" + std::to_string(opts.warmPoolLimit) +
+                      " sandboxes over all pools) is reached";
+      }
+      total += std::max(need, 0);
       for (int i = 0; i < need; ++i) {
         auto done = std::make_shared<std::atomic<bool>>(false);
         Warmer w;
@@ -536,6 +566,19 @@ Result<WarmPoolInfo> SandboxService::prewarm(const std::string& configRef, int c
   }
   I.audit("", actor, "pool.prewarm", json{{"configId", c.id}, {"name", c.name}, {"count", count}},
           true);
+  // Asked for fewer: the extras go now, not after the idle TTL (the oldest are kept).
+  if (auto rows = I.store.listSandboxes(false); rows.ok()) {
+    int kept = 0;
+    for (const auto& r : rows.value()) {
+      if (r.configId != c.id || r.status != sandbox_status::kWarm) continue;
+      if (kept < count)
+        ++kept;
+      else
+        I.retireWarm(r, "pool of profile '" + c.name + "' set to " + std::to_string(count));
+    }
+  }
+  // Emptied: once this returns, nothing of the pool is left or still being made.
+  if (count == 0) I.drainPool(c.id, "pool of profile '" + c.name + "' set to 0", true);
   AP_TRY(I.maintainPools(false));
   auto pools = warmPools();
   if (!pools.ok()) return pools.takeError();

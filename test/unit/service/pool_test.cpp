@@ -113,8 +113,8 @@ TEST_F(PoolTest, PrewarmFillsThePoolAndACreateClaimsAWarmSandbox) {
 
 TEST_F(PoolTest, AMissMakesAColdSandboxAndSaysWhy) {
   // No warm sandbox yet.
-  ASSERT_TRUE(svc->prewarm("", 1, "api").ok());
   docker->failNext("createWarm", Error(ErrorCode::SandboxImageNotFound, "no image"), -1);
+  ASSERT_TRUE(svc->prewarm("", 1, "api").ok());
   ASSERT_TRUE(svc->maintainPools(true).ok());
   auto p = pool();
   EXPECT_NE(p.lastError.find("no image"), std::string::npos) << p.lastError;
@@ -237,11 +237,32 @@ TEST_F(PoolTest, AProfileChangeDrainsThePoolAndItRefillsWithTheNewSettings) {
   cfg.warmPoolMax = 5;
   ASSERT_TRUE(svc->updateConfig(cfg).ok());
   EXPECT_TRUE(docker->exists(fresh[0].info.id));
-  // prewarm 0 empties it once idle for the TTL; a deleted profile drains at once.
+  // Asking for fewer removes the extras at once; 0 empties the pool.
+  ASSERT_TRUE(svc->prewarm("", 1, "api").ok());
+  EXPECT_EQ(rowsWith(st::kWarm).size(), 1u);
   ASSERT_TRUE(svc->prewarm("", 0, "api").ok());
-  advance(std::chrono::seconds(cfg.warmPoolIdleTtlSeconds + 61));
   ASSERT_TRUE(svc->maintainPools(true).ok());
   EXPECT_TRUE(rowsWith(st::kWarm).empty());
+  EXPECT_EQ(docker->size(), 0u);
+}
+
+TEST_F(PoolTest, TheServersLimitHoldsOverEveryPool) {
+  warmPoolLimit = 3;
+  restart();
+  ASSERT_TRUE(svc->prewarm("", 5, "api").ok());
+  SandboxConfig other;
+  other.name = "other";
+  other.warmPoolMin = 5;
+  ASSERT_TRUE(svc->createConfig(other).ok());
+  ASSERT_TRUE(svc->maintainPools(true).ok());
+  EXPECT_EQ(rowsWith(st::kWarm).size(), 3u);
+  // A pool held back by the limit says so.
+  auto pools = svc->warmPools();
+  ASSERT_TRUE(pools.ok());
+  int saying = 0;
+  for (const auto& p : pools.value())
+    saying += p.lastError.find("warm pool limit (3") != std::string::npos ? 1 : 0;
+  EXPECT_GE(saying, 1);
 }
 
 TEST_F(PoolTest, AFailedClaimRemovesTheSandboxAndTheCreateGoesOn) {

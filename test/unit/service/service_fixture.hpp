@@ -50,6 +50,7 @@ class ServiceTest : public ::testing::Test {
     // Warm sandboxes run as whoever owns the test's project directories.
     o.warmUid = ::getuid();
     o.warmGid = ::getgid();
+    o.warmPoolLimit = warmPoolLimit;
     return o;
   }
 
@@ -107,6 +108,7 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<SandboxService> svc;
   std::atomic<std::int64_t> nowMs{kStartMs};
   bool enableK8s = false;
+  int warmPoolLimit = 50;                 // ServiceOptions::warmPoolLimit; set, then restart()
   std::shared_ptr<audit::Ledger> ledger;  // set, then restart(): entries go to it too
   // ServiceOptions::kubernetesInstance; set, then restart().
   std::function<Result<std::shared_ptr<SandboxProvider>>(const KubernetesTarget&,
