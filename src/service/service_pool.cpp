@@ -239,6 +239,9 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
       ++total;
     }
   }
+  // Waiting, a pass that found creates in flight is followed by another (they may have been
+  // counted twice, which held back a start).
+  startedCount = total;
   auto configs = store.listConfigs();
   if (!configs.ok()) return configs.takeError();
   auto rows = store.listSandboxes(false);
@@ -323,10 +326,8 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
     // this function, under poolUpkeepMu, erases them).
     {
       std::lock_guard lk(poolMu);
-      for (auto& w : warmers) {
-        if (!w.done->load()) ++startedCount;  // it may free room for another: pass again
+      for (auto& w : warmers)
         started.push_back(&w.thread);
-      }
     }
     for (auto* t : started)
       if (t->joinable()) t->join();
