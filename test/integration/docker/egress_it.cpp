@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/workspace_slot.hpp"
 #include "docker/docker_provider.hpp"
 #include "docker/egress_firewall.hpp"
 
@@ -69,6 +71,10 @@ class DockerEgressIt : public ::testing::Test {
     o.scopeLabels = {{"agentpane.io/test-run", run_}};
     o.stopTimeoutSeconds = 1;
     o.egressFirewall = true;
+    std::string slotsTmpl = (std::filesystem::temp_directory_path() / "ap-eg-warm-XXXXXX").string();
+    warmBase_ = ::mkdtemp(slotsTmpl.data());
+    slots_ = std::make_shared<WorkspaceSlots>(std::filesystem::path(warmBase_) / "slots");
+    o.warmSlots = slots_;
     auto p = DockerProvider::create(o);
     ASSERT_TRUE(p.ok());
     provider_ = std::move(p.value());
@@ -92,6 +98,13 @@ class DockerEgressIt : public ::testing::Test {
     }
     for (const auto& c : targets_)
       (void)provider_->client().call("DELETE", "/containers/" + c + "?force=1");
+    if (slots_) {
+      EXPECT_TRUE(slots_->sweep({}).ok());
+      while (::umount2(slots_->root().c_str(), MNT_DETACH) == 0) {
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(warmBase_, ec);
+    }
     (void)provider_->client().call("DELETE", "/networks/" + targetNet_);
     for (const auto& id : made_) {
       // Removed with the sandbox: its chains and its network.
@@ -178,7 +191,8 @@ class DockerEgressIt : public ::testing::Test {
     EXPECT_EQ(r->exitCode, 0) << r->stderrData;
   }
 
-  std::string run_, dir_, targetNet_;
+  std::string run_, dir_, targetNet_, warmBase_;
+  std::shared_ptr<WorkspaceSlots> slots_;
   std::unique_ptr<DockerProvider> provider_;
   std::vector<std::string> targets_, made_;
   std::optional<EgressStatus> lastEgress_;
@@ -304,6 +318,39 @@ TEST_F(DockerEgressIt, PrivateRangesAndMetadataStayBlockedInTheRules) {
   EXPECT_NE(meta.find("-d 169.254.169.254/32 -p tcp -m multiport --dports 80 -j ACCEPT"),
             std::string::npos)
       << meta;
+}
+
+// A warm sandbox (docker_warm.cpp) reaches nothing (DNS only) until claimed; the claim's
+// allowlist is in force when claimWarm returns, on real traffic.
+TEST_F(DockerEgressIt, AWarmSandboxReachesNothingUntilItsClaimOpensItsAllowlist) {
+  const std::string ip = startTarget("w");
+  ASSERT_FALSE(ip.empty());
+  waitServing(targets_.back());
+  SandboxSpec s;
+  s.id = run_ + "-warm";
+  s.memoryMb = 512;
+  s.cpu = 1;
+  auto made = provider_->createWarm(s, CreateControl{});
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  made_.push_back(s.id);
+  const SandboxRef sb = sandboxRef(*made);
+  EXPECT_NE(connect(sb, ip), 0) << "a warm sandbox reaches " << ip;
+  expectDns(sb);
+
+  const std::string project = warmBase_ + "/project";
+  std::filesystem::create_directories(project);
+  ASSERT_EQ(::chown(project.c_str(), 1000, 1000), 0);
+  WarmClaim claim;
+  claim.projectId = run_;
+  claim.agentId = "it";
+  claim.projectPath = project;
+  claim.allowedEgressHosts = {ip + ":" + std::to_string(kPort)};
+  auto claimed = provider_->claimWarm(sb, claim);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().describe();
+  ASSERT_TRUE(claimed->egress.has_value());
+  EXPECT_TRUE(claimed->egress->enforced);
+  EXPECT_EQ(connect(sb, ip), 0) << ip << " allowlisted by the claim, yet not reachable";
+  EXPECT_NE(connect(sb, ip, kPort + 1), 0) << "a port not listed is reachable";
 }
 
 }  // namespace
