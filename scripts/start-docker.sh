@@ -139,10 +139,15 @@ else
   fi
   rm -f "$DOCKERD_PID" # stale (e.g. after a reboot); dockerd refuses to start if its pid got reused
   log "starting dockerd (log $DOCKERD_LOG)"
+  # With the egress firewall every sandbox has a network of its own; the engine's default
+  # address pools hold only ~30 networks, so the 31st sandbox failed ("could not find an
+  # available, non-overlapping IPv4 address pool"). 10.220.0.0/16 in /24s: 256 networks,
+  # clear of the test cluster's 10.0.0.0/24, 10.244.0.0/16 and 10.245.0.0/24.
   ( exec setsid dockerd \
       --host "unix://$DOCKER_SOCK" \
       --pidfile "$DOCKERD_PID" \
       --containerd "$CTRD_SOCK" \
+      --default-address-pool base=10.220.0.0/16,size=24 \
       </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- ) &
   dockerd_pid=$!
 fi

@@ -58,6 +58,16 @@ void SandboxService::Impl::wakePools() {
 Result<std::shared_ptr<SandboxProvider>> SandboxService::Impl::poolProvider(
     const SandboxConfig& cfg) {
   if (cfg.providerType == ProviderType::Docker) {
+    // A warm Docker sandbox is made before its egress is known: no network, or (egress
+    // firewall) a network of its own that the claim's allowlist opens. A profile whose cold
+    // sandboxes get a bridge or internal network without an allowlist would get less.
+    if (cfg.network != NetworkMode::None && cfg.allowedEgressHosts.empty()) {
+      return Error(ErrorCode::WarmPoolDisabled,
+                   std::string("warm Docker sandboxes have no network but their allowlist; "
+                               "profile '") +
+                       cfg.name + "' has network '" + toString(cfg.network) +
+                       "' without one (set network none, or an allowedEgressHosts allowlist)");
+    }
     auto p = providerFor(ProviderType::Docker);
     if (!p) return Error(ErrorCode::SandboxProviderUnavailable, "no Docker provider");
     return p;

@@ -320,3 +320,24 @@ TEST_F(PoolTest, ProvidersWithoutWarmSandboxesRefusePrewarmWithTheReason) {
 
 }  // namespace
 }  // namespace agentpane::fakes
+
+namespace agentpane::fakes {
+namespace {
+
+TEST_F(PoolTest, ADockerProfileWithANetworkButNoAllowlistHasNoPool) {
+  auto cfg = svc->defaultConfig().value();
+  cfg.network = NetworkMode::Bridge;
+  ASSERT_TRUE(svc->updateConfig(cfg).ok());
+  auto r = svc->prewarm("", 2, "api");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::WarmPoolDisabled);
+  EXPECT_NE(r.error().message.find("network 'bridge'"), std::string::npos) << r.error().message;
+  // With an allowlist its cold sandboxes are filtered as warm ones are: pooled.
+  cfg = svc->defaultConfig().value();
+  cfg.allowedEgressHosts = {"10.1.2.3:443"};
+  ASSERT_TRUE(svc->updateConfig(cfg).ok());
+  EXPECT_TRUE(svc->prewarm("", 1, "api").ok());
+}
+
+}  // namespace
+}  // namespace agentpane::fakes
