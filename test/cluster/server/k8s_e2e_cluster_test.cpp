@@ -5,6 +5,7 @@
 // back to Docker and says so.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <yaml-cpp/yaml.h>
@@ -19,6 +20,7 @@
 #include "integration/server/reconcile_check.hpp"
 #include "k8s/kubeconfig_loader.hpp"
 #include "k8s/rest_client.hpp"
+#include "service/composition.hpp"
 
 namespace agentpane::testing {
 namespace {
@@ -200,6 +202,71 @@ TEST_F(K8sE2E, CliLifecycleExecAndTmuxOnAPod) {
   EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
   EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
   EXPECT_TRUE(clusterObjects().empty());
+}
+
+// The warm pool on the cluster through the server: warm pods of the profile, a create that
+// claims one gets the live project and its environment, writes back as 1000, and the pool
+// refills; emptied, no pod of the pool is left.
+TEST_F(K8sE2E, AWarmPodClaimedGetsTheLiveProjectAndTheEnvironment) {
+  ASSERT_EQ(cli({"profile", "set", "default", "--provider", "kubernetes", "--memory-mb", "512",
+                 "--cpu", "0.5"})
+                .exitCode,
+            0);
+  auto pre = cli({"pool", "prewarm", "2"});
+  ASSERT_EQ(pre.exitCode, 0) << pre.err << serverLog();
+  auto warmCount = [&] {
+    auto j = json::parse(cli({"pool", "status", "--json"}).out, nullptr, false);
+    return j.is_object() && !j["pools"].empty() ? j["pools"][0].value("warm", 0) : -1;
+  };
+  for (int i = 0; i < 1200 && warmCount() < 2; ++i)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(warmCount(), 2) << cli({"pool", "status", "--json"}).out << serverLog();
+  {
+    std::ofstream readme(project_ / "README");
+    readme << "on the cluster";
+  }
+  ASSERT_EQ(chown((project_ / "README").c_str(), 1000, 1000), 0);
+  auto r = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                projectId_, "--env", "AGENT_TOKEN=k8s-t0ken", "--json"});
+  ASSERT_EQ(r.exitCode, 0) << r.err << serverLog();
+  auto made = json::parse(r.out, nullptr, false);
+  const std::string id = made.value("id", "");
+  EXPECT_TRUE(made.value("fromPool", false)) << r.out;
+  EXPECT_EQ(made.value("provider", ""), "kubernetes");
+  EXPECT_EQ(cli({"exec", id, "--", "cat", "/workspace/README"}).out, "on the cluster");
+  EXPECT_EQ(cli({"exec", id, "--", "printenv", "AGENT_TOKEN"}).out, "k8s-t0ken\n");
+  ASSERT_EQ(cli({"exec", id, "--", "sh", "-c", "echo back > /workspace/from-warm-pod"}).exitCode,
+            0);
+  struct stat st {};
+  ASSERT_EQ(::stat((project_ / "from-warm-pod").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  // Its pod is labelled allocated and this project's now.
+  auto pod = api_->get(k8s::resourcePath("v1", "pods", "agentpane-sandboxes") + "/agentpane-" + id);
+  ASSERT_TRUE(pod.ok()) << pod.error().describe();
+  EXPECT_EQ((*pod)["metadata"]["labels"].value("agentpane.io/warm-pool-state", ""), "allocated");
+  EXPECT_EQ((*pod)["metadata"]["labels"].value("agentpane.io/project-id", ""), projectId_);
+  for (int i = 0; i < 1200 && warmCount() < 2; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(warmCount(), 2);
+
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+  EXPECT_EQ(cli({"pool", "prewarm", "0"}).exitCode, 0);
+  EXPECT_EQ(warmCount(), 0);
+  EXPECT_TRUE(fs::exists(project_ / "from-warm-pod"));
+  // No pod of this server is left (warm ones carry no project label: by instance).
+  k8s::ListOptions lo;
+  lo.labelSelector =
+      "agentpane.io/warm-pool=true,agentpane.io/instance=" + instanceIdForHome(home_);
+  auto left = api_->list(k8s::resourcePath("v1", "pods", "agentpane-sandboxes"), lo);
+  ASSERT_TRUE(left.ok());
+  for (int i = 0; i < 300 && !(*left)["items"].empty(); ++i) {  // pods end with a grace period
+    std::this_thread::sleep_for(100ms);
+    left = api_->list(k8s::resourcePath("v1", "pods", "agentpane-sandboxes"), lo);
+    ASSERT_TRUE(left.ok());
+  }
+  EXPECT_TRUE((*left)["items"].empty()) << left->dump();
+  for (const char* inst : {"kubernetes", "docker"})  // the slot roots stay mounted by design
+    ::umount2((home_ / "warm-slots" / inst).c_str(), MNT_DETACH);
 }
 
 // `sandbox migrate`: Docker to Kubernetes and back, for the same project; the new sandbox
