@@ -123,8 +123,8 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
       return Error(ErrorCode::SandboxProviderUnavailable, "the Docker provider is not available");
   }
 
-  SandboxSpec spec;
-  spec.id = I.newId("sbx");
+  // The profile's sandbox (as a warm one is made), then what the request asks for.
+  SandboxSpec spec = I.specFor(cfg, I.newId("sbx"));
   if (!isValidSandboxId(spec.id)) {
     return Error(ErrorCode::Internal, "generated sandbox id '" + spec.id + "' is invalid");
   }
@@ -134,9 +134,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
   spec.image = req.image.value_or(cfg.image);
   spec.memoryMb = req.memoryMb.value_or(cfg.memoryMb);
   spec.cpu = req.cpu.value_or(cfg.cpu);
-  spec.pidsLimit = cfg.pidsLimit;
   spec.env = req.env;
-  spec.network = cfg.network;
   spec.allowedEgressHosts = req.egressExactly.value_or(cfg.allowedEgressHosts);
   for (const auto& h : req.allowEgress) {
     if (std::find(spec.allowedEgressHosts.begin(), spec.allowedEgressHosts.end(), h) ==
@@ -144,6 +142,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
       spec.allowedEgressHosts.push_back(h);
     }
   }
+  spec.kubernetes.kubeConfigPath.clear();
   if (prov->type() == ProviderType::Kubernetes && !cfg.kubeConfigPath.empty()) {
     // A profile's kubeconfig came through the API: the path rule holds at each use.
     auto kc = I.opts.pathPolicy->check(cfg.kubeConfigPath, "kubeConfigPath",
@@ -151,13 +150,6 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     if (!kc.ok()) return kc.takeError();
     spec.kubernetes.kubeConfigPath = kc->string();
   }
-  spec.kubernetes.kubeContext = cfg.kubeContext;
-  spec.kubernetes.kubeNamespace = cfg.kubeNamespace;
-  spec.kubernetes.networkPolicyEnabled = cfg.networkPolicyEnabled;
-  spec.kubernetes.workspaceVolume = cfg.workspaceVolume;
-  spec.kubernetes.storageClass = cfg.storageClass;
-  spec.kubernetes.workspaceSizeGi = cfg.workspaceSizeGi;
-  spec.kubernetes.startupTimeoutSeconds = cfg.startupTimeoutSeconds;
 
   json detail{{"provider", toString(prov->type())},
               {"instance", prov->instance()},

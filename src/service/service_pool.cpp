@@ -92,7 +92,7 @@ SandboxSpec SandboxService::Impl::specFor(const SandboxConfig& cfg, const std::s
   spec.cpu = cfg.cpu;
   spec.pidsLimit = cfg.pidsLimit;
   spec.network = cfg.network;
-  spec.kubernetes.kubeConfigPath = cfg.kubeConfigPath;
+  spec.kubernetes.kubeConfigPath = cfg.kubeConfigPath;  // a create checks it (the path rule)
   spec.kubernetes.kubeContext = cfg.kubeContext;
   spec.kubernetes.kubeNamespace = cfg.kubeNamespace;
   spec.kubernetes.networkPolicyEnabled = cfg.networkPolicyEnabled;
