@@ -29,16 +29,6 @@ Error notFound(const std::string& id) {
   return Error(ErrorCode::SandboxNotFound, "sandbox '" + id + "' not found", {{"id", id}});
 }
 
-std::string podPath(const std::string& ns, const std::string& name = {}) {
-  return resourcePath("v1", "pods", ns, name);
-}
-std::string claimPath(const std::string& ns, const std::string& name = {}) {
-  return resourcePath("v1", "persistentvolumeclaims", ns, name);
-}
-std::string volumePath(const std::string& name = {}) {
-  return resourcePath("v1", "persistentvolumes", {}, name);
-}
-
 // Closes a watcher at a deadline, or once `stop` is requested, from a thread of its own:
 // Watcher::next() blocks.
 class CloseAtDeadline {

@@ -36,16 +36,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string podPath(const std::string& ns, const std::string& name = {}) {
-  return resourcePath("v1", "pods", ns, name);
-}
-std::string claimPath(const std::string& ns, const std::string& name = {}) {
-  return resourcePath("v1", "persistentvolumeclaims", ns, name);
-}
-std::string volumePath(const std::string& name = {}) {
-  return resourcePath("v1", "persistentvolumes", {}, name);
-}
-
 std::string stringAt(const json& obj, const std::string& pointer) {
   const json::json_pointer p(pointer);
   if (!obj.contains(p) || !obj.at(p).is_string()) return {};

@@ -95,6 +95,16 @@ struct RestClientOptions {
 std::string resourcePath(std::string_view apiVersion, std::string_view resource,
                          std::string_view namespaceName = {}, std::string_view name = {},
                          std::string_view subresource = {});
+// The paths of the core objects a sandbox is made of.
+inline std::string podPath(const std::string& ns, const std::string& name = {}) {
+  return resourcePath("v1", "pods", ns, name);
+}
+inline std::string claimPath(const std::string& ns, const std::string& name = {}) {
+  return resourcePath("v1", "persistentvolumeclaims", ns, name);
+}
+inline std::string volumePath(const std::string& name = {}) {
+  return resourcePath("v1", "persistentvolumes", {}, name);
+}
 
 class RestClient {
  public:
