@@ -100,7 +100,13 @@ for id in $(curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/sandboxes" |
 done
 created=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/audit?limit=1000" |
   "$VENV/bin/python3" -c 'import sys, json; print(sum(1 for e in json.load(sys.stdin)["data"] if e["action"] == "sandbox.create" and e["ok"]))')
-after=$(engine_sandboxes)
+# A deleted profile's pool drains without waiting: its creates in flight end (removing what
+# they made) shortly after; look again for up to 30 s before calling anything a leak.
+for _ in $(seq 60); do
+  after=$(engine_sandboxes)
+  [[ "$after" == "$before" ]] && break
+  sleep 0.5
+done
 if [[ "$after" != "$before" ]]; then
   echo "[api-fuzz] LEAK: containers of this server left on the engine: $after"
   st_rc=1
