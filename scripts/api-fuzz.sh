@@ -35,6 +35,8 @@ cleanup() {
   local left
   left=$(engine_sandboxes)
   [[ -n $left ]] && docker rm -f $left >/dev/null 2>&1
+  # The warm pools' slot roots are mounts that outlive the server (docs/warm-pool.md).
+  for m in "$HOME_DIR"/warm-slots/*; do [[ -d $m ]] && umount -l "$m" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

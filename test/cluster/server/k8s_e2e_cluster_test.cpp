@@ -64,6 +64,9 @@ class K8sE2E : public ::testing::Test {
 
   void TearDown() override {
     server_.reset();
+    // Warm pools' slot roots are mounts that outlive the server (docs/warm-pool.md).
+    for (const char* inst : {"kubernetes", "docker"})
+      ::umount2((home_ / "warm-slots" / inst).c_str(), MNT_DETACH);
     auto left = clusterObjects();
     EXPECT_TRUE(left.empty()) << "leaked objects for " << projectId_ << ": " << *left.begin();
     std::error_code ec;
@@ -265,8 +268,6 @@ TEST_F(K8sE2E, AWarmPodClaimedGetsTheLiveProjectAndTheEnvironment) {
     ASSERT_TRUE(left.ok());
   }
   EXPECT_TRUE((*left)["items"].empty()) << left->dump();
-  for (const char* inst : {"kubernetes", "docker"})  // the slot roots stay mounted by design
-    ::umount2((home_ / "warm-slots" / inst).c_str(), MNT_DETACH);
 }
 
 // `sandbox migrate`: Docker to Kubernetes and back, for the same project; the new sandbox
