@@ -14,7 +14,7 @@ WHICH="${1:-both}"
 SEQ="${SEQ:-100}" PAR="${PAR:-20}" ROUNDS="${ROUNDS:-5}" COLD="${COLD:-20}" PREWARM="${PREWARM:-10}"
 cd "$ROOT"
 BIN=$BUILD_DIR/agentpane
-ninja -C "$BUILD_DIR" agentpane pool_bench >/dev/null
+ninja -C "$BUILD_DIR" agentpane agentpane-agent pool_bench >/dev/null
 
 SERVER=""
 WORK=""
