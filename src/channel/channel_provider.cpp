@@ -186,8 +186,7 @@ Result<SandboxInfo> ChannelProvider::createWarm(const SandboxSpec& spec,
   if (!made.ok()) return made;
   // Not fatal: without a channel the claim's commands take the native exec.
   if (auto ch = channelFor(sandboxRef(*made)); !ch.ok()) {
-    spdlog::warn("warm sandbox {}: agent channel not started: {}", spec.id,
-                 ch.error().describe());
+    spdlog::warn("warm sandbox {}: agent channel not started: {}", spec.id, ch.error().describe());
   } else {
     control.progress("agent", "agent channel ready");
   }

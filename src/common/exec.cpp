@@ -96,7 +96,9 @@ Error noWarmPool() {
 }
 }  // namespace
 
-Result<void> SandboxWarmPool::warmSupported() { return noWarmPool(); }
+Result<void> SandboxWarmPool::warmSupported() {
+  return noWarmPool();
+}
 Result<SandboxInfo> SandboxWarmPool::createWarm(const SandboxSpec&, const CreateControl&) {
   return noWarmPool();
 }
