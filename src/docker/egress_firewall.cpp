@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,9 +228,24 @@ Result<void> EgressFirewall::ensureBaseChains() {
 
 Result<void> EgressFirewall::apply(const FirewallInput& in) {
   std::lock_guard lock(mu_);
-  if (auto base = ensureBaseChains(); !base.ok()) return base;
   // (The -wN chains of a wider earlier rule set stay, unreferenced, until remove().)
   const std::string chain = sandboxChainName(in.sandboxId);
+  // Another process's ruleset change (the engine's, a cluster's network policy agent) can
+  // land between our restore and our jumps and, with the nf_tables backend, lose the chains we
+  // had just made ("Chain ... does not exist"): the restore is made again, a few times.
+  for (int attempt = 1;; ++attempt) {
+    auto done = applyOnce(in, chain);
+    if (done.ok() || attempt == 3 ||
+        done.error().message.find("does not exist") == std::string::npos) {
+      return done;
+    }
+    spdlog::warn("egress firewall: sandbox {}: {}; applying again", in.sandboxId,
+                 done.error().message);
+  }
+}
+
+Result<void> EgressFirewall::applyOnce(const FirewallInput& in, const std::string& chain) {
+  if (auto base = ensureBaseChains(); !base.ok()) return base;
   AP_TRY(restore(firewallRules(in)));
   // The jumps: added once per sandbox (checked first, so a re-apply adds nothing).
   // What comes in to a sandbox is decided first (inserted at the top, the reply rule above the

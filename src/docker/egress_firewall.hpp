@@ -62,6 +62,7 @@ class EgressFirewall {
 
  private:
   Result<void> ensureBaseChains();
+  Result<void> applyOnce(const FirewallInput& in, const std::string& chain);  // under mu_
   Result<void> restore(const std::string& text);
   // `iptables ARGS` (argv, no shell); exit code, stderr in `err`.
   int iptables(const std::vector<std::string>& args, std::string* err = nullptr);

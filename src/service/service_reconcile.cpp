@@ -111,16 +111,19 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
   const std::string& id = row.info.id;
   const std::string& status = row.status;
   const std::int64_t grace = opts.orphanGrace.count();
+  // A compare-and-set from the status reconcile read: false when the row changed meanwhile
+  // (a request, a create or claim that has just finished), which wins.
   auto setStatus = [&](const std::string& to, const std::string& error, const char* event) {
     auto r = store.setSandboxStatus(id, to, error, status);
     if (!r.ok()) {
       spdlog::warn("reconcile: sandbox {} {} -> {}: {}", id, status, to, r.error().describe());
-      return;
+      return false;
     }
-    if (!r.value()) return;  // changed meanwhile by a request; it wins
+    if (!r.value()) return false;
     audit(id, kActor, "reconcile.status", json{{"from", status}, {"to", to}, {"error", error}},
           true);
     if (event != nullptr) emit(event, id, error);
+    return true;
   };
   auto removeObject = [&](const std::string& why) {
     auto r = prov.remove(found != nullptr ? sandboxRef(*found) : sandboxRef(row.info));
@@ -140,14 +143,17 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
     // neither is anybody's: removed (never warm again, never claimed twice).
     const std::string why =
         status == st::kWarming ? "warm create was interrupted" : "claim was interrupted";
-    if (found == nullptr || removeObject(why)) setStatus(st::kRemoved, why, nullptr);
+    // The row first: the rows were read before the providers were listed, and a create or
+    // claim that finished since must keep what it made. (A failed remove is retried: a
+    // removed row's object goes.)
+    if (setStatus(st::kRemoved, why, nullptr) && found != nullptr) removeObject(why);
     return;
   }
   if (status == st::kWarm) {
     if (found != nullptr && found->state == SandboxState::Running) return;  // the pool's
     const std::string why = found == nullptr ? "warm sandbox vanished from the provider"
                                              : "warm sandbox is no longer running";
-    if (found == nullptr || removeObject(why)) setStatus(st::kRemoved, why, nullptr);
+    if (setStatus(st::kRemoved, why, nullptr) && found != nullptr) removeObject(why);
     return;
   }
   if (status == st::kCreating) {
@@ -165,8 +171,10 @@ void SandboxService::Impl::settleRow(const SandboxRecord& row, const SandboxInfo
         emit("ready", id);
       }
     } else if (found != nullptr) {
-      removeObject("create was interrupted");
-      setStatus(st::kError, "create was interrupted", "error");
+      // Listed before a create in flight had started its object: only once the row says
+      // error (nobody finished it meanwhile) does the object go.
+      if (setStatus(st::kError, "create was interrupted", "error"))
+        removeObject("create was interrupted");
     } else if (nowSec() - row.createdAtUnix > grace) {
       setStatus(st::kError, "create was interrupted; nothing was made on the provider", "error");
     }

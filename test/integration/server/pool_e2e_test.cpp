@@ -212,11 +212,14 @@ TEST_F(PoolE2E, TwentyCreatesOnAPoolOfFiveClaimNoSandboxTwice) {
   }
   EXPECT_EQ(ids.size(), 20u);
   EXPECT_EQ(ids.count(""), 0u);
-  EXPECT_EQ(hits, 5);
+  // Five were warm when the burst began; the pool refills while the cold creates run, so a
+  // late create may claim a refilled one too.
+  EXPECT_GE(hits, 5);
   // Each claimed sandbox shows its own project.
   for (const auto& s : listSandboxes()) {
     auto out = cli({"exec", s.value("id", ""), "--", "cat", "/workspace/README"});
-    EXPECT_EQ(out.out, "project " + fs::path(s.value("projectPath", "")).filename().string());
+    EXPECT_EQ(out.out, "project " + fs::path(s.value("projectPath", "")).filename().string())
+        << out.err << " exit " << out.exitCode << " " << s.dump();
   }
   ASSERT_TRUE(waitWarm(5)) << pool().dump();
   EXPECT_LE(pool().value("warm", 0) + pool().value("starting", 0), 5);

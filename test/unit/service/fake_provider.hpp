@@ -114,6 +114,9 @@ class FakeProvider : public SandboxProvider {
   // claim list). Called inside claimWarm() before it answers (block here to hold a claim).
   bool warmPool = false;
   std::function<void(const SandboxRef&, const WarmClaim&)> onClaim;
+  // Called at the start of list(), outside the fake's lock (a request that finishes while
+  // reconcile is listing).
+  std::function<void()> onList;
 
   // --- injected errors ----------------------------------------------------------------------
   // The next `times` calls of `method` ("create", "get", "list", "start", "stop", "remove", "exec",
@@ -362,6 +365,7 @@ class FakeProvider : public SandboxProvider {
   }
 
   Result<std::vector<SandboxInfo>> list(const ListFilter& filter) override {
+    if (onList) onList();
     std::lock_guard lk(mu_);
     calls_.push_back({"list", {}, {}});
     if (auto e = injected("list")) return *e;

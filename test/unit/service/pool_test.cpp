@@ -341,3 +341,45 @@ TEST_F(PoolTest, ADockerProfileWithANetworkButNoAllowlistHasNoPool) {
 
 }  // namespace
 }  // namespace agentpane::fakes
+
+namespace agentpane::fakes {
+namespace {
+
+// Reconcile reads the rows, then lists the provider: a claim or create that finishes in
+// between must keep what it made (the row is compared-and-set before anything is removed).
+TEST_F(PoolTest, ReconcileKeepsWhatAClaimOrCreateFinishedWhileItListed) {
+  prewarm(1);
+  auto warm = rowsWith(st::kWarm);
+  ASSERT_EQ(warm.size(), 1u);
+  auto claiming = warm[0];
+  claiming.status = st::kClaiming;
+  claiming.info.projectId = "p-claimed";
+  ASSERT_TRUE(store->updateSandbox(claiming, std::string(st::kWarm)).value());
+  // A cold create whose object exists but has not started yet when it is listed.
+  auto made =
+      FakeProvider::makeInfo("sbx-late00000001", "p-late", SandboxState::Creating, nowSec());
+  docker->seed(made);
+  SandboxRecord creating;
+  creating.info.id = made.id;
+  creating.info.projectId = "p-late";
+  creating.status = st::kCreating;
+  creating.createdAtUnix = creating.lastActivityUnix = nowSec();
+  ASSERT_TRUE(store->insertSandbox(creating).ok());
+  bool fired = false;
+  docker->onList = [&] {
+    if (std::exchange(fired, true)) return;
+    ASSERT_TRUE(
+        store->setSandboxStatus(claiming.info.id, st::kRunning, "", std::string(st::kClaiming))
+            .value());
+    ASSERT_TRUE(
+        store->setSandboxStatus(made.id, st::kRunning, "", std::string(st::kCreating)).value());
+  };
+  ASSERT_TRUE(svc->reconcile().ok());
+  EXPECT_TRUE(docker->exists(claiming.info.id));
+  EXPECT_TRUE(docker->exists(made.id));
+  EXPECT_EQ(store->getSandbox(claiming.info.id).value().status, st::kRunning);
+  EXPECT_EQ(store->getSandbox(made.id).value().status, st::kRunning);
+}
+
+}  // namespace
+}  // namespace agentpane::fakes
