@@ -34,6 +34,11 @@ std::string newCommandId() {
   return id;
 }
 
+Error channelLostError() {
+  return Error(ErrorCode::SandboxExecFailed, "the sandbox agent's stream ended",
+               {{"reason", "channelLost"}});
+}
+
 Error canceledError() {
   return Error(ErrorCode::SandboxExecFailed, "exec canceled", {{"reason", "canceled"}});
 }
@@ -273,6 +278,67 @@ class ChannelExecSession final : public ExecSession {
 
 }  // namespace
 
+// One fetch of a command's output (agentpane/commands.hpp). Frames for the command that
+// arrive before the fetch's FetchEnd are kept by offset: the replay is the run of them from
+// the fetch's start to FetchEnd's nextCursor (the agent queues the replay and its FetchEnd
+// together, so live frames sent earlier can only repeat bytes below it). After FetchEnd,
+// live frames extend the output in order.
+struct AgentChannel::Follower {
+  std::uint64_t cursor = 0;
+  std::map<std::uint64_t, std::pair<std::uint8_t, std::string>> early;
+  std::optional<ag::FetchEnd> end;
+  std::optional<ag::Exit> exit;
+  std::optional<Error> error;
+  std::uint64_t start = 0;
+  std::uint64_t pos = 0;
+  std::vector<CommandChunk> chunks;
+
+  void append(std::uint8_t stream, std::uint64_t offset, const std::string& data) {
+    std::uint64_t endOff = offset + data.size();
+    if (endOff <= pos || offset > pos) return;  // already have it / not contiguous
+    auto skip = static_cast<std::size_t>(pos - offset);
+    chunks.push_back(CommandChunk{stream == 2 ? ExecStream::Stderr : ExecStream::Stdout, pos,
+                                  data.substr(skip)});
+    pos = endOff;
+  }
+  void add(const ag::Output& o) {
+    if (!end) {
+      early[o.offset] = {o.stream, o.data};
+    } else if (o.offset > pos) {  // the ring lost bytes between: say so by the offset
+      pos = o.offset;
+      append(o.stream, o.offset, o.data);
+    } else {
+      append(o.stream, o.offset, o.data);
+    }
+  }
+  void finish(const ag::FetchEnd& fe) {
+    end = fe;
+    start = std::max(cursor, fe.info.firstCursor);
+    start = std::min(start, fe.nextCursor);
+    pos = start;
+    for (auto& [offset, chunk] : early) {
+      if (pos >= fe.nextCursor) break;
+      append(chunk.first, offset, chunk.second);
+    }
+    early.clear();
+  }
+};
+
+CommandStatus statusOf(const ag::CommandInfo& info) {
+  CommandStatus s;
+  s.id = info.id;
+  s.argv = info.argv;
+  s.running = info.running;
+  if (!info.running) s.exitCode = info.exitCode;
+  static constexpr const char* kStates[] = {"exited", "signaled", "timedOut", "killed", "lost"};
+  s.state = info.running ? "running" : kStates[static_cast<int>(info.reason)];
+  s.firstCursor = info.firstCursor;
+  s.endCursor = info.endCursor;
+  s.startedAtMs = static_cast<std::int64_t>(info.startedAtMs);
+  s.endedAtMs = static_cast<std::int64_t>(info.endedAtMs);
+  return s;
+}
+
 AgentChannel::AgentChannel(std::unique_ptr<ExecSession> stream) : stream_(std::move(stream)) {}
 
 AgentChannel::~AgentChannel() = default;
@@ -395,6 +461,13 @@ void AgentChannel::onFrame(ag::Message m) {
     up_ = !ended_;
     cv_.notify_all();
   } else if (auto* o = std::get_if<ag::Output>(&m)) {
+    {
+      std::lock_guard lk(m_);
+      auto [b, e] = followers_.equal_range(o->id);
+      for (auto it = b; it != e; ++it)
+        it->second->add(*o);
+      if (b != e) cv_.notify_all();
+    }
     if (auto s = stateOf(o->id)) {
       {
         std::lock_guard lk(s->m);
@@ -404,10 +477,55 @@ void AgentChannel::onFrame(ag::Message m) {
       s->settle();
     }
   } else if (auto* x = std::get_if<ag::Exit>(&m)) {
+    {
+      std::lock_guard lk(m_);
+      auto [b, e] = followers_.equal_range(x->id);
+      for (auto it = b; it != e; ++it) {
+        if (it->second->end) it->second->exit = *x;
+      }
+      if (b != e) cv_.notify_all();
+    }
     if (auto s = stateOf(x->id))
       s->end(std::nullopt, x->code, x->reason == ag::ExitReason::TimedOut);
+  } else if (auto* st = std::get_if<ag::Started>(&m)) {
+    std::lock_guard lk(m_);
+    if (auto it = starts_.find(st->id); it != starts_.end()) {
+      it->second = Result<std::uint32_t>(st->pid);
+      cv_.notify_all();
+    }
+  } else if (auto* lr = std::get_if<ag::ListReply>(&m)) {
+    std::lock_guard lk(m_);
+    if (auto it = lists_.find(lr->tag); it != lists_.end()) {
+      it->second = std::move(*lr);
+      cv_.notify_all();
+    }
+  } else if (auto* fe = std::get_if<ag::FetchEnd>(&m)) {
+    std::lock_guard lk(m_);
+    auto [b, e] = followers_.equal_range(fe->info.id);
+    for (auto it = b; it != e; ++it) {
+      if (!it->second->end) {
+        it->second->finish(*fe);
+        cv_.notify_all();
+        break;
+      }
+    }
   } else if (auto* e = std::get_if<ag::ErrorReply>(&m)) {
     if (e->id.empty()) return;
+    {
+      std::lock_guard lk(m_);
+      if (auto it = starts_.find(e->id); it != starts_.end() && !it->second) {
+        it->second = Result<std::uint32_t>(refused(*e));
+      }
+      if (e->code == ag::kErrUnknownId) {
+        auto [b, en] = followers_.equal_range(e->id);
+        for (auto it = b; it != en; ++it) {
+          it->second->error =
+              Error(ErrorCode::NotFound, "no command '" + e->id + "' in this sandbox",
+                    {{"reason", "commandNotFound"}, {"commandId", e->id}});
+        }
+      }
+      cv_.notify_all();
+    }
     if (auto s = stateOf(e->id)) {
       // Refusals of Start end the command; others (a Kill racing its Exit) change nothing.
       if (e->code != ag::kErrNotRunning && e->code != ag::kErrUnknownId)
@@ -530,6 +648,128 @@ Result<std::unique_ptr<ExecSession>> AgentChannel::startCommand(
   });
   return std::unique_ptr<ExecSession>(
       new ChannelExecSession(shared_from_this(), state, options.attachStdin || options.tty));
+}
+
+namespace {
+constexpr auto kAgentAnswerBound = std::chrono::seconds(30);
+}  // namespace
+
+Result<CommandStatus> AgentChannel::startDetached(const std::vector<std::string>& argv,
+                                                  const ExecOptions& options) {
+  if (argv.empty()) return Error(ErrorCode::ValidationError, "argv must not be empty");
+  ag::StartCommand start;
+  start.id = "c" + newCommandId().substr(1);
+  start.argv = argv;
+  start.cwd = options.workingDir;
+  for (const auto& [k, v] : options.env)
+    start.env.push_back(k + "=" + v);
+  start.timeoutMs = static_cast<std::uint32_t>(options.timeout.count());
+  {
+    std::lock_guard lk(m_);
+    starts_[start.id];
+  }
+  const std::string id = start.id;
+  write(ag::encode(start), nullptr);
+  std::unique_lock lk(m_);
+  cv_.wait_for(lk, kAgentAnswerBound, [&] { return starts_[id].has_value() || ended_; });
+  auto answer = std::move(starts_[id]);
+  starts_.erase(id);
+  if (!answer) {
+    if (ended_) return failure_.value_or(channelLostError());
+    return Error(ErrorCode::SandboxExecFailed, "the sandbox agent did not answer the start");
+  }
+  if (!answer->ok()) return answer->error();
+  lk.unlock();
+  CommandStatus st;
+  st.id = id;
+  st.argv = argv;
+  st.startedAtMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return st;
+}
+
+Result<std::vector<CommandStatus>> AgentChannel::list() {
+  std::uint64_t tag;
+  {
+    std::lock_guard lk(m_);
+    tag = nextTag_++;
+    lists_[tag];
+  }
+  write(ag::encode(ag::ListCommands{tag}), nullptr);
+  std::unique_lock lk(m_);
+  cv_.wait_for(lk, kAgentAnswerBound, [&] { return lists_[tag].has_value() || ended_; });
+  auto reply = std::move(lists_[tag]);
+  lists_.erase(tag);
+  if (!reply) {
+    if (ended_) return failure_.value_or(channelLostError());
+    return Error(ErrorCode::SandboxExecFailed, "the sandbox agent did not answer the list");
+  }
+  std::vector<CommandStatus> out;
+  for (const auto& c : reply->commands) {
+    if (!c.id.empty() && c.id[0] == 'c') out.push_back(statusOf(c));  // durable ones only
+  }
+  return out;
+}
+
+Result<CommandOutput> AgentChannel::fetch(const std::string& id, std::uint64_t cursor,
+                                          std::chrono::milliseconds wait) {
+  if (!ag::validId(id)) {
+    return Error(ErrorCode::NotFound, "no command '" + id + "' in this sandbox",
+                 {{"reason", "commandNotFound"}, {"commandId", id}});
+  }
+  auto f = std::make_shared<Follower>();
+  f->cursor = cursor;
+  {
+    std::lock_guard lk(m_);
+    followers_.emplace(id, f);
+  }
+  write(ag::encode(ag::FetchOutput{id, cursor, wait.count() > 0}), nullptr);
+  std::unique_lock lk(m_);
+  cv_.wait_for(lk, kAgentAnswerBound, [&] { return f->end || f->error || ended_; });
+  if (f->end && wait.count() > 0 && f->end->info.running && f->chunks.empty()) {
+    cv_.wait_for(lk, wait, [&] { return !f->chunks.empty() || f->exit || f->error || ended_; });
+  }
+  for (auto it = followers_.begin(); it != followers_.end(); ++it) {
+    if (it->second == f) {
+      followers_.erase(it);
+      break;
+    }
+  }
+  if (f->error) return *f->error;
+  if (!f->end) {
+    if (ended_) return failure_.value_or(channelLostError());
+    return Error(ErrorCode::SandboxExecFailed, "the sandbox agent did not answer the fetch");
+  }
+  CommandOutput out;
+  out.cursor = f->start;
+  out.nextCursor = f->pos;
+  out.chunks = std::move(f->chunks);
+  out.status = statusOf(f->end->info);
+  if (f->exit) {
+    out.status.running = false;
+    out.status.exitCode = f->exit->code;
+    static constexpr const char* kStates[] = {"exited", "signaled", "timedOut", "killed", "lost"};
+    out.status.state = kStates[static_cast<int>(f->exit->reason)];
+    out.status.endCursor = f->exit->endCursor;
+  } else {
+    out.status.endCursor = std::max(out.status.endCursor, f->pos);
+  }
+  return out;
+}
+
+Result<CommandStatus> AgentChannel::kill(const std::string& id) {
+  auto before = fetch(id, UINT64_MAX, std::chrono::milliseconds(0));
+  if (!before.ok()) return before.takeError();
+  if (!before->status.running) return before->status;
+  write(ag::encode(ag::KillCommand{id, 9}), nullptr);
+  // The Exit of a SIGKILLed command comes once its whole process tree is dead.
+  for (int i = 0; i < 6; ++i) {
+    auto now = fetch(id, UINT64_MAX, std::chrono::seconds(5));
+    if (!now.ok()) return now.takeError();
+    if (!now->status.running) return now->status;
+  }
+  return Error(ErrorCode::SandboxExecFailed, "command '" + id + "' did not end after SIGKILL");
 }
 
 void AgentChannel::close() {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/protocol.hpp"
+#include "agentpane/commands.hpp"
 #include "agentpane/exec.hpp"
 
 namespace agentpane::channel {
@@ -47,6 +48,15 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // runs as the sandbox user): the caller routes root execs elsewhere.
   Result<std::unique_ptr<ExecSession>> startCommand(const std::vector<std::string>& argv,
                                                     const ExecOptions& options);
+
+  // Durable commands (agentpane/commands.hpp), answered by the agent over this stream.
+  // Blocking, each bounded; a command the agent does not know is NotFound (reason commandNotFound).
+  Result<CommandStatus> startDetached(const std::vector<std::string>& argv,
+                                      const ExecOptions& options);
+  Result<std::vector<CommandStatus>> list();
+  Result<CommandOutput> fetch(const std::string& id, std::uint64_t cursor,
+                              std::chrono::milliseconds wait);
+  Result<CommandStatus> kill(const std::string& id);
 
   // Ends the stream (the agent daemon and its commands stay; commands of this stream fail
   // with channelLost). Returns once the stream's handlers have all run (bounded).
@@ -84,7 +94,16 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::string agentStderr_;  // what the relay said before it ended (bounded)
   std::deque<std::pair<std::string, ExecHandler<void>>> writes_;
   std::map<std::string, std::weak_ptr<CommandState>> commands_;
+
+  struct Follower;
+  std::multimap<std::string, std::shared_ptr<Follower>> followers_;
+  std::map<std::string, std::optional<Result<std::uint32_t>>> starts_;  // id -> Started/Error
+  std::map<std::uint64_t, std::optional<agent::ListReply>> lists_;
+  std::uint64_t nextTag_ = 1;
 };
+
+// The status of a command as the agent reports it.
+CommandStatus statusOf(const agent::CommandInfo& info);
 
 // Counters for /metrics.
 struct ChannelCounters {

@@ -167,6 +167,50 @@ Result<std::string> ChannelProvider::install(const SandboxRef& ref) {
   return binaryName_;
 }
 
+Result<std::shared_ptr<AgentChannel>> ChannelProvider::commandChannel(const SandboxRef& ref) {
+  auto ch = channelFor(ref);
+  if (ch.ok()) return ch;
+  const ErrorCode code = ch.error().code;
+  if (code == ErrorCode::SandboxNotRunning || code == ErrorCode::SandboxNotFound) return ch;
+  auto details = ch.error().details;
+  details["reason"] = "execChannelUnavailable";
+  return Error(ErrorCode::SandboxProviderUnavailable,
+               "durable commands need the sandbox's agent, which cannot run: " + ch.error().message,
+               details);
+}
+
+Result<CommandStatus> ChannelProvider::startCommand(const SandboxRef& ref,
+                                                    const std::vector<std::string>& argv,
+                                                    const ExecOptions& options) {
+  if (options.root || options.tty || options.attachStdin) {
+    return Error(ErrorCode::ValidationError,
+                 "durable commands run as the sandbox user, without a terminal or stdin");
+  }
+  auto ch = commandChannel(ref);
+  if (!ch.ok()) return ch.takeError();
+  return (*ch)->startDetached(argv, options);
+}
+
+Result<std::vector<CommandStatus>> ChannelProvider::listCommands(const SandboxRef& ref) {
+  auto ch = commandChannel(ref);
+  if (!ch.ok()) return ch.takeError();
+  return (*ch)->list();
+}
+
+Result<CommandOutput> ChannelProvider::commandOutput(const SandboxRef& ref, const std::string& id,
+                                                     std::uint64_t cursor,
+                                                     std::chrono::milliseconds wait) {
+  auto ch = commandChannel(ref);
+  if (!ch.ok()) return ch.takeError();
+  return (*ch)->fetch(id, cursor, wait);
+}
+
+Result<CommandStatus> ChannelProvider::killCommand(const SandboxRef& ref, const std::string& id) {
+  auto ch = commandChannel(ref);
+  if (!ch.ok()) return ch.takeError();
+  return (*ch)->kill(id);
+}
+
 void ChannelProvider::drop(const SandboxRef& ref) {
   std::shared_ptr<Slot> slot;
   {

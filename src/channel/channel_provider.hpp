@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "agentpane/commands.hpp"
 #include "agentpane/provider.hpp"
 #include "channel/agent_channel.hpp"
 
@@ -32,7 +33,7 @@ struct ChannelProviderOptions {
 // The agent binary next to the running executable (AGENTPANE_AGENT_BINARY wins), or empty.
 std::string defaultAgentBinary();
 
-class ChannelProvider final : public SandboxProvider {
+class ChannelProvider final : public SandboxProvider, public CommandRunner {
  public:
   ChannelProvider(std::shared_ptr<SandboxProvider> inner, ChannelProviderOptions options);
   ~ChannelProvider() override;
@@ -75,6 +76,16 @@ class ChannelProvider final : public SandboxProvider {
     return inner_->cleanup(filter);
   }
 
+  // agentpane::CommandRunner (the channel's agent keeps the commands; the server keeps
+  // nothing, so they survive its restart)
+  Result<CommandStatus> startCommand(const SandboxRef& ref, const std::vector<std::string>& argv,
+                                     const ExecOptions& options) override;
+  Result<std::vector<CommandStatus>> listCommands(const SandboxRef& ref) override;
+  Result<CommandOutput> commandOutput(const SandboxRef& ref, const std::string& id,
+                                      std::uint64_t cursor,
+                                      std::chrono::milliseconds wait) override;
+  Result<CommandStatus> killCommand(const SandboxRef& ref, const std::string& id) override;
+
  private:
   struct Slot {
     std::mutex startMutex;  // one start at a time per sandbox
@@ -82,6 +93,9 @@ class ChannelProvider final : public SandboxProvider {
     std::chrono::steady_clock::time_point retryAt{};
   };
   Result<std::shared_ptr<AgentChannel>> startChannel(const SandboxRef& ref);
+  // The channel for a durable-command call: SandboxProviderUnavailable (reason
+  // execChannelUnavailable) when it cannot start.
+  Result<std::shared_ptr<AgentChannel>> commandChannel(const SandboxRef& ref);
   Result<std::unique_ptr<ExecSession>> openAgentStream(const SandboxRef& ref,
                                                        const std::string& path);
   Result<std::string> install(const SandboxRef& ref);

@@ -10,6 +10,7 @@
 
 #include "cli/api_client.hpp"
 #include "cli/audit_commands.hpp"
+#include "cli/command_commands.hpp"
 #include "cli/commands.hpp"
 #include "cli/egress_commands.hpp"
 #include "cli/profile_commands.hpp"
@@ -182,6 +183,7 @@ int run(int argc, char** argv) {
   exec->add_option("--timeout", timeoutSeconds, "Seconds before the command is killed");
   exec->add_option("id", sandboxId)->required();
   exec->add_option("command", command)->required();
+  CommandCommands commands(app, *exec);  // exec --detach, logs, ps
 
   // tmux
   auto* tmux = app.add_subcommand("tmux", "tmux sessions inside a sandbox");
@@ -385,6 +387,11 @@ int run(int argc, char** argv) {
   }
   if (egressCmd.parsed()) return egressCmd.run(api);
 
+  if (exec->parsed() && commands.detachParsed()) {
+    return commands.runDetach(api, sandboxId, command, timeoutSeconds);
+  }
+  if (commands.logsParsed()) return commands.runLogs(api);
+  if (commands.psParsed()) return commands.runPs(api);
   if (exec->parsed()) {
     ExecStreamRequest req{sandboxId, command, asRoot, timeoutSeconds, interactive};
     auto r = api.execStream(req);

@@ -81,6 +81,10 @@ RoutePattern::RoutePattern(std::string_view pattern) {
       s.param = true;
       s.kind = ParamKind::TmuxName;
       label_ += "/:name";
+    } else if (raw == "{command}") {
+      s.param = true;
+      s.kind = ParamKind::CommandId;
+      label_ += "/:cid";
     } else {
       s.literal = std::string(raw);
       label_ += "/" + s.literal;
@@ -123,6 +127,20 @@ std::optional<Result<PatternMatch>> RoutePattern::match(
         }
         m.params["name"] = v;
         break;
+      case ParamKind::CommandId: {
+        bool ok = !v.empty() && v.size() <= 64;
+        for (char c : v) {
+          ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '-' || c == '.');
+        }
+        if (!ok) {
+          return Result<PatternMatch>(Error(ErrorCode::ValidationError,
+                                            "invalid command id (expected [A-Za-z0-9_.-]{1,64})",
+                                            {{"field", "cid"}}));
+        }
+        m.params["cid"] = v;
+        break;
+      }
     }
   }
   return Result<PatternMatch>(std::move(m));

@@ -23,7 +23,7 @@ struct Target {
 Result<Target> parseTarget(std::string_view target);
 
 // Path parameter kinds, spelled in patterns as `{sandbox}`, `{config}`, `{tmux}`.
-enum class ParamKind { SandboxId, ConfigId, TmuxName };
+enum class ParamKind { SandboxId, ConfigId, TmuxName, CommandId };
 
 // Config ids: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
 bool isValidConfigId(std::string_view id);

@@ -126,6 +126,11 @@ boost::asio::awaitable<Reply> runCreateLike(RequestContext& ctx, CreateWork work
 boost::asio::awaitable<Reply> k8sStatus(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sContexts(RequestContext& ctx);
 boost::asio::awaitable<Reply> k8sNamespaces(RequestContext& ctx);
+// Durable commands (routes_commands.cpp).
+boost::asio::awaitable<Reply> startCommand(RequestContext& ctx);
+boost::asio::awaitable<Reply> listCommands(RequestContext& ctx);
+boost::asio::awaitable<Reply> getCommand(RequestContext& ctx);
+boost::asio::awaitable<Reply> killCommand(RequestContext& ctx);
 // The web page's settings (routes_settings.cpp).
 boost::asio::awaitable<Reply> getSettings(RequestContext& ctx);
 boost::asio::awaitable<Reply> putSettings(RequestContext& ctx);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agentpane/commands.hpp"
 #include "agentpane/provider.hpp"
 #include "agentpane/result.hpp"
 #include "agentpane/sandbox.hpp"
@@ -208,6 +209,17 @@ class SandboxService {
   Result<std::unique_ptr<ExecSession>> openExec(const std::string& id,
                                                 const std::vector<std::string>& argv,
                                                 const ExecOptions& opts, const std::string& actor);
+
+  // Durable commands (agentpane/commands.hpp): run by the sandbox's agent, they outlive the
+  // request and the server. Starts and kills are audited (command.start, command.kill). A
+  // provider without the agent channel: SandboxProviderUnavailable (reason execChannelUnavailable).
+  Result<CommandStatus> commandStart(const std::string& id, const std::vector<std::string>& argv,
+                                     const ExecOptions& opts, const std::string& actor);
+  Result<std::vector<CommandStatus>> commandList(const std::string& id);
+  Result<CommandOutput> commandOutput(const std::string& id, const std::string& commandId,
+                                      std::uint64_t cursor, std::chrono::milliseconds wait);
+  Result<CommandStatus> commandKill(const std::string& id, const std::string& commandId,
+                                    const std::string& actor);
 
   // Keeps the sandbox from idle stop while the returned token lives (an attached terminal,
   // any long-lived use that is not an exec the service opened).

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/base64.hpp"
 #include "integration/server/process.hpp"
 #include "net/endpoint.hpp"
 #include "net/http_client.hpp"
@@ -329,6 +330,83 @@ TEST_F(ApiE2E, RootExecIsAPermissionOfTheProfile) {
   EXPECT_EQ(call("DELETE", "/api/sandboxes/" + sandboxId_).status, 200);
   sandboxId_.clear();
   EXPECT_EQ(call("DELETE", "/api/sandbox-configs/" + cfgId).status, 200);
+}
+
+// Durable commands (issue 11) through the API: start, output from a cursor (base64 chunks
+// with offsets), the long-poll wait, list, kill, and coded refusals.
+TEST_F(ApiE2E, DurableCommandsRunReplayAndDie) {
+  auto created = call("POST", "/api/sandboxes",
+                      {{"projectPath", project_.string()}, {"projectId", projectId_}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  sandboxId_ = created.body["data"].value("id", "");
+  const std::string base = "/api/sandboxes/" + sandboxId_ + "/commands";
+
+  auto started = call("POST", base, {{"argv", {"sh", "-c", "printf abc; printf def >&2; exit 3"}}});
+  ASSERT_EQ(started.status, 201) << started.body.dump();
+  const std::string cid = started.body["data"].value("id", "");
+  ASSERT_FALSE(cid.empty());
+  // Wait (long poll) until it has ended; then replay from cursor 2.
+  json out;
+  for (int i = 0; i < 20; ++i) {
+    auto r = call("GET", base + "/" + cid + "?cursor=0&wait=5000");
+    ASSERT_EQ(r.status, 200) << r.body.dump();
+    out = r.body["data"];
+    if (!out["command"].value("running", true)) break;
+  }
+  ASSERT_FALSE(out["command"].value("running", true)) << out.dump();
+  EXPECT_EQ(out["command"]["exitCode"], 3);
+  EXPECT_EQ(out["command"]["state"], "exited");
+  auto replay = call("GET", base + "/" + cid + "?cursor=2");
+  ASSERT_EQ(replay.status, 200) << replay.body.dump();
+  std::string stdoutText, stderrText;
+  std::uint64_t expect = 2;
+  for (const auto& c : replay.body["data"]["chunks"]) {
+    EXPECT_EQ(c.value("offset", 0ull), expect);
+    auto data = base64Decode(c.value("data", std::string()));
+    ASSERT_TRUE(data.has_value());
+    expect += data->size();
+    (c.value("stream", "") == "stderr" ? stderrText : stdoutText) += *data;
+  }
+  EXPECT_EQ(stdoutText, "c");
+  EXPECT_EQ(stderrText, "def");
+  EXPECT_EQ(replay.body["data"].value("nextCursor", 0), 6);
+
+  // A long one, killed: its whole tree dies and the state says so.
+  auto sleeper = call("POST", base, {{"argv", {"sh", "-c", "sleep 3000 & sleep 3001; wait"}}});
+  ASSERT_EQ(sleeper.status, 201) << sleeper.body.dump();
+  const std::string sid = sleeper.body["data"].value("id", "");
+  auto list = call("GET", base);
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  std::set<std::string> ids;
+  for (const auto& c : list.body["data"])
+    ids.insert(c.value("id", ""));
+  EXPECT_TRUE(ids.count(cid) && ids.count(sid)) << list.body.dump();
+  auto killed = call("DELETE", base + "/" + sid);
+  ASSERT_EQ(killed.status, 200) << killed.body.dump();
+  EXPECT_EQ(killed.body["data"]["state"], "killed");
+  EXPECT_EQ(killed.body["data"]["exitCode"], 137);
+  auto ps = call("POST", "/api/sandboxes/" + sandboxId_ + "/exec",
+                 {{"argv", {"sh", "-c", "ps -eo args | grep -c '^sleep 300[01]' || true"}}});
+  ASSERT_EQ(ps.status, 200) << ps.body.dump();
+  EXPECT_EQ(ps.body["data"].value("stdout", ""), "0\n");
+
+  // Refusals, each with its code.
+  EXPECT_EQ(call("GET", base + "/nosuchcommand").code(), "NOT_FOUND");
+  EXPECT_EQ(call("DELETE", base + "/nosuchcommand").code(), "NOT_FOUND");
+  EXPECT_EQ(call("GET", base + "/bad%20id").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(call("GET", base + "/" + cid + "?cursor=-1").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(call("GET", base + "/" + cid + "?wait=999999").code(), "VALIDATION_ERROR");
+  EXPECT_EQ(call("POST", base, {{"argv", json::array()}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(call("POST", base, {{"argv", {"true"}}, {"root", true}}).code(), "VALIDATION_ERROR");
+  EXPECT_EQ(call("GET", "/api/sandboxes/no-such-sandbox/commands").code(), "SANDBOX_NOT_FOUND");
+
+  auto audit = call("GET", "/api/audit?sandboxId=" + sandboxId_ + "&event=command.*");
+  ASSERT_EQ(audit.status, 200) << audit.body.dump();
+  std::multiset<std::string> actions;
+  for (const auto& e : audit.body["data"])
+    actions.insert(e.value("action", ""));
+  EXPECT_EQ(actions.count("command.start"), 2u) << audit.body.dump();
+  EXPECT_EQ(actions.count("command.kill"), 1u) << audit.body.dump();
 }
 
 }  // namespace

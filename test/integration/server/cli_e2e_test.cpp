@@ -455,5 +455,48 @@ TEST_F(E2E, AnotherServersSandboxesAreLeftAlone) {
   EXPECT_EQ(rm.exitCode, 0) << rm.err;
 }
 
+// Durable commands (issue 11) through the CLI: a detached command runs on while the server
+// is killed with SIGKILL; after the restart `logs` replays its output from the start and
+// `logs -f` follows it to its end and exits with its exit code.
+TEST_F(E2E, DetachedCommandSurvivesAServerCrash) {
+  auto id = create();
+  ASSERT_FALSE(id.empty());
+  // It waits for a file the test makes only after the crash: it is running while the server dies.
+  auto d = cli({"exec", "--detach", id, "--", "sh", "-c",
+                "echo before; while [ ! -e /tmp/.go ]; do sleep 0.05; done; echo after; "
+                "echo err >&2; exit 7"});
+  ASSERT_EQ(d.exitCode, 0) << d.err << serverLog();
+  std::string cid = d.out;
+  while (!cid.empty() && cid.back() == '\n')
+    cid.pop_back();
+  ASSERT_FALSE(cid.empty());
+  std::string seen;
+  for (int i = 0; i < 200 && seen.empty(); ++i) {
+    seen = cli({"logs", id, cid}).out;
+    if (seen.empty()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(seen, "before\n");
+
+  server_->signal(SIGKILL);
+  startServer();
+
+  auto ps = cli({"ps", id, "--json"});
+  ASSERT_EQ(ps.exitCode, 0) << ps.err << serverLog();
+  auto list = json::parse(ps.out, nullptr, false);
+  ASSERT_TRUE(list.is_array()) << ps.out;
+  bool running = false;
+  for (const auto& c : list)
+    running = running || (c.value("id", "") == cid && c.value("running", false));
+  EXPECT_TRUE(running) << ps.out;
+  EXPECT_EQ(cli({"logs", id, cid}).out, "before\n");
+
+  ASSERT_EQ(cli({"exec", id, "--", "touch", "/tmp/.go"}).exitCode, 0);
+  auto follow = cli({"logs", "-f", id, cid});
+  EXPECT_EQ(follow.exitCode, 7) << follow.err << serverLog();
+  EXPECT_EQ(follow.out, "before\nafter\n");
+  EXPECT_EQ(follow.err, "err\n");
+  EXPECT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+}
+
 }  // namespace
 }  // namespace agentpane::testing
