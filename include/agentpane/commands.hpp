@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +45,25 @@ struct CommandOutput {
   CommandStatus status;
 };
 
+// What a live follower of one command receives (CommandRunner::followCommand), in this order:
+// `begin` once (where the replay starts: above the asked cursor when the ring dropped those
+// bytes), `chunk` for each piece of output (replayed, then live; an offset above the end of
+// the previous chunk means the ring dropped bytes between), then `end` exactly once with the
+// final status, or with an error (the command unknown, the channel lost). They run on the
+// runner's own thread and must not block (post to an executor).
+struct CommandEvents {
+  std::function<void(std::uint64_t cursor, const CommandStatus& status)> begin;
+  std::function<void(CommandChunk chunk)> chunk;
+  std::function<void(Result<CommandStatus> final)> end;
+};
+
+// A follower's handle. After stop() returns, no event is delivered; destroying it stops.
+class CommandFollow {
+ public:
+  virtual ~CommandFollow() = default;
+  virtual void stop() = 0;
+};
+
 class CommandRunner {
  public:
   virtual ~CommandRunner() = default;
@@ -59,6 +80,13 @@ class CommandRunner {
   // SIGKILLs the command's process tree; returns its final status. Unknown: NotFound (reason
   // commandNotFound).
   virtual Result<CommandStatus> killCommand(const SandboxRef& ref, const std::string& id) = 0;
+  // Follows a command live from `cursor` without holding a thread: events arrive as the
+  // output does. Fails at once only when the runner cannot be reached; an unknown command is
+  // an `end` with NotFound (reason commandNotFound).
+  virtual Result<std::unique_ptr<CommandFollow>> followCommand(const SandboxRef& ref,
+                                                               const std::string& id,
+                                                               std::uint64_t cursor,
+                                                               CommandEvents events) = 0;
 };
 
 }  // namespace agentpane

@@ -284,6 +284,12 @@ class ChannelExecSession final : public ExecSession {
 // together, so live frames sent earlier can only repeat bytes below it). After FetchEnd,
 // live frames extend the output in order.
 struct AgentChannel::Follower {
+  // Set for a live follower (follow()); a fetch() has none and is waited for on cv_.
+  std::optional<CommandEvents> events;
+  bool begun = false;     // `begin` delivered (under m_)
+  bool finished = false;  // `end` taken (under m_)
+  std::mutex deliver;     // held while events run, so that stop() can wait them out
+  bool stopped = false;   // under `deliver`
   std::uint64_t cursor = 0;
   std::map<std::uint64_t, std::pair<std::uint8_t, std::string>> early;
   std::optional<ag::FetchEnd> end;
@@ -338,6 +344,46 @@ CommandStatus statusOf(const ag::CommandInfo& info) {
   s.endedAtMs = static_cast<std::int64_t>(info.endedAtMs);
   return s;
 }
+
+namespace {
+
+// The command's status as a follower saw it: FetchEnd's, brought up to date by an Exit.
+template <class F>
+CommandStatus followerStatus(const F& f) {
+  CommandStatus s = statusOf(f.end->info);
+  if (f.exit) {
+    s.running = false;
+    s.exitCode = f.exit->code;
+    static constexpr const char* kStates[] = {"exited", "signaled", "timedOut", "killed", "lost"};
+    s.state = kStates[static_cast<int>(f.exit->reason)];
+    s.endCursor = f.exit->endCursor;
+  } else {
+    s.endCursor = std::max(s.endCursor, f.pos);
+  }
+  return s;
+}
+
+}  // namespace
+
+// A live follower's handle: stop() waits out an event being delivered, then detaches.
+class AgentChannel::FollowHandle final : public CommandFollow {
+ public:
+  FollowHandle(std::weak_ptr<AgentChannel> ch, std::shared_ptr<Follower> f)
+      : ch_(std::move(ch)), f_(std::move(f)) {}
+  ~FollowHandle() override { FollowHandle::stop(); }
+  void stop() override {
+    {
+      std::lock_guard d(f_->deliver);
+      if (f_->stopped) return;
+      f_->stopped = true;
+    }
+    if (auto ch = ch_.lock()) ch->dropFollower(f_);
+  }
+
+ private:
+  std::weak_ptr<AgentChannel> ch_;
+  std::shared_ptr<Follower> f_;
+};
 
 AgentChannel::AgentChannel(std::unique_ptr<ExecSession> stream) : stream_(std::move(stream)) {}
 
@@ -449,6 +495,13 @@ void AgentChannel::onRead(Result<std::optional<ExecChunk>> r) {
 }
 
 void AgentChannel::onFrame(ag::Message m) {
+  std::vector<std::shared_ptr<Follower>> live;
+  handleFrame(std::move(m), live);
+  for (auto& f : live)
+    pump(f);
+}
+
+void AgentChannel::handleFrame(ag::Message m, std::vector<std::shared_ptr<Follower>>& live) {
   auto stateOf = [this](const std::string& id) -> std::shared_ptr<CommandState> {
     std::lock_guard lk(m_);
     auto it = commands_.find(id);
@@ -464,8 +517,10 @@ void AgentChannel::onFrame(ag::Message m) {
     {
       std::lock_guard lk(m_);
       auto [b, e] = followers_.equal_range(o->id);
-      for (auto it = b; it != e; ++it)
+      for (auto it = b; it != e; ++it) {
         it->second->add(*o);
+        if (it->second->events) live.push_back(it->second);
+      }
       if (b != e) cv_.notify_all();
     }
     if (auto s = stateOf(o->id)) {
@@ -482,6 +537,7 @@ void AgentChannel::onFrame(ag::Message m) {
       auto [b, e] = followers_.equal_range(x->id);
       for (auto it = b; it != e; ++it) {
         if (it->second->end) it->second->exit = *x;
+        if (it->second->events) live.push_back(it->second);
       }
       if (b != e) cv_.notify_all();
     }
@@ -505,6 +561,7 @@ void AgentChannel::onFrame(ag::Message m) {
     for (auto it = b; it != e; ++it) {
       if (!it->second->end) {
         it->second->finish(*fe);
+        if (it->second->events) live.push_back(it->second);
         cv_.notify_all();
         break;
       }
@@ -522,6 +579,7 @@ void AgentChannel::onFrame(ag::Message m) {
           it->second->error =
               Error(ErrorCode::NotFound, "no command '" + e->id + "' in this sandbox",
                     {{"reason", "commandNotFound"}, {"commandId", e->id}});
+          if (it->second->events) live.push_back(it->second);
         }
       }
       cv_.notify_all();
@@ -536,6 +594,7 @@ void AgentChannel::onFrame(ag::Message m) {
 
 void AgentChannel::fail(Error e) {
   std::vector<std::shared_ptr<CommandState>> running;
+  std::vector<std::shared_ptr<Follower>> live;
   std::deque<std::pair<std::string, ExecHandler<void>>> writes;
   {
     std::lock_guard lk(m_);
@@ -547,11 +606,16 @@ void AgentChannel::fail(Error e) {
     for (auto& [id, w] : commands_) {
       if (auto s = w.lock()) running.push_back(s);
     }
+    for (auto& [id, f] : followers_) {
+      if (f->events) live.push_back(f);
+    }
     if (!writing_) writes.swap(writes_);
     cv_.notify_all();
   }
   for (auto& s : running)
     s->end(e, -1, false);
+  for (auto& f : live)
+    pump(f);
   for (auto& [frame, done] : writes) {
     if (done) done(e);
   }
@@ -730,12 +794,7 @@ Result<CommandOutput> AgentChannel::fetch(const std::string& id, std::uint64_t c
   if (f->end && wait.count() > 0 && f->end->info.running && f->chunks.empty()) {
     cv_.wait_for(lk, wait, [&] { return !f->chunks.empty() || f->exit || f->error || ended_; });
   }
-  for (auto it = followers_.begin(); it != followers_.end(); ++it) {
-    if (it->second == f) {
-      followers_.erase(it);
-      break;
-    }
-  }
+  eraseFollower(f);
   if (f->error) return *f->error;
   if (!f->end) {
     if (ended_) return failure_.value_or(channelLostError());
@@ -745,17 +804,78 @@ Result<CommandOutput> AgentChannel::fetch(const std::string& id, std::uint64_t c
   out.cursor = f->start;
   out.nextCursor = f->pos;
   out.chunks = std::move(f->chunks);
-  out.status = statusOf(f->end->info);
-  if (f->exit) {
-    out.status.running = false;
-    out.status.exitCode = f->exit->code;
-    static constexpr const char* kStates[] = {"exited", "signaled", "timedOut", "killed", "lost"};
-    out.status.state = kStates[static_cast<int>(f->exit->reason)];
-    out.status.endCursor = f->exit->endCursor;
-  } else {
-    out.status.endCursor = std::max(out.status.endCursor, f->pos);
-  }
+  out.status = followerStatus(*f);
   return out;
+}
+
+std::unique_ptr<CommandFollow> AgentChannel::follow(const std::string& id, std::uint64_t cursor,
+                                                    CommandEvents events) {
+  auto f = std::make_shared<Follower>();
+  f->cursor = cursor;
+  f->events = std::move(events);
+  if (!ag::validId(id)) {
+    f->error = Error(ErrorCode::NotFound, "no command '" + id + "' in this sandbox",
+                     {{"reason", "commandNotFound"}, {"commandId", id}});
+  } else {
+    {
+      std::lock_guard lk(m_);
+      followers_.emplace(id, f);
+    }
+    // A failed write fails the channel, which ends every live follower.
+    write(ag::encode(ag::FetchOutput{id, cursor, true}), nullptr);
+  }
+  pump(f);  // the channel may have ended before the follower was in its list
+  return std::make_unique<FollowHandle>(weak_from_this(), f);
+}
+
+void AgentChannel::pump(const std::shared_ptr<Follower>& f) {
+  std::lock_guard d(f->deliver);
+  if (f->stopped) return;
+  std::optional<std::pair<std::uint64_t, CommandStatus>> begin;
+  std::vector<CommandChunk> chunks;
+  std::optional<Result<CommandStatus>> end;
+  {
+    std::lock_guard lk(m_);
+    if (f->finished) return;
+    if (f->end) {
+      if (!f->begun) {
+        f->begun = true;
+        begin.emplace(f->start, statusOf(f->end->info));
+      }
+      chunks.swap(f->chunks);
+    }
+    if (f->error) {
+      end.emplace(*f->error);
+    } else if (f->end && f->exit) {
+      end.emplace(followerStatus(*f));
+    } else if (ended_) {
+      end.emplace(failure_.value_or(channelLostError()));
+    }
+    if (end) {
+      f->finished = true;
+      eraseFollower(f);
+    }
+  }
+  if (begin && f->events->begin) f->events->begin(begin->first, begin->second);
+  if (f->events->chunk) {
+    for (auto& c : chunks)
+      f->events->chunk(std::move(c));
+  }
+  if (end && f->events->end) f->events->end(std::move(*end));
+}
+
+void AgentChannel::eraseFollower(const std::shared_ptr<Follower>& f) {
+  for (auto it = followers_.begin(); it != followers_.end(); ++it) {
+    if (it->second == f) {
+      followers_.erase(it);
+      return;
+    }
+  }
+}
+
+void AgentChannel::dropFollower(const std::shared_ptr<Follower>& f) {
+  std::lock_guard lk(m_);
+  eraseFollower(f);
 }
 
 Result<CommandStatus> AgentChannel::kill(const std::string& id) {

@@ -57,6 +57,10 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   Result<CommandOutput> fetch(const std::string& id, std::uint64_t cursor,
                               std::chrono::milliseconds wait);
   Result<CommandStatus> kill(const std::string& id);
+  // Follows a command live (CommandRunner::followCommand): events run on this channel's
+  // reader thread. The handle's stop() must not be called from inside an event.
+  std::unique_ptr<CommandFollow> follow(const std::string& id, std::uint64_t cursor,
+                                        CommandEvents events);
 
   // Ends the stream (the agent daemon and its commands stay; commands of this stream fail
   // with channelLost). Returns once the stream's handlers have all run (bounded).
@@ -73,7 +77,15 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   explicit AgentChannel(std::unique_ptr<ExecSession> stream);
   void readNext();
   void onRead(Result<std::optional<ExecChunk>> r);
+  struct Follower;
+  class FollowHandle;
   void onFrame(agent::Message m);
+  void handleFrame(agent::Message m, std::vector<std::shared_ptr<Follower>>& live);
+  // Delivers what a live follower has gathered; ends it on its Exit, an error or the
+  // channel's end. Called outside m_.
+  void pump(const std::shared_ptr<Follower>& f);
+  void eraseFollower(const std::shared_ptr<Follower>& f);  // under m_
+  void dropFollower(const std::shared_ptr<Follower>& f);
   void fail(Error e);
   void writeNext();
 
@@ -95,7 +107,6 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   std::deque<std::pair<std::string, ExecHandler<void>>> writes_;
   std::map<std::string, std::weak_ptr<CommandState>> commands_;
 
-  struct Follower;
   std::multimap<std::string, std::shared_ptr<Follower>> followers_;
   std::map<std::string, std::optional<Result<std::uint32_t>>> starts_;  // id -> Started/Error
   std::map<std::uint64_t, std::optional<agent::ListReply>> lists_;

@@ -205,6 +205,15 @@ Result<CommandOutput> ChannelProvider::commandOutput(const SandboxRef& ref, cons
   return (*ch)->fetch(id, cursor, wait);
 }
 
+Result<std::unique_ptr<CommandFollow>> ChannelProvider::followCommand(const SandboxRef& ref,
+                                                                      const std::string& id,
+                                                                      std::uint64_t cursor,
+                                                                      CommandEvents events) {
+  auto ch = commandChannel(ref);
+  if (!ch.ok()) return ch.takeError();
+  return (*ch)->follow(id, cursor, std::move(events));
+}
+
 Result<CommandStatus> ChannelProvider::killCommand(const SandboxRef& ref, const std::string& id) {
   auto ch = commandChannel(ref);
   if (!ch.ok()) return ch.takeError();

@@ -85,6 +85,9 @@ class ChannelProvider final : public SandboxProvider, public CommandRunner {
                                       std::uint64_t cursor,
                                       std::chrono::milliseconds wait) override;
   Result<CommandStatus> killCommand(const SandboxRef& ref, const std::string& id) override;
+  Result<std::unique_ptr<CommandFollow>> followCommand(const SandboxRef& ref, const std::string& id,
+                                                       std::uint64_t cursor,
+                                                       CommandEvents events) override;
 
  private:
   struct Slot {

@@ -551,6 +551,7 @@ std::vector<Route> buildRoutes() {
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}/commands", listCommands));
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}/commands/{command}", getCommand));
   r.push_back(http(V::delete_, "/api/sandboxes/{sandbox}/commands/{command}", killCommand));
+  r.push_back(ws("/api/sandboxes/{sandbox}/commands/{command}/follow", runCommandFollow));
 
   r.push_back(http(V::get, "/api/sandboxes/{sandbox}/tmux", listTmux));
   r.push_back(http(V::post, "/api/sandboxes/{sandbox}/tmux", createTmux));

@@ -17,13 +17,7 @@ namespace agentpane::server {
 namespace asio = boost::asio;
 using nlohmann::json;
 
-namespace {
-
-constexpr const char* kActor = "api";
-// The longest a GET …?wait=N holds a request.
-constexpr std::int64_t kMaxWaitMs = 25'000;
-
-json statusJson(const CommandStatus& s) {
+json commandStatusJson(const CommandStatus& s) {
   json j{{"id", s.id},
          {"argv", s.argv},
          {"running", s.running},
@@ -36,6 +30,12 @@ json statusJson(const CommandStatus& s) {
   return j;
 }
 
+namespace {
+
+constexpr const char* kActor = "api";
+// The longest a GET …?wait=N holds a request.
+constexpr std::int64_t kMaxWaitMs = 25'000;
+
 json outputJson(const CommandOutput& o) {
   json chunks = json::array();
   for (const auto& c : o.chunks) {
@@ -46,7 +46,7 @@ json outputJson(const CommandOutput& o) {
   return json{{"cursor", o.cursor},
               {"nextCursor", o.nextCursor},
               {"chunks", chunks},
-              {"command", statusJson(o.status)}};
+              {"command", commandStatusJson(o.status)}};
 }
 
 Result<std::uint64_t> queryU64(const RequestContext& ctx, const std::string& name,
@@ -101,7 +101,7 @@ asio::awaitable<Reply> startCommand(RequestContext& ctx) {
   });
   auto started = co_await std::move(call);
   co_return replyFrom(
-      started, [](const CommandStatus& s) { return statusJson(s); }, 201);
+      started, [](const CommandStatus& s) { return commandStatusJson(s); }, 201);
 }
 
 asio::awaitable<Reply> listCommands(RequestContext& ctx) {
@@ -113,7 +113,7 @@ asio::awaitable<Reply> listCommands(RequestContext& ctx) {
   co_return replyFrom(r, [](const std::vector<CommandStatus>& v) {
     json a = json::array();
     for (const auto& s : v)
-      a.push_back(statusJson(s));
+      a.push_back(commandStatusJson(s));
     return a;
   });
 }
@@ -138,7 +138,7 @@ asio::awaitable<Reply> killCommand(RequestContext& ctx) {
     return ctx.server.service.commandKill(id, cid, kActor);
   });
   auto r = co_await std::move(call);
-  co_return replyFrom(r, [](const CommandStatus& s) { return statusJson(s); });
+  co_return replyFrom(r, [](const CommandStatus& s) { return commandStatusJson(s); });
 }
 
 }  // namespace agentpane::server

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "agentpane/commands.hpp"
 #include "server/api.hpp"
 #include "server/auth.hpp"
 #include "server/metrics.hpp"
@@ -131,6 +132,10 @@ boost::asio::awaitable<Reply> startCommand(RequestContext& ctx);
 boost::asio::awaitable<Reply> listCommands(RequestContext& ctx);
 boost::asio::awaitable<Reply> getCommand(RequestContext& ctx);
 boost::asio::awaitable<Reply> killCommand(RequestContext& ctx);
+// GET /api/sandboxes/:id/commands/:cid/follow, a WebSocket (ws_follow.cpp).
+boost::asio::awaitable<void> runCommandFollow(RequestContext& ctx, std::shared_ptr<WsChannel> ch);
+// A durable command's status as the API shows it.
+nlohmann::json commandStatusJson(const CommandStatus& s);
 // The web page's settings (routes_settings.cpp).
 boost::asio::awaitable<Reply> getSettings(RequestContext& ctx);
 boost::asio::awaitable<Reply> putSettings(RequestContext& ctx);

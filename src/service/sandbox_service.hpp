@@ -220,6 +220,11 @@ class SandboxService {
                                       std::uint64_t cursor, std::chrono::milliseconds wait);
   Result<CommandStatus> commandKill(const std::string& id, const std::string& commandId,
                                     const std::string& actor);
+  // Follows one live (the follow WebSocket): events as CommandEvents says, on the runner's
+  // thread. Fails at once for an unknown sandbox or no agent; an unknown command ends.
+  Result<std::unique_ptr<CommandFollow>> commandFollow(const std::string& id,
+                                                       const std::string& commandId,
+                                                       std::uint64_t cursor, CommandEvents events);
 
   // Keeps the sandbox from idle stop while the returned token lives (an attached terminal,
   // any long-lived use that is not an exec the service opened).

@@ -75,6 +75,15 @@ Result<CommandOutput> SandboxService::commandOutput(const std::string& id,
   return r->runner->commandOutput(r->ref, commandId, cursor, wait);
 }
 
+Result<std::unique_ptr<CommandFollow>> SandboxService::commandFollow(const std::string& id,
+                                                                     const std::string& commandId,
+                                                                     std::uint64_t cursor,
+                                                                     CommandEvents events) {
+  auto r = runnerOf(*impl_, id);
+  if (!r.ok()) return r.takeError();
+  return r->runner->followCommand(r->ref, commandId, cursor, std::move(events));
+}
+
 Result<CommandStatus> SandboxService::commandKill(const std::string& id,
                                                   const std::string& commandId,
                                                   const std::string& actor) {

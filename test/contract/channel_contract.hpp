@@ -2,6 +2,9 @@
 // (src/channel): included by each provider's channel suite after its makeHarness().
 #pragma once
 
+#include <condition_variable>
+#include <mutex>
+
 #include "channel/channel_provider.hpp"
 #include "contract/provider_contract.hpp"
 
@@ -89,6 +92,113 @@ TEST_F(ProviderContract, AThousandConcurrentCommandsKeepTheirOwnOutput) {
     if (out == "out-" + std::to_string(i) + "\n" && *code == i % 256) ++good;
   }
   EXPECT_EQ(good, kCommands);
+}
+
+// A durable command followed live through the runner: `begin`, then the output as it is
+// written (the command waits for a file made only after the first line arrived), then `end`
+// with the exit code; after stop() nothing more is delivered; an unknown command ends with
+// NotFound. Events come on the channel's thread, so the test collects them under a lock.
+TEST_F(ProviderContract, ADurableCommandIsFollowedLiveUntilItsEnd) {
+  auto& cp = dynamic_cast<channel::ChannelProvider&>(provider());
+  ExecOptions opts;
+  auto started = cp.startCommand(sharedRef(),
+                                 {"sh", "-c",
+                                  "echo first; while [ ! -e /tmp/follow-go ]; do sleep 0.05; "
+                                  "done; echo second >&2; exit 4"},
+                                 opts);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  struct Seen {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<std::uint64_t> begin;
+    std::string out, err;
+    std::optional<Result<CommandStatus>> end;
+    int events = 0;
+  };
+  auto seen = std::make_shared<Seen>();
+  auto eventsInto = [](std::shared_ptr<Seen> s) {
+    CommandEvents ev;
+    ev.begin = [s](std::uint64_t c, const CommandStatus&) {
+      std::lock_guard lk(s->m);
+      s->begin = c;
+      ++s->events;
+      s->cv.notify_all();
+    };
+    ev.chunk = [s](CommandChunk c) {
+      std::lock_guard lk(s->m);
+      (c.stream == ExecStream::Stderr ? s->err : s->out) += c.data;
+      ++s->events;
+      s->cv.notify_all();
+    };
+    ev.end = [s](Result<CommandStatus> r) {
+      std::lock_guard lk(s->m);
+      s->end = std::move(r);
+      ++s->events;
+      s->cv.notify_all();
+    };
+    return ev;
+  };
+  auto follow = cp.followCommand(sharedRef(), started->id, 0, eventsInto(seen));
+  ASSERT_TRUE(follow.ok()) << follow.error().describe();
+  {
+    std::unique_lock lk(seen->m);
+    ASSERT_TRUE(seen->cv.wait_for(lk, std::chrono::seconds(30), [&] {
+      return seen->out == "first\n";
+    })) << seen->out;
+    EXPECT_EQ(seen->begin, std::optional<std::uint64_t>(0));
+    EXPECT_FALSE(seen->end.has_value());
+  }
+  EXPECT_EQ(sh("touch /tmp/follow-go; echo ok"), "ok\n");
+  {
+    std::unique_lock lk(seen->m);
+    ASSERT_TRUE(
+        seen->cv.wait_for(lk, std::chrono::seconds(30), [&] { return seen->end.has_value(); }));
+    ASSERT_TRUE(seen->end->ok()) << seen->end->error().describe();
+    EXPECT_EQ((*seen->end)->exitCode, std::optional<int>(4));
+    EXPECT_EQ((*seen->end)->state, "exited");
+    EXPECT_EQ(seen->err, "second\n");
+  }
+
+  // stop(): a follower of a live command hears nothing after it returns.
+  auto sleeper =
+      cp.startCommand(sharedRef(), {"sh", "-c", "while :; do echo tick; sleep 0.05; done"}, opts);
+  ASSERT_TRUE(sleeper.ok()) << sleeper.error().describe();
+  auto ticks = std::make_shared<Seen>();
+  auto f2 = cp.followCommand(sharedRef(), sleeper->id, 0, eventsInto(ticks));
+  ASSERT_TRUE(f2.ok());
+  {
+    std::unique_lock lk(ticks->m);
+    ASSERT_TRUE(
+        ticks->cv.wait_for(lk, std::chrono::seconds(30), [&] { return ticks->out.size() >= 10; }));
+  }
+  (*f2)->stop();
+  int eventsAtStop = 0;
+  {
+    std::lock_guard lk(ticks->m);
+    eventsAtStop = ticks->events;
+  }
+  // The command still writes; a few of its lines later, the stopped follower has heard none.
+  auto probe = cp.commandOutput(sharedRef(), sleeper->id, 0, std::chrono::milliseconds(0));
+  ASSERT_TRUE(probe.ok());
+  auto later = cp.commandOutput(sharedRef(), sleeper->id, probe->nextCursor + 10,
+                                std::chrono::milliseconds(5000));
+  ASSERT_TRUE(later.ok());
+  EXPECT_FALSE(later->chunks.empty());
+  {
+    std::lock_guard lk(ticks->m);
+    EXPECT_EQ(ticks->events, eventsAtStop);
+  }
+  ASSERT_TRUE(cp.killCommand(sharedRef(), sleeper->id).ok());
+
+  auto unknown = std::make_shared<Seen>();
+  auto f3 = cp.followCommand(sharedRef(), "no-such-command", 0, eventsInto(unknown));
+  ASSERT_TRUE(f3.ok());
+  std::unique_lock lk(unknown->m);
+  ASSERT_TRUE(
+      unknown->cv.wait_for(lk, std::chrono::seconds(30), [&] { return unknown->end.has_value(); }));
+  ASSERT_FALSE(unknown->end->ok());
+  EXPECT_EQ(unknown->end->error().code, ErrorCode::NotFound);
+  EXPECT_EQ(sh("rm -f /tmp/follow-go; echo ok"), "ok\n");
 }
 
 }  // namespace agentpane::contract

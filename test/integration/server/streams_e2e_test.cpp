@@ -13,6 +13,7 @@
 #include <boost/beast/websocket.hpp>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -65,6 +66,11 @@ class StreamsE2E : public ::testing::Test {
     for (const auto& id : sandboxes_)
       call("DELETE", "/api/sandboxes/" + id);
     server_.reset();
+    if (HasFailure()) {
+      std::ifstream log(root_ / "server.log");
+      std::string all((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      std::cerr << "server log (tail):\n" << all.substr(all.size() > 4000 ? all.size() - 4000 : 0);
+    }
     for (const auto& projectId : projectIds_) {
       auto left =
           run({"docker", "ps", "-aq", "--filter", "label=agentpane.io/project-id=" + projectId});
@@ -118,6 +124,38 @@ class StreamsE2E : public ::testing::Test {
     return {{"AGENTPANE_URL", url_}, {"AGENTPANE_TOKEN", token_}};
   }
 
+  struct Frame {
+    bool text = false;
+    bool closed = false;
+    std::string data;
+  };
+  using Ws = websocket::stream<beast::tcp_stream>;
+  // A WebSocket to `target` on the server, or null (the failure is reported).
+  std::unique_ptr<Ws> connectWs(const std::string& target) {
+    auto ws = std::make_unique<Ws>(wsIo_);
+    beast::error_code ec;
+    beast::get_lowest_layer(*ws).connect(
+        asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    if (ec) return nullptr;
+    ws->set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+      r.set(beast::http::field::authorization, "Bearer " + token_);
+    }));
+    beast::get_lowest_layer(*ws).expires_after(120s);
+    ws->handshake(host_, target, ec);
+    EXPECT_FALSE(ec) << target << ": " << ec.message();
+    if (ec) return nullptr;
+    return ws;
+  }
+  static Frame readFrame(Ws& ws) {
+    beast::flat_buffer buf;
+    beast::error_code ec;
+    ws.read(buf, ec);
+    if (ec) return Frame{false, true, ec.message()};
+    return Frame{ws.got_text(), false, beast::buffers_to_string(buf.data())};
+  }
+
+  asio::io_context wsIo_;
   std::string projectId_;
   fs::path root_, home_, project_;
   std::string url_, token_, host_;
@@ -377,6 +415,157 @@ TEST_F(StreamsE2E, RefusalAtTheStreamBoundReachesTheCliWithItsCode) {
   }
   EXPECT_EQ(again.exitCode, 0) << again.err;
   EXPECT_EQ(again.out, "in\n");
+}
+
+// The follow WebSocket of a durable command: a client sees its output live (the command waits
+// for a file the test makes after reading the first line), replays from a cursor after the
+// end, gets coded errors, and leaving does not stop the command.
+TEST_F(StreamsE2E, FollowWebSocketStreamsADurableCommandLive) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  const std::string base = "/api/sandboxes/" + id + "/commands";
+  auto started = call("POST", base,
+                      json{{"argv",
+                            {"sh", "-c",
+                             "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                             "echo second; echo oops >&2; exit 7"}}});
+  ASSERT_TRUE(started.value("ok", false)) << started.dump();
+  const std::string cid = started["data"]["id"];
+
+  auto ws = connectWs("/api/sandboxes/" + id + "/commands/" + cid + "/follow");
+  ASSERT_TRUE(ws);
+  auto begin = readFrame(*ws);
+  ASSERT_TRUE(begin.text) << begin.data;
+  auto b = json::parse(begin.data);
+  EXPECT_EQ(b["type"], "begin");
+  EXPECT_EQ(b["cursor"], 0);
+  EXPECT_EQ(b["command"]["id"], cid);
+  // "first" arrives while the command still waits: nothing but the follow could deliver it.
+  std::string out, err;
+  while (out != "first\n") {
+    auto f = readFrame(*ws);
+    ASSERT_FALSE(f.text) << f.data;
+    ASSERT_FALSE(f.data.empty());
+    (f.data[0] == 1 ? out : err) += f.data.substr(1);
+  }
+  auto go = call("POST", "/api/sandboxes/" + id + "/exec", json{{"argv", {"touch", "/tmp/go"}}});
+  ASSERT_TRUE(go.value("ok", false)) << go.dump();
+  json exit;
+  for (;;) {
+    auto f = readFrame(*ws);
+    ASSERT_FALSE(f.closed) << "closed before the exit message";
+    if (f.text) {
+      exit = json::parse(f.data);
+      break;
+    }
+    (f.data[0] == 1 ? out : err) += f.data.substr(1);
+  }
+  EXPECT_EQ(out, "first\nsecond\n");
+  EXPECT_EQ(err, "oops\n");
+  EXPECT_EQ(exit["type"], "exit") << exit.dump();
+  EXPECT_EQ(exit["exitCode"], 7);
+  EXPECT_EQ(exit["state"], "exited");
+  EXPECT_EQ(exit["cursor"], 18);
+  EXPECT_TRUE(readFrame(*ws).closed);
+
+  // After the end: a replay from cursor 6 ("second\n" and "oops\n"), then the exit at once.
+  auto again = connectWs("/api/sandboxes/" + id + "/commands/" + cid + "/follow?cursor=6");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(json::parse(readFrame(*again).data)["cursor"], 6);
+  std::string rest;
+  for (auto f = readFrame(*again); !f.text && !f.closed; f = readFrame(*again))
+    rest += f.data.substr(1);
+  EXPECT_EQ(rest, "second\noops\n");
+
+  // Coded errors, then a normal close.
+  for (const auto& [path, code] : std::vector<std::pair<std::string, std::string>>{
+           {base + "/nosuchcommand/follow", "NOT_FOUND"},
+           {base + "/" + cid + "/follow?cursor=x", "VALIDATION_ERROR"},
+           {base + "/" + cid + "/follow?wait=1", "VALIDATION_ERROR"},
+           {"/api/sandboxes/no-such-sandbox/commands/" + cid + "/follow", "SANDBOX_NOT_FOUND"}}) {
+    auto e = connectWs(path);
+    ASSERT_TRUE(e) << path;
+    auto f = readFrame(*e);
+    ASSERT_TRUE(f.text) << path;
+    EXPECT_EQ(json::parse(f.data)["code"], code) << path << ": " << f.data;
+    EXPECT_TRUE(readFrame(*e).closed) << path;
+  }
+
+  // A follower that leaves stops following; the command runs on.
+  auto sleeper = call("POST", base, json{{"argv", {"sh", "-c", "echo a; exec sleep 600"}}});
+  ASSERT_TRUE(sleeper.value("ok", false)) << sleeper.dump();
+  const std::string sid = sleeper["data"]["id"];
+  {
+    auto w = connectWs("/api/sandboxes/" + id + "/commands/" + sid + "/follow");
+    ASSERT_TRUE(w);
+    readFrame(*w);  // begin
+    EXPECT_EQ(readFrame(*w).data, std::string("\x01"
+                                              "a\n"));
+    beast::error_code ec;
+    w->close(websocket::close_code::normal, ec);
+  }
+  auto still = call("GET", base + "/" + sid);
+  ASSERT_TRUE(still.value("ok", false)) << still.dump();
+  EXPECT_TRUE(still["data"]["command"].value("running", false)) << still.dump();
+  EXPECT_TRUE(call("DELETE", base + "/" + sid).value("ok", false));
+}
+
+// A follower that does not read while a command writes far more than the agent keeps (1 MiB)
+// and the socket buffers hold: the server pauses the follow instead of queueing without
+// bound, resumes from the client's cursor, and says where bytes were lost with "skip"; every
+// byte delivered sits at its true offset, and the end of the output is complete.
+TEST_F(StreamsE2E, FollowWebSocketOfASlowClientSkipsInsteadOfBuffering) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  const std::string base = "/api/sandboxes/" + id + "/commands";
+  constexpr std::uint64_t kLines = 4'000'000;  // "0000000\n" .. "3999999\n": 32 MB
+  auto started = call("POST", base, json{{"argv", {"seq", "-w", "0", std::to_string(kLines - 1)}}});
+  ASSERT_TRUE(started.value("ok", false)) << started.dump();
+  const std::string cid = started["data"]["id"];
+  auto ws = connectWs("/api/sandboxes/" + id + "/commands/" + cid + "/follow");
+  ASSERT_TRUE(ws);
+  // Not reading until the command has ended.
+  for (int i = 0; i < 600; ++i) {
+    auto st = call("GET", base + "/" + cid);
+    if (!st["data"]["command"].value("running", true)) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  auto at = [](std::uint64_t off) {
+    char line[16];
+    std::snprintf(line, sizeof line, "%07llu\n", static_cast<unsigned long long>(off / 8));
+    return line[off % 8];
+  };
+  std::uint64_t pos = 0;
+  int skips = 0;
+  json exit;
+  auto first = readFrame(*ws);
+  ASSERT_TRUE(first.text);
+  EXPECT_EQ(json::parse(first.data)["type"], "begin");
+  for (;;) {
+    auto f = readFrame(*ws);
+    ASSERT_FALSE(f.closed) << "closed before the exit message, at " << pos;
+    if (f.text) {
+      auto j = json::parse(f.data);
+      if (j["type"] != "skip") {
+        exit = j;
+        break;
+      }
+      ASSERT_GT(j["cursor"].get<std::uint64_t>(), pos);
+      pos = j["cursor"];
+      ++skips;
+      continue;
+    }
+    ASSERT_EQ(f.data[0], 1);
+    for (std::size_t i = 1; i < f.data.size(); ++i, ++pos)
+      ASSERT_EQ(f.data[i], at(pos)) << "at offset " << pos;
+  }
+  EXPECT_EQ(exit["type"], "exit") << exit.dump();
+  EXPECT_EQ(exit["exitCode"], 0);
+  EXPECT_EQ(pos, kLines * 8);
+  EXPECT_EQ(exit["cursor"], kLines * 8);
+  EXPECT_GE(skips, 1) << "the whole output went through: the pause was not exercised";
 }
 
 }  // namespace
