@@ -40,6 +40,8 @@ Result<ClusterInfo::Entry> ClusterInfo::entryFor(const ClusterTarget& target) {
   if (!loaded.ok()) return loaded.takeError();
   ResolveOptions resolve = options_.resolve;
   resolve.timeout = options_.callTimeout;
+  if (!target.kubeconfigPath.empty() && !options_.allowExecInTargetKubeconfigs)
+    resolve.refuseExecPlugins = true;
   Result<RestConfig> rc = Error(ErrorCode::Internal, "unresolved");
   if (loaded.value().source == KubeconfigSource::InCluster) {
     if (!target.context.empty()) {

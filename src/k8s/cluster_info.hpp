@@ -56,6 +56,9 @@ struct ClusterInfoOptions {
   std::chrono::milliseconds connectTimeout{3000};
   std::chrono::milliseconds callTimeout{5000};
   std::size_t maxClients = 8;  // (kubeconfig, context) pairs kept; least recently used goes
+  // Exec plugins in a kubeconfig a target names (the API's) are refused unless this is set;
+  // the server's own discovery (`rules`) may use them.
+  bool allowExecInTargetKubeconfigs = false;
 };
 
 // Thread-safe. Every method blocks (files, plugins, network): worker threads only.

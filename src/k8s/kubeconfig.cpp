@@ -246,6 +246,14 @@ Result<RestConfig> resolveContext(const Kubeconfig& config, std::string_view con
   }
   if (user->exec) {
     const KubeExec& x = *user->exec;
+    if (options.refuseExecPlugins) {
+      return invalid(user->origin, uAt + ".exec",
+                     "exec credential plugins are refused in a kubeconfig given through the API "
+                     "(the server would run '" +
+                         x.command +
+                         "' on its host); use a token or a client certificate, or start the "
+                         "server with AGENTPANE_K8S_API_KUBECONFIG_EXEC=1 to allow them");
+    }
     if (x.interactiveMode == "Always") {
       return invalid(user->origin, uAt + ".exec.interactiveMode",
                      "Always needs a terminal, and the server never has one");

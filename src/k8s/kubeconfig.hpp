@@ -113,6 +113,10 @@ ContextList listContexts(const Kubeconfig& config);
 struct ResolveOptions {
   ExecPluginOptions exec;                    // clock, timeout, environment of exec plugins
   std::chrono::milliseconds timeout{10000};  // RestConfig::timeout
+  // A user with an exec plugin is K8sKubeconfigInvalid instead: for kubeconfigs the API names
+  // (a profile's kubeConfigPath, ?kubeconfigPath=), whose plugin command a token holder could
+  // have written into a project folder.
+  bool refuseExecPlugins = false;
 };
 
 // Builds the RestConfig of `context` ("" = current-context). A context that is not there is

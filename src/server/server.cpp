@@ -34,6 +34,7 @@
 #include "server/server_context.hpp"
 #include "server/static_files.hpp"
 #include "server/ws_channel.hpp"
+#include "service/composition.hpp"
 #include "service/sandbox_service.hpp"
 
 namespace agentpane::server {
@@ -144,8 +145,11 @@ struct Server::Impl {
         lifecyclePool(static_cast<std::size_t>(std::max(1, options.lifecycleThreads))) {
     // Always there: the default profile may turn the feature on at any time. It reads
     // nothing until a cluster route is called.
-    ctx.cluster = options.cluster ? options.cluster
-                                  : std::make_shared<k8s::ClusterInfo>(k8s::ClusterInfoOptions{});
+    k8s::ClusterInfoOptions clusterOptions;
+    clusterOptions.allowExecInTargetKubeconfigs =
+        kubernetesSettingsFromEnvironment().allowApiKubeconfigExec;
+    ctx.cluster =
+        options.cluster ? options.cluster : std::make_shared<k8s::ClusterInfo>(clusterOptions);
   }
 
   // Declaration order is destruction order reversed: the pools go first (their abandoned

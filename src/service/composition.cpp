@@ -39,6 +39,7 @@ CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment() {
   k.imagePullPolicy = envOr("AGENTPANE_K8S_IMAGE_PULL_POLICY");
   k.workspace = envOr("AGENTPANE_K8S_WORKSPACE");
   k.storageClass = envOr("AGENTPANE_K8S_STORAGE_CLASS");
+  k.allowApiKubeconfigExec = envOr("AGENTPANE_K8S_API_KUBECONFIG_EXEC") == "1";
   return k;
 }
 
@@ -59,7 +60,10 @@ Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const Compositi
   const std::string ns = pick(target.namespaceName, k.namespaceName);
   k8s::LoadingRules rules;
   rules.explicitPath = path;
-  k8s::DeferredClientConfig deferred(rules, context, ns);
+  k8s::ResolveOptions resolve;
+  // A profile's kubeconfig came through the API: its exec plugin would run on this host.
+  resolve.refuseExecPlugins = !target.kubeconfigPath.empty() && !k.allowApiKubeconfigExec;
+  k8s::DeferredClientConfig deferred(rules, context, ns, resolve);
   auto rest = deferred.restConfig();
   if (!rest.ok()) return rest.takeError();
   k8s::K8sProviderOptions ko;

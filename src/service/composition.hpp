@@ -33,6 +33,9 @@ struct CompositionOptions {
     // volume verbs needed); the in-cluster Deployment (`agentpane manifests`) uses emptyDir.
     std::string workspace;
     std::string storageClass;
+    // AGENTPANE_K8S_API_KUBECONFIG_EXEC=1: a profile's kubeconfig may use exec plugins (off:
+    // the API could otherwise make the server run a command a token holder wrote).
+    bool allowApiKubeconfigExec = false;
   } kubernetes;
 };
 

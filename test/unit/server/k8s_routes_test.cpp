@@ -48,6 +48,7 @@ class K8sRoutesTest : public ::testing::Test {
       return std::nullopt;
     };
     o.rules.allowInCluster = false;
+    o.allowExecInTargetKubeconfigs = allowTargetExec;
     cluster = std::make_shared<k8s::ClusterInfo>(o);
     auto so = testServerOptions();
     so.enableK8s = serverEnables;
@@ -116,6 +117,7 @@ class K8sRoutesTest : public ::testing::Test {
   std::shared_ptr<k8s::ClusterInfo> cluster;
   std::unique_ptr<TestServer> ts;
   std::atomic<bool> namespaceMissing{false};
+  bool allowTargetExec = false;
 };
 
 TEST_F(K8sRoutesTest, StatusReportsVersionNamespaceAndSandboxPods) {
@@ -319,6 +321,82 @@ TEST_F(K8sRoutesTest, KubeconfigPathsGivenThroughTheApiFollowTheProjectPathRule)
   EXPECT_EQ(swapped.status, 403) << swapped.body;
   EXPECT_EQ(swapped.code(), "PATH_FORBIDDEN");
   EXPECT_EQ(c.get("/api/sandbox/k8s/namespaces").code(), "PATH_FORBIDDEN");
+}
+
+// An exec plugin names a command the server runs on its host. In a kubeconfig the API names
+// (a profile's kubeConfigPath) a token holder may have written it into a project folder, so
+// it is refused, naming the field, and never runs; the server's own kubeconfig (its operator's)
+// may use one, and so may the API's once the operator allows it.
+TEST_F(K8sRoutesTest, ExecPluginsRunOnlyFromTheServersOwnKubeconfigUnlessAllowed) {
+  namespace fs = std::filesystem;
+  const fs::path roots = dir.path() / "roots";
+  fs::create_directories(roots / "team");
+  const fs::path marker = dir.path() / "plugin-ran";
+  const fs::path plugin = roots / "team" / "plugin.sh";
+  write(plugin.string(), "#!/bin/sh\ntouch '" + marker.string() +
+                             "'\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                             "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"sekret\"}}'\n");
+  fs::permissions(plugin, fs::perms::owner_all);
+  auto withPlugin = [&](const std::string& ctx) {
+    return "apiVersion: v1\nkind: Config\ncurrent-context: " + ctx +
+           "\nclusters:\n- name: fake\n  cluster: {server: \"http://127.0.0.1:" +
+           std::to_string(apiserver->port()) + "\"}\ncontexts:\n- name: " + ctx +
+           "\n  context: {cluster: fake, user: plug}\nusers:\n- name: plug\n  user:\n    exec:\n"
+           "      apiVersion: client.authentication.k8s.io/v1\n      command: " +
+           plugin.string() + "\n      interactiveMode: Never\n";
+  };
+  const std::string given = (roots / "team" / "kubeconfig").string();
+  write(given, withPlugin("given-ctx"));
+  PathPolicy::Settings settings;
+  settings.roots = {roots.string()};
+  ServiceOptions so;
+  so.pathPolicy = std::make_shared<PathPolicy>(settings);
+  start(kubeconfig, /*serverEnables=*/true, so);
+  auto defaultProfile = [](auto& client) {
+    for (const auto& cfg : client.get("/api/sandbox-configs").data()) {
+      if (cfg.value("isDefault", false)) return cfg.value("id", std::string());
+    }
+    return std::string();
+  };
+  auto c = ts->client();
+  const std::string id = defaultProfile(c);
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(c.patch("/api/sandbox-configs/" + id, {{"kubeConfigPath", given}}).status, 200);
+  auto refused = c.get("/api/sandbox/k8s/status");
+  EXPECT_EQ(refused.code(), "K8S_KUBECONFIG_INVALID") << refused.body;
+  EXPECT_EQ(refused.json()["error"]["details"]["field"], "users[0].user.exec") << refused.body;
+  EXPECT_NE(refused.json()["error"]["message"].get<std::string>().find(
+                "AGENTPANE_K8S_API_KUBECONFIG_EXEC"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_FALSE(fs::exists(marker)) << "the plugin of an API-given kubeconfig ran";
+  // Listing its contexts runs nothing and stays allowed.
+  auto contexts = c.get("/api/sandbox/k8s/contexts?kubeconfigPath=" + given);
+  ASSERT_EQ(contexts.status, 200) << contexts.body;
+  EXPECT_EQ(contexts.data()["current"], "given-ctx");
+  EXPECT_FALSE(fs::exists(marker));
+
+  // The server's own kubeconfig (K8S_KUBECONFIG here) may use the same plugin.
+  const std::string own = (dir.path() / "own-kubeconfig").string();
+  write(own, withPlugin("own-ctx"));
+  start(own, /*serverEnables=*/true, so);
+  auto c2 = ts->client();
+  auto ownStatus = c2.get("/api/sandbox/k8s/status");
+  ASSERT_EQ(ownStatus.status, 200) << ownStatus.body;
+  EXPECT_EQ(ownStatus.data()["version"], "v1.30.99") << ownStatus.body;
+  EXPECT_TRUE(fs::exists(marker));
+
+  // And the API's, once the operator allows it.
+  fs::remove(marker);
+  allowTargetExec = true;
+  start(kubeconfig, /*serverEnables=*/true, so);
+  auto c3 = ts->client();
+  ASSERT_EQ(
+      c3.patch("/api/sandbox-configs/" + defaultProfile(c3), {{"kubeConfigPath", given}}).status,
+      200);
+  auto allowed = c3.get("/api/sandbox/k8s/status");
+  ASSERT_EQ(allowed.status, 200) << allowed.body;
+  EXPECT_TRUE(fs::exists(marker));
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 
 #include <fstream>
 
+#include "service/composition.hpp"
 #include "unit/service/service_fixture.hpp"
+#include "unit/temp_dir.hpp"
 
 namespace agentpane::fakes {
 namespace {
@@ -157,6 +159,41 @@ TEST(KubernetesInstanceName, StableAndDistinct) {
   EXPECT_NE(kubernetesInstanceName(a), kubernetesInstanceName({"/p/kc", "ctx", "ns2"}));
   EXPECT_NE(kubernetesInstanceName(a), kubernetesInstanceName({"/p/kc2", "ctx", "ns"}));
   EXPECT_EQ(kubernetesInstanceName(a).size(), std::string("kubernetes-").size() + 12);
+}
+
+// The server's composition makes a profile's cluster provider from the profile's kubeconfig,
+// which came through the API: an exec plugin in it is refused before anything runs, unless
+// the operator allows it (AGENTPANE_K8S_API_KUBECONFIG_EXEC=1).
+TEST(KubernetesComposition, AProfilesKubeconfigMayNotRunAnExecPluginUnlessAllowed) {
+  testing::TempDir dir;
+  const auto marker = dir.path() / "plugin-ran";
+  const auto plugin = dir.path() / "plugin.sh";
+  std::ofstream(plugin) << "#!/bin/sh\ntouch '" << marker.string() << "'\nexit 1\n";
+  std::filesystem::permissions(plugin, std::filesystem::perms::owner_all);
+  const auto kc = dir.path() / "kubeconfig";
+  std::ofstream(kc) << "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n"
+                       "  cluster: {server: \"http://127.0.0.1:9\"}\ncontexts:\n- name: c\n"
+                       "  context: {cluster: k, user: u}\nusers:\n- name: u\n  user:\n"
+                       "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                       "      command: "
+                    << plugin.string() << "\n      interactiveMode: Never\n";
+  CompositionOptions options{dir.path(), true, {}};
+  KubernetesTarget target{kc.string(), "", "agentpane-sandboxes"};
+  auto refused = buildKubernetesProvider(options, target, kubernetesInstanceName(target));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::K8sKubeconfigInvalid) << refused.error().describe();
+  EXPECT_EQ(refused.error().details.at("field"), "users[0].user.exec");
+  EXPECT_FALSE(std::filesystem::exists(marker));
+
+  options.kubernetes.allowApiKubeconfigExec = true;
+  auto allowed = buildKubernetesProvider(options, target, kubernetesInstanceName(target));
+  // Allowed, the plugin is what runs (and fails: it prints no credential); nothing listens on
+  // port 9 either. Either way, not the refusal.
+  if (!allowed.ok()) {
+    EXPECT_EQ(allowed.error().message.find("refused in a kubeconfig given through the API"),
+              std::string::npos)
+        << allowed.error().describe();
+  }
 }
 
 }  // namespace
