@@ -73,6 +73,12 @@ Result<void> DockerProvider::removeSandboxNetwork(const std::string& sandboxId) 
   return {};
 }
 
+std::vector<std::string> DockerProvider::effectiveAllowlist(
+    const std::vector<std::string>& allowlist, bool open) {
+  if (open && allowlist.empty()) return {"0.0.0.0/0"};  // the blocked ranges carved out
+  return allowlist;
+}
+
 Result<EgressStatus> DockerProvider::applyFirewall(const std::string& sandboxId,
                                                    const std::vector<std::string>& allowlist,
                                                    const SandboxRef* running) {
@@ -159,7 +165,9 @@ Result<EgressStatus> DockerProvider::applyEgress(const SandboxRef& ref,
                  {{"field", "allowEgress"}, {"reason", "EGRESS_ENFORCEMENT_UNAVAILABLE"}});
   }
   const SandboxRef running = sandboxRef(*info);
-  return applyFirewall(ref.sandboxId, allowlist, &running);
+  auto lbl = info->labels.find(docker_labels::kEgressOpen);
+  const bool open = lbl != info->labels.end() && lbl->second == "1";
+  return applyFirewall(ref.sandboxId, effectiveAllowlist(allowlist, open), &running);
 }
 
 }  // namespace agentpane::docker

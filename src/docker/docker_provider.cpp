@@ -143,12 +143,17 @@ Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
   // Each sandbox that has a network has one of its own: no sandbox shares one with another.
   //  - an allowlist, or no network profile while the firewall is on: a bridge filtered by host
   //    rules (DNS and the allowlist only);
-  //  - Internal: an internal network (no route out); Bridge: an unfiltered bridge;
+  //  - Bridge without an allowlist while the firewall is on: filtered too, open to everything
+  //    but the always-blocked ranges (private, loopback, link-local, metadata), which the
+  //    wide entry's sub-chain carves out;
+  //  - Internal: an internal network (no route out); Bridge, firewall off: an unfiltered bridge;
   //  - no network profile, firewall off: none at all.
   // A warm sandbox has no egress until claimed: a filtered network with an empty allowlist
   // (DNS only) when the firewall is on, so that the claim can open it; else none at all.
+  const bool open = !ws.warm && firewall_ && spec.network == NetworkMode::Bridge &&
+                    spec.allowedEgressHosts.empty();
   const bool filtered = ws.warm ? firewall_ != nullptr
-                                : !spec.allowedEgressHosts.empty() ||
+                                : !spec.allowedEgressHosts.empty() || open ||
                                       (firewall_ && spec.network == NetworkMode::None);
   if (filtered && !firewall_) {
     return Error(ErrorCode::ValidationError,
@@ -164,7 +169,7 @@ Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
   std::optional<EgressStatus> egressStatus;
   if (filtered) {
     // The rules exist before the container runs (names follow once it can resolve them).
-    auto first = applyFirewall(spec.id, spec.allowedEgressHosts, nullptr);
+    auto first = applyFirewall(spec.id, effectiveAllowlist(spec.allowedEgressHosts, open), nullptr);
     if (!first.ok()) {
       auto rm = removeSandboxNetwork(spec.id);
       if (!rm.ok()) spdlog::warn("sandbox {}: {}", spec.id, rm.error().describe());
@@ -178,6 +183,7 @@ Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
   lbls[docker_labels::kImage] = spec.image;
   lbls[docker_labels::kUidGid] = user.toString();
   if (networkMode != "none") lbls[docker_labels::kOwnNetwork] = networkMode;
+  if (open) lbls[docker_labels::kEgressOpen] = "1";
 
   json env = json::array();
   for (const auto& [k, v] : spec.env)
@@ -264,7 +270,7 @@ Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
   }
   if (filtered) {
     const SandboxRef running = sandboxRef(*info);
-    auto eg = applyFirewall(spec.id, spec.allowedEgressHosts,
+    auto eg = applyFirewall(spec.id, effectiveAllowlist(spec.allowedEgressHosts, open),
                             egress::hasHostNames(*egress::parseAllowlist(spec.allowedEgressHosts))
                                 ? &running
                                 : nullptr);

@@ -34,6 +34,9 @@ inline constexpr const char* kImage = "agentpane.io/image";
 inline constexpr const char* kUidGid = "agentpane.io/uid-gid";
 // The sandbox's own network (agentpane-<id>), removed with it; absent: no network of its own.
 inline constexpr const char* kOwnNetwork = "agentpane.io/network";
+// "1" on a Bridge sandbox without an allowlist: its empty allowlist means "open" (everything
+// but the always-blocked ranges), at create and on each later change.
+inline constexpr const char* kEgressOpen = "agentpane.io/egress-open";
 }  // namespace docker_labels
 
 struct DockerProviderOptions {
@@ -137,6 +140,10 @@ class DockerProvider final : public SandboxProvider {
   Result<EgressStatus> applyFirewall(const std::string& sandboxId,
                                      const std::vector<std::string>& allowlist,
                                      const SandboxRef* running);
+  // What the rules enforce for a sandbox's allowlist: an open sandbox's empty one is
+  // 0.0.0.0/0 (the always-blocked ranges carved out), anything else as it is.
+  static std::vector<std::string> effectiveAllowlist(const std::vector<std::string>& allowlist,
+                                                     bool open);
   // The container a ref names (its id, else agentpane-<sandboxId>), checked to be ours: the
   // sandbox labels with ref.sandboxId and every scope label. Anything else: SandboxNotFound.
   Result<SandboxInfo> resolve(const SandboxRef& ref);

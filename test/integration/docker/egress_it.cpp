@@ -115,8 +115,10 @@ class DockerEgressIt : public ::testing::Test {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
-  SandboxRef create(const std::string& suffix, std::vector<std::string> allow = {}) {
+  SandboxRef create(const std::string& suffix, std::vector<std::string> allow = {},
+                    NetworkMode network = NetworkMode::None) {
     SandboxSpec s;
+    s.network = network;
     s.id = run_ + "-" + suffix;
     s.projectId = run_ + suffix;
     s.agentId = "it";
@@ -318,6 +320,37 @@ TEST_F(DockerEgressIt, PrivateRangesAndMetadataStayBlockedInTheRules) {
   EXPECT_NE(meta.find("-d 169.254.169.254/32 -p tcp -m multiport --dports 80 -j ACCEPT"),
             std::string::npos)
       << meta;
+}
+
+// A Bridge profile without an allowlist asks for the network, not for the host's private
+// networks or the cloud metadata address: it is filtered like any other, open to everything but
+// the always-blocked ranges. Shown on the rules, and on real traffic to a target the test
+// started on a private address of this machine (refused, until listed explicitly).
+TEST_F(DockerEgressIt, ABridgeProfileWithoutAnAllowlistKeepsPrivateRangesAndMetadataBlocked) {
+  auto sb = create("bridge", {}, NetworkMode::Bridge);
+  ASSERT_TRUE(lastEgress_.has_value());
+  const std::string chain = sandboxChainName(sb.sandboxId);
+  const std::string rules = iptablesListing(chain);
+  const std::string wide = iptablesListing(chain + "-w0");
+  EXPECT_NE(rules.find("-j " + chain + "-w0"), std::string::npos) << rules;
+  for (const char* r : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
+                        "100.64.0.0/10", "169.254.0.0/16", "0.0.0.0/8"}) {
+    EXPECT_NE(wide.find(std::string("-d ") + r + " -j RETURN"), std::string::npos) << r << "\n"
+                                                                                   << wide;
+  }
+  EXPECT_NE(wide.find("-j ACCEPT"), std::string::npos) << wide;
+  const std::string ip = startTarget("bridge");
+  ASSERT_FALSE(ip.empty());
+  waitServing(targets_.back());
+  expectDns(sb);
+  EXPECT_NE(connect(sb, ip), 0) << "a private address was reachable without being listed";
+  // Listed explicitly, it opens; the empty list again means open-but-blocked, not DNS only.
+  ASSERT_TRUE(provider_->applyEgress(sb, {ip}).ok());
+  EXPECT_EQ(connect(sb, ip), 0) << "the listed target is not reachable";
+  EXPECT_EQ(iptablesListing(chain).find("-j " + chain + "-w0"), std::string::npos);
+  ASSERT_TRUE(provider_->applyEgress(sb, {}).ok());
+  EXPECT_NE(connect(sb, ip), 0);
+  EXPECT_NE(iptablesListing(chain + "-w0").find("-d 169.254.0.0/16 -j RETURN"), std::string::npos);
 }
 
 // A warm sandbox (docker_warm.cpp) reaches nothing (DNS only) until claimed; the claim's
