@@ -15,6 +15,11 @@
 
 namespace agentpane::audit {
 
+WriteFailures& writeFailures() {
+  static WriteFailures f;
+  return f;
+}
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 

@@ -14,6 +14,7 @@
 // that it did in a `ledger.recovered` entry; verifyLedger() reports it as torn, not as tampering.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -27,6 +28,14 @@
 #include "agentpane/result.hpp"
 
 namespace agentpane::audit {
+
+// Audit entries that could not be written, for /metrics
+// (agentpane_audit_write_failures_total{sink}): the ledger, and the state table's index.
+struct WriteFailures {
+  std::atomic<std::uint64_t> ledger{0};
+  std::atomic<std::uint64_t> index{0};
+};
+WriteFailures& writeFailures();
 
 // The `prev` of the first entry.
 inline const std::string kGenesisHash(64, '0');

@@ -1,5 +1,7 @@
 #include "server/metrics.hpp"
 
+#include "audit/ledger.hpp"
+
 #include <fmt/format.h>
 
 #include "channel/agent_channel.hpp"
@@ -185,6 +187,15 @@ std::string Metrics::render(const std::map<std::pair<std::string, std::string>, 
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"installed\"}} {}\n",
                      ch.installs.load());
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"lost\"}} {}\n", ch.lost.load());
+  const auto& wf = audit::writeFailures();
+  out +=
+      "# HELP agentpane_audit_write_failures_total Audit entries not written: to the ledger "
+      "(the tamper-evident record), or to the state table's index.\n";
+  out += "# TYPE agentpane_audit_write_failures_total counter\n";
+  out +=
+      fmt::format("agentpane_audit_write_failures_total{{sink=\"ledger\"}} {}\n", wf.ledger.load());
+  out +=
+      fmt::format("agentpane_audit_write_failures_total{{sink=\"index\"}} {}\n", wf.index.load());
   return out;
 }
 

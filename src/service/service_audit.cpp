@@ -46,14 +46,19 @@ void Auditor::write(const std::string& sandboxId, const std::string& actor,
     le.ok = ok;
     le.detail = detail.is_object() ? detail : json{{"value", detail}};
     auto seq = ledger_->append(le);
-    if (seq.ok())
+    if (seq.ok()) {
       e.ledgerSeq = seq->seq;
-    else
+    } else {
+      audit::writeFailures().ledger++;
       spdlog::error("audit ledger: {} {} not recorded: {}", action, sandboxId,
                     seq.error().describe());
+    }
   }
   auto r = store_.appendAudit(e);
-  if (!r.ok()) spdlog::error("audit {} {}: {}", action, sandboxId, r.error().describe());
+  if (!r.ok()) {
+    audit::writeFailures().index++;
+    spdlog::error("audit {} {}: {}", action, sandboxId, r.error().describe());
+  }
 }
 
 void Auditor::beginWork(const std::string& sandboxId) {

@@ -46,6 +46,9 @@ TEST_F(LimitsTest, RandomMethodsBeforeAuthenticationDoNotGrowMetrics) {
   EXPECT_EQ(series(), before);
   auto text = c.get("/metrics").body;
   EXPECT_NE(text.find("method=\"other\""), std::string::npos);
+  // A failed audit write is counted, not silent.
+  EXPECT_NE(text.find("agentpane_audit_write_failures_total{sink=\"ledger\"} "), std::string::npos);
+  EXPECT_NE(text.find("agentpane_audit_write_failures_total{sink=\"index\"} "), std::string::npos);
 }
 
 TEST_F(LimitsTest, TwentyMegabyteBodyIs413) {

@@ -71,5 +71,30 @@ TEST_F(ServiceTest, AuditEntriesGoToTheLedgerAndTheRowsNameThem) {
   EXPECT_EQ(v->entries, static_cast<std::int64_t>(lines.size()));
 }
 
+// A ledger write that fails (here: its directory gone when it rotates) does not fail the
+// caller, keeps the index row (naming no entry), and is counted for /metrics.
+TEST_F(ServiceTest, AFailedLedgerWriteIsCountedAndTheIndexKeepsTheEntry) {
+  audit::LedgerOptions lo;
+  lo.dir = dir.path() / "audit";
+  lo.maxFileBytes = 1;  // every entry after the first rotates to a new file
+  auto opened = audit::Ledger::open(lo, nowMs.load());
+  ASSERT_TRUE(opened.ok()) << opened.error().describe();
+  ledger = std::shared_ptr<audit::Ledger>(std::move(opened).value());
+  restart();
+  svc->recordEvent("", "anonymous", "auth.failure", R"({"n":1})", false);
+  std::filesystem::rename(lo.dir, dir.path() / "audit-moved");
+  std::ofstream(lo.dir) << "not a directory";
+  const auto before = audit::writeFailures().ledger.load();
+  svc->recordEvent("", "anonymous", "auth.failure", R"({"n":2})", false);
+  EXPECT_EQ(audit::writeFailures().ledger.load(), before + 1);
+  AuditQuery q;
+  q.action = "auth.failure";
+  auto rows = svc->audit(q);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->front().ledgerSeq, 0) << rows->front().detail;  // newest first
+  EXPECT_GT(rows->back().ledgerSeq, 0);
+}
+
 }  // namespace
 }  // namespace agentpane::fakes
