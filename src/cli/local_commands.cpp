@@ -6,16 +6,21 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "cli/api_client.hpp"
 #include "cli/commands.hpp"
+#include "common/path_policy.hpp"
 #include "k8s/cluster_info.hpp"
 #include "k8s/k8s_provider.hpp"
 #include "k8s/permissions.hpp"
 #include "k8s/rest_client.hpp"
 #include "server/serve_main.hpp"
 #include "service/composition.hpp"
+#include "service/sandbox_service.hpp"
 #include "store/store.hpp"
 
 namespace agentpane::cli {
@@ -54,7 +59,7 @@ struct Doctor {
 
 // Every verb the server uses, asked of the cluster with SelfSubjectAccessReview for the
 // provider's own credentials and namespace; each missing one is a problem of its own.
-void checkPermissions(Doctor& d, k8s::K8sProvider& provider) {
+void checkPermissions(Doctor& d, k8s::K8sProvider& provider, const std::string& prefix = {}) {
   const std::string& ns = provider.namespaceName();
   k8s::PermissionOptions po;
   auto got = provider.client().get(k8s::resourcePath("v1", "namespaces", {}, ns));
@@ -63,9 +68,10 @@ void checkPermissions(Doctor& d, k8s::K8sProvider& provider) {
   const auto wanted = k8s::requiredPermissions(po);
   auto checks = k8s::checkPermissions(provider.client(), ns, wanted);
   if (!checks.ok()) {
-    d.problem("rbac",
-              "cannot ask the cluster (SelfSubjectAccessReview): " + checks.error().describe(),
-              "check the credentials of the kubeconfig");
+    d.problem(
+        "rbac",
+        prefix + "cannot ask the cluster (SelfSubjectAccessReview): " + checks.error().describe(),
+        "check the credentials of the kubeconfig");
     return;
   }
   int missing = 0;
@@ -73,14 +79,14 @@ void checkPermissions(Doctor& d, k8s::K8sProvider& provider) {
     if (c.allowed) continue;
     ++missing;
     d.problem("rbac",
-              "missing: " + c.permission.describe() +
+              prefix + "missing: " + c.permission.describe() +
                   (c.permission.clusterScoped ? "" : " in namespace " + ns) + " (" +
                   c.permission.why + ")",
               "grant it to these credentials (Role/ClusterRole of scripts/cluster/rbac.yaml; "
               "docs/kubernetes-setup.md, RBAC)");
   }
   if (missing == 0) {
-    d.ok("rbac", "all " + std::to_string(wanted.size()) +
+    d.ok("rbac", prefix + "all " + std::to_string(wanted.size()) +
                      " verbs the server uses are granted (SelfSubjectAccessReview; namespace " +
                      ns + ")");
   }
@@ -174,6 +180,69 @@ void checkDatabase(Doctor& d, const fs::path& home) {
   d.ok("database", path.string() + " (schema " + version + ", " + mode + ", integrity ok)");
 }
 
+// The clusters the profiles name (a kubeconfig or a context of their own): each is made as
+// `serve` makes it (composition.hpp, the same path rule and exec-plugin rule) and checked like
+// the server's own: reachable, then every verb. Problems name the profiles.
+void checkProfileClusters(Doctor& d, const fs::path& home) {
+  const auto path = home / "state.db";
+  if (!fs::exists(path)) return;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return;  // checkDatabase has said why
+  }
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> targets;
+  sqlite3_stmt* st = nullptr;
+  const char* sql =
+      "SELECT name, kube_config_path, kube_context, kube_namespace FROM sandbox_configs "
+      "WHERE kube_config_path != '' OR kube_context != '' ORDER BY name";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK) {
+    auto text = [&](int i) {
+      const unsigned char* t = sqlite3_column_text(st, i);
+      return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+    };
+    while (sqlite3_step(st) == SQLITE_ROW)
+      targets[{text(1), text(2), text(3)}].push_back(text(0));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  const CompositionOptions composition{home, true, kubernetesSettingsFromEnvironment()};
+  const PathPolicy policy(PathPolicy::settingsFromEnvironment({}, home.string()));
+  for (const auto& [key, names] : targets) {
+    KubernetesTarget target{std::get<0>(key), std::get<1>(key), std::get<2>(key)};
+    std::string who = "profile";
+    who += names.size() == 1 ? " " : "s ";
+    for (std::size_t i = 0; i < names.size(); ++i)
+      who += (i ? ", " : "") + names[i];
+    who += ": ";
+    if (!target.kubeconfigPath.empty()) {
+      auto allowed =
+          policy.check(target.kubeconfigPath, "kubeConfigPath", ErrorCode::K8sKubeconfigInvalid);
+      if (!allowed.ok()) {
+        d.problem("cluster", who + allowed.error().describe(),
+                  "put the kubeconfig inside a project root, or change the profile");
+        continue;
+      }
+      target.kubeconfigPath = allowed->string();
+    }
+    auto provider = buildKubernetesProvider(composition, target, kubernetesInstanceName(target));
+    if (!provider.ok()) {
+      d.problem("cluster", who + provider.error().describe(),
+                "fix the profile's kubeconfig or context (agentpane profile set)");
+      continue;
+    }
+    auto h = (*provider)->healthCheck();
+    if (!h.reachable) {
+      d.problem("cluster", who + (h.warnings.empty() ? "not reachable" : h.warnings.front()),
+                "check the profile's kubeconfig and that its cluster is up");
+      continue;
+    }
+    d.ok("cluster", who + "Kubernetes " + h.version + ", " + std::to_string(h.running) +
+                        " running / " + std::to_string(h.total) + " sandboxes");
+    if (auto* k = dynamic_cast<k8s::K8sProvider*>(provider->get())) checkPermissions(d, *k, who);
+  }
+}
+
 void checkToken(Doctor& d, const fs::path& home) {
   auto path = home / "token";
   struct stat st {};
@@ -244,6 +313,7 @@ int runDoctor() {
   fs::path home = defaultHome();
   checkProviders(d, home);
   checkDatabase(d, home);
+  checkProfileClusters(d, home);
   checkToken(d, home);
   checkServer(d);
   checkCluster(d);

@@ -20,6 +20,7 @@
 #include "k8s/kubeconfig.hpp"
 #include "k8s/permissions.hpp"
 #include "k8s/rest_client.hpp"
+#include "store/store.hpp"
 
 namespace agentpane::k8s {
 namespace {
@@ -191,6 +192,40 @@ TEST_F(DoctorCluster, NamesTheVerbARoleLacks) {
   EXPECT_EQ(lines[0],
             "FAIL  rbac      missing: delete persistentvolumeclaims in namespace "
             "agentpane-sandboxes (the workspace claim; patch nudges a stalled bind)")
+      << out;
+}
+
+// A profile that names a cluster of its own (here: the same cluster through the limited
+// ServiceAccount's kubeconfig) is checked like the server's: doctor says which profile lacks
+// which verb, while the server's own credentials stay fine.
+TEST_F(DoctorCluster, ChecksTheClusterEachProfileNames) {
+  const std::string limited = limitedKubeconfig();
+  ASSERT_FALSE(limited.empty());
+  // Outside the server's home (which the path rule refuses), inside a project root (/tmp).
+  const fs::path profileKc = fs::temp_directory_path() / (run_ + ".kubeconfig");
+  fs::copy_file(limited, profileKc, fs::copy_options::overwrite_existing);
+  {
+    auto store = Store::open(home_);
+    ASSERT_TRUE(store.ok()) << store.error().describe();
+    SandboxConfig c;
+    c.id = "cfg-" + run_;
+    c.name = "team-limited";
+    c.providerType = ProviderType::Kubernetes;
+    c.enableK8s = true;
+    c.kubeConfigPath = profileKc.string();
+    c.kubeNamespace = kNs;
+    ASSERT_TRUE((*store)->insertConfig(c).ok());
+  }
+  const std::string out = doctor(saKubeconfig_);
+  fs::remove(profileKc);
+  const auto lines = rbacLines(out);
+  ASSERT_EQ(lines.size(), 2u) << out;
+  EXPECT_EQ(lines[0].rfind("ok    rbac      all ", 0), 0u) << out;  // the server's own
+  EXPECT_EQ(lines[1],
+            "FAIL  rbac      profile team-limited: missing: delete persistentvolumeclaims in "
+            "namespace agentpane-sandboxes (the workspace claim; patch nudges a stalled bind)")
+      << out;
+  EXPECT_NE(out.find("ok    cluster   profile team-limited: Kubernetes v1.30"), std::string::npos)
       << out;
 }
 
