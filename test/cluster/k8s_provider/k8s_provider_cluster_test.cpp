@@ -68,7 +68,9 @@ class K8sProviderCluster : public ::testing::Test {
       all.knownIds = std::vector<std::string>{};
       auto r = provider_->cleanup(all);
       EXPECT_TRUE(r.ok()) << r.error().describe();
-      if (r.ok()) EXPECT_TRUE(r->removedIds.empty()) << "left behind: " << r->removedIds.front();
+      if (r.ok()) {
+        EXPECT_TRUE(r->removedIds.empty()) << "left behind: " << r->removedIds.front();
+      }
     }
     std::error_code ec;
     fs::remove_all(dir_, ec);
