@@ -78,4 +78,72 @@ inline Stats summarize(std::string name, std::vector<double> s) {
   return out;
 }
 
+// A long-lived child (a Node comparison client in its "--serve" mode) driven one line at a
+// time: send a request line, read one reply line. Lets a benchmark interleave an in-process
+// client of another runtime with its own paths in blocks.
+class LineChild {
+ public:
+  explicit LineChild(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int in[2] = {-1, -1}, out[2] = {-1, -1};
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    int rc = posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (rc != 0) {
+      pid_ = -1;
+      ::close(in[1]);
+      ::close(out[0]);
+      return;
+    }
+    to_ = in[1];
+    from_ = out[0];
+  }
+  LineChild(const LineChild&) = delete;
+  LineChild& operator=(const LineChild&) = delete;
+  ~LineChild() {
+    if (to_ >= 0) ::close(to_);  // EOF on its stdin: the child exits
+    if (from_ >= 0) ::close(from_);
+    if (pid_ > 0) {
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  [[nodiscard]] bool ok() const { return pid_ > 0; }
+
+  // Sends `line` (a newline is added) and returns the reply line; empty when the child died.
+  std::string ask(const std::string& line) {
+    std::string msg = line + "\n";
+    for (std::size_t off = 0; off < msg.size();) {
+      ssize_t n = ::write(to_, msg.data() + off, msg.size() - off);
+      if (n <= 0) return {};
+      off += static_cast<std::size_t>(n);
+    }
+    for (;;) {
+      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+        std::string reply = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return reply;
+      }
+      char chunk[65536];
+      ssize_t n = ::read(from_, chunk, sizeof chunk);
+      if (n <= 0) return {};
+      buf_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+  std::string buf_;
+};
+
 }  // namespace bench_util
