@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Builds the sandbox image agentpane/sandbox:latest from Debian packages only
 # (no registry pulls): debootstrap --variant=minbase bookworm + image/configure-rootfs.sh,
-# then `docker import`.
+# then `docker import`; then a thin layer on top with the in-sandbox agent (the static
+# build/agentpane-agent, built here when missing) at /usr/local/bin/agentpane-agent, where the
+# server's exec channel looks first (src/channel/channel_provider.hpp: kBakedAgentPath).
 #
-# Cached at two levels, keyed by a hash of the recipe (suite, package list,
-# RECIPE_VERSION, uid, image/configure-rootfs.sh):
-#   * docker already has agentpane/sandbox:<key> with label org.agentpane.image.key=<key>
-#     -> only (re)tag :latest, done in well under a second;
+# Cached at three levels:
+#   * the rootfs, keyed by a hash of the recipe (suite, package list, RECIPE_VERSION, uid,
+#     image/configure-rootfs.sh): agentpane/sandbox:<key>, also tagged :base (the image
+#     without the agent, for tests of the copy-in path);
+#   * the image, keyed by <key>-a<first 12 hex of the agent binary's sha256>:
+#     agentpane/sandbox:<key>-a<sha> with label org.agentpane.image.key=<that>. When docker
+#     has it -> only (re)tag :latest, done in well under a second; a changed agent only
+#     adds a new agent layer on the cached rootfs (a second or two);
 #   * /var/cache/agentpane/image/<key>.tar exists -> skip debootstrap, just import.
 # .deb files are kept in /var/cache/agentpane/image/debs for faster rebuilds.
 #
 # Env: AGENTPANE_DEBIAN_MIRROR   override the mirror (default: the host's apt config)
 #      AGENTPANE_IMAGE_UPGRADE=0 skip bookworm-updates/-security upgrade
 #      AGENTPANE_IMAGE_FORCE=1   ignore the caches and rebuild
+#      AGENTPANE_AGENT_BINARY    the agent to bake in (default: build/agentpane-agent)
 set -euo pipefail
 
 # ---- recipe (anything here changes the key) -----------------------------------------
@@ -38,6 +45,22 @@ die() { printf '[image] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "must run as root (debootstrap, chroot, docker)"
 [[ -f $CONFIGURE ]] || die "missing $CONFIGURE"
 
+# ---- the agent (its hash is part of the image's key) -----------------------------------
+AGENT_PATH_IN_IMAGE=/usr/local/bin/agentpane-agent
+BUILD_DIR="${BUILD_DIR:-build}"
+[[ $BUILD_DIR == /* ]] || BUILD_DIR="$ROOT_DIR/$BUILD_DIR"
+AGENT_BIN="${AGENTPANE_AGENT_BINARY:-$BUILD_DIR/agentpane-agent}"
+if [[ -z ${AGENTPANE_AGENT_BINARY:-} ]]; then
+  # Up to date with the sources (ninja does nothing when it is).
+  log "building the agent (scripts/build.sh agentpane-agent)"
+  BUILD_DIR="$BUILD_DIR" JOBS="${JOBS:-2}" bash "$ROOT_DIR/scripts/build.sh" agentpane-agent >/dev/null
+fi
+[[ -x $AGENT_BIN ]] || die "no agent binary at $AGENT_BIN"
+# Any image must be able to run it: no dynamic loader, no shared libraries.
+[[ $(readelf -l "$AGENT_BIN" 2>/dev/null) != *"program interpreter"* ]] ||
+  die "$AGENT_BIN is not statically linked"
+AGENT_SHA=$(sha256sum "$AGENT_BIN" | cut -d' ' -f1)
+
 KEY=$(
   {
     printf 'recipe=%s\nsuite=%s\nvariant=%s\nuser=%s:%s:%s\nupgrade=%s\n' \
@@ -46,7 +69,9 @@ KEY=$(
     cat "$CONFIGURE"
   } | sha256sum | cut -c1-16
 )
-TAG="$IMAGE_REPO:$KEY"
+BASE_TAG="$IMAGE_REPO:$KEY"           # the rootfs alone
+FULL_KEY="$KEY-a${AGENT_SHA:0:12}"     # the rootfs + the agent layer
+TAG="$IMAGE_REPO:$FULL_KEY"
 TARBALL="$CACHE_DIR/$KEY.tar"
 
 report() {
@@ -65,8 +90,40 @@ tag_latest() {
   [[ $want == "$have" ]] || docker tag "$TAG" "$IMAGE_REPO:latest"
 }
 
-have_image() {
-  [[ $(docker image inspect --format "{{index .Config.Labels \"$KEY_LABEL\"}}" "$TAG" 2>/dev/null) == "$KEY" ]]
+labelled() { # tag key
+  [[ $(docker image inspect --format "{{index .Config.Labels \"$KEY_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
+}
+have_image() { labelled "$TAG" "$FULL_KEY"; }
+have_base() { labelled "$BASE_TAG" "$KEY"; }
+
+# The agent layer on the rootfs image: a container that never runs, the agent copied in,
+# committed (the base's USER, WORKDIR, CMD and ENV carry over).
+add_agent_layer() {
+  local cid
+  log "agent layer: $AGENT_BIN (sha256 ${AGENT_SHA:0:12}) -> $AGENT_PATH_IN_IMAGE"
+  cid=$(docker create "$BASE_TAG")
+  if ! docker cp "$AGENT_BIN" "$cid:$AGENT_PATH_IN_IMAGE" ||
+    ! docker commit --change "LABEL $KEY_LABEL=$FULL_KEY" \
+      --change "LABEL org.agentpane.agent.sha256=$AGENT_SHA" \
+      --message "agentpane-agent ${AGENT_SHA:0:12}" "$cid" "$TAG" >/dev/null; then
+    docker rm -f "$cid" >/dev/null 2>&1 || true
+    die "adding the agent layer failed"
+  fi
+  docker rm -f "$cid" >/dev/null
+  have_image || die "image $TAG lacks label $KEY_LABEL=$FULL_KEY"
+  docker tag "$BASE_TAG" "$IMAGE_REPO:base"
+  docker tag "$TAG" "$IMAGE_REPO:latest"
+}
+
+# Prune: older keyed tags (plain `docker rmi` refuses while a container uses
+# them), and cached tarballs/logs beyond the newest three keys.
+prune() {
+  docker image ls --format '{{.Tag}}' "$IMAGE_REPO" |
+    { grep -vxF -e latest -e base -e "$KEY" -e "$FULL_KEY" || true; } |
+    while read -r old; do docker rmi "$IMAGE_REPO:$old" >/dev/null 2>&1 || true; done
+  { ls -1t "$CACHE_DIR"/*.tar 2>/dev/null || true; } | tail -n +4 | while read -r old; do
+    rm -f -- "$old" "${old%.tar}.manifest" "${old%.tar}.debootstrap.log"
+  done
 }
 
 "$ROOT_DIR/scripts/start-docker.sh"
@@ -74,7 +131,7 @@ have_image() {
 # Fast path, no lock needed.
 if [[ ${AGENTPANE_IMAGE_FORCE:-0} != 1 ]] && have_image; then
   tag_latest
-  log "up to date (key $KEY)"
+  log "up to date (key $FULL_KEY)"
   report
   exit 0
 fi
@@ -83,7 +140,15 @@ mkdir -p "$CACHE_DIR/debs"
 exec 9>"$CACHE_DIR/.lock"
 flock -n 9 || { log "another build holds $CACHE_DIR/.lock, waiting"; flock 9; }
 if [[ ${AGENTPANE_IMAGE_FORCE:-0} != 1 ]] && have_image; then # built while we waited
-  tag_latest; log "up to date (key $KEY)"; report; exit 0
+  tag_latest; log "up to date (key $FULL_KEY)"; report; exit 0
+fi
+# Only the agent changed: a new layer on the cached rootfs image.
+if [[ ${AGENTPANE_IMAGE_FORCE:-0} != 1 ]] && have_base; then
+  add_agent_layer
+  prune
+  log "done"
+  report
+  exit 0
 fi
 
 # ---- mirror discovery (the host's apt configuration) ---------------------------------
@@ -217,7 +282,7 @@ else
 fi
 
 # ---- import ---------------------------------------------------------------------------
-log "docker import -> $TAG"
+log "docker import -> $BASE_TAG"
 docker import \
   --change "USER $AGENT_USER" \
   --change 'WORKDIR /workspace' \
@@ -226,15 +291,9 @@ docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "LABEL $KEY_LABEL=$KEY" \
   --message "agentpane sandbox $SUITE $VARIANT key=$KEY" \
-  "$TARBALL" "$TAG" >/dev/null
-have_image || die "imported image $TAG lacks label $KEY_LABEL=$KEY"
-docker tag "$TAG" "$IMAGE_REPO:latest"
-# Prune: older keyed tags (plain `docker rmi` refuses while a container uses
-# them), and cached tarballs/logs beyond the newest three keys.
-docker image ls --format '{{.Tag}}' "$IMAGE_REPO" | { grep -vxF -e latest -e "$KEY" || true; } |
-  while read -r old; do docker rmi "$IMAGE_REPO:$old" >/dev/null 2>&1 || true; done
-{ ls -1t "$CACHE_DIR"/*.tar 2>/dev/null || true; } | tail -n +4 | while read -r old; do
-  rm -f -- "$old" "${old%.tar}.manifest" "${old%.tar}.debootstrap.log"
-done
+  "$TARBALL" "$BASE_TAG" >/dev/null
+have_base || die "imported image $BASE_TAG lacks label $KEY_LABEL=$KEY"
+add_agent_layer
+prune
 log "done"
 report

@@ -8,8 +8,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "Debian packages";            bash scripts/install-deps.sh
 step "Docker engine";              bash scripts/start-docker.sh
-step "Sandbox image";              bash scripts/build-sandbox-image.sh
-step "Build agentpane";            bash scripts/build.sh agentpane
+step "Build agentpane";            bash scripts/build.sh agentpane agentpane-agent
+step "Sandbox image";              bash scripts/build-sandbox-image.sh  # bakes in the agent
 step "Build the web page";         bash scripts/build-web.sh
 [[ ${1:-} == --no-serve ]] && exit 0
 

@@ -45,8 +45,9 @@ run_ctest() {  # run_ctest NAME ctest-args...
 
 step "Debian packages";  must bash scripts/install-deps.sh
 step "Docker engine";    must bash scripts/start-docker.sh
-step "Sandbox image";    must bash scripts/build-sandbox-image.sh
 step "Build";            must bash scripts/build.sh all
+# After the build: the image bakes in build/agentpane-agent (its hash is in the image's key).
+step "Sandbox image";    must bash scripts/build-sandbox-image.sh
 step "Web page build";   must bash scripts/build-web.sh
 mkdir -p "$LOGDIR"
 

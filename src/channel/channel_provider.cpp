@@ -127,8 +127,11 @@ Result<std::shared_ptr<AgentChannel>> ChannelProvider::startChannel(const Sandbo
   auto stream = openAgentStream(ref, kBakedAgentPath);
   if (!stream.ok()) return stream.takeError();
   auto ch = AgentChannel::open(std::move(stream).value(), options_.startTimeout);
-  if (ch.ok() || detail(ch.error(), "reason") != "agentMissing") return ch;
-  // No agent in the image: copy ours in.
+  if (ch.ok()) return ch;
+  const std::string reason = detail(ch.error(), "reason");
+  if (reason != "agentMissing" && reason != "agentVersion") return ch;
+  // No agent in the image, or one that speaks another protocol (an image older than this
+  // server): copy ours in.
   auto path = install(ref);
   if (!path.ok()) return path.takeError();
   stream = openAgentStream(ref, *path);

@@ -29,6 +29,31 @@ TEST_F(ProviderContract, ExecsWentThroughTheAgentChannel) {
   EXPECT_NE(ps->stdoutData.find("agentpane-agent"), std::string::npos) << ps->stdoutData;
 }
 
+// Our image has the agent baked in (scripts/build-sandbox-image.sh): a channel starts from
+// it without a copy (no "installed" event), and the agent daemon runs from the image's file.
+TEST_F(ProviderContract, OurImageNeedsNoCopyOfTheAgent) {
+  auto& cp = dynamic_cast<channel::ChannelProvider&>(provider());
+  // A channel provider of its own over the same backend, so the channel starts now, while
+  // the counters are watched (the suite's provider may have started its channel already).
+  std::shared_ptr<SandboxProvider> inner(std::shared_ptr<SandboxProvider>{}, &cp.inner());
+  channel::ChannelProviderOptions co;
+  co.agentBinary = channel::defaultAgentBinary();
+  ASSERT_FALSE(co.agentBinary.empty()) << "build/agentpane-agent not found";
+  channel::ChannelProvider fresh(inner, co);
+  const auto installs = channel::counters().installs.load();
+  const auto starts = channel::counters().starts.load();
+  auto ch = fresh.channelFor(sharedRef());
+  ASSERT_TRUE(ch.ok()) << ch.error().describe();
+  EXPECT_EQ(channel::counters().starts.load(), starts + 1);
+  EXPECT_EQ(channel::counters().installs.load(), installs)
+      << "the agent was copied in: the image lacks " << channel::kBakedAgentPath
+      << " (rebuild it: scripts/build-sandbox-image.sh)";
+  // The daemon names itself "agentpane-agent --serve-daemon …": its executable tells.
+  auto exe = sh("readlink /proc/" + std::to_string((*ch)->hello().pid) + "/exe");
+  EXPECT_EQ(exe, std::string(channel::kBakedAgentPath) + "\n");
+  (*ch)->close();
+}
+
 // The agent killed while a command runs: that command fails with a clear error (the channel
 // was lost), and the next command starts a new channel by itself.
 TEST_F(ProviderContract, AgentKilledMidCommandFailsItClearlyAndTheChannelRestarts) {
