@@ -197,6 +197,13 @@ class K8sProvider final : public SandboxProvider {
   // The namespace's PodSecurity enforce level (a pss::Level), read with it; -1 while unknown
   // (credentials that cannot read namespaces): then only the apiserver judges the pod.
   std::atomic<int> enforceLevel_{-1};
+  // The metrics API (metrics.k8s.io) was absent or refused at this steady-clock time (ns
+  // since epoch; 0: not seen so): asked again only a minute later.
+  std::atomic<std::int64_t> metricsApiMissingAt_{0};
+  // CPU (percent of one core) and memory (working set) of a pod from the metrics API, or
+  // nullopt when the cluster does not serve it to these credentials.
+  std::optional<std::pair<double, std::uint64_t>> podUsage(const std::string& ns,
+                                                           const std::string& pod);
   // Kills of cancelled execs (each a blocking exec of its own, bounded by killTimeout), run
   // here by the asynchronous cancel so that it never blocks the I/O loop. Sessions share it.
   std::shared_ptr<boost::asio::thread_pool> killPool_ =

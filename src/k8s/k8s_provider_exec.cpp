@@ -17,6 +17,7 @@
 #include "common/hash.hpp"
 #include "k8s/exec_session.hpp"
 #include "k8s/k8s_provider.hpp"
+#include "k8s/pod_metrics.hpp"
 
 namespace agentpane::k8s {
 
@@ -137,8 +138,9 @@ std::uint64_t parseU64(const std::string& s) {
 constexpr const char* kSetTtySizeScript =
     "stty rows \"$1\" cols \"$2\" 2>/dev/null; shift 2; exec \"$@\"";
 
-// Reads the container's cgroup (v2, else v1) twice, 200 ms apart, for a CPU rate. Fixed
-// text: nothing of the caller's reaches it.
+// Reads the container's cgroup (v2, else v1); with $1 = cpu, its CPU counter twice, 200 ms
+// apart, for a rate (not needed when the metrics API gave one). Fixed text: nothing of the
+// caller's reaches it.
 constexpr const char* kCgroupScript =
     "if [ -f /sys/fs/cgroup/memory.max ]; then c=/sys/fs/cgroup; "
     "cpu() { awk '/^usage_usec/ {print $2 * 1000}' $c/cpu.stat; }; "
@@ -149,7 +151,7 @@ constexpr const char* kCgroupScript =
     "echo mem=$(cat $c/memory/memory.usage_in_bytes); "
     "echo max=$(cat $c/memory/memory.limit_in_bytes); "
     "echo pids=$(cat $c/pids/pids.current); fi; "
-    "echo cpu0=$(cpu); sleep 0.2; echo cpu1=$(cpu); "
+    "if [ \"$1\" = cpu ]; then echo cpu0=$(cpu); sleep 0.2; echo cpu1=$(cpu); fi; "
     "echo net=$(awk 'NR > 2 && $1 != \"lo:\" {rx += $2; tx += $10} END {print rx, tx}' "
     "/proc/net/dev)";
 
@@ -229,8 +231,9 @@ Result<std::unique_ptr<ExecSession>> K8sProvider::openExec(const SandboxRef& ref
 Result<SandboxMetrics> K8sProvider::metrics(const SandboxRef& ref) {
   auto info = requireRunning(ref);
   if (!info.ok()) return info.takeError();
+  const auto usage = podUsage(info->podNamespace, info->podName);
   ExecRequest req;
-  req.argv = {"sh", "-c", kCgroupScript};
+  req.argv = {"sh", "-c", kCgroupScript, "sh", usage ? "no-cpu" : "cpu"};
   req.options.workingDir = "/";
   req.options.timeout = std::chrono::seconds(10);
   auto r = exec(ref, req);
@@ -249,9 +252,14 @@ Result<SandboxMetrics> K8sProvider::metrics(const SandboxRef& ref) {
   m.memoryBytes = parseU64(kv["mem"]);
   m.memoryLimitBytes = kv["max"] == "max" ? 0 : parseU64(kv["max"]);
   m.pids = parseU64(kv["pids"]);
-  const auto cpu0 = parseU64(kv["cpu0"]);
-  const auto cpu1 = parseU64(kv["cpu1"]);
-  if (cpu1 >= cpu0) m.cpuPercent = static_cast<double>(cpu1 - cpu0) / 0.2e9 * 100.0;
+  if (usage) {
+    m.cpuPercent = usage->first;
+    m.memoryBytes = usage->second;
+  } else {
+    const auto cpu0 = parseU64(kv["cpu0"]);
+    const auto cpu1 = parseU64(kv["cpu1"]);
+    if (cpu1 >= cpu0) m.cpuPercent = static_cast<double>(cpu1 - cpu0) / 0.2e9 * 100.0;
+  }
   std::istringstream net(kv["net"]);
   net >> m.networkRxBytes >> m.networkTxBytes;
   if (info->createdAtUnix > 0) {
@@ -267,6 +275,24 @@ Result<SandboxMetrics> K8sProvider::metrics(const SandboxRef& ref) {
         "the sandbox's cgroup gave no memory or pids figures: " + r->stdoutData.substr(0, 300));
   }
   return m;
+}
+
+std::optional<std::pair<double, std::uint64_t>> K8sProvider::podUsage(const std::string& ns,
+                                                                      const std::string& pod) {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now().time_since_epoch().count();
+  const auto missingAt = metricsApiMissingAt_.load();
+  if (missingAt != 0 && now - missingAt < std::chrono::nanoseconds(std::chrono::minutes(1)).count())
+    return std::nullopt;
+  auto usage = metricsApiUsage(*client_, ns, pod, kSandboxContainer);
+  if (!usage.ok()) {
+    // No metrics-server (404/503), or credentials without `get pods.metrics.k8s.io` (403):
+    // the cgroup's figures, and no asking again for a minute. A pod it has not scraped yet
+    // (also 404) costs the same minute of cgroup figures, which are as good.
+    metricsApiMissingAt_ = now;
+    return std::nullopt;
+  }
+  return std::make_pair(usage->cpuPercent, usage->memoryBytes);
 }
 
 }  // namespace agentpane::k8s
