@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "net/errors.hpp"
 
@@ -67,6 +70,89 @@ Error ioError(const error_code& ec, const std::string& what) {
   return netError(kIo, what + ": " + ec.message());
 }
 
+namespace {
+
+// TLS session resumption for clients: the last resumable session per server (host, port,
+// server name), kept on the SSL_CTX (contexts are per TLS settings, client certificate
+// included), offered on the next connection to that server. A new connection then skips the
+// certificate exchange and its signature checks (TLS 1.3 PSK); a server that declines simply
+// does a full handshake. Sessions arrive by callback (TLS 1.3 tickets come after the
+// handshake).
+struct SessionStore {
+  std::mutex mu;
+  std::map<std::string, SSL_SESSION*> byServer;
+  ~SessionStore() {
+    for (auto& [k, s] : byServer)
+      SSL_SESSION_free(s);
+  }
+};
+
+int sessionStoreIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<SessionStore*>(ptr);
+      });
+  return index;
+}
+
+int serverKeyIndex() {
+  static const int index = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<std::string*>(ptr);
+      });
+  return index;
+}
+
+int onNewSession(SSL* ssl, SSL_SESSION* session) {
+  auto* store =
+      static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sessionStoreIndex()));
+  auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, serverKeyIndex()));
+  if (store == nullptr || key == nullptr || !SSL_SESSION_is_resumable(session)) return 0;
+  // A copy: OpenSSL marks a connection's own session unresumable when that connection ends
+  // without close_notify (as many servers end an exec stream); a TLS 1.3 ticket stays valid.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) return 0;
+  std::lock_guard lock(store->mu);
+  SSL_SESSION*& slot = store->byServer[*key];
+  if (slot != nullptr) SSL_SESSION_free(slot);
+  slot = copy;
+  return 0;  // the connection keeps its own reference
+}
+
+void enableSessionCache(ssl::context& ctx) {
+  SSL_CTX* c = ctx.native_handle();
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_set_ex_data(c, sessionStoreIndex(), new SessionStore());
+  SSL_CTX_sess_set_new_cb(c, onNewSession);
+}
+
+// Offers the server's last session, and tags the connection so that its own new sessions are
+// stored for that server.
+bool offerSession(SSL* ssl, const std::string& serverKey, bool resume) {
+  auto* store =
+      static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sessionStoreIndex()));
+  if (store == nullptr) return false;
+  SSL_set_ex_data(ssl, serverKeyIndex(), new std::string(serverKey));
+  std::lock_guard lock(store->mu);
+  auto it = store->byServer.find(serverKey);
+  if (!resume || it == store->byServer.end() || !SSL_SESSION_is_resumable(it->second)) return false;
+  return SSL_set_session(ssl, it->second) == 1;  // takes its own reference
+}
+
+// A server that failed a resumed handshake gets full ones from now on.
+void forgetSession(ssl::context& ctx, const std::string& serverKey) {
+  auto* store =
+      static_cast<SessionStore*>(SSL_CTX_get_ex_data(ctx.native_handle(), sessionStoreIndex()));
+  if (store == nullptr) return;
+  std::lock_guard lock(store->mu);
+  auto it = store->byServer.find(serverKey);
+  if (it == store->byServer.end()) return;
+  SSL_SESSION_free(it->second);
+  store->byServer.erase(it);
+}
+
+}  // namespace
+
 Result<std::shared_ptr<ssl::context>> makeTlsContext(const TlsOptions& tls) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   error_code ec;
@@ -101,6 +187,7 @@ Result<std::shared_ptr<ssl::context>> makeTlsContext(const TlsOptions& tls) {
     if (ec) return fail("client key " + tls.keyFile, ec);
   }
   ctx->set_verify_mode(tls.verifyPeer ? ssl::verify_peer : ssl::verify_none, ec);
+  enableSessionCache(*ctx);
   return ctx;
 }
 
@@ -211,27 +298,39 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> connect(Executor strand, co
   }
 
   if (tls == nullptr) co_return netError(kConfig, "TLS endpoint without a TLS context");
-  auto conn = std::make_unique<Connection>(std::in_place_type<TlsStream>, TcpStream(strand), *tls);
-  auto& s = std::get<TlsStream>(conn->stream);
-  setDeadline(conn->stream, deadline);
-  co_await beast::get_lowest_layer(s).async_connect(resolved.value(),
-                                                    redirect_error(use_awaitable, ec));
-  if (ec) co_return connectError(ep, ec);
-  beast::get_lowest_layer(s).socket().set_option(asio::ip::tcp::no_delay(true), ec);
-
   const std::string& name = ep.tls.serverName.empty() ? ep.host : ep.tls.serverName;
-  error_code addrEc;
-  asio::ip::make_address(name, addrEc);
-  // SNI is for names only (RFC 6066 forbids literal addresses).
-  if (addrEc && !SSL_set_tlsext_host_name(s.native_handle(), name.c_str())) {
-    co_return netError(kTls, "TLS: cannot set server name " + name);
+  const std::string serverKey = ep.host + '\n' + std::to_string(ep.port) + '\n' + name;
+  // Resuming the last session first; a server that fails that (a misconfigured session
+  // context) is asked once more with a full handshake.
+  for (bool resume : {true, false}) {
+    auto conn =
+        std::make_unique<Connection>(std::in_place_type<TlsStream>, TcpStream(strand), *tls);
+    auto& s = std::get<TlsStream>(conn->stream);
+    setDeadline(conn->stream, deadline);
+    co_await beast::get_lowest_layer(s).async_connect(resolved.value(),
+                                                      redirect_error(use_awaitable, ec));
+    if (ec) co_return connectError(ep, ec);
+    beast::get_lowest_layer(s).socket().set_option(asio::ip::tcp::no_delay(true), ec);
+
+    error_code addrEc;
+    asio::ip::make_address(name, addrEc);
+    // SNI is for names only (RFC 6066 forbids literal addresses).
+    if (addrEc && !SSL_set_tlsext_host_name(s.native_handle(), name.c_str())) {
+      co_return netError(kTls, "TLS: cannot set server name " + name);
+    }
+    if (ep.tls.verifyPeer) s.set_verify_callback(ssl::host_name_verification(name));
+    const bool offered = offerSession(s.native_handle(), serverKey, resume);
+    co_await s.async_handshake(ssl::stream_base::client, redirect_error(use_awaitable, ec));
+    if (ec == beast::error::timeout) co_return connectError(ep, ec);
+    if (ec && offered) {
+      forgetSession(*tls, serverKey);
+      continue;
+    }
+    if (ec)
+      co_return netError(kTls, "TLS handshake with " + ep.describe() + " failed: " + ec.message());
+    co_return conn;
   }
-  if (ep.tls.verifyPeer) s.set_verify_callback(ssl::host_name_verification(name));
-  co_await s.async_handshake(ssl::stream_base::client, redirect_error(use_awaitable, ec));
-  if (ec == beast::error::timeout) co_return connectError(ep, ec);
-  if (ec)
-    co_return netError(kTls, "TLS handshake with " + ep.describe() + " failed: " + ec.message());
-  co_return conn;
+  co_return netError(kTls, "TLS handshake with " + ep.describe() + " failed");
 }
 
 }  // namespace agentpane::net::detail

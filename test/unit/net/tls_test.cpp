@@ -12,7 +12,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "net/errors.hpp"
 #include "net/http_client.hpp"
@@ -217,6 +219,36 @@ TEST_F(Tls, UpgradeAndHalfCloseUnderTls) {
   EXPECT_TRUE(sawEnd);
   EXPECT_EQ(serverGot, payload);
   EXPECT_EQ(got, "readygot 200000");
+}
+
+// A new connection to the same server offers the last session: the server resumes it (no
+// certificate exchange). A server reached under another name gets a full handshake.
+TEST_F(Tls, ANewConnectionResumesTheLastSessionOfThatServer) {
+  std::mutex mu;
+  std::vector<bool> reused;
+  TlsServer srv(server_, nullptr, [&](auto& s, const std::string&) {
+    {
+      std::lock_guard lk(mu);
+      reused.push_back(SSL_session_reused(s.native_handle()) == 1);
+    }
+    writeAllTls(s, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+  });
+  TlsOptions tls;
+  tls.caPem = server_.cert;
+  auto io = IoThread::create(1);
+  auto c = HttpClient::create(Endpoint::tlsTcp("localhost", srv.port(), tls), io);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.value()->request({});
+    ASSERT_TRUE(r.ok()) << i << ": " << r.error().describe() << " / server: " << srv.lastError();
+    EXPECT_EQ(r->body, "ok");
+  }
+  auto other = HttpClient::create(Endpoint::tlsTcp("127.0.0.1", srv.port(), tls), io);
+  ASSERT_TRUE(other.ok());
+  auto r = other.value()->request({});
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  std::lock_guard lk(mu);
+  EXPECT_EQ(reused, (std::vector<bool>{false, true, true, false}));
 }
 
 }  // namespace
