@@ -78,6 +78,7 @@ struct Command {
   std::size_t ringBytes = 0;
   std::uint64_t end = 0;  // cursor past the last byte
   std::set<std::uint64_t> subscribers;
+  std::uint64_t heldBy = 0;  // the client whose Hold stops reading its output; 0: none
 
   [[nodiscard]] std::uint64_t firstCursor() const {
     return ring.empty() ? end : ring.front().offset;
@@ -168,7 +169,7 @@ class Agent {
     std::int64_t nearest = -1;
     for (auto& [id, cp] : commands_) {
       Command& c = *cp;
-      if (!outputPaused) {
+      if (!outputPaused && c.heldBy == 0) {
         if (c.proc.stdoutFd >= 0) add(c.proc.stdoutFd, POLLIN, {Kind::CmdOut, 0, &c});
         if (c.proc.stderrFd >= 0) add(c.proc.stderrFd, POLLIN, {Kind::CmdErr, 0, &c});
       }
@@ -309,8 +310,10 @@ class Agent {
           ++it;
           continue;
         }
-        for (auto& [id, cmd] : commands_)
+        for (auto& [id, cmd] : commands_) {
           cmd->subscribers.erase(it->first);
+          if (cmd->heldBy == it->first) cmd->heldBy = 0;  // no one left to release it
+        }
         if (c.in >= 0) ::close(c.in);
         if (c.out >= 0 && c.out != c.in) ::close(c.out);
         it = clients_.erase(it);
@@ -352,6 +355,7 @@ class Agent {
               return;
             }
             c->killSignal = static_cast<int>(f.signal);
+            c->heldBy = 0;  // its pipes must drain for its Exit
             signalCommand(c->proc.pid, static_cast<int>(f.signal));
           } else if constexpr (std::is_same_v<T, FetchOutput>) {
             fetch(key, f);
@@ -373,6 +377,11 @@ class Agent {
             ::ioctl(c->proc.stdoutFd, TIOCSWINSZ, &ws);
           } else if constexpr (std::is_same_v<T, Ping>) {
             send(key, Pong{f.tag});
+          } else if constexpr (std::is_same_v<T, HoldOutput>) {
+            Command* c = find(key, f.id);
+            if (!c) return;
+            // A killed command is never held: its pipes must drain for its Exit.
+            c->heldBy = f.hold && c->killSignal == 0 && !c->timedOut ? key : 0;
           } else {
             send(key, ErrorReply{{}, kErrUnexpected, "the agent does not accept this frame type"});
           }
@@ -548,6 +557,7 @@ class Agent {
     for (auto& [id, c] : commands_) {
       if (c->deadline > 0 && !c->timedOut && !c->finished && now >= c->deadline) {
         c->timedOut = true;
+        c->heldBy = 0;  // its pipes must drain for its Exit
         signalCommand(c->proc.pid, SIGKILL);
       }
     }

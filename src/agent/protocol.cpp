@@ -130,6 +130,7 @@ constexpr FrameType typeOf() {
   if constexpr (std::is_same_v<T, ListCommands>) return FrameType::List;
   if constexpr (std::is_same_v<T, ResizeTty>) return FrameType::Resize;
   if constexpr (std::is_same_v<T, Ping>) return FrameType::Ping;
+  if constexpr (std::is_same_v<T, HoldOutput>) return FrameType::Hold;
   if constexpr (std::is_same_v<T, Hello>) return FrameType::Hello;
   if constexpr (std::is_same_v<T, Started>) return FrameType::Started;
   if constexpr (std::is_same_v<T, Output>) return FrameType::Output;
@@ -175,6 +176,10 @@ void putPayload(Writer& w, const ResizeTty& m) {
   w.str(m.id);
   w.u16(m.rows);
   w.u16(m.cols);
+}
+void putPayload(Writer& w, const HoldOutput& m) {
+  w.str(m.id);
+  w.u8(m.hold ? 1 : 0);
 }
 void putPayload(Writer& w, const Ping& m) {
   w.u64(m.tag);
@@ -322,6 +327,13 @@ std::variant<Message, DecodeError> decodeBody(std::string_view body) {
     }
     case FrameType::Ping:
       return finish(Ping{r.u64()}, {}, "Ping");
+    case FrameType::Hold: {
+      HoldOutput m;
+      m.id = r.str();
+      m.hold = r.flag();
+      std::string id = m.id;
+      return finish(std::move(m), id, "Hold");
+    }
     case FrameType::Hello: {
       Hello m;
       m.version = r.u32();

@@ -8,7 +8,7 @@
 // named by an id the client chooses ([A-Za-z0-9_.-]{1,64}); output is addressed by a cursor:
 // the byte offset in the command's combined stdout+stderr sequence.
 //
-// Client -> agent: Start, Stdin, CloseStdin, Kill, Fetch, List, Resize, Ping.
+// Client -> agent: Start, Stdin, CloseStdin, Kill, Fetch, List, Resize, Ping, Hold.
 // Agent -> client: Hello (first, on every connection), Started, Output, Exit, Error,
 // ListReply, FetchEnd, Pong.
 #pragma once
@@ -23,7 +23,8 @@
 
 namespace agentpane::agent {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// 2: Hold (per-command output back-pressure).
+inline constexpr std::uint32_t kProtocolVersion = 2;
 inline constexpr std::size_t kHeaderBytes = 4;
 inline constexpr std::size_t kMaxFrameBody = 1u << 20;
 // The agent never puts more output than this into one Output frame.
@@ -39,6 +40,7 @@ enum class FrameType : std::uint8_t {
   List = 0x06,
   Resize = 0x07,
   Ping = 0x08,
+  Hold = 0x09,
   Hello = 0x81,
   Started = 0x82,
   Output = 0x83,
@@ -108,6 +110,14 @@ struct Ping {
   std::uint64_t tag = 0;
   bool operator==(const Ping&) const = default;
 };
+// Back-pressure for one command: while held, the agent does not read the command's stdout and
+// stderr (the process blocks on a full pipe); released, it reads them again. A hold ends too
+// when the connection that set it goes. Other commands are not affected.
+struct HoldOutput {
+  std::string id;
+  bool hold = true;
+  bool operator==(const HoldOutput&) const = default;
+};
 
 // --- agent -> client --------------------------------------------------------------------------
 struct Hello {
@@ -174,7 +184,7 @@ struct Pong {
 
 using Message = std::variant<StartCommand, StdinData, CloseStdin, KillCommand, FetchOutput,
                              ListCommands, ResizeTty, Ping, Hello, Started, Output, Exit,
-                             ErrorReply, ListReply, FetchEnd, Pong>;
+                             ErrorReply, ListReply, FetchEnd, Pong, HoldOutput>;
 
 // Error words of ErrorReply and of DecodeError.
 inline constexpr const char* kErrFrameEmpty = "frameEmpty";

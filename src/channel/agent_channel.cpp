@@ -21,6 +21,9 @@ namespace {
 constexpr std::size_t kStdinChunk = 256u << 10;
 // A cancel's wait for the agent to report the process tree dead.
 constexpr auto kCancelBound = std::chrono::seconds(15);
+// Unread output of one command at which the agent is asked to hold it, and to go on.
+constexpr std::size_t kHoldOutputAbove = 8u << 20;
+constexpr std::size_t kReleaseOutputBelow = 2u << 20;
 
 std::string newCommandId() {
   unsigned char b[12];
@@ -61,7 +64,16 @@ struct CommandState {
   std::mutex m;
   std::condition_variable cv;
   std::deque<ExecChunk> chunks;
-  bool ended = false;  // Exit arrived, or the command failed
+  // Output back-pressure: past kHoldOutputAbove unread bytes the agent is asked to stop
+  // reading this command's output (HoldOutput), below kReleaseOutputBelow to go on. What is
+  // in flight when the hold lands adds to the bound (at most the agent's client queue, 8 MiB,
+  // and the transport's buffers); other commands of the channel are not affected.
+  std::size_t queuedBytes = 0;
+  bool held = false;
+  std::optional<bool> holdToSend;        // set under m, sent by sendHold() after it
+  std::mutex holdM;                      // keeps the Hold frames in the order they were decided
+  std::function<void(bool)> sendHoldFn;  // writes a HoldOutput frame for this command
+  bool ended = false;                    // Exit arrived, or the command failed
   int code = -1;
   bool timedOut = false;
   std::optional<Error> error;  // refused, channel lost, canceled
@@ -83,6 +95,11 @@ struct CommandState {
     if (!chunks.empty()) {
       ExecChunk c = std::move(chunks.front());
       chunks.pop_front();
+      queuedBytes -= c.data.size();
+      if (held && queuedBytes <= kReleaseOutputBelow) {
+        held = false;
+        holdToSend = false;
+      }
       return Result<std::optional<ExecChunk>>(std::optional<ExecChunk>(std::move(c)));
     }
     if (error) return Result<std::optional<ExecChunk>>(*error);
@@ -98,6 +115,27 @@ struct CommandState {
     if (timedOut) return Result<int>(timeoutError());
     if (ended) return Result<int>(code);
     return std::nullopt;
+  }
+
+  // Adds output (lock held); true when the agent must be told to hold.
+  void addChunk(ExecChunk c) {
+    queuedBytes += c.data.size();
+    chunks.push_back(std::move(c));
+    if (!held && queuedBytes > kHoldOutputAbove) {
+      held = true;
+      holdToSend = true;
+      counters().outputHolds++;
+    }
+  }
+  // Sends the hold decided last, if any. Called with the lock NOT held.
+  void sendHold() {
+    std::lock_guard order(holdM);
+    std::optional<bool> h;
+    {
+      std::lock_guard lk(m);
+      h.swap(holdToSend);
+    }
+    if (h && sendHoldFn) sendHoldFn(*h);
   }
 
   // Calls whatever handlers can complete now. Called with the lock NOT held.
@@ -126,6 +164,7 @@ struct CommandState {
       if (ended) cancels.swap(cancelWaiters);
     }
     cv.notify_all();
+    sendHold();
     if (read) read(std::move(*readResult));
     if (wait) wait(std::move(*waitResult));
     for (auto& c : cancels)
@@ -176,11 +215,14 @@ class ChannelExecSession final : public ExecSession {
     return blockingWrite([&](ExecHandler<void> h) { asyncCloseStdin(std::move(h)); });
   }
   Result<std::optional<ExecChunk>> read() override {
-    std::unique_lock lk(state_->m);
-    for (;;) {
-      if (auto r = state_->readable()) return std::move(*r);
-      state_->cv.wait(lk);
+    std::optional<Result<std::optional<ExecChunk>>> r;
+    {
+      std::unique_lock lk(state_->m);
+      while (!(r = state_->readable()))
+        state_->cv.wait(lk);
     }
+    state_->sendHold();
+    return std::move(*r);
   }
   Result<int> wait() override {
     std::unique_lock lk(state_->m);
@@ -526,8 +568,8 @@ void AgentChannel::handleFrame(ag::Message m, std::vector<std::shared_ptr<Follow
     if (auto s = stateOf(o->id)) {
       {
         std::lock_guard lk(s->m);
-        s->chunks.push_back(ExecChunk{o->stream == 2 ? ExecStream::Stderr : ExecStream::Stdout,
-                                      std::move(o->data)});
+        s->addChunk(ExecChunk{o->stream == 2 ? ExecStream::Stderr : ExecStream::Stdout,
+                              std::move(o->data)});
       }
       s->settle();
     }
@@ -680,6 +722,22 @@ void AgentChannel::writeNext() {
   });
 }
 
+std::size_t AgentChannel::queuedOutputBytes() const {
+  std::vector<std::shared_ptr<CommandState>> live;
+  {
+    std::lock_guard lk(m_);
+    for (const auto& [id, w] : commands_) {
+      if (auto st = w.lock()) live.push_back(st);
+    }
+  }
+  std::size_t total = 0;
+  for (const auto& st : live) {
+    std::lock_guard lk(st->m);
+    total += st->queuedBytes;
+  }
+  return total;
+}
+
 void AgentChannel::forget(const std::string& id) {
   std::lock_guard lk(m_);
   commands_.erase(id);
@@ -702,6 +760,9 @@ Result<std::unique_ptr<ExecSession>> AgentChannel::startCommand(
   start.tty = options.tty;
   start.rows = static_cast<std::uint16_t>(options.ttyRows);
   start.cols = static_cast<std::uint16_t>(options.ttyColumns);
+  state->sendHoldFn = [weak = weak_from_this(), id = state->id](bool hold) {
+    if (auto ch = weak.lock()) ch->write(ag::encode(ag::HoldOutput{id, hold}), nullptr);
+  };
   {
     std::lock_guard lk(m_);
     if (ended_) return failure_.value_or(Error(ErrorCode::SandboxExecFailed, "channel closed"));

@@ -43,6 +43,9 @@ class AgentChannel : public std::enable_shared_from_this<AgentChannel> {
   // Hello received and the stream has not ended.
   [[nodiscard]] bool up() const { return up_.load(); }
   [[nodiscard]] const agent::Hello& hello() const { return hello_; }
+  // Output of this channel's attached commands that arrived and was not read yet (bounded
+  // per command by the HoldOutput back-pressure).
+  [[nodiscard]] std::size_t queuedOutputBytes() const;
 
   // Starts argv in the agent. ExecOptions::root is not this channel's business (the agent
   // runs as the sandbox user): the caller routes root execs elsewhere.
@@ -125,6 +128,7 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> startFailures{0};  // starts that failed (fallback to native)
   std::atomic<std::uint64_t> installs{0};       // agent binaries copied into a sandbox
   std::atomic<std::uint64_t> lost{0};           // channels that ended while in use
+  std::atomic<std::uint64_t> outputHolds{0};    // commands whose unread output held the agent
 };
 ChannelCounters& counters();
 

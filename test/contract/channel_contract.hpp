@@ -2,8 +2,11 @@
 // (src/channel): included by each provider's channel suite after its makeHarness().
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "channel/channel_provider.hpp"
 #include "contract/provider_contract.hpp"
@@ -52,6 +55,57 @@ TEST_F(ProviderContract, OurImageNeedsNoCopyOfTheAgent) {
   auto exe = sh("readlink /proc/" + std::to_string((*ch)->hello().pid) + "/exe");
   EXPECT_EQ(exe, std::string(channel::kBakedAgentPath) + "\n");
   (*ch)->close();
+}
+
+// A reader that does not read: its command's unread output stays bounded (the agent holds
+// that command's output and the process waits on its pipe), another command on the same
+// channel runs meanwhile, and once read, every byte arrives and the exit code with it.
+TEST_F(ProviderContract, ASlowReaderHoldsItsCommandNotTheChannel) {
+  using Clock = std::chrono::steady_clock;
+  auto& cp = dynamic_cast<channel::ChannelProvider&>(provider());
+  auto ch = cp.channelFor(sharedRef());
+  ASSERT_TRUE(ch.ok()) << ch.error().describe();
+  const auto holds = channel::counters().outputHolds.load();
+  constexpr std::size_t kTotal = 96u << 20;
+  // Hold past 8 MiB, plus what is in flight: the agent's client queue (8 MiB) and the
+  // transport's buffers. Without the hold all 96 MiB pile up within a second.
+  constexpr std::size_t kBound = 32u << 20;
+  auto session =
+      provider().openExec(sharedRef(), {"head", "-c", std::to_string(kTotal), "/dev/zero"}, {});
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (channel::counters().outputHolds.load() == holds && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GT(channel::counters().outputHolds.load(), holds)
+      << "no hold; unread: " << (*ch)->queuedOutputBytes();
+
+  auto other = run({"echo", "other"});  // the channel is not held
+  ASSERT_TRUE(other.ok()) << other.error().describe();
+  EXPECT_EQ(other->stdoutData, "other\n");
+  std::size_t most = 0;
+  for (int i = 0; i < 30; ++i) {  // 1.5 s of a reader that still does not read
+    most = std::max(most, (*ch)->queuedOutputBytes());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_LE(most, kBound);
+  std::printf("unread output while not reading: at most %zu KiB of %zu\n", most >> 10,
+              kTotal >> 10);
+
+  std::size_t got = 0;
+  bool allZero = true;
+  for (;;) {
+    auto c = (*session)->read();
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+    if (!c->has_value()) break;
+    got += (*c)->data.size();
+    allZero = allZero && (*c)->data.find_first_not_of('\0') == std::string::npos;
+  }
+  EXPECT_EQ(got, kTotal);
+  EXPECT_TRUE(allZero);
+  auto code = (*session)->wait();
+  ASSERT_TRUE(code.ok()) << code.error().describe();
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ((*ch)->queuedOutputBytes(), 0u);
 }
 
 // The agent killed while a command runs: that command fails with a clear error (the channel

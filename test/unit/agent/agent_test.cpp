@@ -154,6 +154,9 @@ TEST(Agent, KillAlsoFindsAProcessThatLeftTheGroup) {
                        "import os,time\n"
                        "pid=os.fork()\n"
                        "if pid==0:\n  os.setpgid(0,0); time.sleep(1000)\n"
+                       // The parent too (the usual way to close the race with the child's
+                       // own setpgid): the group has changed before the pid is printed.
+                       "os.setpgid(pid,pid)\n"
                        "print(pid, flush=True); time.sleep(1000)\n"}));
   agent.expect<Started>();
   auto out = agent.expect<Output>();

@@ -36,6 +36,8 @@ std::vector<Message> samples() {
       ListReply{9, {info, info}},
       FetchEnd{info, 99},
       Pong{3},
+      HoldOutput{"c-1", true},
+      HoldOutput{"c-1", false},
   };
 }
 
