@@ -10,6 +10,7 @@
 #include "server/blocking.hpp"
 #include "server/server_context.hpp"
 #include "service/sandbox_service.hpp"
+#include "service/validation.hpp"
 
 namespace agentpane::server {
 namespace asio = boost::asio;
@@ -26,11 +27,26 @@ json providerJson(SandboxService& service, ProviderType t) {
               {"warnings", h.warnings}};
 }
 
+// What a profile may ask for (service/validation.hpp), so that a client's controls hold to the
+// server's rules instead of copying them.
+json limitsJson() {
+  using namespace config_limits;
+  auto range = [](auto min, auto max) { return json{{"min", min}, {"max", max}}; };
+  return json{{"memoryMb", range(kMemoryMbMin, kMemoryMbMax)},
+              {"cpu", range(kCpuMin, kCpuMax)},
+              {"pidsLimit", range(kPidsMin, kPidsMax)},
+              {"timeoutMinutes", range(kTimeoutMinutesMin, kTimeoutMinutesMax)},
+              {"warmPoolMax", range(0, kWarmPoolMax)},
+              {"warmPoolIdleTtlSeconds", range(kWarmPoolTtlMin, kWarmPoolTtlMax)},
+              {"allowedEgressHosts", range(0, kMaxEgressHosts)}};
+}
+
 Result<json> settingsJson(ServerContext& server) {
   auto def = server.service.defaultProvider();
   if (!def.ok()) return def.takeError();
   return json{{"defaultProvider", toString(def.value())},
               {"k8sEnabled", server.service.k8sEnabled()},
+              {"limits", limitsJson()},
               {"providers",
                {{"docker", providerJson(server.service, ProviderType::Docker)},
                 {"kubernetes", providerJson(server.service, ProviderType::Kubernetes)}}}};

@@ -170,6 +170,34 @@ TEST_F(SettingsTest, DockerByDefaultWithItsHealth) {
   EXPECT_EQ(anon.get("/api/settings").status, 401);
 }
 
+// The limits a page's controls hold to are the server's: a profile at each bound is accepted,
+// one past it refused.
+TEST_F(SettingsTest, LimitsAreTheOnesProfilesAreHeldTo) {
+  auto c = ts->client();
+  const auto limits = c.get("/api/settings").data()["limits"];
+  for (const char* f : {"memoryMb", "cpu", "pidsLimit", "timeoutMinutes"}) {
+    ASSERT_TRUE(limits.contains(f)) << limits.dump();
+    ASSERT_LT(limits[f]["min"].get<double>(), limits[f]["max"].get<double>()) << f;
+  }
+  int n = 0;
+  for (const char* f : {"memoryMb", "pidsLimit", "timeoutMinutes", "cpu"}) {
+    for (const char* edge : {"min", "max"}) {
+      nlohmann::json body{{"name", "edge-" + std::to_string(n++)}};
+      body[f] = limits[f][edge];
+      EXPECT_EQ(c.post("/api/sandbox-configs", body).status, 201) << f << " " << edge;
+      const double past = limits[f][edge].get<double>() + (std::string(edge) == "min" ? -1 : 1);
+      body["name"] = "past-" + std::to_string(n++);
+      if (std::string(f) == "cpu") {
+        body[f] = past;
+      } else {
+        body[f] = static_cast<long long>(past);
+      }
+      EXPECT_EQ(c.post("/api/sandbox-configs", body).code(), "VALIDATION_ERROR")
+          << f << " " << edge;
+    }
+  }
+}
+
 TEST_F(SettingsTest, KubernetesRefusedWhileOff) {
   auto c = ts->client();
   auto r = c.request(boost::beast::http::verb::put, "/api/settings",

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, fireEvent, render, screen, within } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/svelte';
 import Profiles from './Profiles.svelte';
 import Providers from './Providers.svelte';
 
@@ -25,8 +25,12 @@ const profile = {
   pidsLimit: 256, timeoutMinutes: 60, isDefault: true, kubeConfigPath: '', kubeContext: '', kubeNamespace: '',
   networkPolicyEnabled: true, allowedEgressHosts: [],
 };
+const limits = {
+  memoryMb: { min: 256, max: 8192 }, cpu: { min: 0.25, max: 4 },
+  pidsLimit: { min: 16, max: 1024 }, timeoutMinutes: { min: 5, max: 600 },
+};
 const settings = (k8sEnabled: boolean) => ({
-  defaultProvider: 'docker', k8sEnabled,
+  defaultProvider: 'docker', k8sEnabled, limits,
   providers: { docker: { registered: true, reachable: true, version: '27.1.0', apiVersion: '1.46', running: 1, total: 2, warnings: [] }, kubernetes: { registered: false } },
 });
 
@@ -51,6 +55,27 @@ describe('Profiles', () => {
     await fireEvent.click(within(card).getByRole('button', { name: 'Yes, delete' }));
     expect((await screen.findByRole('alert')).textContent).toBe('SANDBOX_CONFIG_IN_USE: config cfg-1 is used by 1 sandbox');
     expect(screen.getByTestId('profile-card')).toBeTruthy();
+  });
+
+  it("holds the dialog's sliders to the limits the server gives", async () => {
+    // jsdom has <dialog> without its modal API.
+    HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
+      this.open = true;
+    };
+    routes({
+      'GET /api/sandbox-configs': () => ({ status: 200, body: { ok: true, data: [profile] } }),
+      'GET /api/settings': () => ({ status: 200, body: { ok: true, data: settings(false) } }),
+    });
+    render(Profiles);
+    const card = await screen.findByTestId('profile-card');
+    const edit = within(card).getByRole('button', { name: 'Edit' }) as HTMLButtonElement;
+    await waitFor(() => expect(edit.disabled).toBe(false));
+    await fireEvent.click(edit);
+    for (const [name, range] of Object.entries(limits)) {
+      const input = document.querySelector(`input[name="${name}"]`) as HTMLInputElement;
+      expect(input, name).toBeTruthy();
+      expect([Number(input.min), Number(input.max)], name).toEqual([range.min, range.max]);
+    }
   });
 });
 

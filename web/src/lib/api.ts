@@ -56,6 +56,7 @@ export const api = {
 export interface Settings {
   defaultProvider: 'docker' | 'kubernetes';
   k8sEnabled: boolean;
+  limits: Limits;
   dockerVersion?: string;
 }
 
@@ -130,13 +131,19 @@ export interface K8sContexts {
   current: string | null;
 }
 
-// The server's limits for profiles (src/service/validation.hpp).
-export const limits = {
-  memoryMb: { min: 512, max: 32768, step: 256 },
-  cpu: { min: 0.5, max: 16, step: 0.5 },
-  pidsLimit: { min: 32, max: 4096, step: 32 },
-  timeoutMinutes: { min: 1, max: 1440, step: 1 },
-};
+// The bounds of a profile's fields come from the server (`limits` of GET /api/settings); the
+// sliders' steps are the page's own.
+export interface Range {
+  min: number;
+  max: number;
+}
+export interface Limits {
+  memoryMb: Range;
+  cpu: Range;
+  pidsLimit: Range;
+  timeoutMinutes: Range;
+}
+export const sliderSteps = { memoryMb: 256, cpu: 0.5, pidsLimit: 32, timeoutMinutes: 1 };
 
 // "3m", "2h", "5d" for a unix time in seconds.
 export function age(unixSeconds: number, nowMs = Date.now()): string {
