@@ -36,11 +36,6 @@ namespace {
 
 constexpr std::size_t kTerminalHighWater = 1u << 20;
 
-std::string errorFrame(const Error& e) {
-  return dumpJson(
-      json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
-}
-
 Result<int> sizeParam(const RequestContext& ctx, const std::string& name, int fallback) {
   auto it = ctx.query.find(name);
   if (it == ctx.query.end()) return fallback;

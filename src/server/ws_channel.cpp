@@ -3,6 +3,10 @@
 
 #include "server/ws_channel.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include "server/api.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -143,6 +147,11 @@ asio::awaitable<std::optional<WsChannel::Message>> WsChannel::read() {
 asio::awaitable<void> WsChannel::finished() {
   while (writerStarted_ && !writerDone_)
     co_await drained_.wait();
+}
+
+std::string errorFrame(const Error& e) {
+  return dumpJson(nlohmann::json{
+      {"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
 }
 
 }  // namespace agentpane::server

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "agentpane/result.hpp"
 #include "server/server.hpp"
 
 namespace agentpane::server {
@@ -35,6 +36,10 @@ class Signal {
  private:
   boost::asio::steady_timer timer_;
 };
+
+// The text message a WebSocket route ends with on failure:
+// {"type":"error","code":"…","message":"…"}.
+std::string errorFrame(const Error& e);
 
 class WsChannel : public std::enable_shared_from_this<WsChannel> {
  public:

@@ -37,11 +37,6 @@ namespace {
 
 constexpr std::size_t kOutHighWater = 1u << 20;  // queued output before we stop reading the process
 
-std::string errorFrame(const Error& e) {
-  return dumpJson(
-      json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
-}
-
 // The start message is read by the same parser as the buffered exec's body.
 Result<ExecStreamStart> parseStart(const std::string& text) {
   auto obj = parseJsonObject(text);

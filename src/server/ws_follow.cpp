@@ -40,11 +40,6 @@ namespace {
 constexpr std::size_t kHighWater = 1u << 20;
 constexpr std::size_t kResume = 256u << 10;
 
-std::string errorFrame(const Error& e) {
-  return dumpJson(
-      json{{"type", "error"}, {"code", std::string(errorName(e.code))}, {"message", e.message}});
-}
-
 // What the channel's events left for the strand. `generation` tells a paused follow's late
 // events from the current one's.
 struct FollowState {

@@ -37,14 +37,7 @@ Result<CommandStatus> SandboxService::commandStart(const std::string& id,
                                                    const ExecOptions& opts,
                                                    const std::string& actor) {
   auto& I = *impl_;
-  if (argv.empty()) return validationError("argv", "argv must not be empty");
-  for (const auto& [k, v] : opts.env) {
-    if (!isValidEnvKey(k)) {
-      return Error(ErrorCode::ValidationError,
-                   "environment variable name '" + k + "' must match [A-Za-z_][A-Za-z0-9_]*",
-                   {{"field", "env"}, {"key", k}});
-    }
-  }
+  AP_TRY(validateExec(argv, opts));
   auto r = runnerOf(I, id);
   if (!r.ok()) return r.takeError();
   I.auditor->touch(id);

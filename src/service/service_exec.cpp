@@ -16,8 +16,6 @@ namespace agentpane {
 
 using nlohmann::json;
 
-namespace {
-
 Result<void> validateExec(const std::vector<std::string>& argv, const ExecOptions& opts) {
   if (argv.empty()) return validationError("argv", "argv must not be empty");
   for (const auto& [k, v] : opts.env) {
@@ -29,6 +27,8 @@ Result<void> validateExec(const std::vector<std::string>& argv, const ExecOption
   }
   return {};
 }
+
+namespace {
 
 std::int64_t msSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -

@@ -242,6 +242,10 @@ struct SandboxService::Impl {
 
 // `inner`, with `env` laid under the environment of every command it runs (a command's own
 // variables win) (service_exec.cpp).
+// argv present and environment names valid (service_exec.cpp): what an exec or a durable
+// command must pass before it reaches a provider.
+Result<void> validateExec(const std::vector<std::string>& argv, const ExecOptions& opts);
+
 std::shared_ptr<SandboxProvider> withExecEnv(std::shared_ptr<SandboxProvider> inner,
                                              std::vector<std::pair<std::string, std::string>> env);
 
