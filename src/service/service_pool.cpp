@@ -9,7 +9,7 @@
 //            Kubernetes through a resourceVersion precondition); then running, fromPool
 //
 // Sizes: the pool keeps `target` sandboxes warm or warming, where target is min plus the
-// claims of the last minute (so a burst refills faster), never above max. A warm sandbox
+// claims of the last minute (so a burst refills faster), never above max; min 0 is no pool. A warm sandbox
 // beyond the target and unclaimed for the idle TTL is removed. Failed warm creates back off
 // (5 s doubling to 5 min) so a broken profile never becomes a storm of creates. A profile
 // change drains its pool (the warm sandboxes were made for the old profile) and refills it.
@@ -283,7 +283,11 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
     while (!p.claimTimesMs.empty() && now - p.claimTimesMs.front() > kAutoscaleWindowMs)
       p.claimTimesMs.pop_front();
     const int max = effectiveMax(cfg);
-    p.target = std::min(max, cfg.warmPoolMin + static_cast<int>(p.claimTimesMs.size()));
+    // Min 0 is no pool: recent claims never start one (a prewarm 0 right after claims did,
+    // and the refill outlived it).
+    p.target = cfg.warmPoolMin == 0
+                   ? 0
+                   : std::min(max, cfg.warmPoolMin + static_cast<int>(p.claimTimesMs.size()));
     const int warming = inFlight[cfg.id];
     // Warm sandboxes on another instance (the profile now names another cluster) or beyond
     // the target and idle for the TTL go; the oldest first.

@@ -381,5 +381,25 @@ TEST_F(PoolTest, ReconcileKeepsWhatAClaimOrCreateFinishedWhileItListed) {
   EXPECT_EQ(store->getSandbox(made.id).value().status, st::kRunning);
 }
 
+// Min 0 is no pool, whatever the max and however many claims came within the minute:
+// prewarm 0 right after claims leaves nothing warm and starts nothing (it did start a refill,
+// which a server stopped next leaked: seen in PoolE2E's teardown, 1 run in 5).
+TEST_F(PoolTest, PrewarmZeroAfterRecentClaimsStartsNoRefill) {
+  auto cfg = svc->defaultConfig().value();
+  cfg.warmPoolMin = 2;
+  cfg.warmPoolMax = 4;
+  ASSERT_TRUE(svc->updateConfig(cfg).ok());
+  ASSERT_TRUE(svc->maintainPools(true).ok());
+  (void)create("claimed-a");
+  (void)create("claimed-b");
+  ASSERT_TRUE(svc->prewarm("", 0, "api").ok());
+  EXPECT_TRUE(rowsWith(st::kWarm).empty());
+  EXPECT_TRUE(rowsWith(st::kWarming).empty());
+  ASSERT_TRUE(svc->maintainPools(true).ok());
+  EXPECT_EQ(pool().target, 0);
+  EXPECT_TRUE(rowsWith(st::kWarm).empty());
+  EXPECT_EQ(docker->size(), 2u);  // the two claimed sandboxes only
+}
+
 }  // namespace
 }  // namespace agentpane::fakes
