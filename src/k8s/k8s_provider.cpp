@@ -762,6 +762,7 @@ Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
                    {{"id", ref.sandboxId}});
     }
     // Failed, finished or terminating: make way for a new pod from the claim's template.
+    AP_TRY(keepClaimedProject(ns, *pod));
     AP_TRY(removeEverything(ns, ref.sandboxId, true));
   } else if (!isCode(pod.error(), ErrorCode::SandboxNotFound)) {
     return pod.takeError();
@@ -792,6 +793,7 @@ Result<SandboxInfo> K8sProvider::start(const SandboxRef& ref) {
   if (tmpl.contains(json::json_pointer("/metadata/labels")) &&
       labelOf(tmpl, labels::kWarmPool) == "true") {
     tmpl["metadata"]["labels"][labels::kWarmPoolState] = "allocated";
+    AP_TRY(rebindSlot(tmpl));
   }
   return runPod(tmpl, ref.sandboxId, Clock::now() + opts_.startupTimeout, CreateControl{});
 }
@@ -805,6 +807,7 @@ Result<void> K8sProvider::stop(const SandboxRef& ref) {
     if (!claim.ok()) return claim.takeError();
     return {};
   }
+  AP_TRY(keepClaimedProject(ns, *pod));
   return removeEverything(ns, ref.sandboxId, true);
 }
 

@@ -166,6 +166,13 @@ class K8sProvider final : public SandboxProvider {
   // Releases the slots of sandboxes with no object left in the cluster (what a crash left);
   // skipped while a warm create is in flight (its slot exists before its objects do).
   void sweepSlots();
+  // A claimed warm sandbox's project lives on its pod (labels, annotation): stop copies it
+  // onto the workspace claim and into the template kept there, so that stopped it lists with
+  // its project and started again it comes back with it. No claim (emptyDir): nothing.
+  Result<void> keepClaimedProject(const std::string& ns, const nlohmann::json& pod);
+  // Start of a claimed warm sandbox from its template: its slot made and the project bound
+  // again if a restart of the host lost the bind (idempotent when it is still there).
+  Result<void> rebindSlot(const nlohmann::json& tmpl);
   // A warm create's template: the warm uid and labels, the slot (checks that it can be made).
   Result<void> warmTemplate(const SandboxSpec& spec, PodTemplateOptions& t);
   // While alive, a warm create's slot is in flight: cleanup's sweep keeps it.

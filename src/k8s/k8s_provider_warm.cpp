@@ -205,6 +205,59 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   return info;
 }
 
+Result<void> K8sProvider::keepClaimedProject(const std::string& ns, const json& pod) {
+  if (labelOf(pod, labels::kWarmPool) != "true" || labelOf(pod, labels::kWarmPoolState) == "warm")
+    return {};
+  const std::string id = labelOf(pod, labels::kSandboxId);
+  auto claim = ownClaim(ns, id);
+  if (!claim.ok()) {
+    if (claim.error().code == ErrorCode::SandboxNotFound) return {};
+    return claim.takeError();
+  }
+  const std::string projectPath = stringAt(pod, "/metadata/annotations/agentpane.io~1project-path");
+  json claimLabels = {{labels::kWarmPoolState, "allocated"},
+                      {labels::kProjectId, labelOf(pod, labels::kProjectId)},
+                      {labels::kAgentId, labelOf(pod, labels::kAgentId)}};
+  json annotations = {{k8s_annotations::kProjectPath, projectPath}};
+  auto tmpl = json::parse(stringAt(*claim, "/metadata/annotations/agentpane.io~1pod-template"),
+                          nullptr, false);
+  if (tmpl.is_object()) {
+    for (const auto& [k, v] : claimLabels.items())
+      tmpl["metadata"]["labels"][k] = v;
+    tmpl["metadata"]["annotations"][k8s_annotations::kProjectPath] = projectPath;
+    annotations[k8s_annotations::kPodTemplate] = tmpl.dump();
+  }
+  json patch = {{"metadata", {{"labels", claimLabels}, {"annotations", annotations}}}};
+  auto patched = client_->patch(claimPath(ns, claimName(id)), patch, PatchType::Merge);
+  if (!patched.ok() && patched.error().code != ErrorCode::K8sNotFound) return patched.takeError();
+  return {};
+}
+
+Result<void> K8sProvider::rebindSlot(const json& tmpl) {
+  const std::string slot = stringAt(tmpl, "/metadata/annotations/agentpane.io~1workspace-slot");
+  const std::string projectPath =
+      stringAt(tmpl, "/metadata/annotations/agentpane.io~1project-path");
+  if (slot.empty() || projectPath.empty()) return {};
+  if (!opts_.warmSlots) return warmSupported().takeError();
+  const std::string id = labelOf(tmpl, labels::kSandboxId);
+  const json::json_pointer uidAt("/spec/securityContext/runAsUser");
+  const json::json_pointer gidAt("/spec/securityContext/runAsGroup");
+  const auto idAt = [&](const json::json_pointer& at, std::int64_t fallback) {
+    return tmpl.contains(at) && tmpl.at(at).is_number_integer() ? tmpl.at(at).get<std::int64_t>()
+                                                                : fallback;
+  };
+  const std::int64_t uid = idAt(uidAt, 0);
+  const std::int64_t gid = idAt(gidAt, uid);
+  if (uid <= 0 || gid < 0) {
+    return Error(ErrorCode::SandboxNotRunning,
+                 "the pod template of warm sandbox '" + id + "' has no non-root uid to start as",
+                 {{"id", id}});
+  }
+  AP_TRY(opts_.warmSlots->prepare());
+  AP_TRY(opts_.warmSlots->make(id, static_cast<uid_t>(uid), static_cast<gid_t>(gid)));
+  return opts_.warmSlots->bind(id, projectPath);
+}
+
 Result<void> K8sProvider::releaseSlot(const std::string& sandboxId) {
   if (!opts_.warmSlots) return {};
   return opts_.warmSlots->release(sandboxId);

@@ -305,6 +305,58 @@ TEST_F(WarmCluster, EmptyDirWarmPodHasNoSlotAndItsClaimBindsNothing) {
   EXPECT_EQ(run(ref, {"ls", "-A", "/workspace"}).stdoutData, "");
 }
 
+// Stopped, a claimed sandbox keeps its project (listed with it); started again (even after
+// the host lost the slot's bind, as a reboot does), its pod has the project's labels and
+// /workspace is the project again; it never goes back to the pool.
+TEST_F(WarmCluster, AClaimedSandboxStoppedAndStartedKeepsItsProject) {
+  const SandboxInfo w = warm("s");
+  ASSERT_FALSE(w.id.empty());
+  const SandboxRef ref = sandboxRef(w);
+  const fs::path proj = project("proj-s", 1000);
+  WarmClaim c;
+  c.projectId = "proj-s-" + runId_;
+  c.agentId = "agent-s";
+  c.projectPath = proj.string();
+  auto claimed = provider_->claimWarm(ref, c);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().describe();
+
+  ASSERT_TRUE(provider_->stop(ref).ok());
+  auto stopped = provider_->get(ref);
+  ASSERT_TRUE(stopped.ok()) << stopped.error().describe();
+  EXPECT_EQ(stopped->state, SandboxState::Stopped);
+  EXPECT_EQ(stopped->projectId, c.projectId);
+  EXPECT_EQ(stopped->agentId, c.agentId);
+  EXPECT_EQ(stopped->projectPath, c.projectPath);
+  ListFilter byProject;
+  byProject.projectId = c.projectId;
+  auto listed = provider_->list(byProject);
+  ASSERT_TRUE(listed.ok()) << listed.error().describe();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().id, w.id);
+
+  // What a reboot of the host does to the bind (the slot itself is kept with the claim).
+  ASSERT_TRUE(slots_->isBound(w.id));
+  ASSERT_EQ(::umount2(slots_->pathOf(w.id).c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  ASSERT_FALSE(slots_->isBound(w.id));
+
+  auto started = provider_->start(ref);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  EXPECT_EQ(started->state, SandboxState::Running);
+  EXPECT_EQ(started->projectId, c.projectId);
+  EXPECT_EQ(started->projectPath, c.projectPath);
+  json p = pod(w.id);
+  EXPECT_EQ(label(p, labels::kWarmPoolState), "allocated");
+  EXPECT_EQ(label(p, labels::kProjectId), c.projectId);
+  EXPECT_EQ(label(p, labels::kAgentId), c.agentId);
+  const SandboxRef again = sandboxRef(*started);
+  EXPECT_EQ(run(again, {"cat", "/workspace/hello.txt"}).stdoutData, "hello from proj-s\n");
+  EXPECT_EQ(run(again, {"sh", "-c", "echo after-start > /workspace/after.txt"}).exitCode, 0);
+  EXPECT_EQ(slurp(proj / "after.txt"), "after-start\n");
+  auto reclaim = provider_->claimWarm(again, c);
+  ASSERT_FALSE(reclaim.ok());
+  EXPECT_EQ(reclaim.error().code, ErrorCode::Conflict);
+}
+
 TEST_F(WarmCluster, CleanupSweepsSlotsWhoseSandboxIsGone) {
   ASSERT_TRUE(slots_->prepare().ok());
   const std::string stray = "wm-" + runId_ + "-stray";
