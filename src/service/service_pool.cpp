@@ -9,8 +9,8 @@
 //            Kubernetes through a resourceVersion precondition); then running, fromPool
 //
 // Sizes: the pool keeps `target` sandboxes warm or warming, where target is min plus the
-// claims of the last minute (so a burst refills faster), never above max; min 0 is no pool. A warm sandbox
-// beyond the target and unclaimed for the idle TTL is removed. Failed warm creates back off
+// claims of the last minute (so a burst refills faster), never above max; min 0 is no pool. A warm
+// sandbox beyond the target and unclaimed for the idle TTL is removed. Failed warm creates back off
 // (5 s doubling to 5 min) so a broken profile never becomes a storm of creates. A profile
 // change drains its pool (the warm sandboxes were made for the old profile) and refills it.
 #include <spdlog/spdlog.h>
@@ -266,7 +266,11 @@ Result<int> SandboxService::Impl::maintainOnce(bool wait) {
     for (const auto& r : rows.value()) {
       if (r.configId == cfg.id && r.status == st::kWarm) warm.push_back(&r);
     }
-    if (cfg.warmPoolMin <= 0 && warm.empty()) continue;
+    if (cfg.warmPoolMin <= 0 && warm.empty()) {
+      std::lock_guard lk(poolMu);
+      if (auto it = pools.find(cfg.id); it != pools.end()) it->second.target = 0;
+      continue;
+    }
     auto prov = poolProvider(cfg);
     if (prov.ok()) {
       if (auto ok = prov.value()->warmSupported(); !ok.ok()) prov = ok.takeError();
