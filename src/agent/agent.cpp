@@ -78,7 +78,9 @@ struct Command {
   std::size_t ringBytes = 0;
   std::uint64_t end = 0;  // cursor past the last byte
   std::set<std::uint64_t> subscribers;
-  std::uint64_t heldBy = 0;  // the client whose Hold stops reading its output; 0: none
+  std::uint64_t heldBy = 0;     // the client whose Hold stops reading its output; 0: none
+  std::uint64_t stdinFrom = 0;  // the client that sent the last Stdin
+  bool stdinHeld = false;       // StdinHold sent to it, not released yet
 
   [[nodiscard]] std::uint64_t firstCursor() const {
     return ring.empty() ? end : ring.front().offset;
@@ -160,7 +162,9 @@ class Agent {
       if (c.pending() > opt_.clientQueueLimit) outputPaused = true;
     }
     for (auto& [id, c] : commands_) {
-      if (c->stdinQueue.size() > opt_.stdinQueueLimit) inputPaused = true;
+      // Per command, StdinHold asks the client to wait. Only a client that ignores it (or a
+      // burst in flight far past the limit) makes the agent stop reading input at all.
+      if (c->stdinQueue.size() > 4 * opt_.stdinQueueLimit) inputPaused = true;
     }
     for (auto& [key, c] : clients_) {
       if (!c.inputEnded && !inputPaused) add(c.in, POLLIN, {Kind::ClientIn, key});
@@ -338,6 +342,11 @@ class Agent {
               return;
             }
             c->stdinQueue += f.data;
+            c->stdinFrom = key;
+            if (!c->stdinHeld && c->stdinQueue.size() > opt_.stdinQueueLimit) {
+              c->stdinHeld = true;
+              send(key, StdinHold{f.id, true});
+            }
           } else if constexpr (std::is_same_v<T, CloseStdin>) {
             Command* c = running(key, f.id);
             if (!c) return;
@@ -510,19 +519,31 @@ class Agent {
     }
   }
 
+  // Releases a StdinHold once the queue is down to a quarter of the limit (or gone).
+  void releaseStdin(Command& c) {
+    if (c.stdinHeld && c.stdinQueue.size() <= opt_.stdinQueueLimit / 4) {
+      c.stdinHeld = false;
+      send(c.stdinFrom, StdinHold{c.id, false});
+    }
+  }
+
   void writeStdin(Command& c) {
     int& fd = c.proc.stdinFd;
     bool broken = false;
     while (!c.stdinQueue.empty()) {
       ssize_t n = ::write(fd, c.stdinQueue.data(), c.stdinQueue.size());
       if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;
+        if (errno == EAGAIN || errno == EINTR) {
+          releaseStdin(c);
+          return;
+        }
         c.stdinQueue.clear();  // the process closed its stdin (EPIPE): nothing more to give
         broken = true;
         break;
       }
       c.stdinQueue.erase(0, static_cast<std::size_t>(n));
     }
+    releaseStdin(c);
     if (c.tty) {
       if (c.stdinCloseRequested) {
         char eot = 4;
@@ -579,6 +600,7 @@ class Agent {
         c.proc.stdinFd = -1;
       }
       c.stdinQueue.clear();
+      releaseStdin(c);
       c.finished = true;
       c.endedAtMs = nowUnixMs();
       if (WIFEXITED(c.status)) {

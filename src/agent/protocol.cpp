@@ -131,6 +131,7 @@ constexpr FrameType typeOf() {
   if constexpr (std::is_same_v<T, ResizeTty>) return FrameType::Resize;
   if constexpr (std::is_same_v<T, Ping>) return FrameType::Ping;
   if constexpr (std::is_same_v<T, HoldOutput>) return FrameType::Hold;
+  if constexpr (std::is_same_v<T, StdinHold>) return FrameType::StdinHold;
   if constexpr (std::is_same_v<T, Hello>) return FrameType::Hello;
   if constexpr (std::is_same_v<T, Started>) return FrameType::Started;
   if constexpr (std::is_same_v<T, Output>) return FrameType::Output;
@@ -178,6 +179,10 @@ void putPayload(Writer& w, const ResizeTty& m) {
   w.u16(m.cols);
 }
 void putPayload(Writer& w, const HoldOutput& m) {
+  w.str(m.id);
+  w.u8(m.hold ? 1 : 0);
+}
+void putPayload(Writer& w, const StdinHold& m) {
   w.str(m.id);
   w.u8(m.hold ? 1 : 0);
 }
@@ -401,6 +406,13 @@ std::variant<Message, DecodeError> decodeBody(std::string_view body) {
     }
     case FrameType::Pong:
       return finish(Pong{r.u64()}, {}, "Pong");
+    case FrameType::StdinHold: {
+      StdinHold m;
+      m.id = r.str();
+      m.hold = r.flag();
+      std::string id = m.id;
+      return finish(std::move(m), id, "StdinHold");
+    }
   }
   return DecodeError{kErrUnknownType, "unknown frame type " + std::to_string(type), {}};
 }

@@ -10,7 +10,7 @@
 //
 // Client -> agent: Start, Stdin, CloseStdin, Kill, Fetch, List, Resize, Ping, Hold.
 // Agent -> client: Hello (first, on every connection), Started, Output, Exit, Error,
-// ListReply, FetchEnd, Pong.
+// ListReply, FetchEnd, Pong, StdinHold.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +23,7 @@
 
 namespace agentpane::agent {
 
-// 2: Hold (per-command output back-pressure).
+// 2: Hold and StdinHold (per-command back-pressure of output and of stdin).
 inline constexpr std::uint32_t kProtocolVersion = 2;
 inline constexpr std::size_t kHeaderBytes = 4;
 inline constexpr std::size_t kMaxFrameBody = 1u << 20;
@@ -49,6 +49,7 @@ enum class FrameType : std::uint8_t {
   ListReply = 0x86,
   FetchEnd = 0x87,
   Pong = 0x88,
+  StdinHold = 0x89,
 };
 
 // How a command ended.
@@ -181,10 +182,19 @@ struct Pong {
   std::uint64_t tag = 0;
   bool operator==(const Pong&) const = default;
 };
+// Back-pressure for one command's stdin: the process does not read what it was sent (more
+// than the agent's stdin queue limit waits for it). The client sends no more Stdin for that
+// command until released (the agent's queue drained, or its stdin is gone). The agent keeps
+// reading the connection for the other commands.
+struct StdinHold {
+  std::string id;
+  bool hold = true;
+  bool operator==(const StdinHold&) const = default;
+};
 
 using Message = std::variant<StartCommand, StdinData, CloseStdin, KillCommand, FetchOutput,
                              ListCommands, ResizeTty, Ping, Hello, Started, Output, Exit,
-                             ErrorReply, ListReply, FetchEnd, Pong, HoldOutput>;
+                             ErrorReply, ListReply, FetchEnd, Pong, HoldOutput, StdinHold>;
 
 // Error words of ErrorReply and of DecodeError.
 inline constexpr const char* kErrFrameEmpty = "frameEmpty";

@@ -73,7 +73,15 @@ struct CommandState {
   std::optional<bool> holdToSend;        // set under m, sent by sendHold() after it
   std::mutex holdM;                      // keeps the Hold frames in the order they were decided
   std::function<void(bool)> sendHoldFn;  // writes a HoldOutput frame for this command
-  bool ended = false;                    // Exit arrived, or the command failed
+  // Stdin back-pressure (StdinHold from the agent): the command's Stdin and CloseStdin frames
+  // go out one at a time, each after the previous one is written, and wait here while the
+  // agent holds this command's stdin. Other commands' stdin is not affected.
+  std::mutex stdinM;
+  bool stdinHeld = false;
+  bool stdinInFlight = false;
+  bool stdinDone = false;  // the command ended: what waits is dropped
+  std::deque<std::pair<std::string, ExecHandler<void>>> stdinPending;
+  bool ended = false;  // Exit arrived, or the command failed
   int code = -1;
   bool timedOut = false;
   std::optional<Error> error;  // refused, channel lost, canceled
@@ -176,15 +184,69 @@ struct CommandState {
       std::lock_guard lk(m);
       if (ended) return;
       ended = true;
-      if (e && !error) error = std::move(e);
+      if (e && !error) error = e;
       code = exitCode;
       timedOut = timed;
+    }
+    // Stdin still waiting goes nowhere: as with a process that has exited, it is dropped.
+    std::deque<std::pair<std::string, ExecHandler<void>>> dropped;
+    {
+      std::lock_guard lk(stdinM);
+      stdinDone = true;
+      dropped.swap(stdinPending);
+    }
+    for (auto& [frame, done] : dropped) {
+      if (done) done(e ? Result<void>(*e) : Result<void>());
     }
     settle();
   }
 };
 
 namespace {
+
+// Sends the next stdin frame of `state` unless one is being written or the agent holds it.
+void pumpStdin(const std::shared_ptr<AgentChannel>& channel,
+               const std::shared_ptr<CommandState>& state) {
+  std::pair<std::string, ExecHandler<void>> next;
+  {
+    std::lock_guard lk(state->stdinM);
+    if (state->stdinInFlight || state->stdinHeld || state->stdinPending.empty()) return;
+    next = std::move(state->stdinPending.front());
+    state->stdinPending.pop_front();
+    state->stdinInFlight = true;
+  }
+  channel->write(std::move(next.first),
+                 [channel, state, done = std::move(next.second)](Result<void> r) {
+                   {
+                     std::lock_guard lk(state->stdinM);
+                     state->stdinInFlight = false;
+                   }
+                   if (done) done(std::move(r));
+                   pumpStdin(channel, state);
+                 });
+}
+
+// Queues frames of `state`'s stdin (in order); `done` runs once the last one is written.
+void queueStdin(const std::shared_ptr<AgentChannel>& channel,
+                const std::shared_ptr<CommandState>& state, std::vector<std::string> frames,
+                ExecHandler<void> done) {
+  {
+    std::lock_guard lk(state->stdinM);
+    if (!state->stdinDone && !frames.empty()) {
+      std::string last = std::move(frames.back());
+      frames.pop_back();
+      for (auto& f : frames)
+        state->stdinPending.emplace_back(std::move(f), nullptr);
+      state->stdinPending.emplace_back(std::move(last), std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) {  // the command has ended
+    done(Result<void>());
+    return;
+  }
+  pumpStdin(channel, state);
+}
 
 class ChannelExecSession final : public ExecSession {
  public:
@@ -249,19 +311,17 @@ class ChannelExecSession final : public ExecSession {
       done(Result<void>());
       return;
     }
-    std::size_t off = 0;
-    for (; off + kStdinChunk < data.size(); off += kStdinChunk) {
-      channel_->write(ag::encode(ag::StdinData{state_->id, data.substr(off, kStdinChunk)}),
-                      nullptr);
-    }
-    channel_->write(ag::encode(ag::StdinData{state_->id, data.substr(off)}), std::move(done));
+    std::vector<std::string> frames;
+    for (std::size_t off = 0; off < data.size(); off += kStdinChunk)
+      frames.push_back(ag::encode(ag::StdinData{state_->id, data.substr(off, kStdinChunk)}));
+    queueStdin(channel_, state_, std::move(frames), std::move(done));
   }
   void asyncCloseStdin(ExecHandler<void> done) override {
     if (!attachStdin_ || stdinClosed_.exchange(true)) {
       done(Result<void>());
       return;
     }
-    channel_->write(ag::encode(ag::CloseStdin{state_->id}), std::move(done));
+    queueStdin(channel_, state_, {ag::encode(ag::CloseStdin{state_->id})}, std::move(done));
   }
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
     {
@@ -607,6 +667,15 @@ void AgentChannel::handleFrame(ag::Message m, std::vector<std::shared_ptr<Follow
         cv_.notify_all();
         break;
       }
+    }
+  } else if (auto* h = std::get_if<ag::StdinHold>(&m)) {
+    if (auto s = stateOf(h->id)) {
+      {
+        std::lock_guard lk(s->stdinM);
+        s->stdinHeld = h->hold;
+      }
+      if (h->hold) counters().stdinHolds++;
+      pumpStdin(shared_from_this(), s);
     }
   } else if (auto* e = std::get_if<ag::ErrorReply>(&m)) {
     if (e->id.empty()) return;

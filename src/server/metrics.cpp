@@ -178,8 +178,8 @@ std::string Metrics::render(const std::map<std::pair<std::string, std::string>, 
   out += fmt::format("agentpane_exec_path_total{{path=\"native_root\"}} {}\n", ch.rootExecs.load());
   out +=
       "# HELP agentpane_exec_channel_events_total Agent channel starts, failed starts, agent "
-      "copies into sandboxes, channels lost while in use, and commands whose unread output held "
-      "the agent.\n";
+      "copies into sandboxes, channels lost while in use, commands whose unread output held the "
+      "agent, and commands whose unread stdin held the client.\n";
   out += "# TYPE agentpane_exec_channel_events_total counter\n";
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"started\"}} {}\n",
                      ch.starts.load());
@@ -190,6 +190,8 @@ std::string Metrics::render(const std::map<std::pair<std::string, std::string>, 
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"lost\"}} {}\n", ch.lost.load());
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"output_held\"}} {}\n",
                      ch.outputHolds.load());
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"stdin_held\"}} {}\n",
+                     ch.stdinHolds.load());
   const auto& wf = audit::writeFailures();
   out +=
       "# HELP agentpane_audit_write_failures_total Audit entries not written: to the ledger "

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -106,6 +107,40 @@ TEST_F(ProviderContract, ASlowReaderHoldsItsCommandNotTheChannel) {
   ASSERT_TRUE(code.ok()) << code.error().describe();
   EXPECT_EQ(*code, 0);
   EXPECT_EQ((*ch)->queuedOutputBytes(), 0u);
+}
+
+// A command that does not read its stdin holds only its own stdin: its writer waits (the
+// agent's queue for it is full), while another command on the same channel gets its stdin
+// and its output meanwhile. Killed, the waiting stdin is dropped and the writer returns.
+TEST_F(ProviderContract, AStuckStdinHoldsItsCommandNotTheChannel) {
+  using Clock = std::chrono::steady_clock;
+  ExecOptions in;
+  in.attachStdin = true;
+  auto stuck = provider().openExec(sharedRef(), {"sleep", "3135"}, in);
+  ASSERT_TRUE(stuck.ok()) << stuck.error().describe();
+  const auto holds = channel::counters().stdinHolds.load();
+  std::promise<Result<void>> written;
+  auto writtenF = written.get_future();
+  (*stuck)->asyncWriteStdin(std::string(32u << 20, 'x'),
+                            [&written](Result<void> r) { written.set_value(std::move(r)); });
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (channel::counters().stdinHolds.load() == holds && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GT(channel::counters().stdinHolds.load(), holds);
+
+  ExecOptions bounded = in;
+  bounded.timeout = std::chrono::seconds(20);
+  auto other = run({"cat"}, bounded, std::string("through\n"));
+  ASSERT_TRUE(other.ok()) << other.error().describe();
+  EXPECT_EQ(other->stdoutData, "through\n");
+  EXPECT_EQ(other->exitCode, 0);
+  EXPECT_EQ(writtenF.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "32 MiB went to a process that reads nothing";
+
+  (*stuck)->cancel();
+  ASSERT_EQ(writtenF.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto code = (*stuck)->wait();
+  EXPECT_FALSE(code.ok() && *code == 0);
 }
 
 // The agent killed while a command runs: that command fails with a clear error (the channel

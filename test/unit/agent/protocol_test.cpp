@@ -38,6 +38,8 @@ std::vector<Message> samples() {
       Pong{3},
       HoldOutput{"c-1", true},
       HoldOutput{"c-1", false},
+      StdinHold{"c-1", true},
+      StdinHold{"c-1", false},
   };
 }
 
