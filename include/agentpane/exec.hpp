@@ -99,6 +99,10 @@ class ExecSession {
   virtual void asyncWait(ExecHandler<int> done);
   // Idempotent: a later call completes at once, without waiting for the first kill.
   virtual void asyncCancel(ExecHandler<void> done);
+  // Resizes the terminal of a session opened with ExecOptions::tty to rows x cols (each
+  // 1..1000); the process gets SIGWINCH. Without a terminal, or on a session that cannot
+  // resize: ValidationError (details reason "resizeUnsupported"). Never blocks the caller.
+  virtual void asyncResize(int rows, int cols, ExecHandler<void> done);
 };
 
 struct ExecResult {

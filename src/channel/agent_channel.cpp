@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <functional>
 #include <future>
 #include <utility>
@@ -251,8 +252,11 @@ void queueStdin(const std::shared_ptr<AgentChannel>& channel,
 class ChannelExecSession final : public ExecSession {
  public:
   ChannelExecSession(std::shared_ptr<AgentChannel> channel, std::shared_ptr<CommandState> state,
-                     bool attachStdin)
-      : channel_(std::move(channel)), state_(std::move(state)), attachStdin_(attachStdin) {}
+                     bool attachStdin, bool tty)
+      : channel_(std::move(channel)),
+        state_(std::move(state)),
+        attachStdin_(attachStdin),
+        tty_(tty) {}
 
   ~ChannelExecSession() override {
     bool running;
@@ -356,6 +360,18 @@ class ChannelExecSession final : public ExecSession {
     });
     state_->settle();
   }
+  void asyncResize(int rows, int cols, ExecHandler<void> done) override {
+    if (!tty_) {
+      ExecSession::asyncResize(rows, cols, std::move(done));
+      return;
+    }
+    // The agent sets the pty's window size (TIOCSWINSZ): the kernel signals the foreground
+    // process group.
+    channel_->write(
+        ag::encode(ag::ResizeTty{state_->id, static_cast<std::uint16_t>(std::clamp(rows, 1, 1000)),
+                                 static_cast<std::uint16_t>(std::clamp(cols, 1, 1000))}),
+        std::move(done));
+  }
 
  private:
   std::optional<Error> stdinRefusal() const {
@@ -375,6 +391,7 @@ class ChannelExecSession final : public ExecSession {
   std::shared_ptr<AgentChannel> channel_;
   std::shared_ptr<CommandState> state_;
   bool attachStdin_;
+  bool tty_;
   std::atomic<bool> stdinClosed_{false};
 };
 
@@ -840,8 +857,8 @@ Result<std::unique_ptr<ExecSession>> AgentChannel::startCommand(
   write(ag::encode(start), [state](Result<void> r) {
     if (!r.ok()) state->end(r.error(), -1, false);
   });
-  return std::unique_ptr<ExecSession>(
-      new ChannelExecSession(shared_from_this(), state, options.attachStdin || options.tty));
+  return std::unique_ptr<ExecSession>(new ChannelExecSession(
+      shared_from_this(), state, options.attachStdin || options.tty, options.tty));
 }
 
 namespace {

@@ -31,6 +31,11 @@ void ExecSession::asyncCancel(ExecHandler<void> done) {
   done(Result<void>());
 }
 
+void ExecSession::asyncResize(int, int, ExecHandler<void> done) {
+  done(Error(ErrorCode::ValidationError, "this exec has no terminal to resize",
+             {{"reason", "resizeUnsupported"}}));
+}
+
 Result<ExecResult> runToCompletion(ExecSession& session, const ExecRequest& req) {
   // Stdin is written on its own thread: a process that fills stdout before reading all of
   // its stdin would otherwise deadlock against us.

@@ -89,6 +89,12 @@ inline boost::asio::awaitable<Result<void>> execWriteStdin(std::shared_ptr<ExecS
   });
 }
 
+inline boost::asio::awaitable<Result<void>> execResize(std::shared_ptr<ExecSession> s, int rows,
+                                                       int cols) {
+  return exec_async_detail::await<void>(
+      [s, rows, cols](ExecHandler<void> h) { s->asyncResize(rows, cols, std::move(h)); });
+}
+
 inline boost::asio::awaitable<Result<void>> execCloseStdin(std::shared_ptr<ExecSession> s) {
   return exec_async_detail::await<void>(
       [s](ExecHandler<void> h) { s->asyncCloseStdin(std::move(h)); });

@@ -32,6 +32,9 @@ class ForwardingExecSession : public ExecSession {
   }
   void asyncWait(ExecHandler<int> done) override { inner_->asyncWait(std::move(done)); }
   void asyncCancel(ExecHandler<void> done) override { inner_->asyncCancel(std::move(done)); }
+  void asyncResize(int rows, int cols, ExecHandler<void> done) override {
+    inner_->asyncResize(rows, cols, std::move(done));
+  }
 
  protected:
   std::unique_ptr<ExecSession> inner_;

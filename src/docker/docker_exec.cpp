@@ -32,6 +32,12 @@ namespace asio = boost::asio;
 
 namespace {
 
+// POST /exec/{id}/resize, the size held to 1..1000 each way.
+std::string resizeTarget(const std::string& execId, int rows, int cols) {
+  return "/exec/" + execId + "/resize?h=" + std::to_string(std::clamp(rows, 1, 1000)) +
+         "&w=" + std::to_string(std::clamp(cols, 1, 1000));
+}
+
 Error mapExecError(const Error& e, const std::string& id) {
   int status = httpStatus(e);
   if (status == 404)
@@ -125,6 +131,14 @@ class DockerExecControl final : public ExecControl {
     stream->close();
   }
 
+  asio::awaitable<Result<void>> asyncResize(int rows, int cols) override {
+    auto op = client_->asyncCall("POST", resizeTarget(execId_, rows, cols), std::nullopt,
+                                 std::chrono::milliseconds(0));
+    auto r = co_await std::move(op);
+    if (!r.ok()) co_return r.takeError();
+    co_return okResult();
+  }
+
   json killerBody() const {
     return json{{"AttachStdin", false}, {"AttachStdout", true},
                 {"AttachStderr", true}, {"Tty", false},
@@ -215,10 +229,7 @@ Result<std::unique_ptr<ExecSession>> DockerProvider::openExec(const SandboxRef& 
   if (!stream.ok()) return mapExecError(stream.error(), id);
   if (options.tty) {
     // The terminal's size; a failure leaves the engine's default, which still works.
-    auto resized = client_->call(
-        "POST", "/exec/" + execId +
-                    "/resize?h=" + std::to_string(std::clamp(options.ttyRows, 1, 1000)) +
-                    "&w=" + std::to_string(std::clamp(options.ttyColumns, 1, 1000)));
+    auto resized = client_->call("POST", resizeTarget(execId, options.ttyRows, options.ttyColumns));
     (void)resized;
   }
   auto control = std::make_unique<DockerExecControl>(client_, container, execId, marker, user,

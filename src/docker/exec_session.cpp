@@ -290,6 +290,19 @@ void DockerExecSession::asyncWait(ExecHandler<int> done) {
   completeWith(stream_->executor(), waitOp(), std::move(done));
 }
 
+boost::asio::awaitable<Result<void>> ExecControl::asyncResize(int, int) {
+  co_return Error(ErrorCode::ValidationError, "this exec cannot be resized",
+                  {{"reason", "resizeUnsupported"}});
+}
+
+void DockerExecSession::asyncResize(int rows, int cols, ExecHandler<void> done) {
+  if (!tty_) {
+    ExecSession::asyncResize(rows, cols, std::move(done));
+    return;
+  }
+  completeWith(stream_->executor(), control_->asyncResize(rows, cols), std::move(done));
+}
+
 void DockerExecSession::asyncCancel(ExecHandler<void> done) {
   if (canceled_.exchange(true)) {
     asio::post(stream_->executor(), [done = std::move(done)] { done(Result<void>()); });

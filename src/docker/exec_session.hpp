@@ -29,6 +29,8 @@ class ExecControl {
   // Coroutine forms, awaited on the session stream's strand; they never block the loop.
   virtual boost::asio::awaitable<Result<int>> asyncExitCode() = 0;
   virtual boost::asio::awaitable<void> asyncKillProcessTree() = 0;
+  // The exec's terminal to rows x cols (POST /exec/{id}/resize). The default refuses.
+  virtual boost::asio::awaitable<Result<void>> asyncResize(int rows, int cols);
 };
 
 class DockerExecSession final : public ExecSession {
@@ -51,6 +53,7 @@ class DockerExecSession final : public ExecSession {
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override;
   void asyncWait(ExecHandler<int> done) override;
   void asyncCancel(ExecHandler<void> done) override;
+  void asyncResize(int rows, int cols, ExecHandler<void> done) override;
 
  private:
   Error timedOut();

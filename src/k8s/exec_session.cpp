@@ -7,6 +7,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -432,6 +433,18 @@ class WsExecSession final : public K8sExecSession {
     }
     if (refused) return post(std::move(done), Result<void>(std::move(*refused)));
     completeWith(st_->strand, st_->writeStdinOp(std::move(data)), std::move(done));
+  }
+
+  void asyncResize(int rows, int cols, ExecHandler<void> done) override {
+    if (!st_->spec.tty) {
+      ExecSession::asyncResize(rows, cols, std::move(done));
+      return;
+    }
+    // Channel 4: the kubelet sets the terminal's size (Width is columns).
+    completeWith(st_->strand,
+                 st_->sendOp(encodeResize(static_cast<std::uint16_t>(std::clamp(cols, 1, 1000)),
+                                          static_cast<std::uint16_t>(std::clamp(rows, 1, 1000)))),
+                 std::move(done));
   }
 
   void asyncCloseStdin(ExecHandler<void> done) override {

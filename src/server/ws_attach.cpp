@@ -6,9 +6,15 @@
 //   server -> client  binary: the terminal's bytes (escape sequences included)
 //                     text {"type":"exit","exitCode":n} when tmux detaches or the session ends
 //                     text {"type":"error","code","message"}, then a close
-//   client -> server  text or binary frames: bytes typed into the terminal, as they are
-//                     (send "\r" for Enter)
-// Query: ?rows=R&cols=C (1..1000, default 50 x 200), the terminal's size.
+//   client -> server  binary frames: bytes typed into the terminal, as they are (send "\r"
+//                     for Enter); text frames the same, unless the viewer opened with
+//                     ?control=1: then a text frame is a control message,
+//                     {"type":"resize","rows":R,"cols":C} (1..1000) resizing the terminal
+//                     (tmux redraws for it). A bad one is answered with an error frame
+//                     (VALIDATION_ERROR) and the stream goes on.
+// Query: ?rows=R&cols=C (1..1000, default 50 x 200), the terminal's size at open;
+// ?control=1 (or 0), whether text frames are control messages. Opt-in, so that clients that
+// type in text frames keep working.
 // The session is audited once, when the viewer leaves (an "exec" entry with its duration),
 // not per keystroke.
 // GCC 12 misreads Asio's awaitable frame allocator as a new/delete mismatch.
@@ -18,6 +24,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <utility>
 
 #include "agentpane/tmux.hpp"
 #include "common/exec_async.hpp"
@@ -48,6 +57,37 @@ Result<int> sizeParam(const RequestContext& ctx, const std::string& name, int fa
     return Error(ErrorCode::ValidationError, "'" + name + "' must be an integer 1..1000",
                  {{"field", name}});
   }
+}
+
+struct TerminalSize {
+  int rows = 0;
+  int cols = 0;
+};
+
+// A control message of a ?control=1 viewer (see the file's head).
+Result<TerminalSize> parseControl(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    return Error(ErrorCode::ValidationError,
+                 "a text frame is a control message here (?control=1): a JSON object");
+  }
+  const std::string type = j.value("type", "");
+  if (type != "resize") {
+    return Error(ErrorCode::ValidationError, "unknown control message type '" + type + "'",
+                 {{"field", "type"}});
+  }
+  TerminalSize size;
+  for (auto [name, out] :
+       {std::pair<const char*, int*>{"rows", &size.rows}, {"cols", &size.cols}}) {
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+        it->get<std::int64_t>() > 1000) {
+      return Error(ErrorCode::ValidationError,
+                   std::string("'") + name + "' must be an integer 1..1000", {{"field", name}});
+    }
+    *out = it->get<int>();
+  }
+  return size;
 }
 
 struct AttachState {
@@ -105,7 +145,7 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
   const std::string id = ctx.param("id");
   const std::string name = ctx.param("name");
   for (const auto& [k, v] : ctx.query) {
-    if (k != "rows" && k != "cols") {
+    if (k != "rows" && k != "cols" && k != "control") {
       ch->sendText(errorFrame(Error(ErrorCode::ValidationError,
                                     "unknown query parameter '" + k + "'", {{"field", k}})));
       co_return;
@@ -116,6 +156,15 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
   if (!rows.ok() || !cols.ok()) {
     ch->sendText(errorFrame(!rows.ok() ? rows.error() : cols.error()));
     co_return;
+  }
+  bool control = false;
+  if (auto it = ctx.query.find("control"); it != ctx.query.end()) {
+    if (it->second != "0" && it->second != "1") {
+      ch->sendText(errorFrame(
+          Error(ErrorCode::ValidationError, "'control' must be 0 or 1", {{"field", "control"}})));
+      co_return;
+    }
+    control = it->second == "1";
   }
 
   // One look before attaching, so that a missing session is its own error rather than
@@ -152,6 +201,17 @@ asio::awaitable<void> runTmuxAttach(RequestContext& ctx, std::shared_ptr<WsChann
     auto msg = co_await ch->read();
     if (!msg) break;
     if (st->done || msg->data.empty()) continue;
+    if (control && msg->text) {
+      auto size = parseControl(msg->data);
+      if (!size.ok()) {
+        ch->sendText(errorFrame(size.error()));
+        continue;
+      }
+      auto rOp = execResize(session, size->rows, size->cols);
+      auto resized = co_await std::move(rOp);
+      if (!resized.ok() && !st->done) ch->sendText(errorFrame(resized.error()));
+      continue;
+    }
     auto wOp = execWriteStdin(session, std::move(msg->data));
     auto w = co_await std::move(wOp);
     if (!w.ok() && !st->done) {

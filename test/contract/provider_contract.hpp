@@ -508,6 +508,63 @@ TEST_F(ProviderContract, TerminalOfTheAskedSize) {
   EXPECT_NE(out.find("oops"), std::string::npos) << out;
 }
 
+// A terminal resized while its command runs (the attach's resize): the command sees the new
+// size. A session without a terminal refuses a resize with ValidationError.
+TEST_F(ProviderContract, TerminalResizedWhileItsCommandRuns) {
+  ExecOptions opts;
+  opts.tty = true;
+  opts.ttyRows = 20;
+  opts.ttyColumns = 60;
+  opts.attachStdin = true;
+  // Each line typed prints the terminal's size then.
+  auto session = provider().openExec(
+      sharedRef(), {"sh", "-c", "while read l; do echo \"S=$(stty size)=$l\"; done"}, opts);
+  ASSERT_TRUE(session.ok()) << session.error().describe();
+  auto& s = *session.value();
+  std::string out;
+  auto readUntil = [&](const std::string& what) {
+    while (out.find(what) == std::string::npos) {
+      auto c = s.read();
+      if (!c.ok() || !*c) return false;
+      out += (*c)->data;
+    }
+    return true;
+  };
+  ASSERT_TRUE(s.writeStdin("l0\r").ok());
+  ASSERT_TRUE(readUntil("S=20 60=l0")) << out;
+  auto resized = std::make_shared<std::promise<Result<void>>>();
+  auto f = resized->get_future();
+  s.asyncResize(31, 97, [resized](Result<void> r) { resized->set_value(std::move(r)); });
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  // The kubelet applies a resize and copies stdin on separate goroutines: a line typed right
+  // after may still see the old size, never a third one. Within a few lines, the new one.
+  bool seen = false;
+  for (int i = 1; i <= 30 && !seen; ++i) {
+    const std::string line = "l" + std::to_string(i);
+    ASSERT_TRUE(s.writeStdin(line + "\r").ok());
+    ASSERT_TRUE(readUntil("=" + line + "\r")) << out;
+    seen = out.find("S=31 97=" + line) != std::string::npos;
+    if (!seen) {
+      EXPECT_NE(out.find("S=20 60=" + line), std::string::npos) << out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_TRUE(seen) << out;
+  s.cancel();
+
+  ExecOptions plain;
+  auto noTty = provider().openExec(sharedRef(), {"true"}, plain);
+  ASSERT_TRUE(noTty.ok()) << noTty.error().describe();
+  auto refusedP = std::make_shared<std::promise<Result<void>>>();
+  auto rf = refusedP->get_future();
+  (*noTty)->asyncResize(10, 10, [refusedP](Result<void> x) { refusedP->set_value(std::move(x)); });
+  auto refused = rf.get();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::ValidationError);
+  (void)runToCompletion(**noTty, ExecRequest{});
+}
+
 // The asynchronous form (exec.hpp): driven here with plain handlers and promises, as the
 // contract names no library; the server drives it through common/exec_async.hpp.
 template <typename T, typename Start>

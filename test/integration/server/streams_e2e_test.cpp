@@ -16,6 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <sstream>
 
 #include "integration/server/process.hpp"
@@ -379,6 +380,62 @@ TEST_F(StreamsE2E, TmuxAttachTypedKeysReachThePane) {
   ASSERT_TRUE(list.value("ok", false)) << list.dump();
   ASSERT_EQ(list["data"].size(), 1u);
   EXPECT_EQ(list["data"][0]["name"], "dev");
+}
+
+// The viewer's window changes size: with ?control=1 a resize message resizes the terminal,
+// tmux resizes the pane, and a command run in it sees the new width (and 10 rows fewer).
+TEST_F(StreamsE2E, TmuxAttachResizeReachesThePane) {
+  startServer();
+  auto id = createSandbox();
+  ASSERT_FALSE(id.empty());
+  auto made = call("POST", "/api/sandboxes/" + id + "/tmux", json{{"name", "rz"}});
+  ASSERT_TRUE(made.value("ok", false)) << made.dump();
+
+  asio::io_context ioc;
+  websocket::stream<beast::tcp_stream> ws(ioc);
+  beast::error_code ec;
+  beast::get_lowest_layer(ws).connect(asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_),
+                                      ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+    r.set(beast::http::field::authorization, "Bearer " + token_);
+  }));
+  beast::get_lowest_layer(ws).expires_after(60s);
+  ws.handshake(host_, "/api/sandboxes/" + id + "/tmux/rz/attach?rows=40&cols=120&control=1", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::string screen;
+  beast::flat_buffer buf;
+  // Types a line that prints "sz-<n>-<rows>x<cols>" (computed in the pane) and returns them.
+  auto sizeSeen = [&](int n) -> std::pair<int, int> {
+    ws.binary(true);
+    ws.write(asio::buffer("echo sz-" + std::to_string(n) + "-$(stty size | tr ' ' x)\r"), ec);
+    if (ec) return {-1, -1};
+    const std::regex re("sz-" + std::to_string(n) + "-([0-9]+)x([0-9]+)");
+    std::smatch m;
+    while (!std::regex_search(screen, m, re)) {
+      buf.clear();
+      ws.read(buf, ec);
+      if (ec) return {-1, -1};
+      if (!ws.got_text()) screen += beast::buffers_to_string(buf.data());
+    }
+    auto got = std::make_pair(std::stoi(m[1]), std::stoi(m[2]));
+    screen = m.suffix();
+    return got;
+  };
+  const auto before = sizeSeen(0);
+  ASSERT_EQ(before.second, 120) << screen;
+  ws.text(true);
+  ws.write(asio::buffer(std::string(R"({"type":"resize","rows":30,"cols":100})")), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::pair<int, int> after{0, 0};
+  for (int i = 1; i <= 20 && after.second != 100; ++i) {
+    after = sizeSeen(i);
+    ASSERT_GT(after.second, 0) << ec.message() << "; terminal: " << screen;
+    if (after.second != 100) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(after.second, 100);
+  EXPECT_EQ(after.first, before.first - 10);
+  ws.close(websocket::close_code::normal, ec);
 }
 
 TEST_F(StreamsE2E, RefusalAtTheStreamBoundReachesTheCliWithItsCode) {

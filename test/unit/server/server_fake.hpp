@@ -71,6 +71,19 @@ class StreamingSession : public ExecSession {
     wakeReader();
   }
   void asyncWait(ExecHandler<int> done) override { done(wait()); }
+  // A terminal (echo_) says its new size as output: "[size RxC]".
+  void asyncResize(int rows, int cols, ExecHandler<void> done) override {
+    if (!echo_) {
+      ExecSession::asyncResize(rows, cols, std::move(done));
+      return;
+    }
+    {
+      std::lock_guard lk(mu_);
+      pending_.push_back("[size " + std::to_string(rows) + "x" + std::to_string(cols) + "]");
+    }
+    wakeReader();
+    done(Result<void>());
+  }
   void asyncCancel(ExecHandler<void> done) override {
     cancel();
     done(Result<void>());

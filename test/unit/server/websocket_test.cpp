@@ -232,13 +232,58 @@ TEST_F(WebSocketTest, TmuxAttachIsOneTerminalStreamPerViewer) {
   EXPECT_EQ(fake->cancels.load(), cancelsBefore + 1);
 }
 
+// With ?control=1 a text frame is a control message (a resize); binary frames stay keys; a bad
+// message is an error frame and the stream goes on. Without it, text frames are keys.
+TEST_F(WebSocketTest, TmuxAttachResizesOnAControlMessage) {
+  auto c = ts->client();
+  ASSERT_EQ(c.post("/api/sandboxes/" + id + "/tmux", {{"name", "main"}}).status, 201);
+  WsClient ws(ts->port());
+  ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach?control=1", ts->wsAuth()));
+  ASSERT_TRUE(ws.write(true, R"({"type":"resize","rows":40,"cols":120})"));
+  auto m = ws.read();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_FALSE(m->text);
+  EXPECT_EQ(m->data, "[size 40x120]");
+  ASSERT_TRUE(ws.write(false, "ls\r"));
+  m = ws.read();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->data, "ls\r");
+  for (const std::string& bad :
+       {std::string("ls\r"), std::string(R"({"type":"resize","rows":0,"cols":80})"),
+        std::string(R"({"type":"resize","rows":24,"cols":1001})"),
+        std::string(R"({"type":"resize","rows":"24","cols":80})"),
+        std::string(R"({"type":"resize","rows":24})"), std::string(R"({"type":"zoom"})")}) {
+    ASSERT_TRUE(ws.write(true, bad));
+    m = ws.read();
+    ASSERT_TRUE(m.has_value()) << bad;
+    ASSERT_TRUE(m->text) << bad << " -> " << m->data;
+    auto err = json::parse(m->data);
+    EXPECT_EQ(err["type"], "error") << bad;
+    EXPECT_EQ(err["code"], "VALIDATION_ERROR") << bad;
+  }
+  // Still open: the next resize and keys go through.
+  ASSERT_TRUE(ws.write(true, R"({"type":"resize","rows":10,"cols":20})"));
+  m = ws.read();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->data, "[size 10x20]");
+
+  WsClient plain(ts->port());
+  ASSERT_TRUE(plain.connect("/api/sandboxes/" + id + "/tmux/main/attach", ts->wsAuth()));
+  const std::string typed = R"({"type":"resize","rows":40,"cols":120})";
+  ASSERT_TRUE(plain.write(true, typed));
+  m = plain.read();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->data, typed) << "without control=1 a text frame is keys";
+}
+
 TEST_F(WebSocketTest, TmuxAttachRefusesBadInput) {
   {
     WsClient ws(ts->port());
     EXPECT_FALSE(ws.connect("/api/sandboxes/" + id + "/tmux/a;b/attach", ts->wsAuth()));
     EXPECT_EQ(ws.upgradeResponse.result_int(), 400u);
   }
-  for (const std::string& query : {"?rows=0", "?cols=1001", "?rows=x", "?lines=20"}) {
+  for (const std::string& query :
+       {"?rows=0", "?cols=1001", "?rows=x", "?lines=20", "?control=yes"}) {
     WsClient ws(ts->port());
     ASSERT_TRUE(ws.connect("/api/sandboxes/" + id + "/tmux/main/attach" + query, ts->wsAuth()));
     auto msgs = ws.readAll();
