@@ -264,6 +264,19 @@ describe('web page', () => {
     await page.getByTestId('tmux-session').filter({ hasText: 'web' }).waitFor();
     await page.getByTestId('terminal-state').filter({ hasText: 'open' }).waitFor();
     await rows.filter({ hasText: 'web-42-ok' }).waitFor(); // tmux redraws the pane on attach
+
+    // A narrower window: the terminal refits and the pane is resized with it (the width a
+    // command in the pane sees is the terminal's new column count).
+    const wide = await page.getByTestId('terminal-size').textContent();
+    await page.setViewportSize({ width: 700, height: 860 });
+    await page.getByTestId('terminal-size').filter({ hasNotText: wide }).waitFor();
+    const cols = (await page.getByTestId('terminal-size').textContent()).split('×')[0];
+    assert.ok(Number(cols) < Number(wide.split('×')[0]), `narrower: ${wide} -> ${cols}`);
+    await page.getByTestId('terminal').click();
+    await page.keyboard.type("echo cols-$(stty size | cut -d' ' -f2)-end");
+    await page.keyboard.press('Enter');
+    await rows.filter({ hasText: `cols-${cols}-end` }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   test('run a command and see stdout, stderr and the exit code', async () => {
