@@ -5,7 +5,7 @@
 // docs/screenshots/ (AGENTPANE_SCREENSHOT_DIR overrides).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -103,6 +103,9 @@ after(async () => {
     server.kill('SIGTERM');
     await exited;
   }
+  // A warm pool made the server's slot root a mount point of its own (it outlives the server).
+  const slots = path.join(home, 'warm-slots', 'docker');
+  if (existsSync(slots)) spawnSync('umount', ['-l', slots]);
   rmSync(home, { recursive: true, force: true });
   rmSync(projects, { recursive: true, force: true });
 });
@@ -317,5 +320,25 @@ describe('web page', () => {
     const left = await apiCall('GET', `/api/sandboxes/${id}`);
     assert.equal(left.ok, false);
     assert.equal(left.error.code, 'SANDBOX_NOT_FOUND');
+  });
+  test('a warm pool is set from a profile card, fills, and is emptied', async () => {
+    await page.goto(baseUrl + '/#/profiles');
+    await page.getByRole('button', { name: 'New profile' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('web-pool');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    const card = page.locator('[data-testid=profile-card][data-name="web-pool"]');
+    await card.getByTestId('pool-status').filter({ hasText: 'none' }).waitFor();
+    await card.getByLabel('Warm sandboxes').fill('1');
+    await card.getByRole('button', { name: 'Set pool' }).click();
+    // A real warm sandbox on the engine: the card shows it once it is ready.
+    await card.getByTestId('pool-status').filter({ hasText: /^\s*1 warm · 0 starting · 0 claimed/ }).waitFor({ timeout: 90_000 });
+    const pools = await apiCall('GET', '/api/sandbox/pool');
+    assert.equal(pools.data.pools.find((p) => p.profile === 'web-pool')?.warm, 1);
+    await card.getByLabel('Warm sandboxes').fill('0');
+    await card.getByRole('button', { name: 'Set pool' }).click();
+    await card.getByTestId('pool-status').filter({ hasText: 'none' }).waitFor({ timeout: 60_000 });
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.getByRole('button', { name: 'Yes, delete' }).click();
+    await card.waitFor({ state: 'detached' });
   });
 });

@@ -44,6 +44,7 @@ describe('Profiles', () => {
     const calls = routes({
       'GET /api/sandbox-configs': () => ({ status: 200, body: { ok: true, data: [profile] } }),
       'GET /api/settings': () => ({ status: 200, body: { ok: true, data: settings(false) } }),
+      'GET /api/sandbox/pool': () => ({ status: 200, body: { ok: true, data: { pools: [] } } }),
       'DELETE /api/sandbox-configs/cfg-1': () => ({ status: 409, body: { ok: false, error: { code: 'SANDBOX_CONFIG_IN_USE', message: 'config cfg-1 is used by 1 sandbox' } } }),
     });
     render(Profiles);
@@ -57,6 +58,34 @@ describe('Profiles', () => {
     expect(screen.getByTestId('profile-card')).toBeTruthy();
   });
 
+  it('shows the warm pool of a profile and sets its size, showing a refusal with its code', async () => {
+    const pool = { profile: 'small', profileId: 'cfg-1', provider: 'docker', min: 2, max: 4, target: 2, warm: 1, starting: 1, claimed: 3, hits: 3, misses: 0, available: true };
+    let disabled = false;
+    const bodies: string[] = [];
+    routes({
+      'GET /api/sandbox-configs': () => ({ status: 200, body: { ok: true, data: [profile] } }),
+      'GET /api/settings': () => ({ status: 200, body: { ok: true, data: settings(false) } }),
+      'GET /api/sandbox/pool': () => ({ status: 200, body: { ok: true, data: { pools: [pool] } } }),
+      'POST /api/sandbox/pool/prewarm': (init) => {
+        bodies.push(String(init?.body));
+        if (disabled) return { status: 409, body: { ok: false, error: { code: 'WARM_POOL_DISABLED', message: 'no warm pool here' } } };
+        return { status: 200, body: { ok: true, data: { ...pool, min: 5, target: 5, max: 5 } } };
+      },
+    });
+    render(Profiles);
+    const card = await screen.findByTestId('profile-card');
+    await waitFor(() => expect(within(card).getByTestId('pool-status').textContent).toMatch(/1 warm · 1 starting · 3 claimed\s+\(target 2, max 4\)/));
+    const size = within(card).getByLabelText('Warm sandboxes') as HTMLInputElement;
+    expect(size.value).toBe('2');
+    await fireEvent.input(size, { target: { value: '5' } });
+    await fireEvent.click(within(card).getByRole('button', { name: 'Set pool' }));
+    await waitFor(() => expect(within(card).getByTestId('pool-status').textContent).toMatch(/target 5, max 5/));
+    expect(bodies).toEqual(['{"count":5,"profile":"cfg-1"}']);
+    disabled = true;
+    await fireEvent.click(within(card).getByRole('button', { name: 'Set pool' }));
+    expect((await screen.findByRole('alert')).textContent).toBe('WARM_POOL_DISABLED: no warm pool here');
+  });
+
   it("holds the dialog's sliders to the limits the server gives", async () => {
     // jsdom has <dialog> without its modal API.
     HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
@@ -65,6 +94,7 @@ describe('Profiles', () => {
     routes({
       'GET /api/sandbox-configs': () => ({ status: 200, body: { ok: true, data: [profile] } }),
       'GET /api/settings': () => ({ status: 200, body: { ok: true, data: settings(false) } }),
+      'GET /api/sandbox/pool': () => ({ status: 200, body: { ok: true, data: { pools: [] } } }),
     });
     render(Profiles);
     const card = await screen.findByTestId('profile-card');

@@ -53,6 +53,23 @@ export const api = {
   del: <T>(path: string) => request<T>('DELETE', path),
 };
 
+// GET /api/sandbox/pool: one entry per profile that has (or had) a warm pool.
+export interface WarmPool {
+  profile: string;
+  profileId: string;
+  provider: string;
+  min: number;
+  max: number;
+  target: number;
+  warm: number;
+  starting: number;
+  claimed: number;
+  hits: number;
+  misses: number;
+  available: boolean;
+  lastError?: string;
+}
+
 export interface Settings {
   defaultProvider: 'docker' | 'kubernetes';
   k8sEnabled: boolean;
