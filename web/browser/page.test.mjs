@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -197,6 +197,39 @@ describe('web page', () => {
     await shoot('providers-kubernetes');
     await page.getByRole('button', { name: 'Use Docker' }).click();
     await page.getByTestId('provider-docker').getByText('Default').waitFor();
+  });
+
+  test('a Kubernetes profile from the dialog: cluster fields saved, a bad allowlist refused with its code', { skip: withCluster ? false : 'no test cluster environment (AGENTPANE_TEST_SA_KUBECONFIG)' }, async () => {
+    await page.goto(baseUrl + '/#/profiles');
+    await page.getByRole('button', { name: 'New profile' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('web-k8s');
+    await dialog.locator('select[name=providerType]').selectOption('kubernetes');
+    // A user's own kubeconfig (the cluster's lives in a system directory, which the server
+    // refuses as a profile's path: PATH_FORBIDDEN).
+    const kubeconfig = path.join(projects, 'cluster.kubeconfig');
+    copyFileSync(clusterKubeconfig, kubeconfig);
+    await dialog.getByLabel('Kubeconfig path').fill(kubeconfig);
+    await dialog.getByLabel('Namespace').fill('agentpane-sandboxes');
+    await dialog.locator('textarea[name=egress]').fill('192.168.7.0/24\nnot a host!');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    const refusal = await dialog.getByRole('alert').textContent();
+    assert.match(refusal, /^VALIDATION_ERROR: /);
+    await dialog.locator('textarea[name=egress]').fill('192.168.7.0/24\n10.1.2.3:443');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    const card = page.locator('[data-testid=profile-card][data-name="web-k8s"]');
+    await card.or(dialog.getByRole('alert')).first().waitFor();
+    assert.equal(await dialog.isVisible() ? await dialog.getByRole('alert').textContent() : '', '');
+    await card.getByText('kubernetes').waitFor();
+    const saved = (await apiCall('GET', '/api/sandbox-configs')).data.find((p) => p.name === 'web-k8s');
+    assert.equal(saved.providerType, 'kubernetes');
+    assert.equal(saved.kubeConfigPath, kubeconfig);
+    assert.equal(saved.kubeNamespace, 'agentpane-sandboxes');
+    assert.equal(saved.networkPolicyEnabled, true);
+    assert.deepEqual(saved.allowedEgressHosts, ['192.168.7.0/24', '10.1.2.3:443']);
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await card.getByRole('button', { name: 'Yes, delete' }).click();
+    await card.waitFor({ state: 'detached' });
   });
 
   test('profiles: create, edit and delete', async () => {
