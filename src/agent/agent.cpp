@@ -131,7 +131,7 @@ class Agent {
     }
     // The stdio client is gone: its commands die with it.
     for (auto& [id, c] : commands_) {
-      if (!c->finished) signalCommand(c->proc.pid, SIGKILL);
+      if (!c->finished) signalCommand(c->proc, SIGKILL);
     }
     for (auto& [id, c] : commands_) {
       if (!c->finished && !c->waited) ::waitpid(c->proc.pid, nullptr, 0);
@@ -365,7 +365,7 @@ class Agent {
             }
             c->killSignal = static_cast<int>(f.signal);
             c->heldBy = 0;  // its pipes must drain for its Exit
-            signalCommand(c->proc.pid, static_cast<int>(f.signal));
+            signalCommand(c->proc, static_cast<int>(f.signal));
           } else if constexpr (std::is_same_v<T, FetchOutput>) {
             fetch(key, f);
           } else if constexpr (std::is_same_v<T, ListCommands>) {
@@ -579,7 +579,7 @@ class Agent {
       if (c->deadline > 0 && !c->timedOut && !c->finished && now >= c->deadline) {
         c->timedOut = true;
         c->heldBy = 0;  // its pipes must drain for its Exit
-        signalCommand(c->proc.pid, SIGKILL);
+        signalCommand(c->proc, SIGKILL);
       }
     }
   }
@@ -591,7 +591,7 @@ class Agent {
       // A timed-out (or SIGKILLed) command ends when nothing of its session is left alive:
       // its Exit is the promise that the whole tree is dead. Looked at again on the next turn of
       // the loop.
-      if ((c.timedOut || c.killSignal == SIGKILL) && signalCommand(c.proc.pid, SIGKILL) > 0) {
+      if ((c.timedOut || c.killSignal == SIGKILL) && signalCommand(c.proc, SIGKILL) > 0) {
         lingering_ = true;
         continue;
       }

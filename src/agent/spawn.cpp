@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -168,6 +169,15 @@ std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start)
   for (auto& [k, v] : requested)
     env[k] = v;
   if (start.tty && !env.count("TERM")) env["TERM"] = "xterm";
+  // Last, so that no request replaces it.
+  // Unique beyond this agent too: a later agent may get the same pid, and what an earlier
+  // one's commands left (a tmux server) keeps its tag.
+  static const std::string prefix =
+      std::to_string(::getpid()) + "-" +
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  static unsigned long long spawned = 0;
+  const std::string tag = prefix + "-" + std::to_string(++spawned);
+  env[kCommandTagVar] = tag;
 
   std::vector<std::string> envStrings;
   envStrings.reserve(env.size());
@@ -203,6 +213,7 @@ std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start)
   }
 
   SpawnedProcess p;
+  p.tag = std::string(kCommandTagVar) + "=" + tag;
   int childIn = -1, childOut = -1, childErr = -1;
   std::string slaveName;
   auto fail = [&](const char* what) {
@@ -316,7 +327,19 @@ std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start)
   return p;
 }
 
-int signalCommand(pid_t leader, int sig) {
+namespace {
+// Whether /proc/<pid>/environ holds `entry` ("K=V") as one of its entries. Unreadable (another
+// user's process): no.
+bool carries(const std::string& pid, const std::string& entry) {
+  std::ifstream in("/proc/" + pid + "/environ", std::ios::binary);
+  for (std::string e; std::getline(in, e, '\0');)
+    if (e == entry) return true;
+  return false;
+}
+}  // namespace
+
+int signalCommand(const SpawnedProcess& command, int sig) {
+  const pid_t leader = command.pid;
   if (leader <= 0) return 0;
   ::kill(-leader, sig);
   int alive = 0;
@@ -337,7 +360,10 @@ int signalCommand(pid_t leader, int sig) {
     char state = 0;
     long ppid = 0, pgrp = 0, session = 0;
     if (std::sscanf(rest.c_str(), "%c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) continue;
-    if (session != leader) continue;
+    if (session != leader &&
+        (command.tag.empty() || state == 'Z' || !carries(e->d_name, command.tag))) {
+      continue;
+    }
     if (state != 'Z' && state != 'X') ++alive;
     ::kill(static_cast<pid_t>(*pid), sig);
   }

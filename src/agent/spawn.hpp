@@ -11,11 +11,18 @@
 
 namespace agentpane::agent {
 
+// The environment variable that tags a command's processes (SpawnedProcess::tag).
+inline constexpr const char* kCommandTagVar = "AGENTPANE_COMMAND_TAG";
+
 struct SpawnedProcess {
   pid_t pid = -1;
   int stdinFd = -1;   // -1 without attachStdin; the terminal's master with tty
   int stdoutFd = -1;  // the terminal's master with tty
   int stderrFd = -1;  // -1 with tty
+  // The command's tag, "AGENTPANE_COMMAND_TAG=<unique in this agent>", in its environment and
+  // so in every descendant's (/proc/<pid>/environ keeps a process's first environment):
+  // how a kill finds those that left its session (setsid).
+  std::string tag;
 };
 
 struct SpawnError {
@@ -28,9 +35,10 @@ struct SpawnError {
 // 127 (not found) or 126, as a shell would. Descriptors are non-blocking and close-on-exec.
 std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start);
 
-// Sends `sig` to the command's process group and to every process still in its session
-// (one that left the group with setpgid). Never to anything else. Returns how many processes
-// of the session were still alive (not zombies) when it looked.
-int signalCommand(pid_t leader, int sig);
+// Sends `sig` to the command's process group, to every process still in its session (one
+// that left the group with setpgid), and to every process that carries its tag (one that
+// started a session of its own, setsid, and did not clear its environment). Never to anything
+// else. Returns how many of those were still alive (not zombies) when it looked.
+int signalCommand(const SpawnedProcess& command, int sig);
 
 }  // namespace agentpane::agent

@@ -182,6 +182,57 @@ TEST(Agent, KillAlsoFindsAProcessThatLeftTheGroup) {
   }
 }
 
+// A process that starts a session of its own (setsid, as a daemon does) leaves the command's
+// group and session; it still carries the command's tag, and the kill finds it.
+TEST(Agent, KillAlsoFindsAProcessThatStartedItsOwnSession) {
+  AgentProcess agent({"--stdio"});
+  agent.send(cmd("a", {"python3", "-c",
+                       "import os,time\n"
+                       "r,w=os.pipe()\n"
+                       "pid=os.fork()\n"
+                       "if pid==0:\n  os.setsid(); os.write(w,b'x'); time.sleep(1000)\n"
+                       "os.read(r,1)\n"
+                       "print(pid, flush=True); time.sleep(1000)\n"}));
+  agent.expect<Started>();
+  std::string line;
+  while (line.find('\n') == std::string::npos)
+    line += agent.expect<Output>().data;
+  auto pid = std::stoi(line);
+  ASSERT_EQ(::getsid(pid), pid) << "the child leads a session of its own";
+  agent.send(KillCommand{"a", SIGKILL});
+  std::optional<Exit> exit;
+  while (!exit) {
+    Message m = agent.nextMessage();
+    if (auto* x = std::get_if<Exit>(&m)) exit = *x;
+  }
+  EXPECT_EQ(exit->code, 128 + SIGKILL);
+  // Gone, or a zombie waiting for its reaper: not running.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string st;
+  if (std::getline(stat, st)) {
+    EXPECT_EQ(st.substr(st.rfind(')') + 2, 1), "Z") << st;
+  }
+  ::kill(pid, SIGKILL);  // never left behind by a failing run
+}
+
+// A command's tag does not reach what it did not start: another command's processes live on.
+TEST(Agent, KillLeavesAnotherCommandsSessionAlone) {
+  AgentProcess agent({"--stdio"});
+  agent.send(cmd("keep", {"sleep", "1000"}));
+  auto kept = agent.expect<Started>();
+  agent.send(cmd("a", {"sleep", "1000"}));
+  agent.expect<Started>();
+  agent.send(KillCommand{"a", SIGKILL});
+  std::optional<Exit> exit;
+  while (!exit) {
+    Message m = agent.nextMessage();
+    if (auto* x = std::get_if<Exit>(&m)) exit = *x;
+  }
+  EXPECT_EQ(exit->id, "a");
+  EXPECT_EQ(::kill(static_cast<pid_t>(kept.pid), 0), 0) << "the other command still runs";
+  agent.send(KillCommand{"keep", SIGKILL});
+}
+
 TEST(Agent, KillEndsTheCommandWithThatSignal) {
   AgentProcess agent({"--stdio"});
   agent.send(cmd("a", {"sleep", "1000"}));
