@@ -8,6 +8,7 @@
 
 #include "common/egress.hpp"
 #include "docker/docker_provider.hpp"
+#include "docker/engine_json.hpp"
 
 namespace agentpane::docker {
 
@@ -71,6 +72,39 @@ Result<void> DockerProvider::removeSandboxNetwork(const std::string& sandboxId) 
   auto r = client_->call("DELETE", "/networks/" + name);
   if (!r.ok() && httpStatus(r.error()) != 404) return r.takeError();
   return {};
+}
+
+std::vector<std::string> DockerProvider::sweepNetworks() {
+  std::vector<std::string> swept;
+  auto nets = client_->call("GET", "/networks?filters=" + labelFilterQuery(scopeSelector()));
+  if (!nets.ok() || !nets->is_array()) {
+    if (!nets.ok()) spdlog::warn("docker: networks not swept: {}", nets.error().describe());
+    return swept;
+  }
+  for (const auto& n : *nets) {
+    const json l = n.value("Labels", json::object());
+    if (!l.is_object() || !l.contains(labels::kSandboxId) || !l[labels::kSandboxId].is_string())
+      continue;
+    const std::string id = l[labels::kSandboxId].get<std::string>();
+    if (!isValidSandboxId(id) || n.value("Name", "") != networkName(id)) continue;
+    {
+      // In flight: its container may not exist yet. (A create registers before it makes
+      // its network, so one that finished has its container by now: looked at next.)
+      std::lock_guard lock(creatingMu_);
+      if (creating_.count(id) != 0) continue;
+    }
+    auto c = client_->call("GET", "/containers/" + containerName(id) + "/json");
+    if (c.ok() || httpStatus(c.error()) != 404) continue;
+    auto rm = removeSandboxNetwork(id);
+    if (!rm.ok()) {
+      spdlog::warn("docker: network of sandbox {} (its container is gone): {}", id,
+                   rm.error().describe());
+      continue;
+    }
+    spdlog::info("docker: removed the network and rules of sandbox {} (its container is gone)", id);
+    swept.push_back(id);
+  }
+  return swept;
 }
 
 std::vector<std::string> DockerProvider::effectiveAllowlist(

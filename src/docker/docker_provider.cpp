@@ -127,6 +127,18 @@ Result<SandboxInfo> DockerProvider::create(const SandboxSpec& spec, const Create
 Result<SandboxInfo> DockerProvider::createContainer(const SandboxSpec& spec,
                                                     const CreateControl& control,
                                                     const Workspace& ws) {
+  {
+    std::lock_guard lock(creatingMu_);
+    creating_.insert(spec.id);
+  }
+  struct Done {
+    DockerProvider* p;
+    const std::string& id;
+    ~Done() {
+      std::lock_guard lock(p->creatingMu_);
+      p->creating_.erase(id);
+    }
+  } done{this, spec.id};
   const SandboxUser& user = ws.user;
   auto image = client_->call("GET", "/images/" + spec.image + "/json");
   if (!image.ok()) {
@@ -468,6 +480,8 @@ Result<CleanupReport> DockerProvider::cleanup(const CleanupFilter& filter) {
     else
       report.failedIds.push_back(s.id);
   }
+  for (auto& id : sweepNetworks())
+    report.removedIds.push_back(std::move(id));
   // Slots whose container no longer exists (a crash between removing it and its slot).
   if (opts_.warmSlots) {
     auto left = list(ListFilter{});

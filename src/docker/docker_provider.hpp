@@ -135,6 +135,9 @@ class DockerProvider final : public SandboxProvider {
   Result<void> makeSandboxNetwork(const SandboxSpec& spec, bool internal, bool filtered);
   // Removes the sandbox's rules and network when they are ours; idempotent.
   Result<void> removeSandboxNetwork(const std::string& sandboxId);
+  // Cleanup: the networks (and their rules) of ours whose container is gone and whose create
+  // is not in flight — what a crash in the middle of a create or a remove left. Their ids.
+  std::vector<std::string> sweepNetworks();
   // Installs the rules for `allowlist`; names resolved in `running`'s container, or left
   // pending (unresolved) before it runs (null).
   Result<EgressStatus> applyFirewall(const std::string& sandboxId,
@@ -157,6 +160,10 @@ class DockerProvider final : public SandboxProvider {
   std::mutex egressMu_;
   std::map<std::string, std::string> appliedRules_;  // sandbox id -> rule text last applied
   std::mutex claimMu_;                               // claimWarm's check-and-bind
+  // Creates in flight (from before their network is made until they return): sweepNetworks
+  // leaves their networks alone.
+  std::mutex creatingMu_;
+  std::set<std::string> creating_;
 };
 
 }  // namespace agentpane::docker

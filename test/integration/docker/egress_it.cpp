@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -224,6 +225,34 @@ TEST_F(DockerEgressIt, NoAllowlistBlocksAndAChangeAtRunTimeOpensThenCloses) {
   ASSERT_TRUE(closed.ok()) << closed.error().describe();
   EXPECT_NE(connect(sb, ip), 0) << ip << " removed, still reachable";
   expectDns(sb);
+}
+
+// A crash between a container's removal and its network's (or in the middle of a create)
+// leaves a network and its rules: cleanup sweeps them, and leaves a live sandbox's alone.
+TEST_F(DockerEgressIt, CleanupSweepsTheNetworkAndRulesOfAGoneContainer) {
+  auto orphan = create("orph", {"192.0.2.10"});
+  auto live = create("live", {"192.0.2.11"});
+  ASSERT_FALSE(orphan.sandboxId.empty());
+  ASSERT_FALSE(live.sandboxId.empty());
+  ASSERT_FALSE(iptablesListing(sandboxChainName(orphan.sandboxId)).empty());
+  // What a crash leaves: the container gone behind the provider's back.
+  ASSERT_TRUE(provider_->client()
+                  .call("DELETE", "/containers/" + DockerProvider::containerName(orphan.sandboxId) +
+                                      "?force=1")
+                  .ok());
+  ASSERT_TRUE(provider_->client().call("GET", "/networks/agentpane-" + orphan.sandboxId).ok());
+  auto report = provider_->cleanup(CleanupFilter{});
+  ASSERT_TRUE(report.ok()) << report.error().describe();
+  EXPECT_NE(std::find(report->removedIds.begin(), report->removedIds.end(), orphan.sandboxId),
+            report->removedIds.end());
+  EXPECT_FALSE(provider_->client().call("GET", "/networks/agentpane-" + orphan.sandboxId).ok());
+  EXPECT_TRUE(iptablesListing(sandboxChainName(orphan.sandboxId)).empty());
+  // The live one keeps its network and rules.
+  EXPECT_TRUE(provider_->client().call("GET", "/networks/agentpane-" + live.sandboxId).ok());
+  EXPECT_NE(iptablesListing(sandboxChainName(live.sandboxId)).find("192.0.2.11"),
+            std::string::npos);
+  EXPECT_EQ(std::find(report->removedIds.begin(), report->removedIds.end(), live.sandboxId),
+            report->removedIds.end());
 }
 
 TEST_F(DockerEgressIt, AllowlistGivenAtCreateIsInForceAtOnce) {
