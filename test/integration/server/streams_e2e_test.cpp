@@ -342,18 +342,10 @@ TEST_F(StreamsE2E, TmuxAttachTypedKeysReachThePane) {
   auto made = call("POST", "/api/sandboxes/" + id + "/tmux", json{{"name", "dev"}});
   ASSERT_TRUE(made.value("ok", false)) << made.dump();
 
-  asio::io_context ioc;
-  websocket::stream<beast::tcp_stream> ws(ioc);
+  auto wsp = connectWs("/api/sandboxes/" + id + "/tmux/dev/attach?rows=40&cols=120");
+  ASSERT_TRUE(wsp);
+  Ws& ws = *wsp;
   beast::error_code ec;
-  beast::get_lowest_layer(ws).connect(asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_),
-                                      ec);
-  ASSERT_FALSE(ec) << ec.message();
-  ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
-    r.set(beast::http::field::authorization, "Bearer " + token_);
-  }));
-  beast::get_lowest_layer(ws).expires_after(60s);
-  ws.handshake(host_, "/api/sandboxes/" + id + "/tmux/dev/attach?rows=40&cols=120", ec);
-  ASSERT_FALSE(ec) << ec.message();
   ws.text(true);
   ws.write(asio::buffer(std::string("echo typed-$((6*7))\r")), ec);
   ASSERT_FALSE(ec) << ec.message();
@@ -391,18 +383,10 @@ TEST_F(StreamsE2E, TmuxAttachResizeReachesThePane) {
   auto made = call("POST", "/api/sandboxes/" + id + "/tmux", json{{"name", "rz"}});
   ASSERT_TRUE(made.value("ok", false)) << made.dump();
 
-  asio::io_context ioc;
-  websocket::stream<beast::tcp_stream> ws(ioc);
+  auto wsp = connectWs("/api/sandboxes/" + id + "/tmux/rz/attach?rows=40&cols=120&control=1");
+  ASSERT_TRUE(wsp);
+  Ws& ws = *wsp;
   beast::error_code ec;
-  beast::get_lowest_layer(ws).connect(asio::ip::tcp::endpoint(asio::ip::make_address(host_), port_),
-                                      ec);
-  ASSERT_FALSE(ec) << ec.message();
-  ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
-    r.set(beast::http::field::authorization, "Bearer " + token_);
-  }));
-  beast::get_lowest_layer(ws).expires_after(60s);
-  ws.handshake(host_, "/api/sandboxes/" + id + "/tmux/rz/attach?rows=40&cols=120&control=1", ec);
-  ASSERT_FALSE(ec) << ec.message();
   std::string screen;
   beast::flat_buffer buf;
   // Types a line that prints "sz-<n>-<rows>x<cols>" (computed in the pane) and returns them.
