@@ -325,6 +325,29 @@ TEST_F(ExecSessionTest, FailureStatusThatIsNotAnExitCode) {
   EXPECT_EQ(c.code.error().code, ErrorCode::K8sNotFound);
 }
 
+// After the status nothing is lost, however the connection then ends (seen on the cluster: a
+// TLS "application data after close notify"). Here a server that goes silent after the status
+// (no close, no pong): the idle timeout ends the stream, and the exit code stands.
+TEST_F(ExecSessionTest, AnyBreakAfterTheStatusKeepsTheExitCode) {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  FakeWsApiserver server([&](FakeExchange& ex) {
+    ex.accept("v5.channel.k8s.io");
+    ex.send(1, "all of it\n");
+    ex.send(3, exitStatus(3));
+    released.wait();  // silent: reads nothing, so answers no ping
+  });
+  ExecSpec sp = spec({"true"});
+  sp.pingInterval = std::chrono::milliseconds(50);
+  auto s = openExec(io_, configFor(server.port()), sp);
+  ASSERT_TRUE(s.ok());
+  auto c = drain(*s.value());
+  release.set_value();
+  EXPECT_EQ(c.out, "all of it\n");
+  ASSERT_TRUE(c.code.ok()) << c.code.error().describe();
+  EXPECT_EQ(c.code.value(), 3);
+}
+
 TEST_F(ExecSessionTest, StreamCutBeforeStatusIsNotASuccess) {
   FakeWsApiserver server([&](FakeExchange& ex) {
     ex.accept("v5.channel.k8s.io");
