@@ -78,9 +78,10 @@ struct Command {
   std::size_t ringBytes = 0;
   std::uint64_t end = 0;  // cursor past the last byte
   std::set<std::uint64_t> subscribers;
-  std::uint64_t heldBy = 0;     // the client whose Hold stops reading its output; 0: none
-  std::uint64_t stdinFrom = 0;  // the client that sent the last Stdin
-  bool stdinHeld = false;       // StdinHold sent to it, not released yet
+  std::uint64_t heldBy = 0;         // the client whose Hold stops reading its output; 0: none
+  std::uint64_t stdinFrom = 0;      // the client that sent the last Stdin
+  std::uint64_t stdinConsumed = 0;  // Stdin bytes that left stdinQueue, in total
+  std::uint64_t stdinAcked = 0;     // the last StdinAck's count
 
   [[nodiscard]] std::uint64_t firstCursor() const {
     return ring.empty() ? end : ring.front().offset;
@@ -114,7 +115,8 @@ class Agent {
     ::fcntl(out, F_SETFL, ::fcntl(out, F_GETFL) | O_NONBLOCK);
     ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) | O_NONBLOCK);
     send(key, Hello{kProtocolVersion, static_cast<std::uint32_t>(::getpid()),
-                    static_cast<std::uint32_t>(::getuid()), bootId_});
+                    static_cast<std::uint32_t>(::getuid()), bootId_,
+                    static_cast<std::uint32_t>(opt_.stdinQueueLimit)});
     return key;
   }
 
@@ -157,17 +159,13 @@ class Agent {
     add(sigRead_, POLLIN, {Kind::Signal});
     if (listenFd_ >= 0) add(listenFd_, POLLIN, {Kind::Listen});
     bool outputPaused = false;
-    bool inputPaused = false;
     for (auto& [key, c] : clients_) {
       if (c.pending() > opt_.clientQueueLimit) outputPaused = true;
     }
-    for (auto& [id, c] : commands_) {
-      // Per command, StdinHold asks the client to wait. Only a client that ignores it (or a
-      // burst in flight far past the limit) makes the agent stop reading input at all.
-      if (c->stdinQueue.size() > 4 * opt_.stdinQueueLimit) inputPaused = true;
-    }
+    // Input is always read: stdin is bounded per command by its credit window (Hello's
+    // stdinWindow), so one command's unread stdin never stops the frames of the others.
     for (auto& [key, c] : clients_) {
-      if (!c.inputEnded && !inputPaused) add(c.in, POLLIN, {Kind::ClientIn, key});
+      if (!c.inputEnded) add(c.in, POLLIN, {Kind::ClientIn, key});
       if (c.pending() > 0) add(c.out, POLLOUT, {Kind::ClientOut, key});
     }
     std::int64_t nearest = -1;
@@ -341,12 +339,15 @@ class Agent {
               send(key, ErrorReply{f.id, kErrBadRequest, "stdin of '" + f.id + "' is not open"});
               return;
             }
+            if (c->stdinQueue.size() + f.data.size() > opt_.stdinQueueLimit) {
+              // Past the window the client was granted: refused, never buffered without end.
+              send(key, ErrorReply{f.id, kErrStdinOverflow,
+                                   "stdin of '" + f.id + "' sent past its window of " +
+                                       std::to_string(opt_.stdinQueueLimit) + " bytes"});
+              return;
+            }
             c->stdinQueue += f.data;
             c->stdinFrom = key;
-            if (!c->stdinHeld && c->stdinQueue.size() > opt_.stdinQueueLimit) {
-              c->stdinHeld = true;
-              send(key, StdinHold{f.id, true});
-            }
           } else if constexpr (std::is_same_v<T, CloseStdin>) {
             Command* c = running(key, f.id);
             if (!c) return;
@@ -519,12 +520,21 @@ class Agent {
     }
   }
 
-  // Releases a StdinHold once the queue is down to a quarter of the limit (or gone).
-  void releaseStdin(Command& c) {
-    if (c.stdinHeld && c.stdinQueue.size() <= opt_.stdinQueueLimit / 4) {
-      c.stdinHeld = false;
-      send(c.stdinFrom, StdinHold{c.id, false});
+  // Counts `n` bytes out of the stdin queue and returns credit to the client: at once when the
+  // queue is empty (a small write is acknowledged right away), else every quarter window.
+  void consumeStdin(Command& c, std::size_t n) {
+    c.stdinConsumed += n;
+    if (c.stdinConsumed == c.stdinAcked) return;
+    if (c.stdinQueue.empty() || c.stdinConsumed - c.stdinAcked >= opt_.stdinQueueLimit / 4) {
+      c.stdinAcked = c.stdinConsumed;
+      send(c.stdinFrom, StdinAck{c.id, c.stdinConsumed});
     }
+  }
+
+  void dropStdin(Command& c) {
+    const auto n = c.stdinQueue.size();
+    c.stdinQueue.clear();
+    consumeStdin(c, n);
   }
 
   void writeStdin(Command& c) {
@@ -533,17 +543,14 @@ class Agent {
     while (!c.stdinQueue.empty()) {
       ssize_t n = ::write(fd, c.stdinQueue.data(), c.stdinQueue.size());
       if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) {
-          releaseStdin(c);
-          return;
-        }
-        c.stdinQueue.clear();  // the process closed its stdin (EPIPE): nothing more to give
+        if (errno == EAGAIN || errno == EINTR) return;
+        dropStdin(c);  // the process closed its stdin (EPIPE): nothing more to give
         broken = true;
         break;
       }
       c.stdinQueue.erase(0, static_cast<std::size_t>(n));
+      consumeStdin(c, static_cast<std::size_t>(n));
     }
-    releaseStdin(c);
     if (c.tty) {
       if (c.stdinCloseRequested) {
         char eot = 4;
@@ -599,8 +606,7 @@ class Agent {
         ::close(c.proc.stdinFd);
         c.proc.stdinFd = -1;
       }
-      c.stdinQueue.clear();
-      releaseStdin(c);
+      dropStdin(c);
       c.finished = true;
       c.endedAtMs = nowUnixMs();
       if (WIFEXITED(c.status)) {

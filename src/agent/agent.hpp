@@ -21,7 +21,7 @@ struct AgentOptions {
   std::size_t maxRunning = 4096;            // commands running at once
   std::size_t maxFinished = 256;            // finished commands kept for fetch/list
   std::size_t clientQueueLimit = 8u << 20;  // beyond it, command output is not read (backpressure)
-  std::size_t stdinQueueLimit = 4u << 20;   // beyond it, client input is not read
+  std::size_t stdinQueueLimit = 4u << 20;   // per command: the stdin window (Hello)
 };
 
 // Returns when the client's input ends (after killing its commands); the exit status.

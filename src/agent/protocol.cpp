@@ -131,7 +131,7 @@ constexpr FrameType typeOf() {
   if constexpr (std::is_same_v<T, ResizeTty>) return FrameType::Resize;
   if constexpr (std::is_same_v<T, Ping>) return FrameType::Ping;
   if constexpr (std::is_same_v<T, HoldOutput>) return FrameType::Hold;
-  if constexpr (std::is_same_v<T, StdinHold>) return FrameType::StdinHold;
+  if constexpr (std::is_same_v<T, StdinAck>) return FrameType::StdinAck;
   if constexpr (std::is_same_v<T, Hello>) return FrameType::Hello;
   if constexpr (std::is_same_v<T, Started>) return FrameType::Started;
   if constexpr (std::is_same_v<T, Output>) return FrameType::Output;
@@ -182,9 +182,9 @@ void putPayload(Writer& w, const HoldOutput& m) {
   w.str(m.id);
   w.u8(m.hold ? 1 : 0);
 }
-void putPayload(Writer& w, const StdinHold& m) {
+void putPayload(Writer& w, const StdinAck& m) {
   w.str(m.id);
-  w.u8(m.hold ? 1 : 0);
+  w.u64(m.consumed);
 }
 void putPayload(Writer& w, const Ping& m) {
   w.u64(m.tag);
@@ -194,6 +194,7 @@ void putPayload(Writer& w, const Hello& m) {
   w.u32(m.pid);
   w.u32(m.uid);
   w.u64(m.bootId);
+  w.u32(m.stdinWindow);
 }
 void putPayload(Writer& w, const Started& m) {
   w.str(m.id);
@@ -345,7 +346,11 @@ std::variant<Message, DecodeError> decodeBody(std::string_view body) {
       m.pid = r.u32();
       m.uid = r.u32();
       m.bootId = r.u64();
-      return finish(m, {}, "Hello");
+      // A Hello stays decodable across versions (the client reads its version, then copies
+      // its own agent in): protocol 2 ends here, and later ones may add fields after ours.
+      if (m.version >= 3) m.stdinWindow = r.u32();
+      if (!r.ok()) return malformed({}, "Hello");
+      return m;
     }
     case FrameType::Started: {
       Started m;
@@ -406,12 +411,12 @@ std::variant<Message, DecodeError> decodeBody(std::string_view body) {
     }
     case FrameType::Pong:
       return finish(Pong{r.u64()}, {}, "Pong");
-    case FrameType::StdinHold: {
-      StdinHold m;
+    case FrameType::StdinAck: {
+      StdinAck m;
       m.id = r.str();
-      m.hold = r.flag();
+      m.consumed = r.u64();
       std::string id = m.id;
-      return finish(std::move(m), id, "StdinHold");
+      return finish(std::move(m), id, "StdinAck");
     }
   }
   return DecodeError{kErrUnknownType, "unknown frame type " + std::to_string(type), {}};

@@ -10,7 +10,7 @@
 //
 // Client -> agent: Start, Stdin, CloseStdin, Kill, Fetch, List, Resize, Ping, Hold.
 // Agent -> client: Hello (first, on every connection), Started, Output, Exit, Error,
-// ListReply, FetchEnd, Pong, StdinHold.
+// ListReply, FetchEnd, Pong, StdinAck.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +24,9 @@
 namespace agentpane::agent {
 
 // 2: Hold and StdinHold (per-command back-pressure of output and of stdin).
-inline constexpr std::uint32_t kProtocolVersion = 2;
+// 3: stdin by credit: Hello says the window, StdinAck returns it (StdinHold is gone: a hold
+//    came back after the transport's buffers had carried far more than the limit).
+inline constexpr std::uint32_t kProtocolVersion = 3;
 inline constexpr std::size_t kHeaderBytes = 4;
 inline constexpr std::size_t kMaxFrameBody = 1u << 20;
 // The agent never puts more output than this into one Output frame.
@@ -49,7 +51,7 @@ enum class FrameType : std::uint8_t {
   ListReply = 0x86,
   FetchEnd = 0x87,
   Pong = 0x88,
-  StdinHold = 0x89,
+  StdinAck = 0x89,
 };
 
 // How a command ended.
@@ -126,6 +128,9 @@ struct Hello {
   std::uint32_t pid = 0;
   std::uint32_t uid = 0;
   std::uint64_t bootId = 0;  // differs for every agent process: a new one lost old commands
+  // Stdin credit: per command, the client never has more than this many Stdin data bytes
+  // sent and not yet acknowledged by a StdinAck. The agent refuses what goes past it.
+  std::uint32_t stdinWindow = 0;
   bool operator==(const Hello&) const = default;
 };
 struct Started {
@@ -182,19 +187,20 @@ struct Pong {
   std::uint64_t tag = 0;
   bool operator==(const Pong&) const = default;
 };
-// Back-pressure for one command's stdin: the process does not read what it was sent (more
-// than the agent's stdin queue limit waits for it). The client sends no more Stdin for that
-// command until released (the agent's queue drained, or its stdin is gone). The agent keeps
-// reading the connection for the other commands.
-struct StdinHold {
+// Stdin credit for one command: `consumed` is the number of its Stdin data bytes that have
+// left the agent's queue (written to the process, or dropped because its stdin is gone), in
+// total since it started. The client may then send up to Hello::stdinWindow bytes past it. A
+// process that reads nothing so holds only its own stdin: the agent never stops reading the
+// connection, so the other commands' frames keep flowing whatever the transport buffers.
+struct StdinAck {
   std::string id;
-  bool hold = true;
-  bool operator==(const StdinHold&) const = default;
+  std::uint64_t consumed = 0;
+  bool operator==(const StdinAck&) const = default;
 };
 
 using Message = std::variant<StartCommand, StdinData, CloseStdin, KillCommand, FetchOutput,
                              ListCommands, ResizeTty, Ping, Hello, Started, Output, Exit,
-                             ErrorReply, ListReply, FetchEnd, Pong, HoldOutput, StdinHold>;
+                             ErrorReply, ListReply, FetchEnd, Pong, HoldOutput, StdinAck>;
 
 // Error words of ErrorReply and of DecodeError.
 inline constexpr const char* kErrFrameEmpty = "frameEmpty";
@@ -210,6 +216,7 @@ inline constexpr const char* kErrUserNotAllowed = "userNotAllowed";
 inline constexpr const char* kErrTooManyCommands = "tooManyCommands";
 inline constexpr const char* kErrSpawnFailed = "spawnFailed";
 inline constexpr const char* kErrNotRunning = "notRunning";
+inline constexpr const char* kErrStdinOverflow = "stdinOverflow";  // past Hello::stdinWindow
 
 // The whole frame (header included) of a message.
 std::string encode(const Message& message);

@@ -74,14 +74,24 @@ struct CommandState {
   std::optional<bool> holdToSend;        // set under m, sent by sendHold() after it
   std::mutex holdM;                      // keeps the Hold frames in the order they were decided
   std::function<void(bool)> sendHoldFn;  // writes a HoldOutput frame for this command
-  // Stdin back-pressure (StdinHold from the agent): the command's Stdin and CloseStdin frames
-  // go out one at a time, each after the previous one is written, and wait here while the
-  // agent holds this command's stdin. Other commands' stdin is not affected.
+  // Stdin by credit (protocol 3): the command's Stdin and CloseStdin frames go out one at a
+  // time, each after the previous one is written, and a Stdin frame waits here while its bytes
+  // would put more than the agent's window (Hello::stdinWindow) sent and not acknowledged by
+  // a StdinAck. So a process that reads nothing holds only its own stdin: the agent never has
+  // more than the window of it, and keeps reading the frames of the other commands.
+  struct PendingStdin {
+    std::string frame;
+    std::size_t dataBytes = 0;  // stdin bytes in it (0: CloseStdin)
+    ExecHandler<void> done;
+  };
   std::mutex stdinM;
-  bool stdinHeld = false;
+  std::uint64_t stdinWindow = 0;
+  std::uint64_t stdinSent = 0;   // data bytes written to the channel
+  std::uint64_t stdinAcked = 0;  // the agent's last StdinAck
+  bool stdinWaiting = false;     // the front frame waits for credit
   bool stdinInFlight = false;
   bool stdinDone = false;  // the command ended: what waits is dropped
-  std::deque<std::pair<std::string, ExecHandler<void>>> stdinPending;
+  std::deque<PendingStdin> stdinPending;
   bool ended = false;  // Exit arrived, or the command failed
   int code = -1;
   bool timedOut = false;
@@ -190,14 +200,14 @@ struct CommandState {
       timedOut = timed;
     }
     // Stdin still waiting goes nowhere: as with a process that has exited, it is dropped.
-    std::deque<std::pair<std::string, ExecHandler<void>>> dropped;
+    std::deque<PendingStdin> dropped;
     {
       std::lock_guard lk(stdinM);
       stdinDone = true;
       dropped.swap(stdinPending);
     }
-    for (auto& [frame, done] : dropped) {
-      if (done) done(e ? Result<void>(*e) : Result<void>());
+    for (auto& p : dropped) {
+      if (p.done) p.done(e ? Result<void>(*e) : Result<void>());
     }
     settle();
   }
@@ -205,19 +215,29 @@ struct CommandState {
 
 namespace {
 
-// Sends the next stdin frame of `state` unless one is being written or the agent holds it.
+// Sends the next stdin frame of `state` unless one is being written or its bytes would go
+// past the agent's window.
 void pumpStdin(const std::shared_ptr<AgentChannel>& channel,
                const std::shared_ptr<CommandState>& state) {
-  std::pair<std::string, ExecHandler<void>> next;
+  CommandState::PendingStdin next;
   {
     std::lock_guard lk(state->stdinM);
-    if (state->stdinInFlight || state->stdinHeld || state->stdinPending.empty()) return;
+    if (state->stdinInFlight || state->stdinPending.empty()) return;
+    const auto bytes = state->stdinPending.front().dataBytes;
+    const auto outstanding = state->stdinSent - std::min(state->stdinAcked, state->stdinSent);
+    if (bytes > 0 && outstanding > 0 && outstanding + bytes > state->stdinWindow) {
+      if (!state->stdinWaiting) counters().stdinWaits++;
+      state->stdinWaiting = true;
+      return;
+    }
+    state->stdinWaiting = false;
     next = std::move(state->stdinPending.front());
     state->stdinPending.pop_front();
+    state->stdinSent += bytes;
     state->stdinInFlight = true;
   }
-  channel->write(std::move(next.first),
-                 [channel, state, done = std::move(next.second)](Result<void> r) {
+  channel->write(std::move(next.frame),
+                 [channel, state, done = std::move(next.done)](Result<void> r) {
                    {
                      std::lock_guard lk(state->stdinM);
                      state->stdinInFlight = false;
@@ -229,17 +249,15 @@ void pumpStdin(const std::shared_ptr<AgentChannel>& channel,
 
 // Queues frames of `state`'s stdin (in order); `done` runs once the last one is written.
 void queueStdin(const std::shared_ptr<AgentChannel>& channel,
-                const std::shared_ptr<CommandState>& state, std::vector<std::string> frames,
-                ExecHandler<void> done) {
+                const std::shared_ptr<CommandState>& state,
+                std::vector<CommandState::PendingStdin> frames, ExecHandler<void> done) {
   {
     std::lock_guard lk(state->stdinM);
     if (!state->stdinDone && !frames.empty()) {
-      std::string last = std::move(frames.back());
-      frames.pop_back();
-      for (auto& f : frames)
-        state->stdinPending.emplace_back(std::move(f), nullptr);
-      state->stdinPending.emplace_back(std::move(last), std::move(done));
+      frames.back().done = std::move(done);
       done = nullptr;
+      for (auto& f : frames)
+        state->stdinPending.push_back(std::move(f));
     }
   }
   if (done) {  // the command has ended
@@ -315,9 +333,14 @@ class ChannelExecSession final : public ExecSession {
       done(Result<void>());
       return;
     }
-    std::vector<std::string> frames;
-    for (std::size_t off = 0; off < data.size(); off += kStdinChunk)
-      frames.push_back(ag::encode(ag::StdinData{state_->id, data.substr(off, kStdinChunk)}));
+    // A frame never holds more than the window: it could never be sent.
+    const std::size_t chunk = std::min<std::size_t>(kStdinChunk, state_->stdinWindow);
+    std::vector<CommandState::PendingStdin> frames;
+    for (std::size_t off = 0; off < data.size(); off += chunk) {
+      auto part = data.substr(off, chunk);
+      const auto n = part.size();
+      frames.push_back({ag::encode(ag::StdinData{state_->id, std::move(part)}), n, nullptr});
+    }
     queueStdin(channel_, state_, std::move(frames), std::move(done));
   }
   void asyncCloseStdin(ExecHandler<void> done) override {
@@ -325,7 +348,9 @@ class ChannelExecSession final : public ExecSession {
       done(Result<void>());
       return;
     }
-    queueStdin(channel_, state_, {ag::encode(ag::CloseStdin{state_->id})}, std::move(done));
+    std::vector<CommandState::PendingStdin> frames;
+    frames.push_back({ag::encode(ag::CloseStdin{state_->id}), 0, nullptr});
+    queueStdin(channel_, state_, std::move(frames), std::move(done));
   }
   void asyncRead(ExecHandler<std::optional<ExecChunk>> done) override {
     {
@@ -685,13 +710,12 @@ void AgentChannel::handleFrame(ag::Message m, std::vector<std::shared_ptr<Follow
         break;
       }
     }
-  } else if (auto* h = std::get_if<ag::StdinHold>(&m)) {
-    if (auto s = stateOf(h->id)) {
+  } else if (auto* a = std::get_if<ag::StdinAck>(&m)) {
+    if (auto s = stateOf(a->id)) {
       {
         std::lock_guard lk(s->stdinM);
-        s->stdinHeld = h->hold;
+        s->stdinAcked = std::max(s->stdinAcked, a->consumed);
       }
-      if (h->hold) counters().stdinHolds++;
       pumpStdin(shared_from_this(), s);
     }
   } else if (auto* e = std::get_if<ag::ErrorReply>(&m)) {
@@ -835,6 +859,11 @@ Result<std::unique_ptr<ExecSession>> AgentChannel::startCommand(
   auto state = std::make_shared<CommandState>();
   state->id = newCommandId();
   state->timeout = options.timeout;
+  {
+    std::lock_guard lk(m_);
+    // 0 only from an agent that never said one: then a frame at a time.
+    state->stdinWindow = hello_.stdinWindow > 0 ? hello_.stdinWindow : kStdinChunk;
+  }
   ag::StartCommand start;
   start.id = state->id;
   start.argv = argv;

@@ -129,7 +129,7 @@ struct ChannelCounters {
   std::atomic<std::uint64_t> installs{0};       // agent binaries copied into a sandbox
   std::atomic<std::uint64_t> lost{0};           // channels that ended while in use
   std::atomic<std::uint64_t> outputHolds{0};    // commands whose unread output held the agent
-  std::atomic<std::uint64_t> stdinHolds{0};     // commands whose unread stdin held the client
+  std::atomic<std::uint64_t> stdinWaits{0};     // stdin writes that waited for the agent's window
 };
 ChannelCounters& counters();
 

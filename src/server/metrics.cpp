@@ -190,8 +190,8 @@ std::string Metrics::render(const std::map<std::pair<std::string, std::string>, 
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"lost\"}} {}\n", ch.lost.load());
   out += fmt::format("agentpane_exec_channel_events_total{{event=\"output_held\"}} {}\n",
                      ch.outputHolds.load());
-  out += fmt::format("agentpane_exec_channel_events_total{{event=\"stdin_held\"}} {}\n",
-                     ch.stdinHolds.load());
+  out += fmt::format("agentpane_exec_channel_events_total{{event=\"stdin_waited\"}} {}\n",
+                     ch.stdinWaits.load());
   const auto& wf = audit::writeFailures();
   out +=
       "# HELP agentpane_audit_write_failures_total Audit entries not written: to the ledger "

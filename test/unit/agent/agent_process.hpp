@@ -120,6 +120,11 @@ class AgentProcess {
   template <typename T>
   T expect() {
     Message m = nextMessage();
+    // Stdin credit comes back whenever the agent writes stdin; skipped unless asked for.
+    if constexpr (!std::is_same_v<T, StdinAck>) {
+      while (std::holds_alternative<StdinAck>(m))
+        m = nextMessage();
+    }
     if (auto* e = std::get_if<ErrorReply>(&m); e && !std::is_same_v<T, ErrorReply>) {
       throw std::runtime_error("agent error " + e->code + ": " + e->message);
     }

@@ -28,7 +28,7 @@ std::vector<Message> samples() {
       ListCommands{7},
       ResizeTty{"c-1", 50, 132},
       Ping{0xdeadbeefcafeULL},
-      Hello{kProtocolVersion, 12, 1000, 0x0123456789abcdefULL},
+      Hello{kProtocolVersion, 12, 1000, 0x0123456789abcdefULL, 4u << 20},
       Started{"c-1", 4242},
       Output{"c-1", 2, 12345, std::string(70000, 'x')},
       Exit{"c-1", 137, ExitReason::TimedOut, 88},
@@ -38,8 +38,8 @@ std::vector<Message> samples() {
       Pong{3},
       HoldOutput{"c-1", true},
       HoldOutput{"c-1", false},
-      StdinHold{"c-1", true},
-      StdinHold{"c-1", false},
+      StdinAck{"c-1", 0},
+      StdinAck{"c-1", (1ull << 40) + 7},
   };
 }
 
@@ -65,6 +65,24 @@ TEST(AgentProtocol, EveryMessageRoundTripsByteByByte) {
   }
   EXPECT_EQ(got, samples());
   EXPECT_EQ(d.buffered(), 0u);
+}
+
+// An older agent's Hello (protocol 2 had no stdin window) still decodes, so that the client
+// can read its version and copy its own agent in; a later one may carry more fields.
+TEST(AgentProtocol, HelloOfAnotherVersionDecodes) {
+  std::string v2 = encode(Hello{2, 12, 1000, 77, 0});
+  v2.resize(v2.size() - 4);  // without the window
+  v2[3] = static_cast<char>(v2[3] - 4);
+  std::string v9 = encode(Hello{9, 12, 1000, 77, 5}) + "more";
+  v9[3] = static_cast<char>(v9[3] + 4);
+  FrameDecoder d;
+  d.feed(v2 + v9);
+  auto got = decodeAll(d);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<Message>(got[0]));
+  EXPECT_EQ(std::get<Hello>(std::get<Message>(got[0])), (Hello{2, 12, 1000, 77, 0}));
+  ASSERT_TRUE(std::holds_alternative<Message>(got[1]));
+  EXPECT_EQ(std::get<Hello>(std::get<Message>(got[1])), (Hello{9, 12, 1000, 77, 5}));
 }
 
 TEST(AgentProtocol, HeaderIsBigEndianBodyLength) {
