@@ -82,7 +82,10 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
         strand(io->makeStrand()),
         spec(s),
         creditTimer(strand),
-        deadlineTimer(strand) {}
+        deadlineTimer(strand),
+        writeTurn(strand) {
+    writeTurn.expires_at(asio::steady_timer::time_point::max());
+  }
 
   std::shared_ptr<net::IoThread> io;
   Strand strand;
@@ -92,7 +95,11 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
   ChannelProtocol protocol = ChannelProtocol::V5;
   asio::steady_timer creditTimer;    // strand: the parked reader waits on it
   asio::steady_timer deadlineTimer;  // strand: the exec's timeout
-  bool closed = false;               // strand
+  // strand: one message written at a time (a resize may come while stdin is being written);
+  // a writer that finds `writing` waits on writeTurn, canceled (never re-armed) to wake them.
+  asio::steady_timer writeTurn;
+  bool writing = false;
+  bool closed = false;  // strand
 
   std::atomic<bool> canceled{false};
   std::atomic<bool> timedOut{false};
@@ -118,6 +125,7 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
     }
     creditTimer.cancel();
     deadlineTimer.cancel();
+    writeTurn.cancel();
   }
 
   void postClose() {
@@ -350,12 +358,20 @@ struct Shared : std::enable_shared_from_this<Shared<Next>> {
     return *outcome;
   }
 
-  // On the strand: one message out. Beast allows this alongside the pending read.
-  asio::awaitable<Result<void>> sendOp(std::string message) {
+  // On the strand: one message out. Beast allows this alongside the pending read, but never
+  // two writes at once: writers take turns.
+  asio::awaitable<Result<void>> sendOp(std::string message, const char* what = "writing stdin") {
+    while (writing && !closed) {
+      error_code waitEc;
+      co_await writeTurn.async_wait(redirect_error(use_awaitable, waitEc));
+    }
     if (closed) co_return Error(ErrorCode::SandboxExecFailed, "exec stream closed");
+    writing = true;
     error_code ec;
     co_await ws->async_write(asio::buffer(message), redirect_error(use_awaitable, ec));
-    if (ec) co_return Error(ErrorCode::SandboxExecFailed, "writing stdin: " + ec.message());
+    writing = false;
+    writeTurn.cancel();
+    if (ec) co_return Error(ErrorCode::SandboxExecFailed, std::string(what) + ": " + ec.message());
     co_return okResult();
   }
 
@@ -440,7 +456,8 @@ class WsExecSession final : public K8sExecSession {
     // Channel 4: the kubelet sets the terminal's size (Width is columns).
     completeWith(st_->strand,
                  st_->sendOp(encodeResize(static_cast<std::uint16_t>(std::clamp(cols, 1, 1000)),
-                                          static_cast<std::uint16_t>(std::clamp(rows, 1, 1000)))),
+                                          static_cast<std::uint16_t>(std::clamp(rows, 1, 1000))),
+                             "resizing the terminal"),
                  std::move(done));
   }
 

@@ -129,5 +129,61 @@ TEST_F(ExecSessionAsyncTest, V4CloseStdinIsRefusedAsynchronously) {
   opened.value()->cancel();
 }
 
+// A resize is a channel 4 message of its own, whole even while a large stdin write is in
+// flight: writers take turns on the socket (two Beast writes at once corrupt the stream).
+TEST_F(ExecSessionAsyncTest, ResizeIsAChannelFourMessageBetweenStdinMessages) {
+  std::vector<std::string> got;
+  FakeWsApiserver server([&](FakeExchange& ex) {
+    ex.accept("v5.channel.k8s.io");
+    for (;;) {
+      auto m = ex.receive();
+      if (m.empty() || m == std::string("\xff\x00", 2)) break;
+      got.push_back(std::move(m));
+    }
+    ex.send(3, R"({"status":"Success"})");
+    ex.close();
+  });
+  ExecSpec spec;
+  spec.pod = "p";
+  spec.argv = {"sh"};
+  spec.attachStdin = true;
+  spec.tty = true;
+  spec.ttyRows = 24;
+  spec.ttyColumns = 80;
+  auto opened = openExec(io_, plainConfig(server.port()), spec);
+  ASSERT_TRUE(opened.ok()) << opened.error().describe();
+  auto& s = *opened.value();
+  const std::string big(3u << 20, 'k');  // several stdin messages
+  std::promise<Result<void>> wrote;
+  s.asyncWriteStdin(big, [&](Result<void> r) { wrote.set_value(std::move(r)); });
+  auto resized = await<void>([&](ExecHandler<void> h) { s.asyncResize(40, 132, std::move(h)); });
+  ASSERT_TRUE(resized.ok()) << resized.error().describe();
+  ASSERT_TRUE(wrote.get_future().get().ok());
+  ASSERT_TRUE(await<void>([&](ExecHandler<void> h) { s.asyncCloseStdin(std::move(h)); }).ok());
+  for (;;) {
+    auto c = await<std::optional<ExecChunk>>(
+        [&](ExecHandler<std::optional<ExecChunk>> h) { s.asyncRead(std::move(h)); });
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+    if (!c.value()) break;
+  }
+  // The size at open, then stdin pieces with the resize whole among (or after) them.
+  ASSERT_GE(got.size(), 3u);
+  EXPECT_EQ(got.front(), std::string("\x04") + R"({"Width":80,"Height":24})");
+  std::string stdinBytes;
+  int resizes = 0;
+  for (std::size_t i = 1; i < got.size(); ++i) {
+    ASSERT_FALSE(got[i].empty());
+    if (got[i][0] == '\x04') {
+      EXPECT_EQ(got[i], std::string("\x04") + R"({"Width":132,"Height":40})");
+      ++resizes;
+    } else {
+      ASSERT_EQ(got[i][0], '\x00');
+      stdinBytes += got[i].substr(1);
+    }
+  }
+  EXPECT_EQ(resizes, 1);
+  EXPECT_TRUE(stdinBytes == big) << stdinBytes.size() << " stdin bytes";
+}
+
 }  // namespace
 }  // namespace agentpane::k8s
