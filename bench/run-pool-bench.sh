@@ -5,6 +5,9 @@
 # --project-root; everything made is removed. See bench/README.md.
 #   bash bench/run-pool-bench.sh [docker|k8s|both]      # default both
 #   SEQ=100 PAR=20 ROUNDS=5 COLD=20 bash bench/run-pool-bench.sh docker
+#   K8S_CPU=0.08 K8S_MEMORY_MB=256 PREWARM=20 PAR=20 bash bench/run-pool-bench.sh k8s
+#     (the profile's CPU limit; the pods request half of it: 20 warm and 20 refilling fit the
+#     test cluster's one node only well below the default 0.5)
 # Needs root (mounts, chown 1000:1000 of the project directories), the Docker engine with the
 # sandbox image and, for k8s, the test cluster (scripts/test-cluster).
 set -euo pipefail
@@ -66,7 +69,7 @@ if [[ $WHICH == k8s || $WHICH == both ]]; then
   start_server ENABLE_K8S_SANDBOX=true K8S_KUBECONFIG="$AGENTPANE_TEST_SA_KUBECONFIG" \
     AGENTPANE_K8S_IMAGE_PULL_POLICY=Never
   AGENTPANE_URL=$URL AGENTPANE_HOME=$HOME_DIR "$BIN" profile set default --provider kubernetes \
-    --memory-mb 512 --cpu 0.5 >/dev/null
-  run_bench "Kubernetes (test cluster, pvc workspace on hostPath PVs)"
+    --memory-mb "${K8S_MEMORY_MB:-512}" --cpu "${K8S_CPU:-0.5}" >/dev/null
+  run_bench "Kubernetes (test cluster, pvc workspace on hostPath PVs, ${K8S_MEMORY_MB:-512} MiB, ${K8S_CPU:-0.5} CPU)"
   stop_server
 fi

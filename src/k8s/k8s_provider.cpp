@@ -496,15 +496,22 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
     }
   }
   if (control.cancelled()) return fail(createCancelledError(spec.id));
-  auto ran = runPod(pod, spec.id, deadline, control);
+  json readyPod;
+  auto ran = runPod(pod, spec.id, deadline, control, &readyPod);
   if (!ran.ok()) return fail(ran.takeError());
+  std::string digest;
   if (policies) {
     const SandboxRef running = sandboxRef(*ran);
     auto eg = applySandboxPolicy(
         ns, spec.id, allowlist,
-        egress::hasHostNames(*egress::parseAllowlist(allowlist)) ? &running : nullptr);
+        egress::hasHostNames(*egress::parseAllowlist(allowlist)) ? &running : nullptr, nullptr,
+        &digest);
     if (!eg.ok()) return fail(eg.takeError());
     ran->egress = std::move(eg).value();
+  }
+  if (warm) {
+    std::lock_guard lock(warmMu_);
+    warmSeen_[spec.id] = WarmSeen{std::move(readyPod), std::move(digest)};
   }
   spdlog::debug("k8s: sandbox {} ready in {} ms", spec.id,
                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
@@ -512,7 +519,8 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
 }
 
 Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sandboxId,
-                                        Clock::time_point deadline, const CreateControl& control) {
+                                        Clock::time_point deadline, const CreateControl& control,
+                                        json* readyPod) {
   const std::string ns = pod["metadata"].value("namespace", opts_.namespaceName);
   const std::string name = pod["metadata"].value("name", "");
   auto made = client_->create(podPath(ns), pod);
@@ -569,6 +577,7 @@ Result<SandboxInfo> K8sProvider::runPod(const json& pod, const std::string& sand
       },
       control.stop);
   if (!verdict.ok()) return verdict.takeError();
+  if (readyPod) *readyPod = last;
   return infoFromPod(last, instance());
 }
 
@@ -653,6 +662,10 @@ Result<void> K8sProvider::waitGone(const std::string& collection, const std::str
 
 Result<void> K8sProvider::removeEverything(const std::string& ns, const std::string& sandboxId,
                                            bool podOnly) {
+  {
+    std::lock_guard lock(warmMu_);
+    warmSeen_.erase(sandboxId);  // a pod made again is another version
+  }
   const auto deadline = Clock::now() + opts_.stopTimeout;
   DeleteOptions del;
   del.gracePeriodSeconds = opts_.deleteGraceSeconds;

@@ -132,7 +132,7 @@ class K8sProvider final : public SandboxProvider {
   // reporting its phases (from its status and its events).
   Result<SandboxInfo> runPod(const nlohmann::json& pod, const std::string& sandboxId,
                              std::chrono::steady_clock::time_point deadline,
-                             const CreateControl& control);
+                             const CreateControl& control, nlohmann::json* readyPod = nullptr);
   // Watches one object from the version of `object`: decide() sees it first, then each new
   // version (nullptr once it is gone) and ends the wait with a verdict; at the deadline the
   // answer is timedOut(last version seen); once `stop` is requested, SandboxCreateCancelled.
@@ -156,9 +156,13 @@ class K8sProvider final : public SandboxProvider {
       const SandboxRef& ref, const std::vector<std::string>& hosts);
   // Builds and applies the policy; names are resolved in `running`'s pod, or left pending
   // (unresolved) while there is no pod yet (null).
+  // `known`: the digest of the policy as this process last applied it (then it is not read
+  // first); `applied`, if given, receives the digest now in force.
   Result<EgressStatus> applySandboxPolicy(const std::string& ns, const std::string& sandboxId,
                                           const std::vector<std::string>& allowlist,
-                                          const SandboxRef* running);
+                                          const SandboxRef* running,
+                                          const std::string* known = nullptr,
+                                          std::string* applied = nullptr);
   Result<void> removeSandboxPolicy(const std::string& ns, const std::string& sandboxId);
   Result<SandboxInfo> requireRunning(const SandboxRef& ref);
   // Warm pool: releases a sandbox's workspace slot (none: nothing).
@@ -201,6 +205,15 @@ class K8sProvider final : public SandboxProvider {
   std::mutex egressMu_;  // one policy read-compare-apply at a time
   std::mutex warmMu_;
   std::set<std::string> warmCreating_;  // slots made, their sandbox not yet listable
+  // What a warm create of this process saw once its pod was Ready: the pod and its policy's
+  // digest. A claim then neither reads the pod nor the policy first: its label patch keeps
+  // the resourceVersion precondition (a pod changed since fails it, and the claim reads the
+  // pod and tries once more), and the policy is applied only when the claim's differs.
+  struct WarmSeen {
+    nlohmann::json pod;
+    std::string policyDigest;
+  };
+  std::map<std::string, WarmSeen> warmSeen_;  // under warmMu_
   // The namespace's PodSecurity enforce level (a pss::Level), read with it; -1 while unknown
   // (credentials that cannot read namespaces): then only the apiserver judges the pod.
   std::atomic<int> enforceLevel_{-1};

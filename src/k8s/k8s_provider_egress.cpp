@@ -54,10 +54,9 @@ Result<std::map<std::string, Result<std::vector<egress::Network>>>> K8sProvider:
   return egress::parseResolveOutput(r->stdoutData);
 }
 
-Result<EgressStatus> K8sProvider::applySandboxPolicy(const std::string& ns,
-                                                     const std::string& sandboxId,
-                                                     const std::vector<std::string>& allowlist,
-                                                     const SandboxRef* running) {
+Result<EgressStatus> K8sProvider::applySandboxPolicy(
+    const std::string& ns, const std::string& sandboxId, const std::vector<std::string>& allowlist,
+    const SandboxRef* running, const std::string* known, std::string* applied) {
   auto entries = egress::parseAllowlist(allowlist);
   if (!entries.ok()) return entries.takeError();
   std::vector<std::string> hosts;
@@ -89,26 +88,29 @@ Result<EgressStatus> K8sProvider::applySandboxPolicy(const std::string& ns,
   json policy = sandboxPolicy(in);
   EgressStatus st = egress::statusOf(allowlist, resolved);
 
+  const std::string digest =
+      policy["metadata"]["annotations"][egress_annotations::kDigest].get<std::string>();
+  if (applied) *applied = digest;
   std::lock_guard lock(egressMu_);
   const std::string path = policyPath(ns, sandboxPolicyName(sandboxId));
-  auto current = client_->get(path);
-  if (current.ok()) {
-    if (!ownedBy(*current, sandboxId, opts_.scopeLabels)) {
-      return Error(ErrorCode::K8sConflict,
-                   "NetworkPolicy " + sandboxPolicyName(sandboxId) + " is not this server's",
-                   {{"id", sandboxId}});
+  if (known && *known == digest) return st;  // as this process left it
+  if (!known) {
+    auto current = client_->get(path);
+    if (current.ok()) {
+      if (!ownedBy(*current, sandboxId, opts_.scopeLabels)) {
+        return Error(ErrorCode::K8sConflict,
+                     "NetworkPolicy " + sandboxPolicyName(sandboxId) + " is not this server's",
+                     {{"id", sandboxId}});
+      }
+      const auto ann =
+          current->value("metadata", json::object()).value("annotations", json::object());
+      if (ann.value(egress_annotations::kDigest, "") == digest) return st;  // nothing moved
+    } else if (!isCode(current.error(), ErrorCode::K8sNotFound)) {
+      return current.takeError();
     }
-    const auto ann =
-        current->value("metadata", json::object()).value("annotations", json::object());
-    if (ann.value(egress_annotations::kDigest, "") ==
-        policy["metadata"]["annotations"][egress_annotations::kDigest]) {
-      return st;  // nothing moved
-    }
-  } else if (!isCode(current.error(), ErrorCode::K8sNotFound)) {
-    return current.takeError();
   }
-  auto applied = client_->apply(path, policy);
-  if (!applied.ok()) return applied.takeError();
+  auto put = client_->apply(path, policy);
+  if (!put.ok()) return put.takeError();
   st.changed = true;
   std::string rules;
   for (const auto& r : st.rules)

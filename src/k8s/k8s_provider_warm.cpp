@@ -115,24 +115,6 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   }
   const std::string ns = nsOf(ref);
   const std::string& id = ref.sandboxId;
-  auto pod = ownPod(ns, id);
-  if (!pod.ok()) return pod.takeError();
-  if (labelOf(*pod, labels::kWarmPool) != "true") {
-    return Error(ErrorCode::ValidationError, "sandbox '" + id + "' is not a warm sandbox",
-                 {{"id", id}});
-  }
-  if (labelOf(*pod, labels::kWarmPoolState) != "warm") {
-    return Error(ErrorCode::Conflict, "warm sandbox '" + id + "' is claimed already",
-                 {{"id", id}, {"state", labelOf(*pod, labels::kWarmPoolState)}});
-  }
-  const SandboxInfo before = infoFromPod(*pod, instance());
-  if (before.state != SandboxState::Running) {
-    return Error(ErrorCode::SandboxNotRunning,
-                 "warm sandbox '" + id + "' is not running (" + before.stateDetail + ")",
-                 {{"id", id}});
-  }
-  const std::string slot = stringAt(*pod, "/metadata/annotations/agentpane.io~1workspace-slot");
-
   // The project, before anything changes: a directory, owned by the uid the pod runs as
   // (files written in the sandbox belong to the project's owner on the host).
   struct stat st {};
@@ -141,10 +123,41 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
                  "project path '" + claim.projectPath + "' is not a directory",
                  {{"projectPath", claim.projectPath}});
   }
-  if (!slot.empty()) {
+  // The pod as this process saw it Ready, if it made it: no read before the patch.
+  std::optional<WarmSeen> seen;
+  {
+    std::lock_guard lock(warmMu_);
+    if (auto it = warmSeen_.find(id); it != warmSeen_.end()) seen = it->second;
+  }
+  json pod;
+  bool fresh = !seen;
+  if (seen) {
+    pod = seen->pod;
+  } else {
+    auto got = ownPod(ns, id);
+    if (!got.ok()) return got.takeError();
+    pod = std::move(got).value();
+  }
+  auto refusal = [&](const json& p) -> std::optional<Error> {
+    if (labelOf(p, labels::kWarmPool) != "true") {
+      return Error(ErrorCode::ValidationError, "sandbox '" + id + "' is not a warm sandbox",
+                   {{"id", id}});
+    }
+    if (labelOf(p, labels::kWarmPoolState) != "warm") {
+      return Error(ErrorCode::Conflict, "warm sandbox '" + id + "' is claimed already",
+                   {{"id", id}, {"state", labelOf(p, labels::kWarmPoolState)}});
+    }
+    const SandboxInfo before = infoFromPod(p, instance());
+    if (before.state != SandboxState::Running) {
+      return Error(ErrorCode::SandboxNotRunning,
+                   "warm sandbox '" + id + "' is not running (" + before.stateDetail + ")",
+                   {{"id", id}});
+    }
+    if (stringAt(p, "/metadata/annotations/agentpane.io~1workspace-slot").empty())
+      return std::nullopt;
     const json::json_pointer uidAt("/spec/securityContext/runAsUser");
-    const auto podUid = pod->contains(uidAt) && pod->at(uidAt).is_number_integer()
-                            ? pod->at(uidAt).get<std::int64_t>()
+    const auto podUid = p.contains(uidAt) && p.at(uidAt).is_number_integer()
+                            ? p.at(uidAt).get<std::int64_t>()
                             : std::int64_t{0};
     if (podUid <= 0 || static_cast<std::int64_t>(st.st_uid) != podUid) {
       return Error(ErrorCode::SandboxProjectPathInvalid,
@@ -156,19 +169,29 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
                     {"warmUid", std::to_string(podUid)}});
     }
     if (!opts_.warmSlots) return warmSupported().takeError();
-  }
+    return std::nullopt;
+  };
 
-  // The atomic step: the pod as the GET saw it, or 409.
+  // The atomic step: the pod as it was read (or seen Ready), or 409.
   const auto tRead = Clock::now();
-  const std::string rv = stringAt(*pod, "/metadata/resourceVersion");
   json labelPatch = {{labels::kWarmPoolState, "allocated"},
                      {labels::kProjectId, claim.projectId},
                      {labels::kAgentId, claim.agentId}};
-  json patch = {{"metadata",
-                 {{"resourceVersion", rv},
-                  {"labels", labelPatch},
-                  {"annotations", {{k8s_annotations::kProjectPath, claim.projectPath}}}}}};
-  auto patched = client_->patch(podPath(ns, podName(id)), patch, PatchType::Merge);
+  Result<json> patched = Error(ErrorCode::Internal, "not patched");
+  for (;;) {
+    if (auto e = refusal(pod)) return *e;
+    json patch = {{"metadata",
+                   {{"resourceVersion", stringAt(pod, "/metadata/resourceVersion")},
+                    {"labels", labelPatch},
+                    {"annotations", {{k8s_annotations::kProjectPath, claim.projectPath}}}}}};
+    patched = client_->patch(podPath(ns, podName(id)), patch, PatchType::Merge);
+    if (patched.ok() || fresh || patched.error().code != ErrorCode::K8sConflict) break;
+    // The pod changed since it was seen Ready (a status update, or another claim): read it.
+    auto got = ownPod(ns, id);
+    if (!got.ok()) return got.takeError();
+    pod = std::move(got).value();
+    fresh = true;
+  }
   if (!patched.ok()) {
     if (patched.error().code == ErrorCode::K8sConflict) {
       return Error(ErrorCode::Conflict,
@@ -180,8 +203,13 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
     }
     return patched.takeError();
   }
+  {
+    std::lock_guard lock(warmMu_);
+    warmSeen_.erase(id);  // claimed: never warm again
+  }
   const auto t1 = Clock::now();
 
+  const std::string slot = stringAt(pod, "/metadata/annotations/agentpane.io~1workspace-slot");
   if (!slot.empty()) AP_TRY(opts_.warmSlots->bind(id, claim.projectPath));
   const auto t2 = Clock::now();
 
@@ -190,15 +218,17 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   auto parsed = egress::parseAllowlist(claim.allowedEgressHosts);
   if (!parsed.ok()) return parsed.takeError();
   auto eg = applySandboxPolicy(ns, id, claim.allowedEgressHosts,
-                               egress::hasHostNames(*parsed) ? &running : nullptr);
+                               egress::hasHostNames(*parsed) ? &running : nullptr,
+                               seen ? &seen->policyDigest : nullptr);
   if (!eg.ok()) return eg.takeError();
   info.egress = std::move(eg).value();
   const auto t3 = Clock::now();
   spdlog::debug(
       "k8s: warm sandbox {} claimed for project {} in {} us (read and checks {} us, label patch "
-      "{} us, bind {} us, network policy {} us)",
+      "{} us{}, bind {} us, network policy {} us{})",
       id, claim.projectId, microsBetween(t0, t3), microsBetween(t0, tRead),
-      microsBetween(tRead, t1), microsBetween(t1, t2), microsBetween(t2, t3));
+      microsBetween(tRead, t1), seen && fresh ? ", read again" : "", microsBetween(t1, t2),
+      microsBetween(t2, t3), info.egress && info.egress->changed ? ", applied" : "");
   info.projectPath = claim.projectPath;
   info.projectId = claim.projectId;
   info.agentId = claim.agentId;

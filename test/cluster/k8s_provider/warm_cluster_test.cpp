@@ -284,6 +284,47 @@ TEST_F(WarmCluster, WrongOwnerIsRefusedThenExactlyOneOfTwoConcurrentClaimsWins) 
   EXPECT_EQ(run(ref, {"cat", "/workspace/hello.txt"}).stdoutData, wantFile);
 }
 
+// A claim in the process that made the sandbox does not read the pod first: it patches with
+// the version it saw Ready. A pod changed since (here an annotation) fails that precondition,
+// and the claim reads the pod and claims it; one claimed meanwhile by another server is
+// Conflict and binds nothing.
+TEST_F(WarmCluster, APodChangedSinceItWasSeenReadyIsReadAgainBeforeTheClaim) {
+  const SandboxInfo touched = warm("t");
+  const SandboxInfo taken = warm("x");
+  ASSERT_FALSE(touched.id.empty());
+  ASSERT_FALSE(taken.id.empty());
+  const std::string before = pod(touched.id)["metadata"].value("resourceVersion", "");
+  auto bumped = provider_->client().patch(
+      resourcePath("v1", "pods", ns_, podName(touched.id)),
+      json{{"metadata", {{"annotations", {{"agentpane.io/test-touch", "1"}}}}}}, PatchType::Merge);
+  ASSERT_TRUE(bumped.ok()) << bumped.error().describe();
+  ASSERT_NE((*bumped)["metadata"].value("resourceVersion", ""), before);
+  auto other = provider_->client().patch(
+      resourcePath("v1", "pods", ns_, podName(taken.id)),
+      json{{"metadata", {{"labels", {{labels::kWarmPoolState, "allocated"}}}}}}, PatchType::Merge);
+  ASSERT_TRUE(other.ok()) << other.error().describe();
+
+  const fs::path proj = project("proj-t", 1000);
+  WarmClaim c;
+  c.projectId = "proj-t";
+  c.agentId = "agent";
+  c.projectPath = proj.string();
+  auto claimed = provider_->claimWarm(sandboxRef(touched), c);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().describe();
+  json p = pod(touched.id);
+  EXPECT_EQ(label(p, labels::kWarmPoolState), "allocated");
+  EXPECT_EQ(label(p, labels::kProjectId), "proj-t");
+  EXPECT_EQ(p["metadata"]["annotations"].value("agentpane.io/test-touch", ""), "1");
+  EXPECT_EQ(run(sandboxRef(touched), {"cat", "/workspace/hello.txt"}).stdoutData,
+            "hello from proj-t\n");
+
+  auto refused = provider_->claimWarm(sandboxRef(taken), c);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::Conflict) << refused.error().describe();
+  EXPECT_FALSE(slots_->isBound(taken.id));
+  EXPECT_EQ(label(pod(taken.id), labels::kProjectId), "<none>");
+}
+
 // emptyDir: no slot; a claim binds nothing (the workspace stays empty, as a cold emptyDir
 // sandbox's) but labels the pod and applies its policy.
 TEST_F(WarmCluster, EmptyDirWarmPodHasNoSlotAndItsClaimBindsNothing) {
