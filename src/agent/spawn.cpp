@@ -338,7 +338,7 @@ bool carries(const std::string& pid, const std::string& entry) {
 }
 }  // namespace
 
-int signalCommand(const SpawnedProcess& command, int sig) {
+int signalCommand(SpawnedProcess& command, int sig) {
   const pid_t leader = command.pid;
   if (leader <= 0) return 0;
   ::kill(-leader, sig);
@@ -355,17 +355,29 @@ int signalCommand(const SpawnedProcess& command, int sig) {
     if (!std::getline(stat, line)) continue;
     auto close = line.rfind(')');
     if (close == std::string::npos) continue;
-    // After ") ": state ppid pgrp session
+    // After ") ": state ppid pgrp session, ..., starttime (field 22)
     std::string rest = line.substr(close + 2);
     char state = 0;
     long ppid = 0, pgrp = 0, session = 0;
-    if (std::sscanf(rest.c_str(), "%c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) continue;
-    if (session != leader &&
+    unsigned long long start = 0;
+    if (std::sscanf(
+            rest.c_str(),
+            "%c %ld %ld %ld %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+            &state, &ppid, &pgrp, &session, &start) != 5) {
+      continue;
+    }
+    const auto p = static_cast<pid_t>(*pid);
+    auto seen = command.signalled.find(p);
+    const bool known = seen != command.signalled.end() && seen->second == start;
+    if (session != leader && !known &&
         (command.tag.empty() || state == 'Z' || !carries(e->d_name, command.tag))) {
       continue;
     }
-    if (state != 'Z' && state != 'X') ++alive;
-    ::kill(static_cast<pid_t>(*pid), sig);
+    if (state != 'Z' && state != 'X') {
+      ++alive;
+      command.signalled[p] = start;
+    }
+    ::kill(p, sig);
   }
   ::closedir(d);
   return alive;

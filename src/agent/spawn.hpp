@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct SpawnedProcess {
   // so in every descendant's (/proc/<pid>/environ keeps a process's first environment):
   // how a kill finds those that left its session (setsid).
   std::string tag;
+  // Processes a kill found alive (pid -> start time, to tell a reused pid apart): one that is
+  // dying may have released its memory, environment included, before it is a zombie, and is
+  // still counted alive until it is one.
+  std::map<pid_t, unsigned long long> signalled;
 };
 
 struct SpawnError {
@@ -38,7 +43,8 @@ std::variant<SpawnedProcess, SpawnError> spawnCommand(const StartCommand& start)
 // Sends `sig` to the command's process group, to every process still in its session (one
 // that left the group with setpgid), and to every process that carries its tag (one that
 // started a session of its own, setsid, and did not clear its environment). Never to anything
-// else. Returns how many of those were still alive (not zombies) when it looked.
-int signalCommand(const SpawnedProcess& command, int sig);
+// else. Returns how many of those were still alive (not zombies) when it looked, counting
+// those an earlier call found until they are zombies or gone.
+int signalCommand(SpawnedProcess& command, int sig);
 
 }  // namespace agentpane::agent
