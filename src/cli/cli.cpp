@@ -272,6 +272,10 @@ int run(int argc, char** argv) {
   manifests->add_option("--port", manifestArgs.port, "The server's port")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
+  manifests->add_option("--apiserver-endpoint", manifestArgs.apiserverEndpoints,
+                        "IP:PORT where pods reach the apiserver (repeatable; kubectl get "
+                        "endpointslices -n default -l kubernetes.io/service-name=kubernetes): the "
+                        "server's egress is then DNS and these alone");
   manifests->add_option("--out-dir", manifestArgs.outDir,
                         "Write one file per object here (the directory then holds exactly them)");
   manifests->add_flag("--json", manifestArgs.asJson, "A JSON List instead of YAML");

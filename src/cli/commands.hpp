@@ -34,6 +34,7 @@ struct ManifestArgs {
   std::string storageClass;
   std::string tokenSecret = "agentpane-token";
   int port = 7300;
+  std::vector<std::string> apiserverEndpoints;
   std::string outDir;
   bool asJson = false;
 };

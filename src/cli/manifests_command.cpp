@@ -25,6 +25,8 @@ int runManifests(const ManifestArgs& args) {
   o.storageClass = args.storageClass;
   o.tokenSecret = args.tokenSecret;
   o.port = args.port;
+  o.apiserverEndpoints = args.apiserverEndpoints;
+  if (auto ok = k8s::checkManifestOptions(o); !ok.ok()) return fail(ok.error());
   if (args.asJson) {
     nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", k8s::manifests(o)}};
     std::printf("%s\n", list.dump(2).c_str());

@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "common/egress.hpp"
 #include "k8s/network_policy.hpp"
 
 namespace agentpane::k8s {
@@ -114,11 +115,42 @@ json serverDeployment(const ManifestOptions& o) {
             {"template", pod}}}};
 }
 
+// The apiserver endpoints as egress rules (TCP to each address and port), or the first bad one.
+Result<json> apiserverRules(const std::vector<std::string>& endpoints) {
+  auto entries = egress::parseAllowlist(endpoints, "apiserverEndpoint");
+  if (!entries.ok()) return entries.takeError();
+  json rules = json::array();
+  for (const auto& e : *entries) {
+    if (e.kind == egress::EntryKind::Host || e.ports.empty()) {
+      return Error(ErrorCode::ValidationError,
+                   "apiserver endpoint '" + e.text +
+                       "' must be an address or CIDR with a port (IP:PORT, [IPv6]:PORT)",
+                   {{"field", "apiserverEndpoint"}, {"value", e.text}});
+    }
+    json ports = json::array();
+    for (auto p : e.ports)
+      ports.push_back({{"protocol", "TCP"}, {"port", p}});
+    rules.push_back(
+        {{"to", json::array({{{"ipBlock", {{"cidr", e.network.cidr()}}}}})}, {"ports", ports}});
+  }
+  return rules;
+}
+
 // The server's own pod under the namespace's default deny: its port open to every client (the
-// Service, the kubelet's probes), and any egress — it must reach the apiserver, whose address
-// a policy cannot name portably (kube-proxy translates the kubernetes Service's ClusterIP
-// before the policy sees it), and the cluster DNS. Sandboxes stay denied.
+// Service, the kubelet's probes). Egress: with the apiserver's endpoints given, the cluster
+// DNS and those alone; without, any — a policy cannot name the apiserver portably (kube-proxy
+// translates the kubernetes Service's ClusterIP before the policy sees it). Sandboxes stay
+// denied either way.
 json serverPolicy(const ManifestOptions& o) {
+  json egressRules = json::array({json::object()});
+  if (!o.apiserverEndpoints.empty()) {
+    auto rules = apiserverRules(o.apiserverEndpoints);
+    egressRules = json::array({dnsEgressRule()});
+    if (rules.ok()) {  // checkManifestOptions refused the others
+      for (auto& r : *rules)
+        egressRules.push_back(std::move(r));
+    }
+  }
   return {
       {"apiVersion", "networking.k8s.io/v1"},
       {"kind", "NetworkPolicy"},
@@ -129,7 +161,7 @@ json serverPolicy(const ManifestOptions& o) {
            {{"app.kubernetes.io/name", "agentpane"}, {"app.kubernetes.io/component", "server"}}}}},
         {"policyTypes", {"Ingress", "Egress"}},
         {"ingress", {{{"ports", {{{"protocol", "TCP"}, {"port", o.port}}}}}}},
-        {"egress", {json::object()}}}}};
+        {"egress", egressRules}}}};
 }
 
 json serverService(const ManifestOptions& o) {
@@ -350,6 +382,13 @@ std::string manifestFileName(std::size_t index, const json& object) {
   for (auto& c : name)
     if (c == ':') c = '-';
   return std::string(nn) + "-" + lower(object.value("kind", "")) + "-" + name + ".yaml";
+}
+
+Result<void> checkManifestOptions(const ManifestOptions& options) {
+  if (options.apiserverEndpoints.empty()) return {};
+  auto rules = apiserverRules(options.apiserverEndpoints);
+  if (!rules.ok()) return rules.takeError();
+  return {};
 }
 
 std::string manifestsHeader(const ManifestOptions& options) {

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "agentpane/result.hpp"
 #include "k8s/permissions.hpp"
 
 namespace agentpane::k8s {
@@ -46,7 +47,15 @@ struct ManifestOptions {
   std::string defaultMemory = "1Gi";
   std::string maxCpu = "8";  // the most one container may ask for
   std::string maxMemory = "16Gi";
+  // Where the server's pod reaches the apiserver, "IP[/prefix]:PORT" each (the endpoints of the
+  // `kubernetes` Service: a policy sees traffic after kube-proxy has translated the ClusterIP).
+  // Given, the server's egress is DNS and these alone; empty, its egress is open.
+  std::vector<std::string> apiserverEndpoints;
 };
+
+// Refuses options manifests() cannot honour (an endpoint that is a host name or has no port),
+// with a ValidationError naming the field.
+Result<void> checkManifestOptions(const ManifestOptions& options);
 
 // The names of what manifests() makes (cluster-scoped ones carry the namespace, so that two
 // deployments in two namespaces do not overwrite each other's bindings).

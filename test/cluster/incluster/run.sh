@@ -4,6 +4,8 @@
 #   - the server image (scripts/build-server-image.sh) is imported into the cluster, the
 #     manifests are applied into a namespace of this run (PodSecurity "restricted"), and the
 #     Deployment becomes Ready: its pod was admitted under restricted;
+#   - the server's egress is the cluster DNS and the apiserver's endpoints alone
+#     (--apiserver-endpoint, from the kubernetes Service's Endpoints), and it still works:
 #   - the server runs on its ServiceAccount's in-cluster credentials: a sandbox created
 #     through its Service (the ClusterIP, reached from this host through kube-proxy) runs a
 #     command and is removed;
@@ -59,10 +61,17 @@ until_ok() {
   until "$@" >/dev/null 2>&1; do ((SECONDS < deadline)) || return 1; sleep 1; done
 }
 
+# Where pods reach the apiserver: the kubernetes Service's endpoints (after kube-proxy).
+mapfile -t ENDPOINTS < <(K -n default get endpoints kubernetes -o json |
+  jq -r '.subsets[] | .addresses[].ip as $ip | .ports[] | "\($ip):\(.port)"')
+EP_FLAGS=()
+for e in "${ENDPOINTS[@]}"; do EP_FLAGS+=(--apiserver-endpoint "$e"); done
+
 # ---- every manifest, with dryRun=All --------------------------------------------------------
 # Into the cluster's existing sandbox namespace (namespaced objects need their namespace to
 # exist; a dry run creates nothing), for each workspace kind.
-for variant in "--workspace emptyDir" "--workspace pvc" "--workspace pvc --storage-class standard"; do
+for variant in "--workspace emptyDir" "--workspace pvc" "--workspace pvc --storage-class standard" \
+  "--workspace emptyDir ${EP_FLAGS[*]}"; do
   # shellcheck disable=SC2086  # the variant is a fixed list of flags
   out=$("$BIN" manifests $variant | K apply --dry-run=server -f - 2>&1)
   want=$("$BIN" manifests $variant --json | jq '.items | length')
@@ -88,13 +97,28 @@ rm -f /tmp/agentpane-ic-image.$$
 # ---- deploy ---------------------------------------------------------------------------------
 TOKEN=$(openssl rand -hex 32)
 made_namespace=1
+if ((${#ENDPOINTS[@]} == 0)); then
+  fail "apiserver endpoints" "the kubernetes Service has no endpoints"
+  finish
+fi
 if out=$("$BIN" manifests --namespace "$NS" --image "$IMAGE" --image-pull-policy Never \
-  --sandbox-image-pull-policy Never | K apply -f - 2>&1) &&
+  --sandbox-image-pull-policy Never "${EP_FLAGS[@]}" | K apply -f - 2>&1) &&
   out2=$(K -n "$NS" create secret generic agentpane-token --from-literal=token="$TOKEN" 2>&1); then
   pass "manifests applied into namespace $NS"
 else
   fail "apply manifests" "$out ${out2:-}"
   finish
+fi
+
+# The server's egress as applied: DNS, then exactly the apiserver's endpoints.
+got=$(K -n "$NS" get networkpolicy agentpane-server -o json |
+  jq -r '.spec.egress[1:][] | .to[0].ipBlock.cidr as $c | .ports[] | "\($c)|\(.port)"' | sort)
+want=$(for e in "${ENDPOINTS[@]}"; do echo "${e%:*}/32|${e##*:}"; done | sort)
+dns=$(K -n "$NS" get networkpolicy agentpane-server -o json | jq -c '.spec.egress[0].ports')
+if [[ $got == "$want" && $dns == *'"port":53'* ]]; then
+  pass "server egress: DNS and the apiserver's endpoints only ($(tr '\n' ' ' <<<"$got"))"
+else
+  fail "server egress policy" "got [$got] want [$want] dns $dns"
 fi
 
 level=$(K get namespace "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')

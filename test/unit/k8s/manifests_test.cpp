@@ -169,6 +169,37 @@ TEST(Manifests, DefaultDenyForTheNamespaceAndAnOpeningForTheServerOnly) {
   EXPECT_EQ(server["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "server");
 }
 
+// Without the apiserver's endpoints the server's egress is open; with them, it is the cluster
+// DNS and exactly those addresses and ports. A host name or an endpoint without a port is
+// refused: a policy cannot hold it.
+TEST(Manifests, TheServersEgressIsDnsAndTheApiserverWhenItsEndpointsAreGiven) {
+  auto serverPolicyOf = [](const ManifestOptions& o) {
+    for (const auto& obj : manifests(o))
+      if (obj.value("kind", "") == "NetworkPolicy" &&
+          obj["metadata"]["name"] == std::string(kServerName))
+        return obj;
+    return json();
+  };
+  ManifestOptions open;
+  EXPECT_EQ(serverPolicyOf(open)["spec"]["egress"], json::array({json::object()}));
+  ManifestOptions closed;
+  closed.apiserverEndpoints = {"10.0.0.5:6443", "[fd00::5]:443"};
+  ASSERT_TRUE(checkManifestOptions(closed).ok());
+  const json egress = serverPolicyOf(closed)["spec"]["egress"];
+  ASSERT_EQ(egress.size(), 3u);
+  EXPECT_EQ(egress[0], dnsEgressRule());
+  EXPECT_EQ(egress[1], json::parse(R"({"to":[{"ipBlock":{"cidr":"10.0.0.5/32"}}],
+                                       "ports":[{"protocol":"TCP","port":6443}]})"));
+  EXPECT_EQ(egress[2]["to"][0]["ipBlock"]["cidr"], "fd00::5/128");
+  for (const char* bad : {"kubernetes.default:443", "10.0.0.5", "10.0.0.5:99999", ""}) {
+    ManifestOptions o;
+    o.apiserverEndpoints = {bad};
+    auto r = checkManifestOptions(o);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::ValidationError) << bad;
+  }
+}
+
 TEST(Manifests, YamlReadsBackAsTheObjects) {
   ManifestOptions o;
   o.workspace = "pvc";
