@@ -5,9 +5,9 @@
 # --project-root; everything made is removed. See bench/README.md.
 #   bash bench/run-pool-bench.sh [docker|k8s|both]      # default both
 #   SEQ=100 PAR=20 ROUNDS=5 COLD=20 bash bench/run-pool-bench.sh docker
-#   K8S_CPU=0.08 K8S_MEMORY_MB=256 PREWARM=20 PAR=20 bash bench/run-pool-bench.sh k8s
-#     (the profile's CPU limit; the pods request half of it: 20 warm and 20 refilling fit the
-#     test cluster's one node only well below the default 0.5)
+#   K8S_CPU_REQUEST_PERCENT=10 PREWARM=20 PAR=20 bash bench/run-pool-bench.sh k8s
+#     (the pods' CPU request in percent of their 0.5-core limit; at the default 50, about 7
+#     fit the test cluster's one node, so 20 warm and 20 refilling need a smaller request)
 # Needs root (mounts, chown 1000:1000 of the project directories), the Docker engine with the
 # sandbox image and, for k8s, the test cluster (scripts/test-cluster).
 set -euo pipefail
@@ -67,9 +67,9 @@ if [[ $WHICH == k8s || $WHICH == both ]]; then
   eval "$(bash scripts/test-cluster env)"
   bash scripts/test-cluster import-image agentpane/sandbox:latest >/dev/null
   start_server ENABLE_K8S_SANDBOX=true K8S_KUBECONFIG="$AGENTPANE_TEST_SA_KUBECONFIG" \
-    AGENTPANE_K8S_IMAGE_PULL_POLICY=Never
+    AGENTPANE_K8S_IMAGE_PULL_POLICY=Never AGENTPANE_K8S_CPU_REQUEST_PERCENT="${K8S_CPU_REQUEST_PERCENT:-50}"
   AGENTPANE_URL=$URL AGENTPANE_HOME=$HOME_DIR "$BIN" profile set default --provider kubernetes \
     --memory-mb "${K8S_MEMORY_MB:-512}" --cpu "${K8S_CPU:-0.5}" >/dev/null
-  run_bench "Kubernetes (test cluster, pvc workspace on hostPath PVs, ${K8S_MEMORY_MB:-512} MiB, ${K8S_CPU:-0.5} CPU)"
+  run_bench "Kubernetes (test cluster, pvc workspace on hostPath PVs, ${K8S_MEMORY_MB:-512} MiB, ${K8S_CPU:-0.5} CPU requesting ${K8S_CPU_REQUEST_PERCENT:-50}%)"
   stop_server
 fi

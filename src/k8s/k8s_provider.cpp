@@ -340,6 +340,7 @@ Result<SandboxInfo> K8sProvider::createSandbox(const SandboxSpec& spec,
   t.namespaceName = opts_.namespaceName;
   t.scopeLabels = opts_.scopeLabels;
   t.imagePullPolicy = opts_.imagePullPolicy;
+  t.cpuRequestPercent = opts_.cpuRequestPercent;
   t.workspace = opts_.workspace;
   t.storageClass = opts_.storageClass;
   t.workspaceSizeGi = spec.kubernetes.workspaceSizeGi > 0 ? spec.kubernetes.workspaceSizeGi : 10;

@@ -50,6 +50,7 @@ struct K8sProviderOptions {
   // Added to everything created and required by list/cleanup (labels::kInstance, test runs).
   std::map<std::string, std::string> scopeLabels;
   std::string imagePullPolicy = "IfNotPresent";
+  int cpuRequestPercent = 50;  // PodTemplateOptions::cpuRequestPercent (1..100)
   WorkspaceKind workspace = WorkspaceKind::Claim;
   std::string storageClass;  // empty: hostPath PV over the project directory
   // May the provider make hostPath PersistentVolumes (and look for the ones an interrupted

@@ -115,7 +115,7 @@ json podManifest(const SandboxSpec& spec, const PodTemplateOptions& opts) {
        {{"limits", {{"memory", memoryQuantity(mib)}, {"cpu", cpuQuantity(spec.cpu)}}},
         {"requests",
          {{"memory", memoryQuantity(std::max<std::int64_t>(1, mib / 2))},
-          {"cpu", cpuQuantity(spec.cpu / 2)}}}}},
+          {"cpu", cpuQuantity(spec.cpu * opts.cpuRequestPercent / 100.0)}}}}},
       {"securityContext",
        {{"allowPrivilegeEscalation", false},
         {"capabilities", {{"drop", {"ALL"}}}},

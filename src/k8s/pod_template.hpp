@@ -48,6 +48,9 @@ struct PodTemplateOptions {
   std::string namespaceName;
   std::map<std::string, std::string> scopeLabels;  // instance scope, test-run labels
   std::string imagePullPolicy = "IfNotPresent";    // Never for images imported into the node
+  // The CPU a sandbox requests, in percent of its limit (the profile's cpu): below 100 the
+  // node is overcommitted for CPU, which mostly idle sandboxes allow. Memory requests half.
+  int cpuRequestPercent = 50;
   WorkspaceKind workspace = WorkspaceKind::Claim;
   std::string storageClass;  // empty: a hostPath PV over the project directory
   int workspaceSizeGi = 10;

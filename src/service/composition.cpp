@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <charconv>
+
 #include <cstdlib>
 
 #include <spdlog/spdlog.h>
@@ -31,12 +33,26 @@ std::string envOr(const char* name) {
 }
 }  // namespace
 
+Result<int> cpuRequestPercent(const std::string& text) {
+  if (text.empty()) return 0;
+  int v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 100) {
+    return Error(ErrorCode::ValidationError,
+                 "AGENTPANE_K8S_CPU_REQUEST_PERCENT must be a whole number from 1 to 100, not '" +
+                     text + "'",
+                 {{"field", "AGENTPANE_K8S_CPU_REQUEST_PERCENT"}});
+  }
+  return v;
+}
+
 CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment() {
   CompositionOptions::Kubernetes k;
   k.kubeconfigPath = envOr("AGENTPANE_K8S_KUBECONFIG_PATH");
   k.context = envOr("AGENTPANE_K8S_CONTEXT");
   k.namespaceName = envOr("AGENTPANE_K8S_NAMESPACE");
   k.imagePullPolicy = envOr("AGENTPANE_K8S_IMAGE_PULL_POLICY");
+  k.cpuRequestPercent = envOr("AGENTPANE_K8S_CPU_REQUEST_PERCENT");
   k.workspace = envOr("AGENTPANE_K8S_WORKSPACE");
   k.storageClass = envOr("AGENTPANE_K8S_STORAGE_CLASS");
   k.allowApiKubeconfigExec = envOr("AGENTPANE_K8S_API_KUBECONFIG_EXEC") == "1";
@@ -76,6 +92,8 @@ Result<std::shared_ptr<SandboxProvider>> buildKubernetesProvider(const Compositi
     ko.namespaceName = ko.rest.namespaceName;  // the context's namespace
   }
   if (!k.imagePullPolicy.empty()) ko.imagePullPolicy = k.imagePullPolicy;  // checked by the caller
+  if (auto pct = cpuRequestPercent(k.cpuRequestPercent); pct.ok() && *pct > 0)
+    ko.cpuRequestPercent = *pct;  // checked by the caller
   // The server's default workspace (checked by the caller); PersistentVolumes only for a claim
   // without a storage class.
   if (auto w = k8s::workspaceKindFromString(k.workspace); w && !k.workspace.empty())
@@ -122,6 +140,8 @@ Result<std::vector<std::shared_ptr<SandboxProvider>>> buildProviders(
                  "AGENTPANE_K8S_IMAGE_PULL_POLICY must be IfNotPresent, Never or Always, not '" +
                      pull + "'");
   }
+  if (auto pct = cpuRequestPercent(options.kubernetes.cpuRequestPercent); !pct.ok())
+    return pct.takeError();
   const std::string& workspace = options.kubernetes.workspace;
   if (!workspace.empty() && !k8s::workspaceKindFromString(workspace)) {
     return Error(

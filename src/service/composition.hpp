@@ -27,7 +27,8 @@ struct CompositionOptions {
     std::string kubeconfigPath;
     std::string context;
     std::string namespaceName;
-    std::string imagePullPolicy;  // IfNotPresent | Never | Always
+    std::string imagePullPolicy;    // IfNotPresent | Never | Always
+    std::string cpuRequestPercent;  // "1".."100" (empty: 50)
     // The default workspace of Kubernetes sandboxes: pvc | emptyDir | hostPath ("" = pvc).
     // Anything but pvc without a storage class turns PersistentVolumes off (no cluster-wide
     // volume verbs needed); the in-cluster Deployment (`agentpane manifests`) uses emptyDir.
@@ -41,8 +42,12 @@ struct CompositionOptions {
 
 // AGENTPANE_K8S_KUBECONFIG_PATH, AGENTPANE_K8S_CONTEXT, AGENTPANE_K8S_NAMESPACE,
 // AGENTPANE_K8S_IMAGE_PULL_POLICY (Never for a cluster whose node has the image imported),
-// AGENTPANE_K8S_WORKSPACE and AGENTPANE_K8S_STORAGE_CLASS.
+// AGENTPANE_K8S_WORKSPACE, AGENTPANE_K8S_STORAGE_CLASS and AGENTPANE_K8S_CPU_REQUEST_PERCENT.
 CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment();
+
+// AGENTPANE_K8S_CPU_REQUEST_PERCENT's value: 1..100, 0 when empty (the default, 50), else a
+// ValidationError.
+Result<int> cpuRequestPercent(const std::string& text);
 
 // ENABLE_K8S_SANDBOX is set to 1, true, TRUE or yes.
 bool k8sEnabledByEnvironment();

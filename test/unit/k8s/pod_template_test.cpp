@@ -220,6 +220,17 @@ TEST(PodTemplate, ProgressAndFailuresFromStatus) {
   EXPECT_EQ(infoFromPod(deleting, "k").state, SandboxState::Stopped);
 }
 
+// AGENTPANE_K8S_CPU_REQUEST_PERCENT: the CPU request is that share of the limit (the limit and
+// the memory request do not move).
+TEST(PodTemplate, CpuRequestIsItsPercentOfTheLimit) {
+  auto o = opts();
+  o.cpuRequestPercent = 10;
+  const json c = podManifest(spec(), o)["spec"]["containers"][0];
+  EXPECT_EQ(c["resources"]["limits"]["cpu"], "1500m");
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "150m");
+  EXPECT_EQ(c["resources"]["requests"]["memory"], "384Mi");
+}
+
 TEST(PodTemplate, Quantities) {
   EXPECT_EQ(memoryQuantity(2048), "2048Mi");
   EXPECT_EQ(cpuQuantity(2.0), "2000m");

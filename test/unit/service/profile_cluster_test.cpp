@@ -196,5 +196,17 @@ TEST(KubernetesComposition, AProfilesKubeconfigMayNotRunAnExecPluginUnlessAllowe
   }
 }
 
+TEST(CompositionSettings, CpuRequestPercentIsAWholeNumberFrom1To100) {
+  EXPECT_EQ(cpuRequestPercent("").value(), 0);  // the default
+  EXPECT_EQ(cpuRequestPercent("1").value(), 1);
+  EXPECT_EQ(cpuRequestPercent("100").value(), 100);
+  for (const char* bad : {"0", "101", "-5", "50%", "1.5", " 5", "x"}) {
+    auto r = cpuRequestPercent(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::ValidationError) << bad;
+    EXPECT_NE(r.error().message.find("AGENTPANE_K8S_CPU_REQUEST_PERCENT"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace agentpane::fakes
