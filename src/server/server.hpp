@@ -36,8 +36,10 @@ struct ServerOptions {
   int networkThreads = 1;  // 1..2 is plenty
   int workerThreads = 4;   // blocking service calls
   // Create, start, stop and remove wait on engines and clusters (an image, a pod start):
-  // they run on a pool of their own so that they never starve the workers.
-  int lifecycleThreads = 8;
+  // they run on a pool of their own so that they never starve the workers. Wide: a claim
+  // from the warm pool is over in milliseconds but needs a thread like a cold create that
+  // waits seconds (with 8, the 9th of 20 parallel claims waited for a whole claim).
+  int lifecycleThreads = 32;
   // Concurrent WebSocket exec/attach sessions; beyond it TOO_MANY_REQUESTS (429). A stream
   // costs no thread, only descriptors (the client's socket and the provider's): 0 derives
   // the bound from the descriptor limit (raised to its hard maximum at start).

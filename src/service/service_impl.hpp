@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <list>
 #include <map>
 #include <memory>
@@ -205,12 +206,28 @@ struct SandboxService::Impl {
     std::shared_ptr<std::atomic<bool>> done;
     std::jthread thread;  // asked to stop and joined when dropped
   };
+  // Why a create cannot use this cluster ("" when it can). The health check behind it reads
+  // the version and lists the sandboxes' pods: per create, that doubled a warm claim's time,
+  // and 20 creates at once made 20 lists. So a cluster seen reachable is not asked again for
+  // kReachableFor, and creates that arrive together share one check.
+  std::string clusterUnusable(SandboxProvider& cluster);
+  struct Reachability {
+    std::chrono::steady_clock::time_point at{};  // last seen reachable
+    std::shared_future<std::string> pending;     // a check under way
+  };
+  std::mutex reachMu;
+  std::map<std::string, Reachability> reachability;  // by instance, under reachMu
+  static constexpr auto kReachableFor = std::chrono::seconds(10);
+
   std::mutex poolMu;  // pools, warmers, poolWake, poolStop, poolThread
   std::condition_variable poolCv;
   std::map<std::string, PoolState> pools;
   std::list<Warmer> warmers;
   bool poolWake = false;
   bool poolStop = false;
+  // Claims under way: the refill they wake waits (a little) until they are over, so that a
+  // burst of claims does not share the engine or the apiserver with the creates of its refill.
+  int claimsInFlight = 0;  // under poolMu
   std::thread poolThread;
   std::mutex poolUpkeepMu;                            // one maintainPools at a time
   PoolState& poolState(const std::string& configId);  // under poolMu

@@ -63,6 +63,43 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
   return {};
 }
 
+std::string SandboxService::Impl::clusterUnusable(SandboxProvider& cluster) {
+  const auto now = std::chrono::steady_clock::now();
+  std::promise<std::string> mine;
+  std::shared_future<std::string> answer;
+  bool asks = false;
+  {
+    std::lock_guard lk(reachMu);
+    auto& r = reachability[cluster.instance()];
+    if (r.at != std::chrono::steady_clock::time_point{} && now - r.at < kReachableFor) return {};
+    if (!r.pending.valid()) {
+      r.pending = mine.get_future().share();
+      asks = true;
+    }
+    answer = r.pending;
+  }
+  if (asks) {
+    std::string why;
+    try {
+      auto health = cluster.healthCheck();
+      if (!health.reachable) {
+        why = "the Kubernetes cluster is unreachable";
+        if (!health.warnings.empty()) why += ": " + health.warnings.front();
+      }
+    } catch (const std::exception& e) {
+      why = std::string("the Kubernetes cluster's health check failed: ") + e.what();
+    }
+    {
+      std::lock_guard lk(reachMu);
+      auto& r = reachability[cluster.instance()];
+      r.pending = {};
+      if (why.empty()) r.at = std::chrono::steady_clock::now();
+    }
+    mine.set_value(why);
+  }
+  return answer.get();
+}
+
 Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRequest& req,
                                                            const std::string& actor,
                                                            const CreateControl& control) {
@@ -98,11 +135,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     if (!k8s) {
       why = "the Kubernetes provider is not configured";
     } else {
-      auto health = k8s->healthCheck();
-      if (!health.reachable) {
-        why = "the Kubernetes cluster is unreachable";
-        if (!health.warnings.empty()) why += ": " + health.warnings.front();
-      }
+      why = I.clusterUnusable(*k8s);
     }
     if (why.empty()) {
       prov = std::move(k8s);

@@ -32,6 +32,8 @@ namespace st = sandbox_status;
 namespace {
 
 constexpr int kMaxWarmingPerPool = 4;  // creates in flight per pool
+// How long a refill waits for the claims under way to finish (they take milliseconds).
+constexpr auto kRefillDeferral = std::chrono::milliseconds(300);
 constexpr std::int64_t kAutoscaleWindowMs = 60'000;
 constexpr std::int64_t kBackoffFirstMs = 5'000, kBackoffMaxMs = 300'000;
 
@@ -359,6 +361,8 @@ void SandboxService::Impl::poolLoop() {
     poolCv.wait_for(lk, std::chrono::seconds(1), [this] { return poolStop || poolWake; });
     if (poolStop) break;
     poolWake = false;
+    poolCv.wait_for(lk, kRefillDeferral, [this] { return poolStop || claimsInFlight == 0; });
+    if (poolStop) break;
     lk.unlock();
     try {
       if (auto r = maintainPools(false); !r.ok())
@@ -409,6 +413,20 @@ std::optional<Result<SandboxRecord>> SandboxService::Impl::claimFromPool(
                 std::to_string(sb.st_gid) + ", warm sandboxes run as " +
                 std::to_string(opts.warmUid) + ":" + std::to_string(opts.warmGid));
   }
+  {
+    std::lock_guard lk(poolMu);
+    ++claimsInFlight;
+  }
+  struct ClaimEnds {
+    Impl& impl;
+    ~ClaimEnds() {
+      {
+        std::lock_guard lk(impl.poolMu);
+        --impl.claimsInFlight;
+      }
+      impl.poolCv.notify_all();
+    }
+  } claimEnds{*this};
   auto rows = store.listSandboxes(false);
   if (!rows.ok()) return miss("state table: " + rows.error().message);
   const auto t0 = std::chrono::steady_clock::now();

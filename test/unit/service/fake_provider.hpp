@@ -96,8 +96,9 @@ class FakeProvider : public SandboxProvider {
   explicit FakeProvider(ProviderType type = ProviderType::Docker) : type_(type) {}
 
   // --- knobs (set before use, or under your own synchronisation) ---------------------------
-  bool reachable = true;     // healthCheck().reachable
-  std::string instanceName;  // instance(); empty: named like the type ("docker")
+  bool reachable = true;                     // healthCheck().reachable
+  std::chrono::milliseconds healthDelay{0};  // healthCheck() takes this long
+  std::string instanceName;                  // instance(); empty: named like the type ("docker")
   std::vector<std::string> healthWarnings;
   // Answers exec for argv that is not tmux (default: exit 0, no output).
   ExecHandler execHandler;
@@ -237,6 +238,7 @@ class FakeProvider : public SandboxProvider {
   }
 
   HealthStatus healthCheck() override {
+    if (healthDelay.count() > 0) std::this_thread::sleep_for(healthDelay);
     std::lock_guard lk(mu_);
     calls_.push_back({"healthCheck", {}, {}});
     HealthStatus h;

@@ -381,6 +381,34 @@ TEST_F(ProviderChoiceTest, AProfilesKubeconfigFollowsThePathRuleWhenWrittenAndAt
   EXPECT_EQ(k8s->callCount("create"), 0);
 }
 
+// A cluster seen reachable is not asked again by the next creates (its health check lists
+// pods), and creates that arrive together share one check; an unreachable one is asked by
+// every create (it may come back).
+TEST_F(ProviderChoiceTest, CreatesShareTheClustersHealthCheck) {
+  enableK8s = true;
+  restart();
+  const std::string cfg = k8sConfig(true);
+  k8s->healthDelay = std::chrono::milliseconds(300);
+  std::vector<CreateSandboxRequest> reqs;
+  for (int i = 0; i < 6; ++i)
+    reqs.push_back(k8sRequest(cfg));
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (const auto& req : reqs) {
+    ts.emplace_back([&, req] {
+      if (svc->createSandbox(req, "api").ok()) ++ok;
+    });
+  }
+  for (auto& t : ts)
+    t.join();
+  EXPECT_EQ(ok.load(), 6);
+  EXPECT_EQ(k8s->callCount("healthCheck"), 1);
+  EXPECT_EQ(k8s->callCount("create"), 6);
+
+  ASSERT_TRUE(svc->createSandbox(k8sRequest(cfg), "api").ok());
+  EXPECT_EQ(k8s->callCount("healthCheck"), 1);  // seen reachable a moment ago
+}
+
 TEST_F(ProviderChoiceTest, FallsBackToDockerWhenTheClusterIsUnreachable) {
   enableK8s = true;
   restart();
