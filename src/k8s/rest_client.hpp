@@ -87,7 +87,9 @@ struct RestClientOptions {
   std::shared_ptr<net::IoThread> io;  // null: the client makes its own
   std::chrono::milliseconds connectTimeout{3000};
   std::size_t maxResponseBytes = 64u << 20;
-  std::size_t maxIdleConnections = 8;
+  // Idle connections kept for reuse: a burst of claims or creates (20 at once) otherwise
+  // opens most of its connections anew, each a TLS handshake with the apiserver.
+  std::size_t maxIdleConnections = 32;
 };
 
 // "/api/v1" for "v1", "/apis/apps/v1" for "apps/v1"; then namespaces/<ns>/ when ns is set,
