@@ -144,11 +144,11 @@ void printRow(const Stats& s, double base) {
 int main(int argc, char** argv) {
   if (argc < 5) {
     std::cerr << "usage: pool_bench URL TOKEN PROJECT_DIR LABEL [--seq N] [--prewarm N] "
-                 "[--par K] [--rounds R] [--cold N] [--cold-memory-mb M]\n";
+                 "[--par K] [--rounds R] [--cold N] [--cold-memory-mb M] [--settle-ms T]\n";
     return 2;
   }
   const std::string url = argv[1], token = argv[2], root = argv[3], label = argv[4];
-  int seq = 100, prewarm = 10, par = 20, rounds = 5, cold = 20, coldMemory = 768;
+  int seq = 100, prewarm = 10, par = 20, rounds = 5, cold = 20, coldMemory = 768, settleMs = 0;
   for (int i = 5; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const int v = std::stoi(argv[i + 1]);
@@ -164,6 +164,8 @@ int main(int argc, char** argv) {
       cold = v;
     else if (a == "--cold-memory-mb")
       coldMemory = v;
+    else if (a == "--settle-ms")
+      settleMs = v;
   }
   auto ep = net::parseEndpoint(url);
   if (!ep.ok()) {
@@ -218,6 +220,9 @@ int main(int argc, char** argv) {
   int parMiss = 0;
   for (int round = 0; round < rounds; ++round) {
     if (!waitWarm(api, par)) return 1;
+    // The refill of the round before has just made its last sandbox Ready: its tail (status
+    // updates, policy syncs, removals of the claimed ones) can be let settle first (untimed).
+    std::this_thread::sleep_for(std::chrono::milliseconds(settleMs));
     for (auto& c : clients)
       warmCount(c);  // connections open, as a client that holds one (untimed)
     std::vector<std::string> dirs;

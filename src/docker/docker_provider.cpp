@@ -69,7 +69,7 @@ Result<std::unique_ptr<DockerProvider>> DockerProvider::create(DockerProviderOpt
     if (!fromEnv.ok()) return fromEnv.takeError();
     ep = fromEnv.value();
   }
-  auto io = opts.io ? opts.io : net::IoThread::create(1);
+  auto io = opts.io ? opts.io : net::IoThread::create(1, "ap-docker-io");
   DockerClientOptions co;
   co.endpoint = ep;
   co.callTimeout = opts.callTimeout;

@@ -61,7 +61,7 @@ std::string resourcePath(std::string_view apiVersion, std::string_view resource,
 
 Result<std::shared_ptr<RestClient>> RestClient::create(RestConfig config,
                                                        RestClientOptions options) {
-  auto io = options.io ? options.io : net::IoThread::create(1);
+  auto io = options.io ? options.io : net::IoThread::create(options.ioThreads, "ap-k8s-io");
   std::shared_ptr<RestClient> c(new RestClient(std::move(config), std::move(options), io));
   // Build the first transport now so that bad TLS material fails here, not on first use.
   Credentials none;

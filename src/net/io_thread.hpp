@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,8 +26,9 @@ namespace asio = boost::asio;
 
 class IoThread {
  public:
-  static std::shared_ptr<IoThread> create(int threads = 1);
-  explicit IoThread(int threads);
+  // `name` (at most 15 bytes) names the threads for top -H, perf and gdb.
+  static std::shared_ptr<IoThread> create(int threads = 1, std::string name = "ap-io");
+  explicit IoThread(int threads, std::string name = "ap-io");
   ~IoThread();  // stops the loop and joins (detaches when run from the loop itself)
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;

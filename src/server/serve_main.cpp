@@ -71,6 +71,19 @@ fs::path ledgerDir(const fs::path& home) {
 }
 
 int runServe(const ServeOptions& options) {
+  // AGENTPANE_LOG_LEVEL: trace, debug, info (default), warn, error, critical or off. debug shows
+  // each warm claim's steps with their times (docs/warm-pool.md).
+  if (const char* l = std::getenv("AGENTPANE_LOG_LEVEL"); l != nullptr && *l != '\0') {
+    const auto level = spdlog::level::from_str(l);
+    if (level == spdlog::level::off && std::string_view(l) != "off") {
+      spdlog::error(
+          "AGENTPANE_LOG_LEVEL '{}' is not one of trace, debug, info, warn, error, "
+          "critical, off",
+          l);
+      return 2;
+    }
+    spdlog::set_level(level);
+  }
   const fs::path home = resolveHome(options.home);
   // The home directory (0700) and token come first: the database lives in the same place.
   // In a pod the token comes from a Secret (AGENTPANE_TOKEN_FILE); else from the home.

@@ -5,6 +5,8 @@
 
 #include "server/server.hpp"
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
@@ -287,6 +289,7 @@ Result<void> Server::Impl::start() {
   int n = std::clamp(options.networkThreads, 1, 8);
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([this] {
+      ::pthread_setname_np(::pthread_self(), "ap-http");
       for (;;) {
         try {
           ioc->run();

@@ -251,6 +251,15 @@ SandboxService::SandboxService(Store& store, ServiceOptions options)
 
 SandboxService::~SandboxService() {
   stopBackground();
+  // Cluster checks started beside creates touch the reachability map: they end first.
+  std::vector<std::future<void>> ahead;
+  {
+    std::lock_guard lk(impl_->reachMu);
+    for (auto& [instance, r] : impl_->reachability)
+      if (r.ahead.valid()) ahead.push_back(std::move(r.ahead));
+  }
+  for (auto& f : ahead)
+    f.wait();
 }
 
 void SandboxService::registerProvider(std::shared_ptr<SandboxProvider> provider) {

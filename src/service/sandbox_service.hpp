@@ -140,6 +140,13 @@ struct ServiceOptions {
   // Warm and warming sandboxes of all pools together, at most: however profiles are set, the
   // pools never hold more of the machine than this (0: no warm sandboxes at all).
   int warmPoolLimit = 50;
+  // A Kubernetes create checks the cluster first (it falls back to Docker when the cluster is
+  // unreachable). A cluster seen reachable within clusterFreshFor is not asked; until
+  // clusterTrustedFor the create goes on while one check runs beside it; after that (or once
+  // seen unreachable) creates wait for the check. Anything the cluster answered for the
+  // service (a warm claim, a create) counts as seen reachable.
+  std::chrono::milliseconds clusterFreshFor{10'000};
+  std::chrono::milliseconds clusterTrustedFor{60'000};
 };
 
 class SandboxService {

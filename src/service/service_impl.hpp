@@ -209,15 +209,17 @@ struct SandboxService::Impl {
   // Why a create cannot use this cluster ("" when it can). The health check behind it reads
   // the version and lists the sandboxes' pods: per create, that doubled a warm claim's time,
   // and 20 creates at once made 20 lists. So a cluster seen reachable is not asked again for
-  // kReachableFor, and creates that arrive together share one check.
-  std::string clusterUnusable(SandboxProvider& cluster);
+  // opts.clusterFreshFor, and creates that arrive together share one check; until
+  // opts.clusterTrustedFor the check runs beside the create, not before it.
+  std::string clusterUnusable(const std::shared_ptr<SandboxProvider>& cluster);
+  void noteReachable(const std::string& instance);  // the cluster answered the service
   struct Reachability {
     std::chrono::steady_clock::time_point at{};  // last seen reachable
     std::shared_future<std::string> pending;     // a check under way
+    std::future<void> ahead;                     // a check beside creates (joined on reuse)
   };
   std::mutex reachMu;
   std::map<std::string, Reachability> reachability;  // by instance, under reachMu
-  static constexpr auto kReachableFor = std::chrono::seconds(10);
 
   std::mutex poolMu;  // pools, warmers, poolWake, poolStop, poolThread
   std::condition_variable poolCv;

@@ -63,15 +63,60 @@ Result<void> SandboxService::Impl::stop(const std::string& id, const std::string
   return {};
 }
 
-std::string SandboxService::Impl::clusterUnusable(SandboxProvider& cluster) {
+namespace {
+
+// The cluster's health check as a reason not to use it ("" when it can be used).
+std::string checkCluster(SandboxProvider& cluster) {
+  try {
+    auto health = cluster.healthCheck();
+    if (health.reachable) return {};
+    std::string why = "the Kubernetes cluster is unreachable";
+    if (!health.warnings.empty()) why += ": " + health.warnings.front();
+    return why;
+  } catch (const std::exception& e) {
+    return std::string("the Kubernetes cluster's health check failed: ") + e.what();
+  }
+}
+
+}  // namespace
+
+void SandboxService::Impl::noteReachable(const std::string& instance) {
+  std::lock_guard lk(reachMu);
+  reachability[instance].at = std::chrono::steady_clock::now();
+}
+
+std::string SandboxService::Impl::clusterUnusable(const std::shared_ptr<SandboxProvider>& cluster) {
   const auto now = std::chrono::steady_clock::now();
+  const std::string instance = cluster->instance();
   std::promise<std::string> mine;
   std::shared_future<std::string> answer;
   bool asks = false;
   {
     std::lock_guard lk(reachMu);
-    auto& r = reachability[cluster.instance()];
-    if (r.at != std::chrono::steady_clock::time_point{} && now - r.at < kReachableFor) return {};
+    auto& r = reachability[instance];
+    const bool seen = r.at != std::chrono::steady_clock::time_point{};
+    if (seen && now - r.at < opts.clusterFreshFor) return {};
+    if (seen && now - r.at < opts.clusterTrustedFor) {
+      // Seen reachable a while ago: this create goes on, one check runs beside it.
+      if (!r.pending.valid() && (!r.ahead.valid() || r.ahead.wait_for(std::chrono::seconds(0)) ==
+                                                         std::future_status::ready)) {
+        auto ahead = std::make_shared<std::promise<std::string>>();
+        r.pending = ahead->get_future().share();
+        r.ahead = std::async(std::launch::async, [this, cluster, instance, ahead] {
+          std::string why = checkCluster(*cluster);
+          {
+            std::lock_guard lk2(reachMu);
+            auto& r2 = reachability[instance];
+            r2.pending = {};
+            // Unreachable: the next creates wait for a check of their own (and fall back).
+            r2.at = why.empty() ? std::chrono::steady_clock::now()
+                                : std::chrono::steady_clock::time_point{};
+          }
+          ahead->set_value(why);
+        });
+      }
+      return {};
+    }
     if (!r.pending.valid()) {
       r.pending = mine.get_future().share();
       asks = true;
@@ -79,19 +124,10 @@ std::string SandboxService::Impl::clusterUnusable(SandboxProvider& cluster) {
     answer = r.pending;
   }
   if (asks) {
-    std::string why;
-    try {
-      auto health = cluster.healthCheck();
-      if (!health.reachable) {
-        why = "the Kubernetes cluster is unreachable";
-        if (!health.warnings.empty()) why += ": " + health.warnings.front();
-      }
-    } catch (const std::exception& e) {
-      why = std::string("the Kubernetes cluster's health check failed: ") + e.what();
-    }
+    std::string why = checkCluster(*cluster);
     {
       std::lock_guard lk(reachMu);
-      auto& r = reachability[cluster.instance()];
+      auto& r = reachability[instance];
       r.pending = {};
       if (why.empty()) r.at = std::chrono::steady_clock::now();
     }
@@ -135,7 +171,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
     if (!k8s) {
       why = "the Kubernetes provider is not configured";
     } else {
-      why = I.clusterUnusable(*k8s);
+      why = I.clusterUnusable(k8s);
     }
     if (why.empty()) {
       prov = std::move(k8s);
@@ -333,6 +369,7 @@ Result<CreateSandboxOutcome> SandboxService::createSandbox(const CreateSandboxRe
                           {"unresolved", eg.unresolved}};
     }
   }
+  I.noteReachable(prov->instance());  // it answered the whole create
   I.audit(spec.id, actor, "sandbox.create", detail, true);
   I.emit("ready", spec.id, toString(prov->type()));
   return CreateSandboxOutcome{row, fallbackReason};

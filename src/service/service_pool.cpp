@@ -471,6 +471,7 @@ std::optional<Result<SandboxRecord>> SandboxService::Impl::claimFromPool(
       audit(row.info.id, actor, "pool.claim", json{{"error", errorDetail(e)}}, false);
       continue;
     }
+    noteReachable(prov.instance());  // the claim was answered: no check for a while
     row.status = st::kRunning;
     row.info.state = SandboxState::Running;
     auto done = store.updateSandbox(row, std::string(st::kClaiming));

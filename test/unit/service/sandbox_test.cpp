@@ -409,6 +409,37 @@ TEST_F(ProviderChoiceTest, CreatesShareTheClustersHealthCheck) {
   EXPECT_EQ(k8s->callCount("healthCheck"), 1);  // seen reachable a moment ago
 }
 
+TEST_F(ProviderChoiceTest, AClusterSeenReachableAWhileAgoIsCheckedBesideTheCreate) {
+  enableK8s = true;
+  clusterFreshFor = std::chrono::milliseconds(0);
+  clusterTrustedFor = std::chrono::milliseconds(60'000);
+  restart();
+  const std::string cfg = k8sConfig(true);
+  ASSERT_TRUE(svc->createSandbox(k8sRequest(cfg), "api").ok());  // waits for the first check
+  EXPECT_EQ(k8s->callCount("healthCheck"), 1);
+
+  // Seen reachable, no longer fresh: the create does not wait for the (slow) check.
+  k8s->healthDelay = std::chrono::milliseconds(2000);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto made = svc->createSandbox(k8sRequest(cfg), "api");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  EXPECT_EQ(made->sandbox.info.provider, ProviderType::Kubernetes);
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+  // The check it started finds the cluster gone: the next create waits for a check of its
+  // own and falls back to Docker.
+  k8s->reachable = false;
+  for (int i = 0; i < 300 && k8s->callCount("healthCheck") < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(k8s->callCount("healthCheck"), 2);
+  k8s->healthDelay = std::chrono::milliseconds(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the check ends
+  auto next = svc->createSandbox(k8sRequest(cfg), "api");
+  ASSERT_TRUE(next.ok()) << next.error().describe();
+  EXPECT_EQ(next->sandbox.info.provider, ProviderType::Docker);
+  EXPECT_EQ(k8s->callCount("healthCheck"), 3);
+}
+
 TEST_F(ProviderChoiceTest, FallsBackToDockerWhenTheClusterIsUnreachable) {
   enableK8s = true;
   restart();

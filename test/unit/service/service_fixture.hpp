@@ -51,6 +51,8 @@ class ServiceTest : public ::testing::Test {
     o.warmUid = ::getuid();
     o.warmGid = ::getgid();
     o.warmPoolLimit = warmPoolLimit;
+    o.clusterFreshFor = clusterFreshFor;
+    o.clusterTrustedFor = clusterTrustedFor;
     return o;
   }
 
@@ -108,7 +110,10 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<SandboxService> svc;
   std::atomic<std::int64_t> nowMs{kStartMs};
   bool enableK8s = false;
-  int warmPoolLimit = 50;                 // ServiceOptions::warmPoolLimit; set, then restart()
+  int warmPoolLimit = 50;  // ServiceOptions::warmPoolLimit; set, then restart()
+  // ServiceOptions::clusterFreshFor and clusterTrustedFor; set, then restart().
+  std::chrono::milliseconds clusterFreshFor{10'000};
+  std::chrono::milliseconds clusterTrustedFor{60'000};
   std::shared_ptr<audit::Ledger> ledger;  // set, then restart(): entries go to it too
   // ServiceOptions::kubernetesInstance; set, then restart().
   std::function<Result<std::shared_ptr<SandboxProvider>>(const KubernetesTarget&,
