@@ -234,6 +234,54 @@ Result<std::unique_ptr<Ledger>> Ledger::open(LedgerOptions options, std::int64_t
 
 Result<AppendedEntry> Ledger::append(const LedgerEvent& e) {
   std::lock_guard lk(mu_);
+  const int fileBefore = fileNumber_;
+  auto r = appendLocked(e);
+  if (r.ok() && fileNumber_ != fileBefore && options_.keepFiles > 0) {
+    // The entry is written whatever becomes of the pruning; a failed one is tried again at the
+    // next rotation (the files stay, and so does the chain).
+    if (auto pruned = pruneLocked(e.atUnixMs); !pruned.ok()) writeFailures().ledger++;
+  }
+  return r;
+}
+
+Result<void> Ledger::pruneLocked(std::int64_t nowUnixMs) {
+  auto files = ledgerFiles(options_.dir);
+  if (!files.ok()) return files.takeError();
+  const auto keep = static_cast<std::size_t>(options_.keepFiles);
+  if (files->size() <= keep) return {};
+  const std::vector<std::pair<int, fs::path>> gone(files->begin(), files->end() - keep);
+  // The last entry of the newest file that goes: the first one kept links to it.
+  auto text = readAll(gone.back().second);
+  if (!text.ok()) return text.takeError();
+  const std::string& t = text.value();
+  if (t.empty() || t.back() != '\n')
+    return Error(ErrorCode::Internal, gone.back().second.string() + " does not end in an entry");
+  std::size_t start = t.rfind('\n', t.size() - 2);
+  start = start == std::string::npos ? 0 : start + 1;
+  const ParsedLine last = parseLine(std::string_view(t).substr(start, t.size() - 1 - start));
+  if (last.seq <= 0 || last.hash.empty())
+    return Error(ErrorCode::Internal, gone.back().second.string() + " does not end in an entry");
+  LedgerEvent pe;
+  pe.atUnixMs = nowUnixMs;
+  pe.event = "ledger.pruned";
+  pe.actor = "system";
+  json names = json::array();
+  for (const auto& g : gone)
+    names.push_back(g.second.filename().string());
+  pe.detail = {{"files", names},
+               {"throughSeq", last.seq},
+               {"throughHash", last.hash},
+               {"keepFiles", options_.keepFiles}};
+  auto said = appendLocked(pe);
+  if (!said.ok()) return said.takeError();
+  for (const auto& g : gone) {
+    if (::unlink(g.second.c_str()) != 0 && errno != ENOENT)
+      return ioError("cannot remove the old ledger file", g.second, errno);
+  }
+  return syncDir(options_.dir);
+}
+
+Result<AppendedEntry> Ledger::appendLocked(const LedgerEvent& e) {
   if (fd_ < 0) return Error(ErrorCode::Internal, "the audit ledger is not open");
   const std::int64_t seq = seq_ + 1;
   const std::int64_t secs = e.atUnixMs >= 0 ? e.atUnixMs / 1000 : (e.atUnixMs - 999) / 1000;
@@ -303,6 +351,12 @@ Result<LedgerVerification> verifyLedger(const fs::path& dir, std::int64_t witnes
   v.files = static_cast<int>(files->size());
   std::int64_t expectSeq = 1;
   std::string prevHash = kGenesisHash;
+  // A ledger whose first entry is not entry 1 was pruned: it is anchored at that entry's prev,
+  // which a ledger.pruned entry further on must name (else older files were deleted by hand).
+  std::optional<LedgerProblem> anchor;
+  std::string anchorHash;
+  bool anchored = false;
+  bool first = true;
   int expectFile = files->empty() ? 1 : files->front().first;
   for (std::size_t f = 0; f < files->size(); ++f) {
     const auto& [number, path] = (*files)[f];
@@ -349,6 +403,13 @@ Result<LedgerVerification> verifyLedger(const fs::path& dir, std::int64_t witnes
         return v;
       };
       if (!p.why.empty() && p.seq <= 0) return bad(p.why);
+      if (first && p.seq > 1 && p.why.empty()) {
+        expectSeq = p.seq;
+        prevHash = p.prev;
+        anchorHash = p.prev;
+        anchor = LedgerProblem{name, lineNo, p.seq, ""};
+      }
+      first = false;
       if (p.seq != expectSeq) {
         if (p.seq > expectSeq) {
           return bad("sequence " + std::to_string(expectSeq) + " expected, found " +
@@ -368,6 +429,18 @@ Result<LedgerVerification> verifyLedger(const fs::path& dir, std::int64_t witnes
                    " before it (that entry was rewritten, or entries were removed or reordered)");
       }
       prevHash = p.hash;
+      if (anchor && !anchored &&
+          line.find("\"event\":\"ledger.pruned\"") != std::string_view::npos) {
+        auto entry = json::parse(line, nullptr, false);
+        const json* d = entry.is_object() &&
+                                entry.value("event", std::string()) == "ledger.pruned" &&
+                                entry.contains("detail")
+                            ? &entry["detail"]
+                            : nullptr;
+        anchored = d != nullptr && d->is_object() &&
+                   d->value("throughSeq", std::int64_t{0}) == anchor->seq - 1 &&
+                   d->value("throughHash", std::string()) == anchorHash;
+      }
       if (p.seq == witnessSeq) v.witnessHash = p.hash;
       v.headSeq = p.seq;
       v.headHash = p.hash;
@@ -375,6 +448,14 @@ Result<LedgerVerification> verifyLedger(const fs::path& dir, std::int64_t witnes
       ++expectSeq;
     }
   }
+  if (anchor && !anchored) {
+    anchor->reason = "the ledger starts at entry " + std::to_string(anchor->seq) +
+                     " and no ledger.pruned entry accounts for entries 1.." +
+                     std::to_string(anchor->seq - 1) + " (older files were deleted)";
+    v.firstBad = anchor;
+    return v;
+  }
+  if (anchor) v.prunedThroughSeq = anchor->seq - 1;
   v.ok = true;
   return v;
 }

@@ -8,6 +8,11 @@
 // The first entry's `prev` is 64 zeros. Files rotate by size; the chain and the sequence
 // continue from one file into the next.
 //
+// Retention: with keepFiles set, once a rotation leaves more files than that the oldest go,
+// and a `ledger.pruned` entry ({"files", "throughSeq", "throughHash"}) is appended to the chain
+// first. verifyLedger then starts at the first entry kept and requires such an entry (later in
+// the verified chain) naming the entry before it: deleting old files by hand is still found.
+//
 // Durability: one write(2) per entry, then fdatasync; a failed write is cut off again
 // (ftruncate) so the file never keeps half an entry it did not report as written. A crash can
 // still leave a torn last line (bytes without their newline): open() cuts it off, and records
@@ -54,6 +59,8 @@ struct LedgerOptions {
   // A file is closed and the next begun before an entry would take it past this size (an
   // entry larger than this gets a file of its own).
   std::uint64_t maxFileBytes = 16u << 20;
+  // Files kept (the newest, the one written included); 0 keeps every file. See Retention.
+  int keepFiles = 0;
 };
 
 struct AppendedEntry {
@@ -94,6 +101,8 @@ class Ledger {
   explicit Ledger(LedgerOptions options);
   Result<void> openFile(int number, bool create);
   Result<void> rotate();
+  Result<AppendedEntry> appendLocked(const LedgerEvent& e);  // mu_ held
+  Result<void> pruneLocked(std::int64_t nowUnixMs);          // mu_ held
 
   LedgerOptions options_;
   mutable std::mutex mu_;
@@ -122,6 +131,8 @@ struct LedgerVerification {
   std::string headHash = kGenesisHash;
   std::optional<LedgerProblem> firstBad;
   std::optional<LedgerProblem> torn;  // an incomplete last line of the newest file
+  // Entries 1..prunedThroughSeq were removed by retention (a ledger.pruned entry says so).
+  std::int64_t prunedThroughSeq = 0;
   // The hash of entry witnessSeq (verifyLedger's argument) when the chain reached it intact.
   std::optional<std::string> witnessHash;
 };

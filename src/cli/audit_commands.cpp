@@ -133,8 +133,15 @@ int AuditCommands::runVerify() {
   if (!v.ok()) return fail(v.error());
   // The kept head: the chain may be intact and still shorter than it was.
   std::optional<std::string> headProblem;
+  std::optional<std::string> headNote;
   if (wantSeq > 0 && !v->firstBad) {
-    if (v->headSeq < wantSeq) {
+    if (wantSeq <= v->prunedThroughSeq) {
+      // Its hash went with the pruned files: only that the ledger goes on past it is shown.
+      headNote = "the expected head seq " + std::to_string(wantSeq) + " was pruned (entries 1.." +
+                 std::to_string(v->prunedThroughSeq) +
+                 "): its hash cannot be checked; the ledger goes on to seq " +
+                 std::to_string(v->headSeq);
+    } else if (v->headSeq < wantSeq) {
       headProblem = "the ledger ends at seq " + std::to_string(v->headSeq) +
                     ", before the expected head " + std::to_string(wantSeq) +
                     ": entries were removed from its end";
@@ -152,19 +159,28 @@ int AuditCommands::runVerify() {
              {"entries", v->entries}, {"headSeq", v->headSeq}, {"headHash", v->headHash}};
     if (v->firstBad) out["firstBad"] = problem(*v->firstBad);
     if (v->torn) out["torn"] = problem(*v->torn);
+    if (v->prunedThroughSeq > 0) out["prunedThroughSeq"] = v->prunedThroughSeq;
     if (wantSeq > 0) {
       out["expectedHead"] = {{"seq", wantSeq}, {"hash", wantHash}, {"found", !headProblem}};
       if (headProblem) {
         out["ok"] = false;
         out["expectedHead"]["reason"] = *headProblem;
       }
+      if (headNote) out["expectedHead"]["note"] = *headNote;
     }
     std::cout << out.dump(2) << "\n";
   } else if (v->ok && !headProblem) {
     std::cout << "ledger " << dir.string() << ": " << v->entries << " entries in " << v->files
               << " file(s) verified\n"
               << "head: seq " << v->headSeq << " hash " << v->headHash << "\n";
-    if (wantSeq > 0) std::cout << "expected head seq " << wantSeq << " found unchanged\n";
+    if (v->prunedThroughSeq > 0) {
+      std::cout << "entries 1.." << v->prunedThroughSeq
+                << " were pruned by retention (a ledger.pruned entry names them)\n";
+    }
+    if (headNote)
+      std::cout << *headNote << "\n";
+    else if (wantSeq > 0)
+      std::cout << "expected head seq " << wantSeq << " found unchanged\n";
   }
   if (v->torn) {
     std::fprintf(stderr, "warning: %s line %lld: %s\n", v->torn->file.c_str(),

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -63,7 +64,7 @@ class AuditE2E : public ::testing::Test {
     server_ = std::make_unique<Background>(
         std::vector<std::string>{agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home",
                                  home_.string(), "--project-root", root_.string()},
-        std::map<std::string, std::string>{}, (root_ / "server.log").string());
+        serverEnv_, (root_ / "server.log").string());
     for (int i = 0; i < 300 && !fs::exists(home_ / "address"); ++i)
       std::this_thread::sleep_for(50ms);
     ASSERT_TRUE(fs::exists(home_ / "address")) << serverLog();
@@ -125,6 +126,7 @@ class AuditE2E : public ::testing::Test {
   fs::path root_, home_, project_;
   std::string projectId_, url_;
   std::unique_ptr<Background> server_;
+  std::map<std::string, std::string> serverEnv_;  // set, then startServer()
 };
 
 TEST_F(AuditE2E, AnExecIsInTheLedgerAndVerifyFindsAnEditedLine) {
@@ -295,6 +297,49 @@ TEST_F(AuditE2E, ATornLastLineIsCutAtTheNextStartAndTheChainGoesOn) {
   auto lines = ledgerLines();
   ASSERT_GT(lines.size(), complete + 1);
   EXPECT_EQ(json::parse(lines[complete]).value("event", ""), "ledger.recovered");
+}
+
+// Retention through the server's settings: 1 MiB files, two kept. Execs with long argvs fill
+// them; the oldest files go, a ledger.pruned entry says so, and verify still passes and says
+// what was pruned. A setting out of range stops the server before it serves.
+TEST_F(AuditE2E, RetentionKeepsTheNewestFilesAndVerifyStillPasses) {
+  stopServer();
+  serverEnv_ = {{"AGENTPANE_AUDIT_FILE_MB", "1"}, {"AGENTPANE_AUDIT_KEEP_FILES", "2"}};
+  startServer();
+  auto created = cli({"sandbox", "create", "--project-path", project_.string(), "--project-id",
+                      projectId_, "--json"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  const std::string id = json::parse(created.out).value("id", "");
+  // Each exec's entry records 200 arguments of 1000 bytes: about 200 KB.
+  std::vector<std::string> args = {"exec", id, "--", "true"};
+  for (int i = 0; i < 200; ++i)
+    args.push_back(std::string(1000, static_cast<char>('a' + i % 26)));
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(cli(args).exitCode, 0);
+  ASSERT_EQ(cli({"sandbox", "rm", id}).exitCode, 0);
+  stopServer();
+
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(home_ / "audit"))
+    files.push_back(e.path());
+  EXPECT_EQ(files.size(), 2u);
+  EXPECT_FALSE(fs::exists(ledgerFile()));  // ledger-000001.jsonl went first
+  auto v = verify();
+  EXPECT_EQ(v.exitCode, 0) << v.err;
+  EXPECT_NE(v.out.find("were pruned by retention"), std::string::npos) << v.out;
+
+  // The older of the two kept files deleted by hand as well: found.
+  std::sort(files.begin(), files.end());
+  fs::remove(files.front());
+  auto cut = verify();
+  EXPECT_EQ(cut.exitCode, 1);
+  EXPECT_NE(cut.err.find("no ledger.pruned entry accounts for"), std::string::npos) << cut.err;
+
+  auto bad = run({agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home", home_.string()},
+                 {{"AGENTPANE_AUDIT_KEEP_FILES", "-1"}});
+  EXPECT_EQ(bad.exitCode, 2);
+  EXPECT_NE((bad.out + bad.err).find("AGENTPANE_AUDIT_KEEP_FILES"), std::string::npos)
+      << bad.out << bad.err;
 }
 
 }  // namespace

@@ -321,7 +321,70 @@ TEST(LedgerRotation, AMissingFirstFileIsNamed) {
   ASSERT_TRUE(v.firstBad);
   EXPECT_EQ(v.firstBad->file, ledgerFileName(2));
   EXPECT_EQ(v.firstBad->line, 1);
-  EXPECT_NE(v.firstBad->reason.find("sequence 1 expected"), std::string::npos);
+  EXPECT_NE(v.firstBad->reason.find("no ledger.pruned entry accounts for entries 1.."),
+            std::string::npos)
+      << v.firstBad->reason;
+}
+
+// Retention: the oldest files go once more than keepFiles are there; the chain says so and
+// still verifies. Files deleted by hand beyond that are found.
+TEST(LedgerRetention, TheOldestFilesGoAndAPrunedEntrySaysWhich) {
+  TempDir d;
+  LedgerOptions o;
+  o.dir = d.path();
+  o.maxFileBytes = 1000;
+  o.keepFiles = 3;
+  {
+    auto l = Ledger::open(o, 1764876000000);
+    ASSERT_TRUE(l.ok());
+    for (int i = 1; i <= 40; ++i)
+      ASSERT_TRUE(l.value()->append(execEvent(i)).ok());
+  }
+  auto files = ledgerFiles(d.path());
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 3u);
+  EXPECT_GT(files->front().first, 1);
+  auto v = verify(d.path());
+  EXPECT_TRUE(v.ok) << (v.firstBad ? v.firstBad->reason : "");
+  EXPECT_GT(v.prunedThroughSeq, 0);
+  // The newest exec is there, and the ledger.pruned entries that account for the rest.
+  int pruned = 0;
+  bool sawLast = false;
+  for (const auto& [n, p] : files.value()) {
+    for (const auto& line : readLines(p)) {
+      json j = json::parse(line);
+      if (j["event"] == "exec" && j["detail"]["argv"][1] == "n40") sawLast = true;
+      if (j["event"] == "ledger.pruned") {
+        ++pruned;
+        EXPECT_TRUE(j["detail"]["files"].is_array());
+        EXPECT_GT(j["detail"]["throughSeq"].get<std::int64_t>(), 0);
+      }
+    }
+  }
+  EXPECT_TRUE(sawLast);
+  EXPECT_GE(pruned, 1);
+  EXPECT_EQ(v.headSeq, v.prunedThroughSeq + v.entries);
+
+  // The oldest file kept, deleted by hand: the ledger.pruned entries name other entries.
+  fs::remove(files->front().second);
+  auto cut = verify(d.path());
+  EXPECT_FALSE(cut.ok);
+  ASSERT_TRUE(cut.firstBad);
+  EXPECT_NE(cut.firstBad->reason.find("older files were deleted"), std::string::npos)
+      << cut.firstBad->reason;
+}
+
+TEST(LedgerRetention, WithoutKeepFilesEveryFileStays) {
+  TempDir d;
+  {
+    auto l = openLedger(d.path(), 1000);
+    for (int i = 1; i <= 40; ++i)
+      ASSERT_TRUE(l->append(execEvent(i)).ok());
+  }
+  auto files = ledgerFiles(d.path());
+  ASSERT_TRUE(files.ok());
+  EXPECT_EQ(files->front().first, 1);
+  EXPECT_EQ(verify(d.path()).prunedThroughSeq, 0);
 }
 
 // Many threads append at once (with rotation): every entry is written whole, once, and the
