@@ -230,6 +230,9 @@ struct SandboxService::Impl {
   // Claims under way: the refill they wake waits (a little) until they are over, so that a
   // burst of claims does not share the engine or the apiserver with the creates of its refill.
   int claimsInFlight = 0;  // under poolMu
+  // When the last claim ended (under poolMu): the refill also lets the first commands in the
+  // claimed sandboxes run before it starts creating (kRefillQuiet in service_pool.cpp).
+  std::chrono::steady_clock::time_point lastClaimEnd{};
   std::thread poolThread;
   std::mutex poolUpkeepMu;                            // one maintainPools at a time
   PoolState& poolState(const std::string& configId);  // under poolMu
