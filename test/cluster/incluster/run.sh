@@ -48,6 +48,7 @@ cleanup() {
   if [[ -n ${INCLUSTER_KEEP:-} ]]; then echo "# kept: namespace $NS, clusterrole(binding) agentpane:$NS"; return 0; fi
   K delete clusterrolebinding "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
   K delete clusterrole "agentpane:$NS" --ignore-not-found >/dev/null 2>&1
+  K delete namespace "$NS-probe" --ignore-not-found --wait=false >/dev/null 2>&1
   # The namespace goes with the server, its sandboxes and their pods.
   K delete namespace "$NS" --wait=true --timeout="${WAIT}s" >/dev/null 2>&1 ||
     echo "# namespace $NS still terminating after ${WAIT}s"
@@ -198,6 +199,45 @@ if grep -qiE 'K8S_FORBIDDEN|forbidden' <<<"$logs"; then
   fail "server log without refusals" "$(grep -iE 'K8S_FORBIDDEN|forbidden' <<<"$logs" | head -3)"
 else
   pass "server log shows no RBAC refusal"
+fi
+
+# ---- the server's egress, from inside its pod ------------------------------------------------
+# A listener this test starts in a namespace of its own (no policy there). A probe container
+# added to the server's pod (an ephemeral container: it shares the pod's network namespace, so
+# the server's NetworkPolicy governs it) reaches an apiserver endpoint but not the listener;
+# the same probe from a pod of the listener's namespace reaches it (the listener is up).
+PROBE_NS=$NS-probe
+SANDBOX_IMAGE=agentpane/sandbox:latest
+SEC='"securityContext":{"runAsNonRoot":true,"runAsUser":1000,"runAsGroup":1000,"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"seccompProfile":{"type":"RuntimeDefault"}}'
+# probe_cmd HOST PORT: bash's /dev/tcp connect, 5 s at most; prints "open" or "closed".
+# (kube-router refuses what a policy does not allow: "closed" comes at once, not after 5 s.)
+probe_cmd() { echo "if timeout 5 bash -c 'exec 3<>/dev/tcp/$1/$2' 2>/dev/null; then echo open; else echo closed; fi"; }
+if K create namespace "$PROBE_NS" >/dev/null 2>&1 &&
+  K -n "$PROBE_NS" run listener --image="$SANDBOX_IMAGE" --image-pull-policy=Never --restart=Never \
+    --overrides='{"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"listener","image":"'"$SANDBOX_IMAGE"'","imagePullPolicy":"Never","command":["python3","-m","http.server","8080"],'"$SEC"'}]}}' >/dev/null 2>&1 &&
+  K -n "$PROBE_NS" wait --for=condition=Ready pod/listener --timeout="${WAIT}s" >/dev/null 2>&1; then
+  LISTENER=$(K -n "$PROBE_NS" get pod listener -o jsonpath='{.status.podIP}')
+  # From a pod of its own namespace (no policy): open.
+  K -n "$PROBE_NS" run control --image="$SANDBOX_IMAGE" --image-pull-policy=Never --restart=Never \
+    --overrides='{"spec":{"containers":[{"name":"control","image":"'"$SANDBOX_IMAGE"'","imagePullPolicy":"Never","command":["bash","-c","'"$(probe_cmd "$LISTENER" 8080)"'"],'"$SEC"'}]}}' >/dev/null 2>&1
+  until_ok "$WAIT" bash -c "[[ \$(kubectl -n $PROBE_NS get pod control -o jsonpath='{.status.phase}') == Succeeded ]]"
+  control=$(K -n "$PROBE_NS" logs control 2>&1)
+  # From the server's pod: the apiserver (its own egress) and the listener.
+  api=${ENDPOINTS[0]}
+  probe=$(probe_cmd "${api%:*}" "${api##*:}"); probe+="; $(probe_cmd "$LISTENER" 8080)"
+  K -n "$NS" get pod "$POD" -o json |
+    jq --arg image "$SANDBOX_IMAGE" --arg probe "$probe" --argjson sec "{$SEC}" \
+      '.spec.ephemeralContainers += [{name: "egress-probe", image: $image, imagePullPolicy: "Never", command: ["bash", "-c", $probe], securityContext: $sec.securityContext}]' |
+    K replace --raw "/api/v1/namespaces/$NS/pods/$POD/ephemeralcontainers" -f - >/dev/null 2>&1
+  until_ok "$WAIT" bash -c "kubectl -n $NS get pod $POD -o json | jq -e '.status.ephemeralContainerStatuses[]? | select(.name == \"egress-probe\") | .state.terminated' >/dev/null"
+  from_server=$(K -n "$NS" logs "$POD" -c egress-probe 2>&1 | tr '\n' ' ')
+  if [[ $control == open* && $from_server == "open closed " ]]; then
+    pass "server egress enforced: from its pod the apiserver ($api) is open, a listener pod ($LISTENER:8080) is not; from an unrestricted pod it is"
+  else
+    fail "server egress enforced" "control pod: [$control]; from the server pod (apiserver, listener): [$from_server]"
+  fi
+else
+  fail "egress probe listener" "$(K -n "$PROBE_NS" get pods 2>&1 | tail -2)"
 fi
 
 # ---- least privilege of the ServiceAccount --------------------------------------------------
