@@ -11,6 +11,7 @@
 
 #include "k8s/manifests.hpp"
 #include "k8s/network_policy.hpp"
+#include "k8s/object_fields.hpp"
 #include "k8s/pod_security.hpp"
 #include "k8s/watch.hpp"
 
@@ -199,12 +200,6 @@ struct Parts {
   const json* claim = nullptr;
   const json* volume = nullptr;
 };
-
-std::string labelOf(const json& obj, const char* key) {
-  auto p = json::json_pointer("/metadata/labels");
-  if (!obj.contains(p) || !obj.at(p).is_object()) return {};
-  return obj.at(p).value(key, "");
-}
 
 }  // namespace
 

@@ -28,6 +28,7 @@
 #include <chrono>
 
 #include "k8s/k8s_provider.hpp"
+#include "k8s/object_fields.hpp"
 
 namespace agentpane::k8s {
 
@@ -35,18 +36,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string stringAt(const json& obj, const std::string& pointer) {
-  const json::json_pointer p(pointer);
-  if (!obj.contains(p) || !obj.at(p).is_string()) return {};
-  return obj.at(p).get<std::string>();
-}
-
-std::string labelOf(const json& obj, const char* key) {
-  auto p = json::json_pointer("/metadata/labels");
-  if (!obj.contains(p) || !obj.at(p).is_object()) return {};
-  return obj.at(p).value(key, "");
-}
 
 long long microsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
@@ -153,8 +142,7 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
                    "warm sandbox '" + id + "' is not running (" + before.stateDetail + ")",
                    {{"id", id}});
     }
-    if (stringAt(p, "/metadata/annotations/agentpane.io~1workspace-slot").empty())
-      return std::nullopt;
+    if (annotationOf(p, k8s_annotations::kWorkspaceSlot).empty()) return std::nullopt;
     const json::json_pointer uidAt("/spec/securityContext/runAsUser");
     const auto podUid = p.contains(uidAt) && p.at(uidAt).is_number_integer()
                             ? p.at(uidAt).get<std::int64_t>()
@@ -180,10 +168,11 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   Result<json> patched = Error(ErrorCode::Internal, "not patched");
   for (;;) {
     if (auto e = refusal(pod)) return *e;
-    json patch = {{"metadata",
-                   {{"resourceVersion", stringAt(pod, "/metadata/resourceVersion")},
-                    {"labels", labelPatch},
-                    {"annotations", {{k8s_annotations::kProjectPath, claim.projectPath}}}}}};
+    json patch = {
+        {"metadata",
+         {{"resourceVersion", stringAt(pod, json::json_pointer("/metadata/resourceVersion"))},
+          {"labels", labelPatch},
+          {"annotations", {{k8s_annotations::kProjectPath, claim.projectPath}}}}}};
     patched = client_->patch(podPath(ns, podName(id)), patch, PatchType::Merge);
     if (patched.ok() || fresh || patched.error().code != ErrorCode::K8sConflict) break;
     // The pod changed since it was seen Ready (a status update, or another claim): read it.
@@ -209,7 +198,7 @@ Result<SandboxInfo> K8sProvider::claimWarm(const SandboxRef& ref, const WarmClai
   }
   const auto t1 = Clock::now();
 
-  const std::string slot = stringAt(pod, "/metadata/annotations/agentpane.io~1workspace-slot");
+  const std::string slot = annotationOf(pod, k8s_annotations::kWorkspaceSlot);
   if (!slot.empty()) AP_TRY(opts_.warmSlots->bind(id, claim.projectPath));
   const auto t2 = Clock::now();
 
@@ -244,13 +233,12 @@ Result<void> K8sProvider::keepClaimedProject(const std::string& ns, const json& 
     if (claim.error().code == ErrorCode::SandboxNotFound) return {};
     return claim.takeError();
   }
-  const std::string projectPath = stringAt(pod, "/metadata/annotations/agentpane.io~1project-path");
+  const std::string projectPath = annotationOf(pod, k8s_annotations::kProjectPath);
   json claimLabels = {{labels::kWarmPoolState, "allocated"},
                       {labels::kProjectId, labelOf(pod, labels::kProjectId)},
                       {labels::kAgentId, labelOf(pod, labels::kAgentId)}};
   json annotations = {{k8s_annotations::kProjectPath, projectPath}};
-  auto tmpl = json::parse(stringAt(*claim, "/metadata/annotations/agentpane.io~1pod-template"),
-                          nullptr, false);
+  auto tmpl = json::parse(annotationOf(*claim, k8s_annotations::kPodTemplate), nullptr, false);
   if (tmpl.is_object()) {
     for (const auto& [k, v] : claimLabels.items())
       tmpl["metadata"]["labels"][k] = v;
@@ -264,9 +252,8 @@ Result<void> K8sProvider::keepClaimedProject(const std::string& ns, const json& 
 }
 
 Result<void> K8sProvider::rebindSlot(const json& tmpl) {
-  const std::string slot = stringAt(tmpl, "/metadata/annotations/agentpane.io~1workspace-slot");
-  const std::string projectPath =
-      stringAt(tmpl, "/metadata/annotations/agentpane.io~1project-path");
+  const std::string slot = annotationOf(tmpl, k8s_annotations::kWorkspaceSlot);
+  const std::string projectPath = annotationOf(tmpl, k8s_annotations::kProjectPath);
   if (slot.empty() || projectPath.empty()) return {};
   if (!opts_.warmSlots) return warmSupported().takeError();
   const std::string id = labelOf(tmpl, labels::kSandboxId);

@@ -69,7 +69,9 @@ class EgressCluster : public ::testing::Test {
       EXPECT_TRUE(provider_->remove(ref).ok());
     for (const auto& path : made_) {
       auto r = provider_->client().remove(path);
-      if (!r.ok()) EXPECT_EQ(r.error().code, ErrorCode::K8sNotFound) << r.error().describe();
+      if (!r.ok()) {
+        EXPECT_EQ(r.error().code, ErrorCode::K8sNotFound) << r.error().describe();
+      }
     }
     if (provider_) {
       ListOptions lo;
