@@ -239,7 +239,7 @@ Result<AppendedEntry> Ledger::append(const LedgerEvent& e) {
   if (r.ok() && fileNumber_ != fileBefore && options_.keepFiles > 0) {
     // The entry is written whatever becomes of the pruning; a failed one is tried again at the
     // next rotation (the files stay, and so does the chain).
-    if (auto pruned = pruneLocked(e.atUnixMs); !pruned.ok()) writeFailures().ledger++;
+    if (auto pruned = pruneLocked(e.atUnixMs); !pruned.ok()) writeFailures().prune++;
   }
   return r;
 }
@@ -250,17 +250,16 @@ Result<void> Ledger::pruneLocked(std::int64_t nowUnixMs) {
   const auto keep = static_cast<std::size_t>(options_.keepFiles);
   if (files->size() <= keep) return {};
   const std::vector<std::pair<int, fs::path>> gone(files->begin(), files->end() - keep);
-  // The last entry of the newest file that goes: the first one kept links to it.
-  auto text = readAll(gone.back().second);
-  if (!text.ok()) return text.takeError();
-  const std::string& t = text.value();
-  if (t.empty() || t.back() != '\n')
-    return Error(ErrorCode::Internal, gone.back().second.string() + " does not end in an entry");
-  std::size_t start = t.rfind('\n', t.size() - 2);
-  start = start == std::string::npos ? 0 : start + 1;
-  const ParsedLine last = parseLine(std::string_view(t).substr(start, t.size() - 1 - start));
-  if (last.seq <= 0 || last.hash.empty())
-    return Error(ErrorCode::Internal, gone.back().second.string() + " does not end in an entry");
+  // The entry the kept chain begins after, as the first kept entry names it (its seq - 1 and
+  // its prev): exactly what verifyLedger will look for. One line read, not a whole old file.
+  const fs::path& firstKept = (*files)[gone.size()].second;
+  std::ifstream in(firstKept, std::ios::binary);
+  std::string firstLine;
+  if (!std::getline(in, firstLine) || in.eof())
+    return Error(ErrorCode::Internal, firstKept.string() + " does not begin with an entry");
+  const ParsedLine first = parseLine(firstLine);
+  if (first.seq <= 1 || first.prev.empty() || !first.why.empty())
+    return Error(ErrorCode::Internal, firstKept.string() + " does not begin with an entry");
   LedgerEvent pe;
   pe.atUnixMs = nowUnixMs;
   pe.event = "ledger.pruned";
@@ -269,8 +268,8 @@ Result<void> Ledger::pruneLocked(std::int64_t nowUnixMs) {
   for (const auto& g : gone)
     names.push_back(g.second.filename().string());
   pe.detail = {{"files", names},
-               {"throughSeq", last.seq},
-               {"throughHash", last.hash},
+               {"throughSeq", first.seq - 1},
+               {"throughHash", first.prev},
                {"keepFiles", options_.keepFiles}};
   auto said = appendLocked(pe);
   if (!said.ok()) return said.takeError();

@@ -39,6 +39,9 @@ namespace agentpane::audit {
 struct WriteFailures {
   std::atomic<std::uint64_t> ledger{0};
   std::atomic<std::uint64_t> index{0};
+  // Retention passes that failed (the old files stay; the next rotation tries again):
+  // agentpane_audit_prune_failures_total.
+  std::atomic<std::uint64_t> prune{0};
 };
 WriteFailures& writeFailures();
 

@@ -201,6 +201,11 @@ std::string Metrics::render(const std::map<std::pair<std::string, std::string>, 
       fmt::format("agentpane_audit_write_failures_total{{sink=\"ledger\"}} {}\n", wf.ledger.load());
   out +=
       fmt::format("agentpane_audit_write_failures_total{{sink=\"index\"}} {}\n", wf.index.load());
+  out +=
+      "# HELP agentpane_audit_prune_failures_total Ledger retention passes that failed (the old "
+      "files stay; the next rotation tries again).\n";
+  out += "# TYPE agentpane_audit_prune_failures_total counter\n";
+  out += fmt::format("agentpane_audit_prune_failures_total {}\n", wf.prune.load());
   return out;
 }
 

@@ -4,10 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
 
 #include "audit/ledger.hpp"
 #include "channel/channel_provider.hpp"
@@ -108,28 +106,26 @@ int runServe(const ServeOptions& options) {
   // The audit ledger: a server that cannot record what it does does not start.
   audit::LedgerOptions lo;
   lo.dir = ledgerDir(home);
-  // Retention (docs/audit.md): files of AGENTPANE_AUDIT_FILE_MB (default 16), the newest
-  // AGENTPANE_AUDIT_KEEP_FILES of them kept (default 0: all). Each a whole number from lo to
-  // hi, or nothing when unset; a bad value stops the server.
-  bool badSetting = false;
-  auto envNumber = [&badSetting](const char* name, long lo, long hi) -> std::optional<long> {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    const long n = std::strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi) {
-      spdlog::error("{} '{}' is not a whole number from {} to {}", name, v, lo, hi);
-      badSetting = true;
-      return std::nullopt;
+  // Retention (docs/audit.md): files of AGENTPANE_AUDIT_FILE_MB (1..4096, default 16), the
+  // newest AGENTPANE_AUDIT_KEEP_FILES of them kept (default 0: all). A bad value stops the
+  // server.
+  auto fromEnv = [](const char* name, long min, long max, const auto& apply) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return true;
+    auto n = wholeNumberSetting(name, text, min, max);
+    if (!n.ok()) {
+      spdlog::error("{}", n.error().message);
+      return false;
     }
-    return n;
+    apply(n.value());
+    return true;
   };
-  if (auto mb = envNumber("AGENTPANE_AUDIT_FILE_MB", 1, 4096))
-    lo.maxFileBytes = static_cast<std::uint64_t>(*mb) << 20;
-  if (auto keep = envNumber("AGENTPANE_AUDIT_KEEP_FILES", 0, 100000))
-    lo.keepFiles = static_cast<int>(*keep);
-  if (badSetting) return 2;
+  if (!fromEnv("AGENTPANE_AUDIT_FILE_MB", 1, 4096,
+               [&](long n) { lo.maxFileBytes = static_cast<std::uint64_t>(n) << 20; }) ||
+      !fromEnv("AGENTPANE_AUDIT_KEEP_FILES", 0, 100000,
+               [&](long n) { lo.keepFiles = static_cast<int>(n); })) {
+    return 2;
+  }
   auto ledger = audit::Ledger::open(lo, std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());

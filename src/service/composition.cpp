@@ -33,17 +33,24 @@ std::string envOr(const char* name) {
 }
 }  // namespace
 
-Result<int> cpuRequestPercent(const std::string& text) {
-  if (text.empty()) return 0;
-  int v = 0;
+Result<long> wholeNumberSetting(const std::string& name, const std::string& text, long lo,
+                                long hi) {
+  long v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 100) {
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
     return Error(ErrorCode::ValidationError,
-                 "AGENTPANE_K8S_CPU_REQUEST_PERCENT must be a whole number from 1 to 100, not '" +
-                     text + "'",
-                 {{"field", "AGENTPANE_K8S_CPU_REQUEST_PERCENT"}});
+                 name + " must be a whole number from " + std::to_string(lo) + " to " +
+                     std::to_string(hi) + ", not '" + text + "'",
+                 {{"field", name}});
   }
   return v;
+}
+
+Result<int> cpuRequestPercent(const std::string& text) {
+  if (text.empty()) return 0;
+  auto v = wholeNumberSetting("AGENTPANE_K8S_CPU_REQUEST_PERCENT", text, 1, 100);
+  if (!v.ok()) return v.takeError();
+  return static_cast<int>(v.value());
 }
 
 CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment() {

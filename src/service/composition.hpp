@@ -45,6 +45,10 @@ struct CompositionOptions {
 // AGENTPANE_K8S_WORKSPACE, AGENTPANE_K8S_STORAGE_CLASS and AGENTPANE_K8S_CPU_REQUEST_PERCENT.
 CompositionOptions::Kubernetes kubernetesSettingsFromEnvironment();
 
+// A setting that is a whole number from lo to hi (decimal digits, an optional minus, nothing
+// else); `name` is the setting's name for the ValidationError.
+Result<long> wholeNumberSetting(const std::string& name, const std::string& text, long lo, long hi);
+
 // AGENTPANE_K8S_CPU_REQUEST_PERCENT's value: 1..100, 0 when empty (the default, 50), else a
 // ValidationError.
 Result<int> cpuRequestPercent(const std::string& text);

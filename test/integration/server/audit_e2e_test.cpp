@@ -340,6 +340,11 @@ TEST_F(AuditE2E, RetentionKeepsTheNewestFilesAndVerifyStillPasses) {
   EXPECT_EQ(bad.exitCode, 2);
   EXPECT_NE((bad.out + bad.err).find("AGENTPANE_AUDIT_KEEP_FILES"), std::string::npos)
       << bad.out << bad.err;
+  auto loud = run({agentpaneBin(), "serve", "--listen", "127.0.0.1:0", "--home", home_.string()},
+                  {{"AGENTPANE_LOG_LEVEL", "loud"}});
+  EXPECT_EQ(loud.exitCode, 2);
+  EXPECT_NE((loud.out + loud.err).find("AGENTPANE_LOG_LEVEL"), std::string::npos)
+      << loud.out << loud.err;
 }
 
 }  // namespace

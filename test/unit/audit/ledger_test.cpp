@@ -374,6 +374,37 @@ TEST(LedgerRetention, TheOldestFilesGoAndAPrunedEntrySaysWhich) {
       << cut.firstBad->reason;
 }
 
+// A pruning that cannot read the entry the kept chain starts after removes nothing, fails no
+// append and is counted; the next rotation tries again.
+TEST(LedgerRetention, AFailedPruningKeepsTheFilesAndIsCounted) {
+  TempDir d;
+  LedgerOptions o;
+  o.dir = d.path();
+  o.maxFileBytes = 1000;
+  o.keepFiles = 2;
+  auto l = Ledger::open(o, 1764876000000);
+  ASSERT_TRUE(l.ok());
+  int i = 0;
+  auto filesNow = [&] { return ledgerFiles(d.path()).value().size(); };
+  while (filesNow() < 2)
+    ASSERT_TRUE(l.value()->append(execEvent(++i)).ok());
+  // The file that will be the first kept one loses its first line's end: no entry to link to.
+  const fs::path second = d.path() / ledgerFileName(2);
+  auto lines = readLines(second);
+  ASSERT_FALSE(lines.empty());
+  {
+    std::ofstream out(second, std::ios::binary | std::ios::trunc);
+    out << "not an entry\n";
+    for (std::size_t k = 1; k < lines.size(); ++k)
+      out << lines[k] << "\n";
+  }
+  const auto failedBefore = writeFailures().prune.load();
+  while (filesNow() < 3)
+    ASSERT_TRUE(l.value()->append(execEvent(++i)).ok());
+  EXPECT_EQ(writeFailures().prune.load(), failedBefore + 1);
+  EXPECT_TRUE(fs::exists(d.path() / ledgerFileName(1)));  // nothing removed
+}
+
 TEST(LedgerRetention, WithoutKeepFilesEveryFileStays) {
   TempDir d;
   {

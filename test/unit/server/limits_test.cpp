@@ -49,6 +49,7 @@ TEST_F(LimitsTest, RandomMethodsBeforeAuthenticationDoNotGrowMetrics) {
   // A failed audit write is counted, not silent.
   EXPECT_NE(text.find("agentpane_audit_write_failures_total{sink=\"ledger\"} "), std::string::npos);
   EXPECT_NE(text.find("agentpane_audit_write_failures_total{sink=\"index\"} "), std::string::npos);
+  EXPECT_NE(text.find("agentpane_audit_prune_failures_total "), std::string::npos);
 }
 
 TEST_F(LimitsTest, TwentyMegabyteBodyIs413) {
