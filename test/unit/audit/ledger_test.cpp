@@ -51,10 +51,12 @@ LedgerEvent execEvent(int i) {
   return e;
 }
 
-std::unique_ptr<Ledger> openLedger(const fs::path& dir, std::uint64_t maxFileBytes = 16u << 20) {
+std::unique_ptr<Ledger> openLedger(const fs::path& dir, std::uint64_t maxFileBytes = 16u << 20,
+                                   int keepFiles = 0) {
   LedgerOptions o;
   o.dir = dir;
   o.maxFileBytes = maxFileBytes;
+  o.keepFiles = keepFiles;
   auto l = Ledger::open(o, 1764876000000);
   EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().describe());
   return l.ok() ? std::move(l).value() : nullptr;
@@ -330,15 +332,11 @@ TEST(LedgerRotation, AMissingFirstFileIsNamed) {
 // still verifies. Files deleted by hand beyond that are found.
 TEST(LedgerRetention, TheOldestFilesGoAndAPrunedEntrySaysWhich) {
   TempDir d;
-  LedgerOptions o;
-  o.dir = d.path();
-  o.maxFileBytes = 1000;
-  o.keepFiles = 3;
   {
-    auto l = Ledger::open(o, 1764876000000);
-    ASSERT_TRUE(l.ok());
+    auto l = openLedger(d.path(), 1000, /*keepFiles=*/3);
+    ASSERT_TRUE(l);
     for (int i = 1; i <= 40; ++i)
-      ASSERT_TRUE(l.value()->append(execEvent(i)).ok());
+      ASSERT_TRUE(l->append(execEvent(i)).ok());
   }
   auto files = ledgerFiles(d.path());
   ASSERT_TRUE(files.ok());
@@ -378,16 +376,12 @@ TEST(LedgerRetention, TheOldestFilesGoAndAPrunedEntrySaysWhich) {
 // append and is counted; the next rotation tries again.
 TEST(LedgerRetention, AFailedPruningKeepsTheFilesAndIsCounted) {
   TempDir d;
-  LedgerOptions o;
-  o.dir = d.path();
-  o.maxFileBytes = 1000;
-  o.keepFiles = 2;
-  auto l = Ledger::open(o, 1764876000000);
-  ASSERT_TRUE(l.ok());
+  auto l = openLedger(d.path(), 1000, /*keepFiles=*/2);
+  ASSERT_TRUE(l);
   int i = 0;
   auto filesNow = [&] { return ledgerFiles(d.path()).value().size(); };
   while (filesNow() < 2)
-    ASSERT_TRUE(l.value()->append(execEvent(++i)).ok());
+    ASSERT_TRUE(l->append(execEvent(++i)).ok());
   // The file that will be the first kept one loses its first line's end: no entry to link to.
   const fs::path second = d.path() / ledgerFileName(2);
   auto lines = readLines(second);
@@ -400,7 +394,7 @@ TEST(LedgerRetention, AFailedPruningKeepsTheFilesAndIsCounted) {
   }
   const auto failedBefore = writeFailures().prune.load();
   while (filesNow() < 3)
-    ASSERT_TRUE(l.value()->append(execEvent(++i)).ok());
+    ASSERT_TRUE(l->append(execEvent(++i)).ok());
   EXPECT_EQ(writeFailures().prune.load(), failedBefore + 1);
   EXPECT_TRUE(fs::exists(d.path() / ledgerFileName(1)));  // nothing removed
 }
